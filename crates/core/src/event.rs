@@ -1,0 +1,163 @@
+//! Immutable events. Every state change writes one in the same transaction as the change.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{EventId, MerchantId};
+use crate::state::{OrderState, OrderStatus, StatusReason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    OrderCreated,
+    OrderProcessing,
+    OrderSettled,
+    OrderPaidPartial,
+    OrderPaidOver,
+    OrderPaidLate,
+    OrderExpired,
+    OrderInvalid,
+    OrderRefunded,
+    OrderReversed,
+    PaymentDetected,
+    PaymentConfirmed,
+    PaymentReversed,
+    RefundCreated,
+    RefundUpdated,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 15] = [
+        EventType::OrderCreated,
+        EventType::OrderProcessing,
+        EventType::OrderSettled,
+        EventType::OrderPaidPartial,
+        EventType::OrderPaidOver,
+        EventType::OrderPaidLate,
+        EventType::OrderExpired,
+        EventType::OrderInvalid,
+        EventType::OrderRefunded,
+        EventType::OrderReversed,
+        EventType::PaymentDetected,
+        EventType::PaymentConfirmed,
+        EventType::PaymentReversed,
+        EventType::RefundCreated,
+        EventType::RefundUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::OrderCreated => "order.created",
+            EventType::OrderProcessing => "order.processing",
+            EventType::OrderSettled => "order.settled",
+            EventType::OrderPaidPartial => "order.paid_partial",
+            EventType::OrderPaidOver => "order.paid_over",
+            EventType::OrderPaidLate => "order.paid_late",
+            EventType::OrderExpired => "order.expired",
+            EventType::OrderInvalid => "order.invalid",
+            EventType::OrderRefunded => "order.refunded",
+            EventType::OrderReversed => "order.reversed",
+            EventType::PaymentDetected => "payment.detected",
+            EventType::PaymentConfirmed => "payment.confirmed",
+            EventType::PaymentReversed => "payment.reversed",
+            EventType::RefundCreated => "refund.created",
+            EventType::RefundUpdated => "refund.updated",
+        }
+    }
+
+    /// The event announcing an order's move into `to`. Where the reason carries news the
+    /// merchant must act on (over-, under- or late payment, a reversal) it names the event;
+    /// the payload always carries both status and reason.
+    pub fn for_order_state(to: OrderState) -> EventType {
+        match (to.status, to.reason) {
+            (OrderStatus::Pending, StatusReason::PaidPartial) => EventType::OrderPaidPartial,
+            (OrderStatus::Pending, StatusReason::Reversed) => EventType::OrderReversed,
+            (OrderStatus::Pending, _) => EventType::OrderCreated,
+            (OrderStatus::Processing, _) => EventType::OrderProcessing,
+            (OrderStatus::Settled, StatusReason::PaidOver) => EventType::OrderPaidOver,
+            (OrderStatus::Settled, StatusReason::PaidLate) => EventType::OrderPaidLate,
+            (OrderStatus::Settled, _) => EventType::OrderSettled,
+            (OrderStatus::Expired, StatusReason::PaidPartial) => EventType::OrderPaidPartial,
+            (OrderStatus::Expired, StatusReason::Reversed) => EventType::OrderReversed,
+            (OrderStatus::Expired, _) => EventType::OrderExpired,
+            (OrderStatus::Invalid, _) => EventType::OrderInvalid,
+            (OrderStatus::Refunded, _) => EventType::OrderRefunded,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.chars().take(48).collect()))
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An immutable event. `data` is the object as the API returns it plus its previous status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub merchant_id: MerchantId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Id of the object the event is about (order, payment, refund).
+    pub subject: String,
+    pub data: serde_json::Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_roundtrip() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        assert!("order.paid".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn every_valid_state_has_an_event() {
+        use crate::state::OrderState;
+        for s in OrderState::all_valid() {
+            let t = EventType::for_order_state(s);
+            assert!(t.as_str().starts_with("order."), "{s}");
+        }
+        assert_eq!(
+            EventType::for_order_state(OrderState::new(OrderStatus::Settled, StatusReason::Marked)),
+            EventType::OrderSettled
+        );
+    }
+}

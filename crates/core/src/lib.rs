@@ -1,0 +1,26 @@
+//! Coffer's pure domain core: money, assets, orders, the order state machine, settlement
+//! rules and the rate-source abstraction. No I/O, no clocks, no randomness: callers pass the
+//! time and random bytes in, so every rule here is a deterministic, exhaustively tested
+//! function.
+
+pub mod asset;
+pub mod event;
+pub mod fiat;
+pub mod ids;
+pub mod merchant;
+pub mod money;
+pub mod order;
+pub mod rate;
+pub mod state;
+
+pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
+pub use event::{Event, EventType};
+pub use ids::{CheckoutToken, EventId, KeyId, MerchantId, OrderId, PaymentId};
+pub use merchant::{ApiCredential, Merchant, Scope};
+pub use money::{BaseUnits, Decimals, MoneyError, Price, Rounding};
+pub use order::{
+    LockedRate, MatchStatus, Order, OrderLinks, Payment, PaymentStatus, PaymentTarget,
+    SettlementPolicy, TimelineEntry,
+};
+pub use rate::{FixedRates, Quote, RateError, RateSource};
+pub use state::{Cause, OrderState, OrderStatus, StatusReason, Totals};
