@@ -211,7 +211,9 @@ string_serde!(AssetId, AssetId::from_str);
 pub enum AssetKind {
     Native,
     /// `contract` is kept as the operator wrote it; chain adapters normalise it for matching.
-    Token { contract: String },
+    Token {
+        contract: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,8 +266,16 @@ mod tests {
     #[test]
     fn asset_id_rejects_malformed() {
         for bad in [
-            "", "bsc", "bsc:", ":USDT", "BSC:USDT", "bsc:usdt", "bsc:USDT:X", "1bsc:USDT",
-            "b sc:USDT", "bsc:TOOLONGSYMBOLNAME1",
+            "",
+            "bsc",
+            "bsc:",
+            ":USDT",
+            "BSC:USDT",
+            "bsc:usdt",
+            "bsc:USDT:X",
+            "1bsc:USDT",
+            "b sc:USDT",
+            "bsc:TOOLONGSYMBOLNAME1",
         ] {
             assert!(bad.parse::<AssetId>().is_err(), "{bad:?}");
         }

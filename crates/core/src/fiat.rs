@@ -11,7 +11,11 @@ pub struct FiatCurrency {
 }
 
 const fn fiat(code: &'static str, name: &'static str, minor_units: u32) -> FiatCurrency {
-    FiatCurrency { code, name, minor_units }
+    FiatCurrency {
+        code,
+        name,
+        minor_units,
+    }
 }
 
 /// Supported fiat currencies, sorted by code.
@@ -69,7 +73,12 @@ mod tests {
     #[test]
     fn list_is_sorted_unique_and_searchable() {
         for pair in FIAT_CURRENCIES.windows(2) {
-            assert!(pair[0].code < pair[1].code, "{} before {}", pair[0].code, pair[1].code);
+            assert!(
+                pair[0].code < pair[1].code,
+                "{} before {}",
+                pair[0].code,
+                pair[1].code
+            );
         }
         for c in FIAT_CURRENCIES {
             assert_eq!(fiat_currency(c.code), Some(c));

@@ -151,7 +151,12 @@ mod tests {
         assert_eq!(id.as_str().len(), 4 + 26);
         assert_eq!(id.as_str().parse::<OrderId>().unwrap(), id);
         assert!("ord_short".parse::<OrderId>().is_err());
-        assert!(id.as_str().replace("ord_", "mch_").parse::<OrderId>().is_err());
+        assert!(
+            id.as_str()
+                .replace("ord_", "mch_")
+                .parse::<OrderId>()
+                .is_err()
+        );
         assert!("ord_AAAAAAAAAAAAAAAAAAAAAAAAAA".parse::<OrderId>().is_err());
         let token = CheckoutToken::from_random([1u8; 32]);
         assert_eq!(token.as_str().len(), 52);

@@ -62,7 +62,9 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}: expected one of orders:read, orders:write, refunds:write, wallets:write, admin")]
+#[error(
+    "unknown scope {0:?}: expected one of orders:read, orders:write, refunds:write, wallets:write, admin"
+)]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {

@@ -383,8 +383,7 @@ mod tests {
     #[test]
     fn rounded_conversion_goes_the_asked_way() {
         let up = BaseUnits::from_decimal_rounded(dec("0.0000001"), d(6), Rounding::Up).unwrap();
-        let down =
-            BaseUnits::from_decimal_rounded(dec("0.0000001"), d(6), Rounding::Down).unwrap();
+        let down = BaseUnits::from_decimal_rounded(dec("0.0000001"), d(6), Rounding::Down).unwrap();
         assert_eq!(up, BaseUnits::new(1));
         assert_eq!(down, BaseUnits::ZERO);
     }
@@ -454,8 +453,14 @@ mod tests {
             validate_quote_amount(dec("10.505"), 2),
             Err(MoneyError::TooPrecise { max: 2 })
         );
-        assert_eq!(validate_quote_amount(dec("0"), 2), Err(MoneyError::NotPositive));
-        assert_eq!(validate_quote_amount(dec("-0.01"), 2), Err(MoneyError::Negative));
+        assert_eq!(
+            validate_quote_amount(dec("0"), 2),
+            Err(MoneyError::NotPositive)
+        );
+        assert_eq!(
+            validate_quote_amount(dec("-0.01"), 2),
+            Err(MoneyError::Negative)
+        );
         assert_eq!(
             validate_quote_amount(dec("100"), 0),
             Ok(dec("100")),

@@ -185,7 +185,8 @@ impl Order {
 
     /// What is still owed (zero once paid in full).
     pub fn remaining(&self) -> Option<BaseUnits> {
-        self.amount_due().map(|due| due.saturating_sub(self.totals.seen()))
+        self.amount_due()
+            .map(|due| due.saturating_sub(self.totals.seen()))
     }
 
     /// The state chain activity and the clock call for now.
@@ -331,7 +332,9 @@ pub fn totals_of<'a, I: IntoIterator<Item = &'a Payment>>(payments: I) -> Totals
             PaymentStatus::Confirmed => &mut totals.confirmed,
             _ => &mut totals.unconfirmed,
         };
-        *slot = slot.checked_add(p.amount).unwrap_or(BaseUnits::new(u128::MAX));
+        *slot = slot
+            .checked_add(p.amount)
+            .unwrap_or(BaseUnits::new(u128::MAX));
         totals.late |= p.late;
     }
     totals
@@ -419,9 +422,15 @@ mod tests {
             ..Default::default()
         };
         // 1000 × 0.995 = 995
-        assert_eq!(p.settlement_threshold(BaseUnits::new(1000)), BaseUnits::new(995));
+        assert_eq!(
+            p.settlement_threshold(BaseUnits::new(1000)),
+            BaseUnits::new(995)
+        );
         // 1001 × 0.995 = 995.995 → 996 (rounded up: tolerance never exceeds what it says)
-        assert_eq!(p.settlement_threshold(BaseUnits::new(1001)), BaseUnits::new(996));
+        assert_eq!(
+            p.settlement_threshold(BaseUnits::new(1001)),
+            BaseUnits::new(996)
+        );
         assert_eq!(
             SettlementPolicy::default().settlement_threshold(BaseUnits::new(1001)),
             BaseUnits::new(1001)

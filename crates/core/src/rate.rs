@@ -52,8 +52,10 @@ impl FixedRates {
     }
 
     pub fn insert(&mut self, base: &str, quote: &str, price: Price) {
-        self.prices
-            .insert((base.to_ascii_uppercase(), quote.to_ascii_uppercase()), price);
+        self.prices.insert(
+            (base.to_ascii_uppercase(), quote.to_ascii_uppercase()),
+            price,
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -108,7 +110,10 @@ mod tests {
         let q = rates.quote("BTC", "USD", now).unwrap();
         assert_eq!(q.price.get(), Decimal::from(50_000));
         assert_eq!(q.source, "fixed");
-        assert!(matches!(rates.quote("ETH", "USD", now), Err(RateError::Unavailable { .. })));
+        assert!(matches!(
+            rates.quote("ETH", "USD", now),
+            Err(RateError::Unavailable { .. })
+        ));
         // no silent inversion: USD/BTC is not derived from BTC/USD
         assert!(rates.quote("USD", "BTC", now).is_err());
         let same = rates.quote("USDT", "usdt", now).unwrap();

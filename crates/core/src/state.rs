@@ -278,9 +278,10 @@ pub fn is_legal(from: OrderState, to: OrderState, cause: Cause) -> bool {
         Cause::Payment => {
             let from_automatic = matches!(from.status, S::Pending | S::Processing | S::Expired)
                 || (from.status == S::Settled && !from.is_manual());
-            let to_automatic =
-                matches!(to.status, S::Pending | S::Processing | S::Settled | S::Expired)
-                    && !to.is_manual();
+            let to_automatic = matches!(
+                to.status,
+                S::Pending | S::Processing | S::Settled | S::Expired
+            ) && !to.is_manual();
             // Expiry is sticky: once the rate lock has lapsed, the order never becomes payable
             // at the old rate again.
             let unexpires = from.status == S::Expired && to.status == S::Pending;
@@ -420,7 +421,10 @@ pub fn evaluate(
 }
 
 /// Settlement threshold helper kept next to [`evaluate`]'s use of it.
-pub(crate) fn threshold_for(due: BaseUnits, tolerance_fraction: rust_decimal::Decimal) -> BaseUnits {
+pub(crate) fn threshold_for(
+    due: BaseUnits,
+    tolerance_fraction: rust_decimal::Decimal,
+) -> BaseUnits {
     // due × (1 − tolerance), rounded up: a tolerance never lets through more than it says.
     let keep = rust_decimal::Decimal::ONE - tolerance_fraction;
     due.mul_ratio(keep, Rounding::Up).unwrap_or(due)
@@ -430,13 +434,13 @@ pub(crate) fn threshold_for(due: BaseUnits, tolerance_fraction: rust_decimal::De
 mod tests {
     use super::*;
     use crate::order::SettlementPolicy;
+    use OrderStatus as S;
+    use StatusReason as R;
     use proptest::prelude::*;
     use rust_decimal::Decimal;
     use std::collections::BTreeSet;
     use std::str::FromStr;
     use time::macros::datetime;
-    use OrderStatus as S;
-    use StatusReason as R;
 
     fn st(s: S, r: R) -> OrderState {
         OrderState::new(s, r)
@@ -478,13 +482,17 @@ mod tests {
         let marked_settled = st(S::Settled, R::Marked);
         let marked_invalid = st(S::Invalid, R::Marked);
         for from in OrderState::all_valid() {
-            if matches!(from.status, S::Pending | S::Processing | S::Expired | S::Invalid)
-                && from != marked_settled
+            if matches!(
+                from.status,
+                S::Pending | S::Processing | S::Expired | S::Invalid
+            ) && from != marked_settled
             {
                 add(from, marked_settled, Cause::MarkSettled);
             }
-            if matches!(from.status, S::Pending | S::Processing | S::Expired | S::Settled)
-                && from != marked_invalid
+            if matches!(
+                from.status,
+                S::Pending | S::Processing | S::Expired | S::Settled
+            ) && from != marked_invalid
             {
                 add(from, marked_invalid, Cause::MarkInvalid);
             }
@@ -492,11 +500,23 @@ mod tests {
                 add(from, st(S::Refunded, R::None), Cause::Refund);
             }
         }
-        add(st(S::Expired, R::PaidPartial), st(S::Refunded, R::None), Cause::Refund);
+        add(
+            st(S::Expired, R::PaidPartial),
+            st(S::Refunded, R::None),
+            Cause::Refund,
+        );
         add(st(S::Pending, R::None), marked_invalid, Cause::Cancel);
         add(st(S::Pending, R::Reversed), marked_invalid, Cause::Cancel);
-        add(st(S::Pending, R::PaidPartial), st(S::Settled, R::Resolved), Cause::Resolve);
-        add(st(S::Expired, R::PaidPartial), st(S::Settled, R::Resolved), Cause::Resolve);
+        add(
+            st(S::Pending, R::PaidPartial),
+            st(S::Settled, R::Resolved),
+            Cause::Resolve,
+        );
+        add(
+            st(S::Expired, R::PaidPartial),
+            st(S::Settled, R::Resolved),
+            Cause::Resolve,
+        );
         set
     }
 
@@ -555,7 +575,10 @@ mod tests {
     fn strings_roundtrip() {
         for s in OrderStatus::ALL {
             assert_eq!(s.as_str().parse::<OrderStatus>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         for r in StatusReason::ALL {
             assert_eq!(r.as_str().parse::<StatusReason>().unwrap(), r);
@@ -585,7 +608,14 @@ mod tests {
     }
 
     fn eval(current: OrderState, t: Totals, now: OffsetDateTime) -> OrderState {
-        evaluate(current, BaseUnits::new(1000), &policy("0"), &t, EXPIRES, now)
+        evaluate(
+            current,
+            BaseUnits::new(1000),
+            &policy("0"),
+            &t,
+            EXPIRES,
+            now,
+        )
     }
 
     #[test]
@@ -593,22 +623,49 @@ mod tests {
         let new = OrderState::NEW;
         assert_eq!(eval(new, totals(0, 0), T0), st(S::Pending, R::None));
         assert_eq!(eval(new, totals(0, 0), EXPIRES), st(S::Expired, R::None));
-        assert_eq!(eval(new, totals(0, 400), T0), st(S::Pending, R::PaidPartial));
-        assert_eq!(eval(new, totals(400, 0), EXPIRES), st(S::Expired, R::PaidPartial));
+        assert_eq!(
+            eval(new, totals(0, 400), T0),
+            st(S::Pending, R::PaidPartial)
+        );
+        assert_eq!(
+            eval(new, totals(400, 0), EXPIRES),
+            st(S::Expired, R::PaidPartial)
+        );
         assert_eq!(eval(new, totals(0, 1000), T0), st(S::Processing, R::None));
         assert_eq!(eval(new, totals(600, 400), T0), st(S::Processing, R::None));
         assert_eq!(eval(new, totals(1000, 0), T0), st(S::Settled, R::None));
         assert_eq!(eval(new, totals(1001, 0), T0), st(S::Settled, R::PaidOver));
-        assert_eq!(eval(new, totals(0, 1500), T0), st(S::Processing, R::PaidOver));
+        assert_eq!(
+            eval(new, totals(0, 1500), T0),
+            st(S::Processing, R::PaidOver)
+        );
         // an unconfirmed full payment keeps an expired-looking order processing, not expired
-        assert_eq!(eval(new, totals(0, 1000), EXPIRES), st(S::Processing, R::None));
-        let late = Totals { late: true, ..totals(1000, 0) };
+        assert_eq!(
+            eval(new, totals(0, 1000), EXPIRES),
+            st(S::Processing, R::None)
+        );
+        let late = Totals {
+            late: true,
+            ..totals(1000, 0)
+        };
         let expired = st(S::Expired, R::None);
         assert_eq!(eval(expired, late, EXPIRES), st(S::Settled, R::PaidLate));
-        let late_over = Totals { late: true, ..totals(2000, 0) };
-        assert_eq!(eval(expired, late_over, EXPIRES), st(S::Settled, R::PaidLate));
-        let reversed = Totals { any_reversed: true, ..totals(0, 0) };
-        assert_eq!(eval(st(S::Processing, R::None), reversed, T0), st(S::Pending, R::Reversed));
+        let late_over = Totals {
+            late: true,
+            ..totals(2000, 0)
+        };
+        assert_eq!(
+            eval(expired, late_over, EXPIRES),
+            st(S::Settled, R::PaidLate)
+        );
+        let reversed = Totals {
+            any_reversed: true,
+            ..totals(0, 0)
+        };
+        assert_eq!(
+            eval(st(S::Processing, R::None), reversed, T0),
+            st(S::Pending, R::Reversed)
+        );
         assert_eq!(
             eval(st(S::Settled, R::None), reversed, EXPIRES),
             st(S::Expired, R::Reversed)

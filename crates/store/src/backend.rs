@@ -1,0 +1,304 @@
+//! The thin per-database layer. All store logic is written once in `sql_store.rs` against the
+//! [`Backend`] trait; each backend only opens connections, binds neutral [`Value`]s and reads
+//! columns. This keeps SQLite and PostgreSQL behaviour identical by construction, and the
+//! conformance suite checks that the SQL each runs agrees.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Postgres, Row, Sqlite, Transaction};
+
+use crate::StoreError;
+
+/// A bindable value, independent of the database.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+/// A statement and its arguments. SQL uses `$1, $2, …` in ascending order of first use, which
+/// both PostgreSQL and SQLite accept.
+pub struct Query {
+    pub sql: &'static str,
+    pub args: Vec<Value>,
+}
+
+impl Query {
+    pub fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn text(mut self, v: impl Into<String>) -> Self {
+        self.args.push(Value::Text(v.into()));
+        self
+    }
+
+    pub fn opt_text(mut self, v: Option<impl Into<String>>) -> Self {
+        self.args.push(Value::OptText(v.map(Into::into)));
+        self
+    }
+
+    pub fn int(mut self, v: i64) -> Self {
+        self.args.push(Value::Int(v));
+        self
+    }
+
+    pub fn opt_int(mut self, v: Option<i64>) -> Self {
+        self.args.push(Value::OptInt(v));
+        self
+    }
+
+    pub fn boolean(mut self, v: bool) -> Self {
+        self.args.push(Value::Bool(v));
+        self
+    }
+}
+
+/// Column access shared by both backends' rows.
+pub trait RowExt {
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn boolean(&self, col: &str) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    type Tx: Send;
+    type Row: RowExt + Send;
+
+    /// Which database this is (`sqlite`, `postgres`), for logs and metrics.
+    fn kind(&self) -> &'static str;
+    /// Begin a write transaction.
+    async fn begin(&self) -> Result<Self::Tx, StoreError>;
+    async fn commit(tx: Self::Tx) -> Result<(), StoreError>;
+    async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError>;
+    async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError>;
+    /// Read outside a write transaction.
+    async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn migrate(&self) -> Result<(), StoreError>;
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for arg in $args {
+            q = match arg {
+                Value::Text(v) => q.bind(v),
+                Value::OptText(v) => q.bind(v),
+                Value::Int(v) => q.bind(v),
+                Value::OptInt(v) => q.bind(v),
+                Value::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn text(&self, col: &str) -> Result<String, StoreError> {
+                self.try_get::<String, _>(col).map_err(StoreError::from)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+                self.try_get::<Option<String>, _>(col)
+                    .map_err(StoreError::from)
+            }
+            fn int(&self, col: &str) -> Result<i64, StoreError> {
+                self.try_get::<i64, _>(col).map_err(StoreError::from)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+                self.try_get::<Option<i64>, _>(col)
+                    .map_err(StoreError::from)
+            }
+            fn boolean(&self, col: &str) -> Result<bool, StoreError> {
+                self.try_get::<bool, _>(col).map_err(StoreError::from)
+            }
+        }
+    };
+}
+
+row_ext!(SqliteRow);
+row_ext!(PgRow);
+
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            sqlx::migrate::Migration::new(
+                *version,
+                std::borrow::Cow::Borrowed(*description),
+                sqlx::migrate::MigrationType::Simple,
+                sqlx::SqlStr::from_static(sql),
+                false,
+            )
+        })
+        .collect();
+    sqlx::migrate::Migrator::with_migrations(migrations)
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+)];
+
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+/// The embedded database. WAL journal and `synchronous = FULL`: a commit is on disk before it
+/// is acknowledged. Writes go through one connection (SQLite has one writer anyway, and this
+/// avoids busy-retry storms); reads use a pool.
+pub struct SqliteBackend {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteBackend {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    type Tx = Transaction<'static, Sqlite>;
+    type Row = SqliteRow;
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+        // IMMEDIATE takes the write lock up front, so a read-then-write transaction cannot
+        // fail half-way with SQLITE_BUSY when another process writes.
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.execute(&mut **tx).await?.rows_affected())
+    }
+
+    async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.fetch_all(&mut **tx).await?)
+    }
+
+    async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.fetch_all(&self.reader).await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator(SQLITE_MIGRATIONS)
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}
+
+pub struct PostgresBackend {
+    pool: PgPool,
+}
+
+impl PostgresBackend {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    type Tx = Transaction<'static, Postgres>;
+    type Row = PgRow;
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn begin(&self) -> Result<Self::Tx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.execute(&mut **tx).await?.rows_affected())
+    }
+
+    async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.fetch_all(&mut **tx).await?)
+    }
+
+    async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let query = bind_all!(sqlx::query(q.sql), q.args);
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator(POSTGRES_MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}

@@ -1,0 +1,666 @@
+//! One conformance suite, run against SQLite and a real PostgreSQL server.
+//! Every test gets a fresh database.
+
+use std::str::FromStr;
+
+use coffer_core::order::{Derivation, OrderLinks};
+use coffer_core::{
+    ApiCredential, AssetId, BaseUnits, Cause, CheckoutToken, Event, EventId, EventType, KeyId,
+    LockedRate, MatchStatus, Merchant, MerchantId, Order, OrderId, OrderState, OrderStatus,
+    Payment, PaymentId, PaymentStatus, PaymentTarget, Price, Scope, SettlementPolicy, StatusReason,
+    TimelineEntry, Totals,
+};
+use coffer_store::{
+    Changeset, CredentialRecord, EventQuery, OrderCursor, OrderQuery, OrderUpdate, StoreError,
+};
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00.123 UTC);
+
+fn rnd16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+fn rnd32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).unwrap();
+    b
+}
+
+fn merchant(name: &str) -> Merchant {
+    Merchant {
+        id: MerchantId::from_random(rnd16()),
+        name: name.into(),
+        policy: SettlementPolicy::default(),
+        created_at: T0,
+    }
+}
+
+fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTime) -> Order {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "cart".into(),
+        serde_json::json!({"items": [1, 2], "note": "ünïcode ✓"}),
+    );
+    Order {
+        id: OrderId::from_random(rnd16()),
+        merchant_id: merchant.clone(),
+        order_no: order_no.map(str::to_owned),
+        checkout_token: CheckoutToken::from_random(rnd32()),
+        state: OrderState::NEW,
+        amount: Decimal::from_str("19.99").unwrap(),
+        currency: "USD".into(),
+        fixed_stablecoin_rate: true,
+        target: Some(PaymentTarget {
+            asset: AssetId::from_str("bsc:USDT").unwrap(),
+            // 18-decimal token amounts exceed u64 and i64: they must survive as text.
+            amount_due: BaseUnits::new(19_990_000_000_000_000_000),
+            address: "0x9858EfFD232B4033E47d90003D41EC34EcaEda94".into(),
+            derivation: Some(Derivation {
+                index: 7,
+                path: "m/44'/60'/0'/0/7".into(),
+            }),
+            rate: LockedRate {
+                price: Price::new(Decimal::ONE).unwrap(),
+                source: "peg".into(),
+                at: created_at,
+            },
+        }),
+        totals: Totals::default(),
+        policy: SettlementPolicy {
+            underpayment_tolerance_percent: Decimal::from_str("0.5").unwrap(),
+            confirmations: Some(12),
+            ..SettlementPolicy::default()
+        },
+        description: Some("Two coffees".into()),
+        metadata,
+        links: OrderLinks {
+            success_url: Some("https://shop.example/ok?o={order_id}".into()),
+            expired_url: None,
+            callback_url: Some("https://shop.example/cb".into()),
+        },
+        dialect: "native".into(),
+        expires_at: created_at + Duration::minutes(30),
+        monitor_until: created_at + Duration::hours(24),
+        created_at,
+        updated_at: created_at,
+        version: 1,
+    }
+}
+
+fn event(merchant: &MerchantId, kind: EventType, subject: &str, at: OffsetDateTime) -> Event {
+    Event {
+        id: EventId::from_random(rnd16()),
+        merchant_id: merchant.clone(),
+        kind,
+        subject: subject.into(),
+        data: serde_json::json!({"object": {"id": subject}, "previous_status": null}),
+        created_at: at,
+    }
+}
+
+fn created_entry(at: OffsetDateTime) -> TimelineEntry {
+    TimelineEntry {
+        at,
+        from: None,
+        to: OrderState::NEW,
+        cause: Cause::Created,
+        note: None,
+    }
+}
+
+async fn seed_merchant(db: &TestDb, name: &str) -> Merchant {
+    let m = merchant(name);
+    db.store
+        .commit(Changeset {
+            new_merchants: vec![m.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    m
+}
+
+async fn create(db: &TestDb, o: &Order) -> Result<(), StoreError> {
+    db.store
+        .commit(Changeset {
+            new_orders: vec![o.clone()],
+            timeline: vec![(o.id.clone(), created_entry(o.created_at))],
+            events: vec![event(
+                &o.merchant_id,
+                EventType::OrderCreated,
+                o.id.as_str(),
+                o.created_at,
+            )],
+            ..Changeset::default()
+        })
+        .await
+}
+
+async fn merchants_roundtrip(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+    assert_eq!(db.store.get_merchant(&a.id).await.unwrap(), Some(a.clone()));
+    let all = db.store.list_merchants().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.contains(&a) && all.contains(&b));
+    let unknown = MerchantId::from_random(rnd16());
+    assert_eq!(db.store.get_merchant(&unknown).await.unwrap(), None);
+    let dup = db
+        .store
+        .commit(Changeset {
+            new_merchants: vec![a.clone()],
+            ..Changeset::default()
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+}
+
+async fn credentials_are_scoped(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+    let cred = ApiCredential {
+        id: KeyId::from_random(rnd16()),
+        merchant_id: a.id.clone(),
+        label: "shop".into(),
+        scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
+        created_at: T0,
+        expires_at: Some(T0 + Duration::days(90)),
+        revoked_at: None,
+    };
+    db.store
+        .insert_credential(CredentialRecord {
+            credential: cred.clone(),
+            secret_hash: "ab".repeat(32),
+        })
+        .await
+        .unwrap();
+    let got = db.store.get_credential(&cred.id).await.unwrap().unwrap();
+    assert_eq!(got.credential, cred);
+    assert_eq!(got.secret_hash, "ab".repeat(32));
+    assert_eq!(
+        db.store.list_credentials(&a.id).await.unwrap(),
+        vec![cred.clone()]
+    );
+    assert!(db.store.list_credentials(&b.id).await.unwrap().is_empty());
+    // Merchant B cannot revoke A's key.
+    assert!(
+        !db.store
+            .revoke_credential(&b.id, &cred.id, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.store
+            .revoke_credential(&a.id, &cred.id, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.store
+            .revoke_credential(&a.id, &cred.id, T0)
+            .await
+            .unwrap(),
+        "already revoked"
+    );
+    let revoked = db.store.get_credential(&cred.id).await.unwrap().unwrap();
+    assert_eq!(revoked.credential.revoked_at, Some(T0));
+}
+
+async fn orders_roundtrip_exactly(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let o = order(&m.id, Some("A-1001"), T0);
+    create(db, &o).await.unwrap();
+    assert_eq!(
+        db.store.get_order(&m.id, &o.id).await.unwrap(),
+        Some(o.clone())
+    );
+    assert_eq!(db.store.find_order(&o.id).await.unwrap(), Some(o.clone()));
+    assert_eq!(
+        db.store.get_order_by_no(&m.id, "A-1001").await.unwrap(),
+        Some(o.clone())
+    );
+    assert_eq!(
+        db.store
+            .find_order_by_token(o.checkout_token.as_str())
+            .await
+            .unwrap(),
+        Some(o.clone())
+    );
+    // An order without an asset yet, and without order_no.
+    let mut bare = order(&m.id, None, T0);
+    bare.target = None;
+    bare.metadata = serde_json::Map::new();
+    create(db, &bare).await.unwrap();
+    assert_eq!(
+        db.store.find_order(&bare.id).await.unwrap(),
+        Some(bare.clone())
+    );
+    // Largest representable amount survives.
+    let mut huge = order(&m.id, None, T0);
+    if let Some(t) = huge.target.as_mut() {
+        t.amount_due = BaseUnits::new(u128::MAX);
+    }
+    huge.totals.confirmed = BaseUnits::new(u128::MAX - 1);
+    create(db, &huge).await.unwrap();
+    assert_eq!(db.store.find_order(&huge.id).await.unwrap(), Some(huge));
+}
+
+async fn orders_are_invisible_to_other_merchants(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+    let o = order(&a.id, Some("SAME-NO"), T0);
+    create(db, &o).await.unwrap();
+    assert_eq!(db.store.get_order(&b.id, &o.id).await.unwrap(), None);
+    assert_eq!(
+        db.store.get_order_by_no(&b.id, "SAME-NO").await.unwrap(),
+        None
+    );
+    let listed = db
+        .store
+        .list_orders(&OrderQuery {
+            merchant_id: Some(b.id.clone()),
+            limit: 100,
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+    // The same order number is free for another merchant…
+    create(db, &order(&b.id, Some("SAME-NO"), T0))
+        .await
+        .unwrap();
+    // …but not twice for the same one, and nothing of the failed attempt is written.
+    let events_before = db
+        .store
+        .list_events(&EventQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    let again = create(db, &order(&a.id, Some("SAME-NO"), T0)).await;
+    assert!(
+        matches!(again, Err(StoreError::Duplicate("order_no"))),
+        "{again:?}"
+    );
+    let events_after = db
+        .store
+        .list_events(&EventQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(events_before, events_after);
+    // Orders without order_no never clash.
+    create(db, &order(&a.id, None, T0)).await.unwrap();
+    create(db, &order(&a.id, None, T0)).await.unwrap();
+}
+
+async fn updates_are_versioned_and_atomic(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let o = order(&m.id, Some("V-1"), T0);
+    create(db, &o).await.unwrap();
+
+    let mut next = o.clone();
+    next.state = OrderState::new(OrderStatus::Processing, StatusReason::None);
+    next.totals.unconfirmed = BaseUnits::new(19_990_000_000_000_000_000);
+    next.version = 2;
+    next.updated_at = T0 + Duration::minutes(1);
+    let entry = TimelineEntry {
+        at: next.updated_at,
+        from: Some(o.state),
+        to: next.state,
+        cause: Cause::Payment,
+        note: Some("tx 0xabc".into()),
+    };
+    db.store
+        .commit(Changeset {
+            order_updates: vec![OrderUpdate {
+                order: next.clone(),
+                expected_version: 1,
+            }],
+            timeline: vec![(o.id.clone(), entry.clone())],
+            events: vec![event(
+                &m.id,
+                EventType::OrderProcessing,
+                o.id.as_str(),
+                next.updated_at,
+            )],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.find_order(&o.id).await.unwrap(),
+        Some(next.clone())
+    );
+    let timeline = db.store.timeline(&o.id).await.unwrap();
+    assert_eq!(timeline, vec![created_entry(T0), entry]);
+
+    // A stale writer loses, and none of its changeset is written.
+    let mut stale = o.clone();
+    stale.state = OrderState::new(OrderStatus::Invalid, StatusReason::Marked);
+    stale.version = 2;
+    let lost = db
+        .store
+        .commit(Changeset {
+            order_updates: vec![OrderUpdate {
+                order: stale,
+                expected_version: 1,
+            }],
+            timeline: vec![(o.id.clone(), created_entry(T0))],
+            events: vec![event(&m.id, EventType::OrderInvalid, o.id.as_str(), T0)],
+            ..Changeset::default()
+        })
+        .await;
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    assert_eq!(db.store.find_order(&o.id).await.unwrap(), Some(next));
+    assert_eq!(db.store.timeline(&o.id).await.unwrap().len(), 2);
+    let events = db
+        .store
+        .list_events(&EventQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event.kind != EventType::OrderInvalid)
+    );
+    // A version that does not follow the expected one is refused before touching the row.
+    let mut skip = o.clone();
+    skip.version = 9;
+    let bad = db
+        .store
+        .commit(Changeset {
+            order_updates: vec![OrderUpdate {
+                order: skip,
+                expected_version: 2,
+            }],
+            ..Changeset::default()
+        })
+        .await;
+    assert!(matches!(bad, Err(StoreError::Conflict(_))));
+}
+
+async fn concurrent_updates_have_one_winner(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let o = order(&m.id, None, T0);
+    create(db, &o).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        let mut next = o.clone();
+        next.version = 2;
+        next.description = Some(format!("writer {i}"));
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(Changeset {
+                    order_updates: vec![OrderUpdate {
+                        order: next,
+                        expected_version: 1,
+                    }],
+                    ..Changeset::default()
+                })
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one concurrent writer wins");
+}
+
+async fn pagination_is_stable_and_complete(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+    let mut expected = Vec::new();
+    for i in 0..23i64 {
+        // Several orders share a millisecond: ties are broken by id.
+        let o = order(&a.id, None, T0 + Duration::milliseconds(i / 3));
+        create(db, &o).await.unwrap();
+        expected.push(o);
+    }
+    create(db, &order(&b.id, None, T0)).await.unwrap();
+    expected.sort_by(|x, y| (y.created_at, y.id.clone()).cmp(&(x.created_at, x.id.clone())));
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = db
+            .store
+            .list_orders(&OrderQuery {
+                merchant_id: Some(a.id.clone()),
+                after: after.clone(),
+                limit: 5,
+                ..OrderQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        let last = page.last().unwrap();
+        after = Some(OrderCursor {
+            created_at: last.created_at,
+            id: last.id.clone(),
+        });
+        seen.extend(page);
+    }
+    let ids = |v: &[Order]| v.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&seen), ids(&expected));
+
+    // Filters: status and creation window.
+    let mut settled = expected[4].clone();
+    settled.state = OrderState::new(OrderStatus::Settled, StatusReason::None);
+    settled.version = 2;
+    db.store
+        .commit(Changeset {
+            order_updates: vec![OrderUpdate {
+                order: settled.clone(),
+                expected_version: 1,
+            }],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    let only_settled = db
+        .store
+        .list_orders(&OrderQuery {
+            merchant_id: Some(a.id.clone()),
+            status: Some(OrderStatus::Settled),
+            limit: 50,
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&only_settled), vec![settled.id]);
+    let window = db
+        .store
+        .list_orders(&OrderQuery {
+            merchant_id: Some(a.id.clone()),
+            created_from: Some(T0 + Duration::milliseconds(2)),
+            created_to: Some(T0 + Duration::milliseconds(4)),
+            limit: 50,
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 6, "ms 2 and 3, three orders each");
+    // Operator view spans merchants.
+    let all = db
+        .store
+        .list_orders(&OrderQuery {
+            limit: 500,
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 24);
+}
+
+fn payment(o: &Order, txid: &str, output_index: u32, amount: u128) -> Payment {
+    Payment {
+        id: PaymentId::from_random(rnd16()),
+        order_id: o.id.clone(),
+        merchant_id: o.merchant_id.clone(),
+        asset: AssetId::from_str("bsc:USDT").unwrap(),
+        amount: BaseUnits::new(amount),
+        txid: txid.into(),
+        output_index,
+        from_address: Some("0x1111111111111111111111111111111111111111".into()),
+        to_address: "0x9858EfFD232B4033E47d90003D41EC34EcaEda94".into(),
+        block_height: None,
+        block_hash: None,
+        confirmations: 0,
+        status: PaymentStatus::Unconfirmed,
+        match_status: MatchStatus::Matched,
+        late: false,
+        occurred_at: T0,
+        detected_at: T0,
+        updated_at: T0,
+    }
+}
+
+async fn payments_upsert_and_stay_unique(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let o = order(&m.id, None, T0);
+    create(db, &o).await.unwrap();
+    let mut p = payment(&o, "0xaaa", 3, 10_000_000_000_000_000_001);
+    let p2 = payment(&o, "0xaaa", 4, 5);
+    db.store
+        .commit(Changeset {
+            payments: vec![p.clone(), p2.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(db.store.payments_for_order(&o.id).await.unwrap().len(), 2);
+    p.block_height = Some(1_000_000_000_001);
+    p.block_hash = Some("0xblock".into());
+    p.confirmations = 15;
+    p.status = PaymentStatus::Confirmed;
+    p.updated_at = T0 + Duration::seconds(45);
+    db.store
+        .commit(Changeset {
+            payments: vec![p.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    let stored = db.store.payments_for_order(&o.id).await.unwrap();
+    assert!(stored.contains(&p) && stored.contains(&p2), "{stored:?}");
+    // The same transfer can never be recorded twice under another id.
+    let twin = payment(&o, "0xaaa", 3, 1);
+    let dup = db
+        .store
+        .commit(Changeset {
+            payments: vec![twin],
+            ..Changeset::default()
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+}
+
+async fn events_and_outbox_commit_together(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+    let oa = order(&a.id, None, T0);
+    let ob = order(&b.id, None, T0 + Duration::seconds(1));
+    create(db, &oa).await.unwrap();
+    create(db, &ob).await.unwrap();
+    let all = db
+        .store
+        .list_events(&EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].seq < all[1].seq);
+    assert_eq!(all[0].event.subject, oa.id.as_str());
+    let outbox = db.store.pending_outbox(10).await.unwrap();
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|e| e.event.id.clone())
+            .collect::<Vec<_>>(),
+        all.iter().map(|e| e.event.id.clone()).collect::<Vec<_>>(),
+        "every event has an outbox row"
+    );
+    assert_eq!(outbox[0].event, all[0].event);
+    let only_b = db
+        .store
+        .list_events(&EventQuery {
+            merchant_id: Some(b.id.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_b[0].event.merchant_id, b.id);
+    let after_first = db
+        .store
+        .list_events(&EventQuery {
+            after_seq: Some(all[0].seq),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after_first.len(), 1);
+    let by_type = db
+        .store
+        .list_events(&EventQuery {
+            kind: Some(EventType::OrderSettled),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_type.is_empty());
+}
+
+async fn data_survives_reopening(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let o = order(&m.id, Some("DURABLE-1"), T0);
+    create(db, &o).await.unwrap();
+    let reopened = coffer_store::open(db.url.as_deref(), db.dir.path(), 2)
+        .await
+        .unwrap();
+    reopened.migrate().await.unwrap(); // idempotent
+    assert_eq!(reopened.find_order(&o.id).await.unwrap(), Some(o));
+    reopened.ping().await.unwrap();
+}
+
+both_backends! {
+    merchants_roundtrip => merchants_roundtrip;
+    credentials_are_scoped => credentials_are_scoped;
+    orders_roundtrip_exactly => orders_roundtrip_exactly;
+    orders_are_invisible_to_other_merchants => orders_are_invisible_to_other_merchants;
+    updates_are_versioned_and_atomic => updates_are_versioned_and_atomic;
+    concurrent_updates_have_one_winner => concurrent_updates_have_one_winner;
+    pagination_is_stable_and_complete => pagination_is_stable_and_complete;
+    payments_upsert_and_stay_unique => payments_upsert_and_stay_unique;
+    events_and_outbox_commit_together => events_and_outbox_commit_together;
+    data_survives_reopening => data_survives_reopening;
+}
