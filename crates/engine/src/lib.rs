@@ -1,1 +1,525 @@
+//! Coffer's engine: the application services every API (native and dialects) calls.
+//!
+//! The engine validates input, asks the pure core what should happen, and commits the result
+//! — state change, timeline entry, events — as one [`Changeset`]. It owns no business rule of
+//! its own that the core could own, and it never talks HTTP.
 
+mod clock;
+mod error;
+pub mod keys;
+mod registry;
+mod validate;
+pub mod view;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coffer_core::order::{DEFAULT_EXPIRES_IN, DEFAULT_MONITOR_FOR, Derivation, OrderLinks};
+use coffer_core::{
+    ApiCredential, AssetId, Cause, Chain, CheckoutToken, Event, EventId, EventType, KeyId,
+    LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget, Price, RateSource,
+    Scope, SettlementPolicy, TimelineEntry, money,
+};
+use coffer_store::{Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError};
+use rust_decimal::Decimal;
+use time::{Duration, OffsetDateTime};
+
+pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to_ms};
+pub use error::EngineError;
+pub use keys::IssuedKey;
+pub use registry::AssetRegistry;
+
+/// A receiving address handed out for one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllocatedAddress {
+    pub address: String,
+    pub derivation: Option<Derivation>,
+}
+
+/// Hands out a fresh receiving address per order (xpub derivation, per chain kind). Chain
+/// adapters implement it; the engine only asks.
+#[async_trait]
+pub trait AddressAllocator: Send + Sync {
+    async fn allocate(
+        &self,
+        merchant: &MerchantId,
+        chain: &Chain,
+    ) -> Result<AllocatedAddress, EngineError>;
+}
+
+/// Used until a chain adapter provides addresses: choosing an asset says so clearly.
+#[derive(Debug, Default)]
+pub struct NoWallets;
+
+#[async_trait]
+impl AddressAllocator for NoWallets {
+    async fn allocate(
+        &self,
+        _merchant: &MerchantId,
+        chain: &Chain,
+    ) -> Result<AllocatedAddress, EngineError> {
+        Err(EngineError::invalid(
+            "wallet_not_configured",
+            "asset",
+            format!("no wallet is configured for chain {}", chain.id),
+        ))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Base URL for links handed to buyers (checkout pages).
+    pub public_url: String,
+    pub default_expires_in: Duration,
+    /// How long after `expires_at` payments are still watched for.
+    pub monitor_for: Duration,
+    pub max_metadata_bytes: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            default_expires_in: DEFAULT_EXPIRES_IN,
+            monitor_for: DEFAULT_MONITOR_FOR,
+            max_metadata_bytes: 4096,
+        }
+    }
+}
+
+/// Input for a new order, already decoded from whichever API received it.
+#[derive(Debug, Clone, Default)]
+pub struct NewOrder {
+    pub amount: Decimal,
+    pub currency: String,
+    pub asset: Option<AssetId>,
+    pub order_no: Option<String>,
+    pub description: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub links: OrderLinks,
+    pub expires_in: Option<Duration>,
+    pub fixed_stablecoin_rate: bool,
+    /// `native`, `aurpay`, `payprotocol`, `zaepe`.
+    pub dialect: String,
+}
+
+/// Result of creating an order: a replay of the same `order_no` returns the existing order.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub order: Order,
+    pub created: bool,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub rates: Arc<dyn RateSource>,
+    pub assets: Arc<AssetRegistry>,
+    pub addresses: Arc<dyn AddressAllocator>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<EngineSettings>,
+}
+
+impl Engine {
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    // ---- merchants and keys ------------------------------------------------------------
+
+    /// Create a merchant and its first key (scope `admin`).
+    pub async fn create_merchant(&self, name: &str) -> Result<(Merchant, IssuedKey), EngineError> {
+        let name = validate::merchant_name(name)?;
+        let merchant = Merchant {
+            id: MerchantId::from_random(random16()),
+            name,
+            policy: SettlementPolicy::default(),
+            created_at: self.now(),
+        };
+        self.store
+            .commit(Changeset {
+                new_merchants: vec![merchant.clone()],
+                ..Changeset::default()
+            })
+            .await?;
+        let key = self
+            .create_key(&merchant.id, "default", vec![Scope::Admin], None)
+            .await?;
+        Ok((merchant, key))
+    }
+
+    pub async fn create_key(
+        &self,
+        merchant: &MerchantId,
+        label: &str,
+        scopes: Vec<Scope>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<IssuedKey, EngineError> {
+        if self.store.get_merchant(merchant).await?.is_none() {
+            return Err(EngineError::NotFound("merchant"));
+        }
+        if scopes.is_empty() {
+            return Err(EngineError::invalid(
+                "invalid_scopes",
+                "scopes",
+                "at least one scope is required",
+            ));
+        }
+        let now = self.now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(EngineError::invalid(
+                "invalid_expiry",
+                "expires_at",
+                "the key's expiry must be in the future",
+            ));
+        }
+        let id = KeyId::from_random(random16());
+        let (token, secret_hash) = keys::make_token(&id, random32());
+        let credential = ApiCredential {
+            id,
+            merchant_id: merchant.clone(),
+            label: validate::label(label)?,
+            scopes,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        self.store
+            .insert_credential(CredentialRecord {
+                credential: credential.clone(),
+                secret_hash,
+            })
+            .await?;
+        Ok(IssuedKey { credential, token })
+    }
+
+    /// Verify a presented API key. Every failure looks the same to the caller.
+    pub async fn authenticate(&self, token: &str) -> Result<ApiCredential, EngineError> {
+        let (id, secret) = keys::parse_token(token).ok_or(EngineError::Unauthorized)?;
+        let record = self
+            .store
+            .get_credential(&id)
+            .await?
+            .ok_or(EngineError::Unauthorized)?;
+        if !keys::secret_matches(secret, &record.secret_hash)
+            || !record.credential.is_active(self.now())
+        {
+            return Err(EngineError::Unauthorized);
+        }
+        Ok(record.credential)
+    }
+
+    pub async fn revoke_key(&self, merchant: &MerchantId, id: &KeyId) -> Result<(), EngineError> {
+        if self
+            .store
+            .revoke_credential(merchant, id, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound("key"))
+        }
+    }
+
+    // ---- orders ------------------------------------------------------------------------
+
+    pub async fn create_order(
+        &self,
+        merchant_id: &MerchantId,
+        input: NewOrder,
+    ) -> Result<Created, EngineError> {
+        let merchant = self
+            .store
+            .get_merchant(merchant_id)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))?;
+        let now = self.now();
+        let checked = validate::new_order(&input, &self.assets, &self.settings)?;
+
+        if let Some(order_no) = &checked.order_no
+            && let Some(existing) = self.store.get_order_by_no(merchant_id, order_no).await?
+        {
+            return same_order_or_conflict(existing, &input, &checked);
+        }
+
+        let expires_in = input.expires_in.unwrap_or(self.settings.default_expires_in);
+        let expires_at = now + expires_in;
+        let mut order = Order {
+            id: OrderId::from_random(random16()),
+            merchant_id: merchant.id.clone(),
+            order_no: checked.order_no.clone(),
+            checkout_token: CheckoutToken::from_random(random32()),
+            state: OrderState::NEW,
+            amount: checked.amount,
+            currency: checked.currency.clone(),
+            fixed_stablecoin_rate: input.fixed_stablecoin_rate,
+            target: None,
+            totals: Default::default(),
+            policy: merchant.policy.clone(),
+            description: checked.description.clone(),
+            metadata: input.metadata.clone(),
+            links: input.links.clone(),
+            dialect: if input.dialect.is_empty() {
+                "native".into()
+            } else {
+                input.dialect.clone()
+            },
+            expires_at,
+            monitor_until: expires_at + self.settings.monitor_for,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        if let Some(asset) = &input.asset {
+            order.target = Some(self.price_and_address(&order, asset, now).await?);
+        }
+        let event = self.event(&order, EventType::OrderCreated, None, now);
+        let changes = Changeset {
+            new_orders: vec![order.clone()],
+            timeline: vec![(
+                order.id.clone(),
+                TimelineEntry {
+                    at: now,
+                    from: None,
+                    to: order.state,
+                    cause: Cause::Created,
+                    note: None,
+                },
+            )],
+            events: vec![event],
+            ..Changeset::default()
+        };
+        match self.store.commit(changes).await {
+            Ok(()) => Ok(Created {
+                order,
+                created: true,
+            }),
+            // Lost a race with an identical request: answer like the replay it is.
+            Err(StoreError::Duplicate("order_no")) => {
+                let order_no = checked.order_no.as_deref().unwrap_or_default();
+                let existing = self
+                    .store
+                    .get_order_by_no(merchant_id, order_no)
+                    .await?
+                    .ok_or(EngineError::NotFound("order"))?;
+                same_order_or_conflict(existing, &input, &checked)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lock a rate for `asset` and allocate the address the buyer pays to.
+    async fn price_and_address(
+        &self,
+        order: &Order,
+        asset_id: &AssetId,
+        now: OffsetDateTime,
+    ) -> Result<PaymentTarget, EngineError> {
+        let asset = self.assets.asset(asset_id).ok_or_else(|| {
+            EngineError::invalid(
+                "unknown_asset",
+                "asset",
+                format!("asset {asset_id} is not enabled on this server"),
+            )
+        })?;
+        let chain = self.assets.chain(asset.chain()).ok_or_else(|| {
+            EngineError::invalid(
+                "unknown_asset",
+                "asset",
+                format!("chain of {asset_id} is not configured"),
+            )
+        })?;
+        let symbol = asset.symbol().as_str();
+        let (price, source, at) = if order.currency.eq_ignore_ascii_case(symbol) {
+            (Price::new(Decimal::ONE), "identity".to_owned(), now)
+        } else if order.fixed_stablecoin_rate && asset.usd_stablecoin && order.currency == "USD" {
+            (Price::new(Decimal::ONE), "peg".to_owned(), now)
+        } else {
+            let quote = self.rates.quote(symbol, &order.currency, now).map_err(
+                |coffer_core::RateError::Unavailable { base, quote }| {
+                    EngineError::RateUnavailable { base, quote }
+                },
+            )?;
+            (Ok(quote.price), quote.source, quote.at)
+        };
+        let price = price.map_err(|_| EngineError::RateUnavailable {
+            base: symbol.to_owned(),
+            quote: order.currency.clone(),
+        })?;
+        let amount_due = money::crypto_due(order.amount, price, asset.decimals).map_err(|e| {
+            EngineError::invalid(
+                "invalid_amount",
+                "amount",
+                format!("cannot price this amount: {e}"),
+            )
+        })?;
+        let allocated = self.addresses.allocate(&order.merchant_id, chain).await?;
+        Ok(PaymentTarget {
+            asset: asset.id.clone(),
+            amount_due,
+            address: allocated.address,
+            derivation: allocated.derivation,
+            rate: LockedRate {
+                price,
+                source,
+                at: truncate_to_ms(at),
+            },
+        })
+    }
+
+    pub async fn get_order(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<Order, EngineError> {
+        self.store
+            .get_order(merchant, id)
+            .await?
+            .ok_or(EngineError::NotFound("order"))
+    }
+
+    pub async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, EngineError> {
+        Ok(self.store.list_orders(query).await?)
+    }
+
+    /// Move an order to `to` for `cause`, writing the timeline entry and the event with it.
+    /// `extra` carries other writes of the same operation (payments) into the transaction.
+    pub async fn transition(
+        &self,
+        order: &Order,
+        to: OrderState,
+        cause: Cause,
+        note: Option<String>,
+        mut extra: Changeset,
+    ) -> Result<Order, EngineError> {
+        coffer_core::state::check(order.state, to, cause)?;
+        let now = self.now();
+        let mut next = order.clone();
+        next.state = to;
+        next.updated_at = now;
+        next.version = order.version + 1;
+        extra.timeline.push((
+            order.id.clone(),
+            TimelineEntry {
+                at: now,
+                from: Some(order.state),
+                to,
+                cause,
+                note,
+            },
+        ));
+        extra.events.push(self.event(
+            &next,
+            EventType::for_order_state(to),
+            Some(order.state),
+            now,
+        ));
+        extra.order_updates.push(OrderUpdate {
+            order: next.clone(),
+            expected_version: order.version,
+        });
+        self.store.commit(extra).await?;
+        Ok(next)
+    }
+
+    /// A merchant's manual action (mark settled/invalid, cancel, resolve).
+    pub async fn manual_action(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+        cause: Cause,
+        note: Option<String>,
+    ) -> Result<Order, EngineError> {
+        let order = self.get_order(merchant, id).await?;
+        let to = coffer_core::state::manual_target(order.state, cause)?;
+        self.transition(&order, to, cause, note, Changeset::default())
+            .await
+    }
+
+    /// Expire pending orders whose rate lock has lapsed. Returns how many moved.
+    pub async fn expire_due(&self, limit: u32) -> Result<usize, EngineError> {
+        let now = self.now();
+        let due = self.store.orders_due_for_expiry(now, limit).await?;
+        let mut moved = 0;
+        for order in due {
+            let to = order.evaluate(now);
+            if to == order.state {
+                continue;
+            }
+            let cause = if coffer_core::state::is_legal(order.state, to, Cause::Expiry) {
+                Cause::Expiry
+            } else {
+                Cause::Payment
+            };
+            match self
+                .transition(&order, to, cause, None, Changeset::default())
+                .await
+            {
+                Ok(_) => moved += 1,
+                // Another instance or a payment got there first; the next sweep re-reads.
+                Err(EngineError::Store(StoreError::Conflict(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(moved)
+    }
+
+    fn event(
+        &self,
+        order: &Order,
+        kind: EventType,
+        previous: Option<OrderState>,
+        at: OffsetDateTime,
+    ) -> Event {
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "object".into(),
+            view::order_json(order, &self.settings, &self.assets),
+        );
+        data.insert(
+            "previous_status".into(),
+            previous.map_or(serde_json::Value::Null, |s| s.status.as_str().into()),
+        );
+        data.insert(
+            "previous_reason".into(),
+            previous.map_or(serde_json::Value::Null, |s| s.reason.as_str().into()),
+        );
+        Event {
+            id: EventId::from_random(random16()),
+            merchant_id: order.merchant_id.clone(),
+            kind,
+            subject: order.id.to_string(),
+            data: serde_json::Value::Object(data),
+            created_at: at,
+        }
+    }
+}
+
+fn same_order_or_conflict(
+    existing: Order,
+    input: &NewOrder,
+    checked: &validate::CheckedOrder,
+) -> Result<Created, EngineError> {
+    let same = existing.amount == checked.amount
+        && existing.currency == checked.currency
+        && (input.asset.is_none()
+            || existing.target.as_ref().map(|t| &t.asset) == input.asset.as_ref())
+        && existing.description == checked.description
+        && existing.metadata == input.metadata
+        && existing.links == input.links
+        && existing.fixed_stablecoin_rate == input.fixed_stablecoin_rate;
+    if same {
+        Ok(Created {
+            order: existing,
+            created: false,
+        })
+    } else {
+        Err(EngineError::Conflict {
+            code: "order_no_conflict",
+            message: format!(
+                "order_no {:?} already exists with different fields",
+                existing.order_no.unwrap_or_default()
+            ),
+        })
+    }
+}

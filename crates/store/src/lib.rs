@@ -174,6 +174,12 @@ pub trait Store: Send + Sync {
     async fn find_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
     async fn find_order_by_token(&self, token: &str) -> Result<Option<Order>, StoreError>;
     async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, StoreError>;
+    /// Pending orders whose rate lock lapsed at or before `now`, oldest first.
+    async fn orders_due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError>;
 
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError>;

@@ -70,6 +70,13 @@ const SELECT_ORDERS_PAGE: &str = "SELECT id, merchant_id, order_no, checkout_tok
      ORDER BY created_at DESC, id DESC \
      LIMIT $7";
 
+const SELECT_ORDERS_DUE_FOR_EXPIRY: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
+     fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
+     rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
+     description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
+     monitor_until, created_at, updated_at, version \
+     FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+
 const INSERT_ORDER: &str = "INSERT INTO orders (id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
@@ -417,6 +424,17 @@ impl<B: Backend> Store for SqlStore<B> {
         rows(self.backend.fetch(q).await?, codec::order_from_row)
     }
 
+    async fn orders_due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        let q = Query::new(SELECT_ORDERS_DUE_FOR_EXPIRY)
+            .int(ms(now))
+            .int(page_limit(limit));
+        rows(self.backend.fetch(q).await?, codec::order_from_row)
+    }
+
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError> {
         let q = Query::new(
             "SELECT at, from_status, from_reason, to_status, to_reason, cause, note \
@@ -461,6 +479,7 @@ mod tests {
             SELECT_ORDER_BY_ID,
             SELECT_ORDER_BY_TOKEN,
             SELECT_ORDERS_PAGE,
+            SELECT_ORDERS_DUE_FOR_EXPIRY,
             INSERT_ORDER,
         ] {
             assert!(normalise(sql).contains(&columns), "{sql}");

@@ -58,6 +58,7 @@ CREATE TABLE orders (
 );
 CREATE INDEX orders_merchant_created ON orders (merchant_id, created_at DESC, id DESC);
 CREATE INDEX orders_merchant_status ON orders (merchant_id, status, created_at DESC);
+CREATE INDEX orders_pending_expiry ON orders (expires_at) WHERE status = 'pending';
 CREATE INDEX orders_address ON orders (address) WHERE address IS NOT NULL;
 
 -- Append-only audit trail of every state change.

@@ -1,0 +1,63 @@
+//! The order object as APIs return it and as events carry it.
+
+use coffer_core::Order;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use crate::{AssetRegistry, EngineSettings};
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+pub fn checkout_url(order: &Order, settings: &EngineSettings) -> String {
+    format!(
+        "{}/pay/{}",
+        settings.public_url.trim_end_matches('/'),
+        order.checkout_token
+    )
+}
+
+/// Amounts are strings; base-unit integers are given beside human decimals so a client never
+/// has to do decimal arithmetic to compare with the chain.
+pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegistry) -> Value {
+    let payment = order.target.as_ref().map(|t| {
+        let decimals = assets.asset(&t.asset).map(|a| a.decimals);
+        let human = |units: coffer_core::BaseUnits| decimals.map(|d| units.format(d));
+        json!({
+            "asset": t.asset.to_string(),
+            "address": t.address,
+            "amount_due": human(t.amount_due),
+            "amount_due_base_units": t.amount_due.to_string(),
+            "amount_confirmed": human(order.totals.confirmed),
+            "amount_unconfirmed": human(order.totals.unconfirmed),
+            "derivation_index": t.derivation.as_ref().map(|d| d.index),
+            "rate": {
+                "price": t.rate.price.get().to_string(),
+                "source": t.rate.source,
+                "at": rfc3339(t.rate.at),
+            },
+        })
+    });
+    json!({
+        "id": order.id.to_string(),
+        "object": "order",
+        "order_no": order.order_no,
+        "status": order.state.status.as_str(),
+        "reason": order.state.reason.as_str(),
+        "amount": order.amount.to_string(),
+        "currency": order.currency,
+        "fixed_stablecoin_rate": order.fixed_stablecoin_rate,
+        "payment": payment,
+        "checkout_url": checkout_url(order, settings),
+        "description": order.description,
+        "metadata": order.metadata,
+        "success_url": order.links.success_url,
+        "expired_url": order.links.expired_url,
+        "callback_url": order.links.callback_url,
+        "expires_at": rfc3339(order.expires_at),
+        "monitor_until": rfc3339(order.monitor_until),
+        "created_at": rfc3339(order.created_at),
+        "updated_at": rfc3339(order.updated_at),
+    })
+}

@@ -1,0 +1,548 @@
+//! Engine behaviour on real databases (SQLite and PostgreSQL).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use coffer_core::order::{Derivation, OrderLinks};
+use coffer_core::{
+    Asset, AssetId, AssetKind, BaseUnits, Cause, Chain, ChainId, ChainKind, Decimals, EventType,
+    FixedRates, MerchantId, Network, OrderStatus, Price, Scope, StatusReason,
+};
+use coffer_engine::{
+    AddressAllocator, AllocatedAddress, AssetRegistry, Engine, EngineError, EngineSettings,
+    ManualClock, NewOrder,
+};
+use coffer_store::{EventQuery, OrderQuery};
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+use time::Duration;
+use time::macros::datetime;
+
+struct CountingAddresses(AtomicU32);
+
+#[async_trait]
+impl AddressAllocator for CountingAddresses {
+    async fn allocate(
+        &self,
+        _m: &MerchantId,
+        chain: &Chain,
+    ) -> Result<AllocatedAddress, EngineError> {
+        let index = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(AllocatedAddress {
+            address: format!("addr-{}-{index}", chain.id),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn registry() -> AssetRegistry {
+    let chain = Chain {
+        id: ChainId::parse("bsc").unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BNB Smart Chain".into(),
+        confirmations: 15,
+    };
+    let asset = |symbol: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
+        id: AssetId::from_str(&format!("bsc:{symbol}")).unwrap(),
+        kind,
+        decimals: Decimals::new(decimals).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    AssetRegistry::new(
+        vec![chain],
+        vec![
+            asset("BNB", AssetKind::Native, 18, false),
+            asset(
+                "USDT",
+                AssetKind::Token {
+                    contract: "0x55d3".into(),
+                },
+                18,
+                true,
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
+    let rates = FixedRates::new()
+        .with("BNB", "USD", Price::new(dec("600")).unwrap())
+        .with("USDT", "USD", Price::new(dec("0.9998")).unwrap());
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(rates),
+        assets: Arc::new(registry()),
+        addresses: Arc::new(CountingAddresses(AtomicU32::new(0))),
+        clock,
+        settings: Arc::new(EngineSettings {
+            public_url: "https://pay.example".into(),
+            ..EngineSettings::default()
+        }),
+    }
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC)))
+}
+
+fn usd(amount: &str) -> NewOrder {
+    NewOrder {
+        amount: dec(amount),
+        currency: "USD".into(),
+        ..NewOrder::default()
+    }
+}
+
+async fn counts(db: &TestDb) -> (usize, usize) {
+    let orders = db
+        .store
+        .list_orders(&OrderQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = db
+        .store
+        .list_events(&EventQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (orders.len(), events.len())
+}
+
+async fn keys_authenticate_and_revoke(db: &TestDb) {
+    let clock = clock();
+    let e = engine(db, clock.clone());
+    let (merchant, admin) = e.create_merchant("Coffee Shop").await.unwrap();
+    assert!(admin.token.starts_with("ck_"));
+    let cred = e.authenticate(&admin.token).await.unwrap();
+    assert_eq!(cred.merchant_id, merchant.id);
+    assert!(cred.allows(Scope::WalletsWrite));
+
+    let mut tampered = admin.token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(matches!(
+        e.authenticate(&tampered).await,
+        Err(EngineError::Unauthorized)
+    ));
+    assert!(matches!(
+        e.authenticate("ck_nope").await,
+        Err(EngineError::Unauthorized)
+    ));
+
+    let expiring = e
+        .create_key(
+            &merchant.id,
+            "ci",
+            vec![Scope::OrdersRead],
+            Some(clock.now_plus(Duration::hours(1))),
+        )
+        .await
+        .unwrap();
+    assert!(e.authenticate(&expiring.token).await.is_ok());
+    clock.advance(Duration::hours(1));
+    assert!(matches!(
+        e.authenticate(&expiring.token).await,
+        Err(EngineError::Unauthorized)
+    ));
+
+    e.revoke_key(&merchant.id, &admin.credential.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.authenticate(&admin.token).await,
+        Err(EngineError::Unauthorized)
+    ));
+    // Another merchant cannot revoke (or learn about) this merchant's keys.
+    let (other, _) = e.create_merchant("Other").await.unwrap();
+    let live = e
+        .create_key(&merchant.id, "live", vec![Scope::OrdersWrite], None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.revoke_key(&other.id, &live.credential.id).await,
+        Err(EngineError::NotFound("key"))
+    ));
+    assert!(e.authenticate(&live.token).await.is_ok());
+}
+
+trait ClockExt {
+    fn now_plus(&self, d: Duration) -> time::OffsetDateTime;
+}
+
+impl ClockExt for ManualClock {
+    fn now_plus(&self, d: Duration) -> time::OffsetDateTime {
+        coffer_engine::Clock::now(self) + d
+    }
+}
+
+async fn fiat_order_is_created_with_event(db: &TestDb) {
+    let e = engine(db, clock());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let created = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                order_no: Some("A-1".into()),
+                ..usd("25.50")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created.created);
+    let o = created.order;
+    assert_eq!(
+        (o.state.status, o.state.reason),
+        (OrderStatus::Pending, StatusReason::None)
+    );
+    assert_eq!(o.expires_at - o.created_at, Duration::minutes(30));
+    assert_eq!(o.monitor_until - o.expires_at, Duration::hours(24));
+    assert!(
+        o.target.is_none(),
+        "the buyer chooses the asset on the checkout page"
+    );
+    let events = db.store.pending_outbox(10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.kind, EventType::OrderCreated);
+    assert_eq!(events[0].event.data["object"]["id"], o.id.as_str());
+    assert_eq!(events[0].event.data["object"]["amount"], "25.5");
+    assert_eq!(
+        events[0].event.data["object"]["checkout_url"],
+        format!("https://pay.example/pay/{}", o.checkout_token)
+    );
+    assert_eq!(db.store.timeline(&o.id).await.unwrap().len(), 1);
+}
+
+async fn order_no_replays_or_conflicts(db: &TestDb) {
+    let e = engine(db, clock());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let first = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                order_no: Some("R-7".into()),
+                ..usd("10")
+            },
+        )
+        .await
+        .unwrap();
+    let again = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                order_no: Some("R-7".into()),
+                ..usd("10.00")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.order.id, first.order.id);
+    let before = counts(db).await;
+    let clash = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                order_no: Some("R-7".into()),
+                ..usd("11")
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            clash,
+            Err(EngineError::Conflict {
+                code: "order_no_conflict",
+                ..
+            })
+        ),
+        "{clash:?}"
+    );
+    assert_eq!(counts(db).await, before, "a conflict writes nothing");
+
+    // Concurrent identical requests: exactly one order.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let e = e.clone();
+        let m = m.id.clone();
+        tasks.push(tokio::spawn(async move {
+            e.create_order(
+                &m,
+                NewOrder {
+                    order_no: Some("RACE-1".into()),
+                    ..usd("5")
+                },
+            )
+            .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        created += usize::from(r.created);
+        ids.insert(r.order.id);
+    }
+    assert_eq!((created, ids.len()), (1, 1));
+}
+
+async fn bad_input_is_refused_and_writes_nothing(db: &TestDb) {
+    let e = engine(db, clock());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let before = counts(db).await;
+    let mut big = serde_json::Map::new();
+    big.insert("blob".into(), "x".repeat(5000).into());
+    let cases: Vec<(NewOrder, &str, &str)> = vec![
+        (usd("0"), "invalid_amount", "amount"),
+        (usd("-5"), "invalid_amount", "amount"),
+        (usd("1.005"), "invalid_amount", "amount"),
+        (
+            NewOrder {
+                currency: "XYZ".into(),
+                ..usd("1")
+            },
+            "unknown_currency",
+            "currency",
+        ),
+        (
+            NewOrder {
+                asset: Some(AssetId::from_str("eth:USDT").unwrap()),
+                ..usd("1")
+            },
+            "unknown_asset",
+            "asset",
+        ),
+        (
+            NewOrder {
+                metadata: big,
+                ..usd("1")
+            },
+            "metadata_too_large",
+            "metadata",
+        ),
+        (
+            NewOrder {
+                order_no: Some("has space".into()),
+                ..usd("1")
+            },
+            "invalid_order_no",
+            "order_no",
+        ),
+        (
+            NewOrder {
+                order_no: Some("x".repeat(65)),
+                ..usd("1")
+            },
+            "invalid_order_no",
+            "order_no",
+        ),
+        (
+            NewOrder {
+                links: OrderLinks {
+                    callback_url: Some("ftp://x.example/cb".into()),
+                    ..Default::default()
+                },
+                ..usd("1")
+            },
+            "invalid_url",
+            "callback_url",
+        ),
+        (
+            NewOrder {
+                links: OrderLinks {
+                    success_url: Some("not a url".into()),
+                    ..Default::default()
+                },
+                ..usd("1")
+            },
+            "invalid_url",
+            "success_url",
+        ),
+        (
+            NewOrder {
+                expires_in: Some(Duration::seconds(5)),
+                ..usd("1")
+            },
+            "invalid_expires_in",
+            "expires_in",
+        ),
+    ];
+    for (input, code, field) in cases {
+        match e.create_order(&m.id, input).await {
+            Err(EngineError::Invalid {
+                code: c, field: f, ..
+            }) => {
+                assert_eq!((c, f), (code, Some(field)));
+            }
+            other => panic!("expected {code} on {field}, got {other:?}"),
+        }
+    }
+    assert_eq!(counts(db).await, before);
+}
+
+async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
+    let e = engine(db, clock());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let bsc_usdt = AssetId::from_str("bsc:USDT").unwrap();
+    // Market rate: 10 USD at 0.9998 USD/USDT = 10.002000400080016003… → rounded up at 18 dp.
+    let market = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                asset: Some(bsc_usdt.clone()),
+                ..usd("10")
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let t = market.target.unwrap();
+    assert_eq!(t.amount_due, BaseUnits::new(10_002_000_400_080_016_004));
+    assert_eq!(t.rate.source, "fixed");
+    assert_eq!(t.address, "addr-bsc-0");
+    // Pegged: exactly 10 USDT.
+    let pegged = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                asset: Some(bsc_usdt),
+                fixed_stablecoin_rate: true,
+                ..usd("10")
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let t = pegged.target.unwrap();
+    assert_eq!(t.amount_due, BaseUnits::new(10_000_000_000_000_000_000));
+    assert_eq!(t.rate.source, "peg");
+    assert_eq!(t.address, "addr-bsc-1", "a new address for every order");
+    // No rate → explicit error, nothing written.
+    let before = counts(db).await;
+    let eur = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                asset: Some(AssetId::from_str("bsc:BNB").unwrap()),
+                currency: "EUR".into(),
+                ..usd("10")
+            },
+        )
+        .await;
+    assert!(
+        matches!(eur, Err(EngineError::RateUnavailable { .. })),
+        "{eur:?}"
+    );
+    assert_eq!(counts(db).await, before);
+}
+
+async fn expiry_and_manual_actions_follow_the_state_machine(db: &TestDb) {
+    let clock = clock();
+    let e = engine(db, clock.clone());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let soon = e.create_order(&m.id, usd("1")).await.unwrap().order;
+    let later = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                expires_in: Some(Duration::hours(2)),
+                ..usd("1")
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    clock.advance(Duration::minutes(31));
+    assert_eq!(e.expire_due(100).await.unwrap(), 1);
+    assert_eq!(e.expire_due(100).await.unwrap(), 0, "idempotent");
+    let expired = e.get_order(&m.id, &soon.id).await.unwrap();
+    assert_eq!(expired.state.status, OrderStatus::Expired);
+    assert_eq!(expired.version, 2);
+    let timeline = db.store.timeline(&soon.id).await.unwrap();
+    assert_eq!(timeline.last().unwrap().cause, Cause::Expiry);
+    assert_eq!(
+        e.get_order(&m.id, &later.id).await.unwrap().state.status,
+        OrderStatus::Pending
+    );
+    let expired_events = db
+        .store
+        .list_events(&EventQuery {
+            kind: Some(EventType::OrderExpired),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(expired_events.len(), 1);
+    assert_eq!(expired_events[0].event.data["previous_status"], "pending");
+
+    // Cancel is only for unpaid pending orders; resolve needs a partial payment.
+    let resolve = e
+        .manual_action(&m.id, &later.id, Cause::Resolve, None)
+        .await;
+    assert!(
+        matches!(
+            resolve,
+            Err(EngineError::Conflict {
+                code: "invalid_state",
+                ..
+            })
+        ),
+        "{resolve:?}"
+    );
+    let cancelled = e
+        .manual_action(
+            &m.id,
+            &later.id,
+            Cause::Cancel,
+            Some("customer left".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (cancelled.state.status, cancelled.state.reason),
+        (OrderStatus::Invalid, StatusReason::Marked)
+    );
+    let settled = e
+        .manual_action(
+            &m.id,
+            &soon.id,
+            Cause::MarkSettled,
+            Some("paid in cash".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.state.reason, StatusReason::Marked);
+    // Other merchants see nothing.
+    let (other, _) = e.create_merchant("Other").await.unwrap();
+    assert!(matches!(
+        e.manual_action(&other.id, &soon.id, Cause::MarkInvalid, None)
+            .await,
+        Err(EngineError::NotFound("order"))
+    ));
+}
+
+both_backends! {
+    keys_authenticate_and_revoke => keys_authenticate_and_revoke;
+    fiat_order_is_created_with_event => fiat_order_is_created_with_event;
+    order_no_replays_or_conflicts => order_no_replays_or_conflicts;
+    bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;
+    asset_orders_are_priced_up_and_locked => asset_orders_are_priced_up_and_locked;
+    expiry_and_manual_actions_follow_the_state_machine => expiry_and_manual_actions_follow_the_state_machine;
+}
