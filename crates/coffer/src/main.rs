@@ -1,1 +1,496 @@
-fn main() {}
+//! The `coffer` binary: configuration, CLI, and wiring of the engine to the HTTP server.
+//!
+//! Exit codes: 0 success, 2 usage error (from clap), 1 runtime error with a one-line cause.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus};
+use coffer_engine::{Engine, EngineSettings, NoWallets, SystemClock};
+use coffer_store::OrderQuery;
+use serde_json::json;
+
+use crate::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Self-hosted, non-custodial crypto payment gateway"
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, defaults and COFFER_* variables apply.
+    #[arg(long, global = true, env = "COFFER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage merchants.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Inspect orders.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Print or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct Output {
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant and its first API key (scope admin). The key is shown once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List merchants.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an API key. The key is shown once.
+    Create {
+        #[arg(long)]
+        merchant: String,
+        /// Comma-separated: orders:read, orders:write, refunds:write, wallets:write, admin.
+        #[arg(long)]
+        scopes: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime, e.g. 90d or 12h. Default: no expiry.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List a merchant's keys (never their secrets).
+    List {
+        #[arg(long)]
+        merchant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrderCommand {
+    /// List orders, newest first.
+    List {
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show one order with its timeline and payments.
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration.
+    Example,
+    /// Validate the configuration (file from --config or COFFER_CONFIG, plus COFFER_* variables).
+    Check,
+}
+
+fn main() -> ExitCode {
+    // clap exits with code 2 on usage errors and 0 for --help/--version.
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let cause = format!("{err:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {cause}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Command::Config(ConfigCommand::Example) = cli.command {
+        print!("{}", config::EXAMPLE);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        println!("configuration ok");
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => {
+                let engine = engine(&config).await?;
+                println!("database migrated ({})", engine.store.kind());
+                Ok(())
+            }
+            Command::Merchant(cmd) => merchant(&engine(&config).await?, cmd).await,
+            Command::Key(cmd) => key(&engine(&config).await?, cmd).await,
+            Command::Order(cmd) => order(&engine(&config).await?, cmd).await,
+            Command::Config(_) => Ok(()),
+        }
+    })
+}
+
+/// Open and migrate the database, and build the engine.
+async fn engine(config: &Config) -> Result<Engine> {
+    let store = coffer_store::open(
+        config.database_url.as_ref().map(|s| s.expose()),
+        &config.data_dir,
+        config.database_max_connections,
+    )
+    .await
+    .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(Engine {
+        store,
+        rates: Arc::new(config.fixed_rates()?),
+        assets: Arc::new(config.registry()?),
+        addresses: Arc::new(NoWallets),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings {
+            public_url: config.public_url(),
+            default_expires_in: config.orders.default_expires_in.0,
+            monitor_for: config.orders.monitor_for.0,
+            ..EngineSettings::default()
+        }),
+    })
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    init_logging(&config);
+    tracing::info!(?config, "starting coffer {}", env!("CARGO_PKG_VERSION"));
+    let engine = engine(&config).await?;
+    let state = coffer_api::AppState {
+        engine: engine.clone(),
+        metrics: coffer_api::metrics_handle(),
+    };
+    let http = coffer_api::HttpSettings {
+        body_limit: config.http.body_limit,
+        metrics_on_main: config.admin_listen.is_none(),
+    };
+    let app = coffer_api::router(state.clone(), &http, axum::Router::new());
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    // Printed for scripts and tests that bind port 0.
+    tracing::info!(address = %local, database = engine.store.kind(), "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(admin) = config.admin_listen {
+        let admin_listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("cannot listen on {admin} (admin_listen)"))?;
+        tracing::info!(address = %admin_listener.local_addr()?, "admin listener");
+        let admin_app = coffer_api::admin_router(state.clone());
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let _ = coffer_api::serve(admin_listener, admin_app, wait_stop(rx)).await;
+        });
+    }
+    {
+        let engine = engine.clone();
+        let every = config.orders.expiry_sweep_interval.std();
+        let mut rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        match engine.expire_due(500).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(expired = n, "expired orders past their rate lock"),
+                            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying next tick"),
+                        }
+                    }
+                    _ = rx.changed() => break,
+                }
+            }
+        });
+    }
+    {
+        let metrics = state.metrics.clone();
+        let mut rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics.run_upkeep(),
+                    _ = rx.changed() => break,
+                }
+            }
+        });
+    }
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    coffer_api::serve(listener, app, wait_stop(stop_rx)).await?;
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn parse_merchant(raw: &str) -> Result<MerchantId> {
+    raw.parse()
+        .with_context(|| format!("{raw:?} is not a merchant id (mch_…)"))
+}
+
+async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
+    match cmd {
+        MerchantCommand::Create { name, out } => {
+            let (m, key) = engine.create_merchant(&name).await?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"merchant_id": m.id, "name": m.name, "api_key": key.token, "key_id": key.credential.id})
+                );
+            } else {
+                println!(
+                    "merchant id: {}\nname:        {}\napi key:     {}\n\nThe API key is shown only once. Store it now.",
+                    m.id, m.name, key.token
+                );
+            }
+        }
+        MerchantCommand::List { out } => {
+            let merchants = engine.store.list_merchants().await?;
+            if out.json {
+                println!("{}", serde_json::to_string(&merchants)?);
+            } else {
+                for m in merchants {
+                    println!(
+                        "{}  {}  {}",
+                        m.id,
+                        coffer_engine::view::rfc3339(m.created_at),
+                        m.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key(engine: &Engine, cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Create {
+            merchant,
+            scopes,
+            label,
+            expires_in,
+            out,
+        } => {
+            let merchant = parse_merchant(&merchant)?;
+            let scopes = coffer_core::merchant::parse_scopes(&scopes)?;
+            let expires_at = match expires_in {
+                Some(raw) => {
+                    let d: config::ConfigDuration = raw
+                        .parse()
+                        .map_err(|e: String| anyhow::anyhow!("--expires-in: {e}"))?;
+                    Some(engine.now() + d.0)
+                }
+                None => None,
+            };
+            let key = engine
+                .create_key(&merchant, &label, scopes, expires_at)
+                .await?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"key_id": key.credential.id, "api_key": key.token, "scopes": key.credential.scopes, "expires_at": key.credential.expires_at.map(coffer_engine::view::rfc3339)})
+                );
+            } else {
+                println!(
+                    "key id:  {}\napi key: {}\n\nThe API key is shown only once. Store it now.",
+                    key.credential.id, key.token
+                );
+            }
+        }
+        KeyCommand::List { merchant, out } => {
+            let keys = engine
+                .store
+                .list_credentials(&parse_merchant(&merchant)?)
+                .await?;
+            if out.json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                for k in keys {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.is_active(engine.now()) {
+                        "active"
+                    } else {
+                        "expired"
+                    };
+                    let scopes: Vec<_> = k.scopes.iter().map(|s| s.as_str()).collect();
+                    println!("{}  {:7}  {}  {}", k.id, state, scopes.join(","), k.label);
+                }
+            }
+        }
+        KeyCommand::Revoke { merchant, key } => {
+            let id: KeyId = key
+                .parse()
+                .with_context(|| format!("{key:?} is not a key id (key_…)"))?;
+            engine.revoke_key(&parse_merchant(&merchant)?, &id).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
+    match cmd {
+        OrderCommand::List {
+            merchant,
+            status,
+            limit,
+            out,
+        } => {
+            let query = OrderQuery {
+                merchant_id: merchant.as_deref().map(parse_merchant).transpose()?,
+                status: status
+                    .as_deref()
+                    .map(str::parse::<OrderStatus>)
+                    .transpose()?,
+                limit,
+                ..OrderQuery::default()
+            };
+            let orders = engine.list_orders(&query).await?;
+            if out.json {
+                let list: Vec<_> = orders
+                    .iter()
+                    .map(|o| coffer_engine::view::order_json(o, &engine.settings, &engine.assets))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for o in orders {
+                    println!(
+                        "{}  {:10} {:12} {:>14} {:4}  {}  {}",
+                        o.id,
+                        o.state.status,
+                        o.state.reason,
+                        o.amount,
+                        o.currency,
+                        coffer_engine::view::rfc3339(o.created_at),
+                        o.order_no.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        OrderCommand::Show { id, out } => {
+            let id: OrderId = id
+                .parse()
+                .with_context(|| format!("{id:?} is not an order id (ord_…)"))?;
+            let Some(o) = engine.store.find_order(&id).await? else {
+                bail!("order {id} not found");
+            };
+            let timeline = engine.store.timeline(&id).await?;
+            let payments = engine.store.payments_for_order(&id).await?;
+            let mut view = coffer_engine::view::order_json(&o, &engine.settings, &engine.assets);
+            view["merchant_id"] = json!(o.merchant_id);
+            view["timeline"] = serde_json::to_value(&timeline)?;
+            view["payments"] = serde_json::to_value(&payments)?;
+            if out.json {
+                println!("{view}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            }
+        }
+    }
+    Ok(())
+}

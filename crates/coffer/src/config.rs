@@ -1,0 +1,594 @@
+//! `coffer.toml` plus `COFFER_*` environment overrides.
+//!
+//! Every key has a default, so Coffer runs with no file at all. Unknown keys and invalid
+//! values stop start-up with a message naming the key. Secrets (database URL, RPC URLs that
+//! may carry API keys) are redacted in logs and `Debug` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
+    Symbol,
+};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// A duration written as `250ms`, `3s`, `30m`, `24h` or `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub time::Duration);
+
+impl FromStr for ConfigDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like 250ms, 3s, 30m, 24h or 7d"))?;
+        let d = match unit {
+            "ms" => time::Duration::milliseconds(n),
+            "s" => time::Duration::seconds(n),
+            "m" => time::Duration::minutes(n),
+            "h" => time::Duration::hours(n),
+            "d" => time::Duration::days(n),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration like 250ms, 3s, 30m, 24h or 7d"
+                ));
+            }
+        };
+        Ok(ConfigDuration(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl ConfigDuration {
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::try_from(self.0).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// Optional separate listener for `/metrics` (then not served on `listen`).
+    pub admin_listen: Option<SocketAddr>,
+    /// Base URL of links handed to buyers; defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Holds the embedded SQLite database (`coffer.db`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` switches from the embedded database to PostgreSQL.
+    pub database_url: Option<Secret>,
+    pub database_max_connections: u32,
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `info,coffer_engine=debug`.
+    pub log_level: String,
+    pub http: HttpConfig,
+    pub orders: OrdersConfig,
+    pub rates: RatesConfig,
+    pub chains: Vec<ChainConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
+            public_url: None,
+            data_dir: PathBuf::from("./coffer-data"),
+            database_url: None,
+            database_max_connections: 16,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            http: HttpConfig::default(),
+            orders: OrdersConfig::default(),
+            rates: RatesConfig::default(),
+            chains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// Rate-lock window of a new order.
+    pub default_expires_in: ConfigDuration,
+    /// How long after expiry payments are still watched for (late payments).
+    pub monitor_for: ConfigDuration,
+    /// How often pending orders past their expiry are moved to `expired`.
+    pub expiry_sweep_interval: ConfigDuration,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            default_expires_in: ConfigDuration(coffer_core::order::DEFAULT_EXPIRES_IN),
+            monitor_for: ConfigDuration(coffer_core::order::DEFAULT_MONITOR_FOR),
+            expiry_sweep_interval: ConfigDuration(time::Duration::seconds(5)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RatesConfig {
+    /// Fixed prices, `"BASE/QUOTE" = "decimal string"`, e.g. `"BTC/USD" = "65000"`.
+    /// Strings, never TOML floats: money is exact.
+    pub fixed: BTreeMap<String, String>,
+}
+
+// `chain_id`, `rpc` and `poll_interval` are validated here and read by the chain watchers.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// EVM chain id, checked against `eth_chainId` at start-up.
+    #[serde(default)]
+    pub chain_id: Option<u64>,
+    #[serde(default)]
+    pub rpc: Vec<Secret>,
+    #[serde(default)]
+    pub confirmations: Option<u32>,
+    #[serde(default)]
+    pub poll_interval: Option<ConfigDuration>,
+    #[serde(default)]
+    pub native: Option<NativeConfig>,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NativeConfig {
+    pub symbol: String,
+    pub decimals: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub symbol: String,
+    pub contract: String,
+    pub decimals: u8,
+    /// Pegged 1:1 to USD (USDT, USDC, DAI, …). Defaults to true for those symbols.
+    #[serde(default)]
+    pub usd_stablecoin: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// Environment variables that are not configuration keys.
+fn is_config_env(key: &str) -> bool {
+    key != "config" && !key.starts_with("test_")
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `COFFER_*` variables (`__` nests:
+    /// `COFFER_HTTP__BODY_LIMIT=131072`).
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("COFFER_")
+                .split("__")
+                .filter(|k| is_config_env(&k.as_str().to_ascii_lowercase())),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[cfg(test)]
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Load(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid("public_url", "must be an http(s) URL"));
+            }
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "database_url",
+                    "must start with postgres:// (leave it unset for the embedded SQLite database)",
+                ));
+            }
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if self.http.body_limit < 1024 {
+            return Err(invalid("http.body_limit", "must be at least 1024 bytes"));
+        }
+        let positive = |key: &str, d: ConfigDuration| {
+            if d.0.is_positive() {
+                Ok(())
+            } else {
+                Err(invalid(key, "must be longer than zero"))
+            }
+        };
+        positive("orders.default_expires_in", self.orders.default_expires_in)?;
+        positive("orders.monitor_for", self.orders.monitor_for)?;
+        positive(
+            "orders.expiry_sweep_interval",
+            self.orders.expiry_sweep_interval,
+        )?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", e.to_string()))?;
+        self.fixed_rates()?;
+        self.registry()?;
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub fn fixed_rates(&self) -> Result<FixedRates, ConfigError> {
+        let mut rates = FixedRates::new();
+        for (pair, price) in &self.rates.fixed {
+            let key = format!("rates.fixed.\"{pair}\"");
+            let (base, quote) = pair
+                .split_once('/')
+                .filter(|(b, q)| !b.is_empty() && !q.is_empty())
+                .ok_or_else(|| invalid(&key, "pair must look like \"BTC/USD\""))?;
+            let value = Decimal::from_str(price.trim())
+                .ok()
+                .and_then(|d| Price::new(d).ok())
+                .ok_or_else(|| invalid(&key, "price must be a positive decimal string"))?;
+            rates.insert(base, quote, value);
+        }
+        Ok(rates)
+    }
+
+    /// Chains and assets as the engine sees them.
+    pub fn registry(&self) -> Result<coffer_engine::AssetRegistry, ConfigError> {
+        let mut chains = Vec::new();
+        let mut assets = Vec::new();
+        for (i, c) in self.chains.iter().enumerate() {
+            let key = |field: &str| format!("chains[{i}].{field}");
+            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
+            let kind =
+                ChainKind::from_str(&c.kind).map_err(|e| invalid(key("kind"), e.to_string()))?;
+            let network = match &c.network {
+                Some(n) => {
+                    Network::from_str(n).map_err(|e| invalid(key("network"), e.to_string()))?
+                }
+                None => Network::Mainnet,
+            };
+            let native = c.native.as_ref().ok_or_else(|| {
+                invalid(
+                    key("native"),
+                    "a chain needs its native coin: native = { symbol, decimals }",
+                )
+            })?;
+            let asset =
+                |symbol: &str, field: String, asset_kind: AssetKind, decimals: u8, stable: bool| {
+                    let symbol =
+                        Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
+                    let decimals =
+                        Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
+                    Ok::<_, ConfigError>(Asset {
+                        id: AssetId::new(id.clone(), symbol),
+                        kind: asset_kind,
+                        decimals,
+                        display_decimals: decimals.get().min(8),
+                        usd_stablecoin: stable,
+                    })
+                };
+            assets.push(asset(
+                &native.symbol,
+                key("native"),
+                AssetKind::Native,
+                native.decimals,
+                false,
+            )?);
+            for (j, t) in c.tokens.iter().enumerate() {
+                let stable = t.usd_stablecoin.unwrap_or_else(|| {
+                    matches!(
+                        t.symbol.as_str(),
+                        "USDT" | "USDC" | "DAI" | "BUSD" | "FDUSD" | "TUSD" | "USDP" | "PYUSD"
+                    )
+                });
+                assets.push(asset(
+                    &t.symbol,
+                    key(&format!("tokens[{j}]")),
+                    AssetKind::Token {
+                        contract: t.contract.clone(),
+                    },
+                    t.decimals,
+                    stable,
+                )?);
+            }
+            chains.push(Chain {
+                name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+                confirmations: c.confirmations.unwrap_or(1),
+                id,
+                kind,
+                network,
+            });
+        }
+        coffer_engine::AssetRegistry::new(chains, assets)
+            .map_err(|e| invalid("chains", e.to_string()))
+    }
+}
+
+/// figment errors can span lines; the CLI promises a one-line cause.
+fn one_line(e: &figment::Error) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Printed by `coffer config example`; `config check` of it must pass (tested).
+pub const EXAMPLE: &str = r#"# coffer.toml — every key is optional; shown with its default unless marked "example".
+# Each key can be overridden by an environment variable: COFFER_<KEY>, with "__" between
+# nested keys (COFFER_LISTEN, COFFER_DATA_DIR, COFFER_DATABASE_URL, COFFER_HTTP__BODY_LIMIT).
+
+# HTTP listener.
+listen = "127.0.0.1:8080"
+# Serve /metrics on a separate listener instead (example).
+# admin_listen = "127.0.0.1:9090"
+# Base URL of links handed to buyers (checkout pages). Default: http://{listen}
+# public_url = "https://pay.example.com"
+
+# The embedded SQLite database lives here (coffer.db).
+data_dir = "./coffer-data"
+# PostgreSQL instead of SQLite, for several Coffer instances (example):
+# database_url = "postgres://coffer:secret@127.0.0.1:5432/coffer"
+database_max_connections = 16
+
+# Logs: "text" or "json"; level is a tracing filter.
+log_format = "text"
+log_level = "info"
+
+[http]
+# Largest accepted request body, bytes.
+body_limit = 65536
+
+[orders]
+# Rate-lock window: the quoted crypto amount is valid this long.
+default_expires_in = "30m"
+# Payments arriving up to this long after expiry are still detected (reason paid_late).
+monitor_for = "24h"
+expiry_sweep_interval = "5s"
+
+[rates.fixed]
+# Offline fixed prices "BASE/QUOTE" = "decimal string" (examples). Real providers come later.
+"BTC/USD" = "65000"
+"ETH/USD" = "3000"
+"BNB/USD" = "600"
+
+# A chain (example). Assets are "chain:SYMBOL", e.g. bsc:USDT.
+# [[chains]]
+# id = "bsc"
+# kind = "evm"                 # evm | bitcoin | tron | lightning
+# network = "mainnet"          # mainnet | testnet | regtest
+# name = "BNB Smart Chain"
+# chain_id = 56
+# rpc = ["https://rpc-a.example", "https://rpc-b.example"]
+# confirmations = 15
+# poll_interval = "3s"
+# native = { symbol = "BNB", decimals = 18 }
+# [[chains.tokens]]
+# symbol = "USDT"
+# contract = "0x55d398326f99059fF775485246999027B3197955"
+# decimals = 18
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_valid() {
+        let c = Config::from_toml_str(EXAMPLE).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.fixed_rates().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./coffer-data"));
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(c.orders.default_expires_in.0, time::Duration::minutes(30));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml_str("listn = \"1.2.3.4:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+        let err = Config::from_toml_str("[orders]\nexpires = \"5m\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expires"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        for (toml, key) in [
+            ("listen = \"nope\"", "listen"),
+            (
+                "[orders]\ndefault_expires_in = \"30 minutes\"",
+                "default_expires_in",
+            ),
+            (
+                "[rates.fixed]\n\"BTC/USD\" = \"-1\"",
+                "rates.fixed.\"BTC/USD\"",
+            ),
+            (
+                "[rates.fixed]\n\"BTCUSD\" = \"1\"",
+                "rates.fixed.\"BTCUSD\"",
+            ),
+            ("database_url = \"mysql://x\"", "database_url"),
+            ("public_url = \"ftp://x\"", "public_url"),
+            ("log_level = \"[[[\"", "log_level"),
+            (
+                "[[chains]]\nid = \"BSC\"\nkind = \"evm\"\nnative = { symbol = \"BNB\", decimals = 18 }",
+                "chains[0].id",
+            ),
+            (
+                "[[chains]]\nid = \"bsc\"\nkind = \"evm\"",
+                "chains[0].native",
+            ),
+            (
+                "[[chains]]\nid = \"bsc\"\nkind = \"solana\"\nnative = { symbol = \"BNB\", decimals = 18 }",
+                "chains[0].kind",
+            ),
+        ] {
+            let err = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?} → {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = Config::from_toml_str("database_url = \"postgres://u:hunter2@h/db\"\n[[chains]]\nid = \"eth\"\nkind = \"evm\"\nrpc = [\"https://rpc.example/key-abc123\"]\nnative = { symbol = \"ETH\", decimals = 18 }").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("key-abc123"),
+            "{shown}"
+        );
+        assert_eq!(
+            c.database_url.unwrap().expose(),
+            "postgres://u:hunter2@h/db"
+        );
+    }
+
+    #[test]
+    fn chain_config_builds_registry() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"bsc\"\nkind = \"evm\"\nconfirmations = 15\nnative = { symbol = \"BNB\", decimals = 18 }\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x55d398326f99059fF775485246999027B3197955\"\ndecimals = 18\n",
+        )
+        .unwrap();
+        let r = c.registry().unwrap();
+        let usdt = r.asset(&"bsc:USDT".parse().unwrap()).unwrap();
+        assert!(usdt.usd_stablecoin);
+        assert_eq!(
+            r.chain(&ChainId::parse("bsc").unwrap())
+                .unwrap()
+                .confirmations,
+            15
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            "250ms".parse::<ConfigDuration>().unwrap().0,
+            time::Duration::milliseconds(250)
+        );
+        assert_eq!(
+            "7d".parse::<ConfigDuration>().unwrap().0,
+            time::Duration::days(7)
+        );
+        assert!("5".parse::<ConfigDuration>().is_err());
+        assert!("5y".parse::<ConfigDuration>().is_err());
+    }
+}

@@ -1,0 +1,472 @@
+//! The real `coffer` binary: CLI exit codes, configuration errors, and `serve` on SQLite and
+//! PostgreSQL, driven over real HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use coffer_testkit::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+
+/// A `coffer` command with a clean environment: no inherited COFFER_* variables.
+fn coffer(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COFFER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("COFFER_DATA_DIR", data_dir);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run coffer")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(coffer(dir.path()).arg("--help")).status.code(), Some(0));
+    assert_eq!(
+        run(coffer(dir.path()).arg("frobnicate")).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(coffer(dir.path()).args(["key", "create"]))
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(coffer(dir.path()).args(["merchant", "create"]))
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn config_example_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = run(coffer(dir.path()).args(["config", "example"]));
+    assert_eq!(example.status.code(), Some(0));
+    let file = dir.path().join("coffer.toml");
+    std::fs::write(&file, example.stdout).unwrap();
+    let check = run(coffer(dir.path())
+        .args(["config", "check", "--config"])
+        .arg(&file));
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert!(stdout(&check).contains("configuration ok"));
+    // COFFER_CONFIG works like --config.
+    let check = run(coffer(dir.path())
+        .args(["config", "check"])
+        .env("COFFER_CONFIG", &file));
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
+
+#[test]
+fn bad_configuration_stops_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("coffer.toml");
+    let cases: Vec<(Option<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (Some("listn = \"127.0.0.1:1\"\n"), vec![], "listn"),
+        (
+            Some("[orders]\ndefault_expires_in = \"soon\"\n"),
+            vec![],
+            "default_expires_in",
+        ),
+        (
+            Some("[rates.fixed]\n\"BTC/USD\" = \"abc\"\n"),
+            vec![],
+            "BTC/USD",
+        ),
+        (None, vec![("COFFER_LISTEN", "not-an-address")], "listen"),
+        (None, vec![("COFFER_LISTN", "127.0.0.1:1")], "listn"),
+        (
+            None,
+            vec![("COFFER_DATABASE_URL", "mysql://x/y")],
+            "database_url",
+        ),
+    ];
+    for (toml, env, key) in cases {
+        let mut cmd = coffer(dir.path());
+        cmd.args(["config", "check"]);
+        if let Some(toml) = toml {
+            std::fs::write(&file, toml).unwrap();
+            cmd.arg("--config").arg(&file);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{key}: {err}");
+        assert!(err.starts_with("error: "), "{key}: {err}");
+        assert!(
+            err.to_lowercase().contains(&key.to_lowercase()),
+            "{key}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
+    // A missing file is a runtime error too.
+    let out =
+        run(coffer(dir.path()).args(["config", "check", "--config", "/nonexistent/coffer.toml"]));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn merchant_and_key_lifecycle(db_url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut c = coffer(dir.path());
+        if let Some(url) = db_url {
+            c.env("COFFER_DATABASE_URL", url);
+        }
+        c
+    };
+    let out = run(cmd().args(["merchant", "create", "--name", "Corner Café", "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let merchant = created["merchant_id"].as_str().unwrap().to_owned();
+    assert!(merchant.starts_with("mch_"));
+    assert!(created["api_key"].as_str().unwrap().starts_with("ck_"));
+
+    let out = run(cmd().args(["merchant", "list", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["name"], "Corner Café");
+
+    let out = run(cmd().args([
+        "key",
+        "create",
+        "--merchant",
+        &merchant,
+        "--scopes",
+        "orders:read,orders:write",
+        "--label",
+        "shop",
+        "--expires-in",
+        "90d",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let key: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let key_id = key["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        key["scopes"],
+        serde_json::json!(["orders:read", "orders:write"])
+    );
+
+    let out = run(cmd().args(["key", "list", "--merchant", &merchant, "--json"]));
+    let keys: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    assert!(
+        !stdout(&out).contains(key["api_key"].as_str().unwrap()),
+        "secrets are never listed"
+    );
+
+    let out = run(cmd().args(["key", "revoke", "--merchant", &merchant, "--key", &key_id]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(cmd().args(["key", "revoke", "--merchant", &merchant, "--key", &key_id]));
+    assert_eq!(out.status.code(), Some(1), "revoking twice is an error");
+
+    let out = run(cmd().args([
+        "key",
+        "create",
+        "--merchant",
+        &merchant,
+        "--scopes",
+        "orders:delete",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("orders:delete"));
+
+    let out = run(cmd().args(["order", "list", "--merchant", &merchant, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = run(cmd().args(["order", "show", "ord_aaaaaaaaaaaaaaaaaaaaaaaaaa"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"));
+}
+
+#[test]
+fn merchants_and_keys_on_sqlite() {
+    merchant_and_key_lifecycle(None);
+}
+
+#[tokio::test]
+async fn merchants_and_keys_on_postgres() {
+    if !coffer_testkit::postgres_wanted() {
+        return;
+    }
+    let db = coffer_testkit::fresh_postgres().await.unwrap();
+    let url = db.url.clone().unwrap();
+    tokio::task::spawn_blocking(move || merchant_and_key_lifecycle(Some(&url)))
+        .await
+        .unwrap();
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    logs: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(db_url: Option<&str>, extra_env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = coffer(dir.path());
+        cmd.arg("serve")
+            .env("COFFER_LISTEN", "127.0.0.1:0")
+            .env("COFFER_LOG_FORMAT", "json")
+            .env("COFFER_HTTP__BODY_LIMIT", "4096")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(url) = db_url {
+            cmd.env("COFFER_DATABASE_URL", url);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("coffer serve did not report its address");
+            let log: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            if log["message"] == "listening" {
+                let addr = log["address"].as_str().unwrap().to_owned();
+                return Server {
+                    child,
+                    base: format!("http://{addr}"),
+                    logs: rx,
+                    _dir: dir,
+                };
+            }
+        }
+    }
+
+    fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no graceful exit within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let logs: Vec<String> = self.logs.try_iter().collect();
+        (status.code(), logs)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
+    let url = db.and_then(|d| d.url.clone());
+    let server = tokio::task::spawn_blocking(move || Server::start(url.as_deref(), &[]))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let rid = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(rid.starts_with("req_") && rid.len() > 20, "{rid}");
+
+    let echoed = http
+        .get(format!("{}/healthz", server.base))
+        .header("x-request-id", "shop-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "shop-trace-42");
+
+    let ready = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    let expected_backend = if db.is_some() { "postgres" } else { "sqlite" };
+    assert_eq!(body["checks"]["database"]["backend"], expected_backend);
+
+    let missing = http
+        .get(format!("{}/nope", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"].is_string());
+
+    let big = http
+        .post(format!("{}/healthz", server.base))
+        .header("content-type", "application/json")
+        .body(vec![b'x'; 8192])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let body: serde_json::Value = big.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_too_large");
+
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("coffer_http_requests_total"), "{metrics}");
+    assert!(metrics.contains("route=\"/healthz\""), "{metrics}");
+
+    let (code, logs) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "graceful shutdown exits 0; logs: {logs:?}");
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:?}");
+}
+
+#[tokio::test]
+async fn serve_on_sqlite() {
+    serves_health_metrics_and_request_ids(None).await;
+}
+
+#[tokio::test]
+async fn serve_on_postgres() {
+    if !coffer_testkit::postgres_wanted() {
+        return;
+    }
+    let db = coffer_testkit::fresh_postgres().await.unwrap();
+    serves_health_metrics_and_request_ids(Some(&db)).await;
+}
+
+#[tokio::test]
+async fn readyz_reports_a_lost_database() {
+    if !coffer_testkit::postgres_wanted() {
+        return;
+    }
+    let db = coffer_testkit::fresh_postgres().await.unwrap();
+    let url = db.url.clone().unwrap();
+    let server = tokio::task::spawn_blocking(move || Server::start(Some(&url), &[]))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Drop the database under the running server.
+    let admin = std::env::var(coffer_testkit::PG_URL_VAR).unwrap();
+    let name = db
+        .url
+        .as_deref()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let ready = http
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "error");
+    // Liveness is unaffected: the process itself is fine.
+    assert_eq!(
+        http.get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn metrics_on_a_separate_admin_listener() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let admin = format!("127.0.0.1:{port}");
+    let admin_env = admin.clone();
+    let server = tokio::task::spawn_blocking(move || {
+        Server::start(None, &[("COFFER_ADMIN_LISTEN", &admin_env)])
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let metrics = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+}
