@@ -386,12 +386,10 @@ impl Config {
                 false,
             )?);
             for (j, t) in c.tokens.iter().enumerate() {
-                let stable = t.usd_stablecoin.unwrap_or_else(|| {
-                    matches!(
-                        t.symbol.as_str(),
-                        "USDT" | "USDC" | "DAI" | "BUSD" | "FDUSD" | "TUSD" | "USDP" | "PYUSD"
-                    )
-                });
+                let stable = t.usd_stablecoin.unwrap_or(matches!(
+                    t.symbol.as_str(),
+                    "USDT" | "USDC" | "DAI" | "BUSD" | "FDUSD" | "TUSD" | "USDP" | "PYUSD"
+                ));
                 assets.push(asset(
                     &t.symbol,
                     key(&format!("tokens[{j}]")),

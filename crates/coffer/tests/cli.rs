@@ -1,6 +1,8 @@
 //! The real `coffer` binary: CLI exit codes, configuration errors, and `serve` on SQLite and
 //! PostgreSQL, driven over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -80,7 +82,8 @@ fn config_example_passes_config_check() {
 fn bad_configuration_stops_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("coffer.toml");
-    let cases: Vec<(Option<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Option<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (Some("listn = \"127.0.0.1:1\"\n"), vec![], "listn"),
         (
             Some("[orders]\ndefault_expires_in = \"soon\"\n"),
@@ -290,6 +293,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
