@@ -177,7 +177,7 @@ pub struct RatesConfig {
     pub fixed: BTreeMap<String, String>,
 }
 
-// `chain_id`, `rpc` and `poll_interval` are validated here and read by the chain watchers.
+// `rpc` and `poll_interval` are validated here and read by the chain watchers.
 #[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -403,6 +403,7 @@ impl Config {
             chains.push(Chain {
                 name: c.name.clone().unwrap_or_else(|| c.id.clone()),
                 confirmations: c.confirmations.unwrap_or(1),
+                evm_chain_id: c.chain_id,
                 id,
                 kind,
                 network,

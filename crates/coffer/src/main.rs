@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus};
-use coffer_engine::{Engine, EngineSettings, NoWallets, SystemClock};
+use coffer_engine::{Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::OrderQuery;
 use serde_json::json;
 
@@ -199,7 +199,7 @@ async fn engine(config: &Config) -> Result<Engine> {
         store,
         rates: Arc::new(config.fixed_rates()?),
         assets: Arc::new(config.registry()?),
-        addresses: Arc::new(NoWallets),
+        derivers: Derivers::default(),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: config.public_url(),

@@ -225,6 +225,9 @@ pub struct Chain {
     pub name: String,
     /// Confirmations a payment needs before it counts as confirmed.
     pub confirmations: u32,
+    /// Numeric EIP-155 chain id of an EVM chain (1 for Ethereum, 56 for BSC): used in payment
+    /// URIs and checked against the node at start-up.
+    pub evm_chain_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,6 +171,8 @@ pub struct Order {
     pub updated_at: OffsetDateTime,
     /// Optimistic-concurrency counter, bumped by every change.
     pub version: i64,
+    /// Length of the rate lock (`expires_in`): choosing another asset re-locks for this long.
+    pub lock_window: Duration,
 }
 
 impl Order {

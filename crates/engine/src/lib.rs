@@ -11,16 +11,18 @@ mod registry;
 mod validate;
 pub mod view;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use coffer_core::order::{DEFAULT_EXPIRES_IN, DEFAULT_MONITOR_FOR, Derivation, OrderLinks};
 use coffer_core::{
-    ApiCredential, AssetId, Cause, Chain, CheckoutToken, Event, EventId, EventType, KeyId,
-    LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget, Price, RateSource,
-    Scope, SettlementPolicy, TimelineEntry, money,
+    ApiCredential, AssetId, Cause, Chain, ChainId, ChainKind, CheckoutToken, Event, EventId,
+    EventType, KeyId, LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget,
+    Price, RateSource, Scope, SettlementPolicy, TimelineEntry, money,
 };
-use coffer_store::{Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError};
+use coffer_store::{
+    Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError, WalletRecord,
+};
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 
@@ -36,33 +38,43 @@ pub struct AllocatedAddress {
     pub derivation: Option<Derivation>,
 }
 
-/// Hands out a fresh receiving address per order (xpub derivation, per chain kind). Chain
-/// adapters implement it; the engine only asks.
-#[async_trait]
-pub trait AddressAllocator: Send + Sync {
-    async fn allocate(
+/// Address derivation for one kind of chain (EVM, Bitcoin, …): pure functions of the
+/// merchant's public wallet descriptor and an index. No private key ever reaches Coffer for
+/// receiving. Chain adapter crates implement it; the engine hands out indexes.
+pub trait AddressDeriver: Send + Sync {
+    /// Validate a wallet descriptor (xpub, descriptor) for `chain` and return its canonical
+    /// form, or an `invalid_wallet` error naming what is wrong.
+    fn normalize(&self, chain: &Chain, descriptor: &str) -> Result<String, EngineError>;
+    /// The receiving address at `index` of the external chain below the descriptor.
+    fn derive(
         &self,
-        merchant: &MerchantId,
         chain: &Chain,
+        descriptor: &str,
+        index: u32,
     ) -> Result<AllocatedAddress, EngineError>;
 }
 
-/// Used until a chain adapter provides addresses: choosing an asset says so clearly.
-#[derive(Debug, Default)]
-pub struct NoWallets;
+/// The derivers this server has, by chain kind.
+#[derive(Clone, Default)]
+pub struct Derivers(HashMap<ChainKind, Arc<dyn AddressDeriver>>);
 
-#[async_trait]
-impl AddressAllocator for NoWallets {
-    async fn allocate(
-        &self,
-        _merchant: &MerchantId,
-        chain: &Chain,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Err(EngineError::invalid(
-            "wallet_not_configured",
-            "asset",
-            format!("no wallet is configured for chain {}", chain.id),
-        ))
+impl Derivers {
+    pub fn with(mut self, kind: ChainKind, deriver: Arc<dyn AddressDeriver>) -> Self {
+        self.0.insert(kind, deriver);
+        self
+    }
+
+    fn get(&self, chain: &Chain) -> Result<&Arc<dyn AddressDeriver>, EngineError> {
+        self.0.get(&chain.kind).ok_or_else(|| {
+            EngineError::invalid(
+                "chain_unsupported",
+                "chain",
+                format!(
+                    "receiving on {} chains is not supported by this server",
+                    chain.kind.as_str()
+                ),
+            )
+        })
     }
 }
 
@@ -115,7 +127,7 @@ pub struct Engine {
     pub store: Arc<dyn Store>,
     pub rates: Arc<dyn RateSource>,
     pub assets: Arc<AssetRegistry>,
-    pub addresses: Arc<dyn AddressAllocator>,
+    pub derivers: Derivers,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<EngineSettings>,
 }
@@ -269,6 +281,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             version: 1,
+            lock_window: expires_in,
         };
         if let Some(asset) = &input.asset {
             order.target = Some(self.price_and_address(&order, asset, now).await?);
@@ -353,7 +366,7 @@ impl Engine {
                 format!("cannot price this amount: {e}"),
             )
         })?;
-        let allocated = self.addresses.allocate(&order.merchant_id, chain).await?;
+        let allocated = self.allocate_address(&order.merchant_id, chain).await?;
         Ok(PaymentTarget {
             asset: asset.id.clone(),
             amount_due,
@@ -365,6 +378,110 @@ impl Engine {
                 at: truncate_to_ms(at),
             },
         })
+    }
+
+    /// A fresh address for an order: the wallet's next index, derived by the chain's deriver.
+    async fn allocate_address(
+        &self,
+        merchant: &MerchantId,
+        chain: &Chain,
+    ) -> Result<AllocatedAddress, EngineError> {
+        let deriver = self.derivers.get(chain)?;
+        let (index, descriptor) = match self.store.take_address_index(merchant, &chain.id).await {
+            Ok(taken) => taken,
+            Err(StoreError::NotFound(_)) => {
+                return Err(EngineError::invalid(
+                    "wallet_not_configured",
+                    "asset",
+                    format!(
+                        "no wallet is set for chain {}: set one with PUT /api/v1/wallets/{}",
+                        chain.id, chain.id
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        deriver.derive(chain, &descriptor, index)
+    }
+
+    /// Set a merchant's receiving wallet (xpub or descriptor) for a chain.
+    pub async fn set_wallet(
+        &self,
+        merchant: &MerchantId,
+        chain: &str,
+        descriptor: &str,
+    ) -> Result<WalletRecord, EngineError> {
+        let chain = ChainId::parse(chain)
+            .ok()
+            .and_then(|id| self.assets.chain(&id).cloned())
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "unknown_chain",
+                    "chain",
+                    format!("chain {chain:?} is not configured on this server"),
+                )
+            })?;
+        let normalized = self
+            .derivers
+            .get(&chain)?
+            .normalize(&chain, descriptor.trim())?;
+        if self.store.get_merchant(merchant).await?.is_none() {
+            return Err(EngineError::NotFound("merchant"));
+        }
+        Ok(self
+            .store
+            .set_wallet(merchant, &chain.id, &normalized, self.now())
+            .await?)
+    }
+
+    pub async fn list_wallets(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Vec<WalletRecord>, EngineError> {
+        Ok(self.store.list_wallets(merchant).await?)
+    }
+
+    /// Choose or change the asset of a pending order that has received nothing yet: a new
+    /// address and amount, and the rate lock starts again for the order's original window.
+    pub async fn choose_asset(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+        asset: &AssetId,
+    ) -> Result<Order, EngineError> {
+        let order = self.get_order(merchant, id).await?;
+        let now = self.now();
+        let payable = order.state.status == coffer_core::OrderStatus::Pending
+            && order.totals.seen().is_zero()
+            && now < order.expires_at;
+        if !payable {
+            return Err(EngineError::Conflict {
+                code: "invalid_state",
+                message: format!(
+                    "the asset can only be chosen while the order is pending and unpaid; it is {} ({})",
+                    order.state.status, order.state.reason
+                ),
+            });
+        }
+        if order.target.as_ref().is_some_and(|t| &t.asset == asset) {
+            return Ok(order);
+        }
+        let mut next = order.clone();
+        next.target = Some(self.price_and_address(&order, asset, now).await?);
+        next.expires_at = now + order.lock_window;
+        next.monitor_until = next.expires_at + self.settings.monitor_for;
+        next.updated_at = now;
+        next.version = order.version + 1;
+        self.store
+            .commit(Changeset {
+                order_updates: vec![OrderUpdate {
+                    order: next.clone(),
+                    expected_version: order.version,
+                }],
+                ..Changeset::default()
+            })
+            .await?;
+        Ok(next)
     }
 
     pub async fn get_order(

@@ -1,37 +1,50 @@
 //! Engine behaviour on real databases (SQLite and PostgreSQL).
 
-use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use async_trait::async_trait;
 use coffer_core::order::{Derivation, OrderLinks};
 use coffer_core::{
     Asset, AssetId, AssetKind, BaseUnits, Cause, Chain, ChainId, ChainKind, Decimals, EventType,
-    FixedRates, MerchantId, Network, OrderStatus, Price, Scope, StatusReason,
+    FixedRates, Network, OrderStatus, Price, Scope, StatusReason,
 };
 use coffer_engine::{
-    AddressAllocator, AllocatedAddress, AssetRegistry, Engine, EngineError, EngineSettings,
+    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
     ManualClock, NewOrder,
 };
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::sync::Arc;
 use time::Duration;
 use time::macros::datetime;
 
-struct CountingAddresses(AtomicU32);
+/// A deterministic stand-in for a chain's key derivation (the real ones live in the chain
+/// crates and are tested against published vectors there): it accepts descriptors that start
+/// with "xpub" and derives "<descriptor>/<index>".
+struct TestDeriver;
 
-#[async_trait]
-impl AddressAllocator for CountingAddresses {
-    async fn allocate(
+impl AddressDeriver for TestDeriver {
+    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+        if descriptor.starts_with("xpub") {
+            Ok(descriptor.to_owned())
+        } else {
+            Err(EngineError::invalid(
+                "invalid_wallet",
+                "xpub",
+                "not an xpub",
+            ))
+        }
+    }
+
+    fn derive(
         &self,
-        _m: &MerchantId,
-        chain: &Chain,
+        _chain: &Chain,
+        descriptor: &str,
+        index: u32,
     ) -> Result<AllocatedAddress, EngineError> {
-        let index = self.0.fetch_add(1, Ordering::SeqCst);
         Ok(AllocatedAddress {
-            address: format!("addr-{}-{index}", chain.id),
+            address: format!("{descriptor}/{index}"),
             derivation: Some(Derivation {
                 index,
                 path: format!("m/0/{index}"),
@@ -51,6 +64,7 @@ fn registry() -> AssetRegistry {
         network: Network::Mainnet,
         name: "BNB Smart Chain".into(),
         confirmations: 15,
+        evm_chain_id: Some(56),
     };
     let asset = |symbol: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
         id: AssetId::from_str(&format!("bsc:{symbol}")).unwrap(),
@@ -84,7 +98,7 @@ fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
-        addresses: Arc::new(CountingAddresses(AtomicU32::new(0))),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver)),
         clock,
         settings: Arc::new(EngineSettings {
             public_url: "https://pay.example".into(),
@@ -400,6 +414,43 @@ async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
     let e = engine(db, clock());
     let (m, _) = e.create_merchant("Shop").await.unwrap();
     let bsc_usdt = AssetId::from_str("bsc:USDT").unwrap();
+    // Without a wallet there is no address to hand out: a clear error, nothing written.
+    let before = counts(db).await;
+    let no_wallet = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                asset: Some(bsc_usdt.clone()),
+                ..usd("10")
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            no_wallet,
+            Err(EngineError::Invalid {
+                code: "wallet_not_configured",
+                ..
+            })
+        ),
+        "{no_wallet:?}"
+    );
+    assert_eq!(counts(db).await, before);
+    assert!(matches!(
+        e.set_wallet(&m.id, "bsc", "zpub-wrong").await,
+        Err(EngineError::Invalid {
+            code: "invalid_wallet",
+            ..
+        })
+    ));
+    assert!(matches!(
+        e.set_wallet(&m.id, "solana", "xpubA").await,
+        Err(EngineError::Invalid {
+            code: "unknown_chain",
+            ..
+        })
+    ));
+    e.set_wallet(&m.id, "bsc", "xpubA").await.unwrap();
     // Market rate: 10 USD at 0.9998 USD/USDT = 10.002000400080016003… → rounded up at 18 dp.
     let market = e
         .create_order(
@@ -415,7 +466,7 @@ async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
     let t = market.target.unwrap();
     assert_eq!(t.amount_due, BaseUnits::new(10_002_000_400_080_016_004));
     assert_eq!(t.rate.source, "fixed");
-    assert_eq!(t.address, "addr-bsc-0");
+    assert_eq!(t.address, "xpubA/0");
     // Pegged: exactly 10 USDT.
     let pegged = e
         .create_order(
@@ -432,7 +483,7 @@ async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
     let t = pegged.target.unwrap();
     assert_eq!(t.amount_due, BaseUnits::new(10_000_000_000_000_000_000));
     assert_eq!(t.rate.source, "peg");
-    assert_eq!(t.address, "addr-bsc-1", "a new address for every order");
+    assert_eq!(t.address, "xpubA/1", "a new address for every order");
     // No rate → explicit error, nothing written.
     let before = counts(db).await;
     let eur = e
@@ -450,6 +501,88 @@ async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
         "{eur:?}"
     );
     assert_eq!(counts(db).await, before);
+
+    // Re-submitting the same key keeps the index; another merchant's wallet is separate.
+    e.set_wallet(&m.id, "bsc", "xpubA").await.unwrap();
+    let third = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                asset: Some(AssetId::from_str("bsc:BNB").unwrap()),
+                ..usd("6")
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let t = third.target.unwrap();
+    assert_eq!(
+        t.address, "xpubA/2",
+        "the refused EUR order failed before taking an index"
+    );
+    assert_eq!(
+        t.amount_due,
+        BaseUnits::new(10_000_000_000_000_000),
+        "6 USD at 600 = 0.01 BNB"
+    );
+}
+
+async fn choosing_an_asset_relocks_the_rate(db: &TestDb) {
+    let clock = clock();
+    let e = engine(db, clock.clone());
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    e.set_wallet(&m.id, "bsc", "xpubB").await.unwrap();
+    let o = e.create_order(&m.id, usd("12")).await.unwrap().order;
+    clock.advance(Duration::minutes(20));
+    let chosen = e
+        .choose_asset(&m.id, &o.id, &AssetId::from_str("bsc:BNB").unwrap())
+        .await
+        .unwrap();
+    let t = chosen.target.clone().unwrap();
+    assert_eq!(t.amount_due, BaseUnits::new(20_000_000_000_000_000));
+    assert_eq!(t.address, "xpubB/0");
+    assert_eq!(
+        chosen.expires_at - o.expires_at,
+        Duration::minutes(20),
+        "the 30-minute lock restarts"
+    );
+    assert_eq!(e.get_order(&m.id, &o.id).await.unwrap(), chosen);
+    // Changing again: a new address and amount.
+    let changed = e
+        .choose_asset(&m.id, &o.id, &AssetId::from_str("bsc:USDT").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(changed.target.unwrap().address, "xpubB/1");
+    // Not once the lock lapsed.
+    clock.advance(Duration::minutes(31));
+    let late = e
+        .choose_asset(&m.id, &o.id, &AssetId::from_str("bsc:BNB").unwrap())
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(EngineError::Conflict {
+                code: "invalid_state",
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    // Unknown asset.
+    let o2 = e.create_order(&m.id, usd("1")).await.unwrap().order;
+    let bad = e
+        .choose_asset(&m.id, &o2.id, &AssetId::from_str("eth:USDT").unwrap())
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(EngineError::Invalid {
+                code: "unknown_asset",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
 }
 
 async fn expiry_and_manual_actions_follow_the_state_machine(db: &TestDb) {
@@ -544,5 +677,6 @@ both_backends! {
     order_no_replays_or_conflicts => order_no_replays_or_conflicts;
     bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;
     asset_orders_are_priced_up_and_locked => asset_orders_are_priced_up_and_locked;
+    choosing_an_asset_relocks_the_rate => choosing_an_asset_relocks_the_rate;
     expiry_and_manual_actions_follow_the_state_machine => expiry_and_manual_actions_follow_the_state_machine;
 }

@@ -3,6 +3,7 @@
 //! columns. This keeps SQLite and PostgreSQL behaviour identical by construction, and the
 //! conformance suite checks that the SQL each runs agrees.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Postgres, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite, Transaction};
 
 use crate::StoreError;
 
@@ -30,14 +31,15 @@ pub enum Value {
 /// A statement and its arguments. SQL uses `$1, $2, …` in ascending order of first use, which
 /// both PostgreSQL and SQLite accept.
 pub struct Query {
-    pub sql: &'static str,
+    /// A constant, or built from constants only (multi-row inserts): never from input.
+    pub sql: Cow<'static, str>,
     pub args: Vec<Value>,
 }
 
 impl Query {
     pub fn new(sql: &'static str) -> Self {
         Self {
-            sql,
+            sql: Cow::Borrowed(sql),
             args: Vec::new(),
         }
     }
@@ -81,6 +83,11 @@ pub trait RowExt {
 pub trait Backend: Send + Sync + 'static {
     type Tx: Send;
     type Row: RowExt + Send;
+
+    /// Whether generated multi-row statements should use anonymous `?` placeholders instead
+    /// of `$n`. SQLite looks numbered placeholders up by name, one scan of all of them per
+    /// bound value: quadratic in a statement with thousands of them.
+    const ANONYMOUS_PLACEHOLDERS: bool;
 
     /// Which database this is (`sqlite`, `postgres`), for logs and metrics.
     fn kind(&self) -> &'static str;
@@ -154,17 +161,31 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migra
     sqlx::migrate::Migrator::with_migrations(migrations)
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "wallets",
+        include_str!("../migrations/sqlite/0002_wallets.sql"),
+    ),
+];
 
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "wallets",
+        include_str!("../migrations/postgres/0002_wallets.sql"),
+    ),
+];
 
 /// The embedded database. WAL journal and `synchronous = FULL`: a commit is on disk before it
 /// is acknowledged. Writes go through one connection (SQLite has one writer anyway, and this
@@ -183,6 +204,15 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // EXPERIMENT-REMOVE-ME
+        let mut options = options;
+        if let Ok(p) = std::env::var("COFFER_SQLITE_PRAGMAS") {
+            for kv in p.split(';').filter(|s| !s.is_empty()) {
+                if let Some((k, v)) = kv.split_once('=') {
+                    options = options.pragma(k.to_owned(), v.to_owned());
+                }
+            }
+        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -199,6 +229,7 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     type Tx = Transaction<'static, Sqlite>;
     type Row = SqliteRow;
+    const ANONYMOUS_PLACEHOLDERS: bool = true;
 
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -215,17 +246,17 @@ impl Backend for SqliteBackend {
     }
 
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.execute(&mut **tx).await?.rows_affected())
     }
 
     async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.fetch_all(&mut **tx).await?)
     }
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.fetch_all(&self.reader).await?)
     }
 
@@ -262,6 +293,7 @@ impl PostgresBackend {
 impl Backend for PostgresBackend {
     type Tx = Transaction<'static, Postgres>;
     type Row = PgRow;
+    const ANONYMOUS_PLACEHOLDERS: bool = false;
 
     fn kind(&self) -> &'static str {
         "postgres"
@@ -276,17 +308,17 @@ impl Backend for PostgresBackend {
     }
 
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.execute(&mut **tx).await?.rows_affected())
     }
 
     async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.fetch_all(&mut **tx).await?)
     }
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
-        let query = bind_all!(sqlx::query(q.sql), q.args);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.fetch_all(&self.pool).await?)
     }
 

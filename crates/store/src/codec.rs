@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
 use crate::backend::RowExt;
-use crate::{CredentialRecord, StoreError, StoredEvent};
+use crate::{CredentialRecord, StoreError, StoredEvent, WalletRecord};
 
 pub fn ms(t: OffsetDateTime) -> i64 {
     // Milliseconds since the epoch fit in i64 for every representable date.
@@ -166,6 +166,7 @@ pub fn order_from_row(row: &impl RowExt) -> Result<Order, StoreError> {
         created_at: time_col(row, "created_at")?,
         updated_at: time_col(row, "updated_at")?,
         version: row.int("version")?,
+        lock_window: time::Duration::milliseconds(row.int("lock_window_ms")?),
     })
 }
 
@@ -232,5 +233,18 @@ pub fn event_from_row(row: &impl RowExt) -> Result<StoredEvent, StoreError> {
             data: json("events.data", &row.text("data")?)?,
             created_at: time_col(row, "created_at")?,
         },
+    })
+}
+
+pub fn wallet_from_row(row: &impl RowExt) -> Result<WalletRecord, StoreError> {
+    Ok(WalletRecord {
+        merchant_id: parse("wallets.merchant_id", &row.text("merchant_id")?)?,
+        chain: coffer_core::ChainId::parse(&row.text("chain")?)
+            .map_err(|e| corrupt("wallets.chain", e))?,
+        descriptor: row.text("descriptor")?,
+        next_index: u32::try_from(row.int("next_index")?)
+            .map_err(|e| corrupt("wallets.next_index", e))?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
     })
 }

@@ -13,15 +13,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, Event, EventType, KeyId, Merchant, MerchantId, Order, OrderId, OrderStatus,
-    Payment, TimelineEntry,
+    ApiCredential, ChainId, Event, EventType, KeyId, Merchant, MerchantId, Order, OrderId,
+    OrderStatus, Payment, TimelineEntry,
 };
 use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
-pub use sql_store::SqlStore;
+pub use sql_store::{MAX_GROUP, SqlStore};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was hit (e.g. the merchant's `order_no` exists already).
     #[error("duplicate {0}")]
@@ -124,6 +124,19 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// A merchant's receiving wallet on one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRecord {
+    pub merchant_id: MerchantId,
+    pub chain: ChainId,
+    /// Extended public key or output descriptor, as validated by the chain's deriver.
+    pub descriptor: String,
+    /// Next derivation index to hand out.
+    pub next_index: u32,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
 /// A stored API credential and the hash of its secret.
 #[derive(Debug, Clone)]
 pub struct CredentialRecord {
@@ -158,6 +171,29 @@ pub trait Store: Send + Sync {
         id: &KeyId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    /// Set (or replace) a merchant's wallet for a chain. Replacing keeps `next_index`
+    /// only if the descriptor is unchanged; a new key starts at index 0.
+    async fn set_wallet(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+        descriptor: &str,
+        at: OffsetDateTime,
+    ) -> Result<WalletRecord, StoreError>;
+    async fn get_wallet(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<Option<WalletRecord>, StoreError>;
+    async fn list_wallets(&self, merchant: &MerchantId) -> Result<Vec<WalletRecord>, StoreError>;
+    /// Atomically take the next derivation index of a wallet. An index is never handed out
+    /// twice, even across instances; `NotFound("wallet")` if none is set.
+    async fn take_address_index(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<(u32, String), StoreError>;
 
     /// An order of this merchant; another merchant's order is `None`, exactly like a missing one.
     async fn get_order(
@@ -213,7 +249,8 @@ pub async fn open(
                 ))
             })?;
             let backend = SqliteBackend::open(&data_dir.join("coffer.db")).await?;
-            Ok(Arc::new(SqlStore::new(backend)))
+            // One writer and one fsync per transaction: concurrent commits share both.
+            Ok(Arc::new(SqlStore::with_group_commit(backend, MAX_GROUP)))
         }
     }
 }

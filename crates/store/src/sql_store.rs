@@ -1,26 +1,210 @@
 //! The [`Store`] implementation, written once over any [`Backend`].
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, KeyId, Merchant, MerchantId, Order, OrderId, Payment, TimelineEntry,
+    ApiCredential, ChainId, KeyId, Merchant, MerchantId, Order, OrderId, Payment, TimelineEntry,
 };
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
-use crate::{Changeset, CredentialRecord, EventQuery, OrderQuery, Store, StoreError, StoredEvent};
+use crate::{
+    Changeset, CredentialRecord, EventQuery, OrderQuery, Store, StoreError, StoredEvent,
+    WalletRecord,
+};
 
 /// Largest page any list query returns.
 pub const MAX_PAGE: u32 = 500;
 
+/// Most changesets one group commit applies in a single transaction.
+pub const MAX_GROUP: usize = 256;
+
 pub struct SqlStore<B: Backend> {
-    backend: B,
+    backend: Arc<B>,
+    /// Set when commits go through a group-commit writer task instead of each caller opening
+    /// its own transaction.
+    group: Option<GroupCommit>,
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// Every `commit` runs its own transaction. Right for PostgreSQL, whose server batches
+    /// the WAL flushes of concurrent transactions itself.
     pub fn new(backend: B) -> Self {
-        Self { backend }
+        Self {
+            backend: Arc::new(backend),
+            group: None,
+        }
     }
+
+    /// Concurrent `commit`s are queued to one writer task, which applies whatever is queued
+    /// (up to `max_group` changesets) in one transaction, each changeset in its own savepoint,
+    /// and commits once: one fsync for the whole group. A changeset that fails rolls back to
+    /// its savepoint and gets its own error; the others still commit. Every caller is answered
+    /// only after the transaction holding its changeset is durable (or has failed).
+    ///
+    /// Right for SQLite, which has one writer and pays one fsync per transaction. Must be
+    /// called inside a tokio runtime; the writer task ends when the store is dropped.
+    pub fn with_group_commit(backend: B, max_group: usize) -> Self {
+        let backend = Arc::new(backend);
+        let max_group = max_group.max(1);
+        let (queue, jobs) = mpsc::channel(max_group.saturating_mul(4));
+        tokio::spawn(group_writer(backend.clone(), jobs, max_group));
+        Self {
+            backend,
+            group: Some(GroupCommit { queue }),
+        }
+    }
+}
+
+/// One queued `commit` and where its outcome goes.
+struct Job {
+    changes: Changeset,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    async fn commit(&self, changes: Changeset) -> Result<(), StoreError> {
+        let stopped = || StoreError::Unavailable("the database writer task has stopped".into());
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(Job { changes, reply })
+            .await
+            .map_err(|_| stopped())?;
+        // If this caller goes away now, its changeset is still committed (or not) with its
+        // group; only the answer is lost, as with a dropped connection mid-COMMIT.
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// The writer task: take everything queued, commit it as one group, answer, repeat.
+async fn group_writer<B: Backend>(
+    backend: Arc<B>,
+    mut jobs: mpsc::Receiver<Job>,
+    max_group: usize,
+) {
+    let mut group = Vec::with_capacity(max_group);
+    while jobs.recv_many(&mut group, max_group).await > 0 {
+        let changesets: Vec<&Changeset> = group.iter().map(|job| &job.changes).collect();
+        let outcomes = commit_group(&*backend, &changesets).await;
+        debug_assert_eq!(outcomes.len(), group.len());
+        for (job, outcome) in group.drain(..).zip(outcomes) {
+            // The caller may have gone away; its changeset's fate is decided either way.
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// One changeset, one transaction.
+async fn commit_alone<B: Backend>(backend: &B, changes: &Changeset) -> Result<(), StoreError> {
+    let writes = plan(changes)?;
+    let mut tx = backend.begin().await?;
+    apply::<B>(&mut tx, writes).await?;
+    B::commit(tx).await
+}
+
+const SAVEPOINT: &str = "SAVEPOINT coffer_changeset";
+const RELEASE: &str = "RELEASE SAVEPOINT coffer_changeset";
+const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT coffer_changeset";
+
+/// Commit several changesets in one transaction and return one outcome per changeset.
+///
+/// The changesets were queued concurrently, so any serial order is a correct one. Those that
+/// only insert (orders being created, events, payments…) are first tried together, as one
+/// multi-row statement per table inside a savepoint: a few statements for the whole group
+/// instead of several per changeset. If that fails, it is rolled back and they join the
+/// others, which run one by one, each in its own savepoint, so each failure (a duplicate
+/// `order_no`, a stale version…) rolls back that changeset alone and is reported to its
+/// caller alone. Then one COMMIT, one fsync, for all.
+async fn commit_group<B: Backend>(
+    backend: &B,
+    changesets: &[&Changeset],
+) -> Vec<Result<(), StoreError>> {
+    if let [only] = changesets {
+        return vec![commit_alone(backend, only).await];
+    }
+    let mut outcomes = vec![None; changesets.len()];
+    let group = run_group(backend, changesets, &mut outcomes).await;
+    outcomes
+        .into_iter()
+        .map(|outcome| match (outcome, &group) {
+            // A changeset that failed wrote nothing, whatever happened to the group.
+            (Some(Err(own)), _) => Err(own),
+            // The group's transaction is lost (dropping it rolled it back).
+            (_, Err(e)) => Err(e.clone()),
+            (Some(Ok(())), Ok(())) => Ok(()),
+            (None, Ok(())) => Err(StoreError::Database(
+                "group commit skipped a changeset".into(),
+            )),
+        })
+        .collect()
+}
+
+/// Apply the group and commit. Fills in each changeset's own outcome; an `Err` return means
+/// the transaction is gone and nothing of the group is written.
+async fn run_group<B: Backend>(
+    backend: &B,
+    changesets: &[&Changeset],
+    outcomes: &mut [Option<Result<(), StoreError>>],
+) -> Result<(), StoreError> {
+    let mut merged = Vec::new();
+    let mut alone = Vec::new();
+    for (i, changes) in changesets.iter().enumerate() {
+        match plan(changes) {
+            Err(refused) => outcomes[i] = Some(Err(refused)),
+            Ok(writes) if writes.iter().all(|w| w.kind.mergeable()) => merged.push((i, writes)),
+            Ok(writes) => alone.push((i, writes)),
+        }
+    }
+    let mut tx = backend.begin().await?;
+    if merged.len() > 1 {
+        let members: Vec<usize> = merged.iter().map(|(i, _)| *i).collect();
+        let statements = merge(
+            merged.into_iter().map(|(_, writes)| writes),
+            B::ANONYMOUS_PLACEHOLDERS,
+        );
+        B::execute(&mut tx, Query::new(SAVEPOINT)).await?;
+        if run_all::<B>(&mut tx, statements).await.is_ok() {
+            B::execute(&mut tx, Query::new(RELEASE)).await?;
+            for i in members {
+                outcomes[i] = Some(Ok(()));
+            }
+        } else {
+            // Someone's changeset fails: find out whose, one by one.
+            B::execute(&mut tx, Query::new(ROLLBACK_TO)).await?;
+            B::execute(&mut tx, Query::new(RELEASE)).await?;
+            for i in members {
+                alone.push((i, plan(changesets[i])?));
+            }
+            alone.sort_by_key(|(i, _)| *i);
+        }
+    } else {
+        alone.extend(merged);
+    }
+    for (i, writes) in alone {
+        B::execute(&mut tx, Query::new(SAVEPOINT)).await?;
+        match apply::<B>(&mut tx, writes).await {
+            Ok(()) => {
+                B::execute(&mut tx, Query::new(RELEASE)).await?;
+                outcomes[i] = Some(Ok(()));
+            }
+            Err(own) => {
+                outcomes[i] = Some(Err(own));
+                // If even this fails (the database dropped the whole transaction on a disk
+                // error, say), the group is lost.
+                B::execute(&mut tx, Query::new(ROLLBACK_TO)).await?;
+                B::execute(&mut tx, Query::new(RELEASE)).await?;
+            }
+        }
+    }
+    B::commit(tx).await
 }
 
 #[cfg(test)]
@@ -28,7 +212,7 @@ const ORDER_COLUMNS: &str = "id, merchant_id, order_no, checkout_token, status, 
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version";
+     monitor_until, created_at, updated_at, version, lock_window_ms";
 
 // `concat!` needs literals, so the column list is repeated in the SELECTs below; a unit test
 // checks every copy against ORDER_COLUMNS.
@@ -36,31 +220,31 @@ const SELECT_ORDER_BY_MERCHANT_AND_ID: &str = "SELECT id, merchant_id, order_no,
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders WHERE merchant_id = $1 AND id = $2";
 const SELECT_ORDER_BY_NO: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders WHERE merchant_id = $1 AND order_no = $2";
 const SELECT_ORDER_BY_ID: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders WHERE id = $1";
 const SELECT_ORDER_BY_TOKEN: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders WHERE checkout_token = $1";
 const SELECT_ORDERS_PAGE: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders \
      WHERE ($1 IS NULL OR merchant_id = $1) \
        AND ($2 IS NULL OR status = $2) \
@@ -74,16 +258,19 @@ const SELECT_ORDERS_DUE_FOR_EXPIRY: &str = "SELECT id, merchant_id, order_no, ch
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
      FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+
+const INSERT_MERCHANT: &str =
+    "INSERT INTO merchants (id, name, policy, created_at) VALUES ($1, $2, $3, $4)";
 
 const INSERT_ORDER: &str = "INSERT INTO orders (id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version) \
+     monitor_until, created_at, updated_at, version, lock_window_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)";
+     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)";
 
 // Identity columns (id, merchant, order_no, token, created_at) never change after insert.
 const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $2, amount = $3, currency = $4, \
@@ -91,8 +278,8 @@ const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $2, amount =
      derivation_path = $10, rate_price = $11, rate_source = $12, rate_at = $13, confirmed = $14, \
      unconfirmed = $15, any_late = $16, any_reversed = $17, policy = $18, description = $19, \
      metadata = $20, success_url = $21, expired_url = $22, callback_url = $23, dialect = $24, \
-     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28 \
-     WHERE id = $29 AND version = $30";
+     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28, lock_window_ms = $29 \
+     WHERE id = $30 AND version = $31";
 
 const UPSERT_PAYMENT: &str = "INSERT INTO payments (id, order_id, merchant_id, chain, asset, amount, txid, output_index, \
      from_address, to_address, block_height, block_hash, confirmations, status, match_status, late, \
@@ -175,14 +362,20 @@ fn insert_order(order: &Order) -> Query {
         .int(ms(order.created_at))
         .int(ms(order.updated_at))
         .int(order.version)
+        .int(window_ms(order))
 }
 
 fn update_order(order: &Order, expected_version: i64) -> Query {
     order_values(Query::new(UPDATE_ORDER), order)
         .int(ms(order.updated_at))
         .int(order.version)
+        .int(window_ms(order))
         .text(order.id.as_str())
         .int(expected_version)
+}
+
+fn window_ms(order: &Order) -> i64 {
+    i64::try_from(order.lock_window.whole_milliseconds()).unwrap_or(i64::MAX)
 }
 
 fn page_limit(limit: u32) -> i64 {
@@ -198,6 +391,269 @@ fn first<R, T>(
     f: impl Fn(&R) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
     rows.first().map(f).transpose()
+}
+
+/// What a write touches: decides how its errors read, and whether the writes of concurrent
+/// changesets may share one multi-row statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Merchant,
+    Order,
+    OrderUpdate,
+    Payment,
+    Transition,
+    Event,
+    Outbox,
+}
+
+impl Kind {
+    /// The kinds whose rows merge, in the order their statements run: every row that a later
+    /// kind refers to is written before it.
+    const MERGED: [Kind; 6] = [
+        Kind::Merchant,
+        Kind::Order,
+        Kind::Payment,
+        Kind::Transition,
+        Kind::Event,
+        Kind::Outbox,
+    ];
+
+    /// An update must hit exactly its expected version, which a multi-row statement cannot
+    /// report row by row; every other write is a plain (up)sert.
+    fn mergeable(self) -> bool {
+        self != Kind::OrderUpdate
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            Kind::Merchant => INSERT_MERCHANT,
+            Kind::Order => INSERT_ORDER,
+            Kind::OrderUpdate => UPDATE_ORDER,
+            Kind::Payment => UPSERT_PAYMENT,
+            Kind::Transition => INSERT_TRANSITION,
+            Kind::Event => INSERT_EVENT,
+            Kind::Outbox => INSERT_OUTBOX,
+        }
+    }
+
+    fn refine(self, error: StoreError) -> StoreError {
+        match (self, error) {
+            // id and token are 128/256 random bits: a clash is the merchant's order_no.
+            (Kind::Order, StoreError::Duplicate(_)) => StoreError::Duplicate("order_no"),
+            (Kind::Payment, StoreError::Duplicate(_)) => {
+                StoreError::Duplicate("payment (chain, txid, output)")
+            }
+            (_, other) => other,
+        }
+    }
+}
+
+/// One row written by a changeset: `query` is `kind.sql()` with its arguments.
+struct Write {
+    kind: Kind,
+    query: Query,
+}
+
+/// The writes of one changeset, in the order they apply, or why it is refused up front.
+fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
+    let mut writes = Vec::with_capacity(
+        changes.new_merchants.len()
+            + changes.new_orders.len()
+            + changes.order_updates.len()
+            + changes.payments.len()
+            + changes.timeline.len()
+            + 2 * changes.events.len(),
+    );
+    for merchant in &changes.new_merchants {
+        let query = Query::new(INSERT_MERCHANT)
+            .text(merchant.id.as_str())
+            .text(merchant.name.clone())
+            .text(to_json(&merchant.policy))
+            .int(ms(merchant.created_at));
+        writes.push(Write {
+            kind: Kind::Merchant,
+            query,
+        });
+    }
+    for order in &changes.new_orders {
+        writes.push(Write {
+            kind: Kind::Order,
+            query: insert_order(order),
+        });
+    }
+    for update in &changes.order_updates {
+        if update.order.version != update.expected_version + 1 {
+            return Err(StoreError::Conflict("order version"));
+        }
+        writes.push(Write {
+            kind: Kind::OrderUpdate,
+            query: update_order(&update.order, update.expected_version),
+        });
+    }
+    for p in &changes.payments {
+        let query = Query::new(UPSERT_PAYMENT)
+            .text(p.id.as_str())
+            .text(p.order_id.as_str())
+            .text(p.merchant_id.as_str())
+            .text(p.asset.chain().as_str())
+            .text(p.asset.to_string())
+            .text(p.amount.to_string())
+            .text(p.txid.clone())
+            .int(i64::from(p.output_index))
+            .opt_text(p.from_address.clone())
+            .text(p.to_address.clone())
+            .opt_int(p.block_height.map(|h| i64::try_from(h).unwrap_or(i64::MAX)))
+            .opt_text(p.block_hash.clone())
+            .int(i64::from(p.confirmations))
+            .text(p.status.as_str())
+            .text(p.match_status.as_str())
+            .boolean(p.late)
+            .int(ms(p.occurred_at))
+            .int(ms(p.detected_at))
+            .int(ms(p.updated_at));
+        writes.push(Write {
+            kind: Kind::Payment,
+            query,
+        });
+    }
+    for (order_id, entry) in &changes.timeline {
+        let query = Query::new(INSERT_TRANSITION)
+            .text(order_id.as_str())
+            .int(ms(entry.at))
+            .opt_text(entry.from.map(|s| s.status.as_str()))
+            .opt_text(entry.from.map(|s| s.reason.as_str()))
+            .text(entry.to.status.as_str())
+            .text(entry.to.reason.as_str())
+            .text(entry.cause.as_str())
+            .opt_text(entry.note.clone());
+        writes.push(Write {
+            kind: Kind::Transition,
+            query,
+        });
+    }
+    for event in &changes.events {
+        let query = Query::new(INSERT_EVENT)
+            .text(event.id.as_str())
+            .text(event.merchant_id.as_str())
+            .text(event.kind.as_str())
+            .text(event.subject.clone())
+            .text(to_json(&event.data))
+            .int(ms(event.created_at));
+        writes.push(Write {
+            kind: Kind::Event,
+            query,
+        });
+        let query = Query::new(INSERT_OUTBOX)
+            .text(event.id.as_str())
+            .int(ms(event.created_at));
+        writes.push(Write {
+            kind: Kind::Outbox,
+            query,
+        });
+    }
+    Ok(writes)
+}
+
+/// Run one changeset's writes, statement by statement, inside the caller's transaction. On
+/// error the caller rolls back (the whole transaction, or this changeset's savepoint).
+async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), StoreError> {
+    for Write { kind, query } in writes {
+        let n = B::execute(tx, query).await.map_err(|e| kind.refine(e))?;
+        if kind == Kind::OrderUpdate && n != 1 {
+            return Err(StoreError::Conflict("order"));
+        }
+    }
+    Ok(())
+}
+
+async fn run_all<B: Backend>(tx: &mut B::Tx, statements: Vec<Query>) -> Result<(), StoreError> {
+    for q in statements {
+        B::execute(tx, q).await?;
+    }
+    Ok(())
+}
+
+/// Most rows in one multi-row statement. Row counts are powers of two up to this, so a
+/// handful of statement shapes per table stays in the prepared-statement cache.
+const MAX_ROWS_PER_STATEMENT: usize = 256;
+/// SQLite's default limit on bound values per statement (PostgreSQL allows 65,535).
+const MAX_BINDS_PER_STATEMENT: usize = 32_766;
+
+/// The writes of several changesets as multi-row INSERTs, one run per kind in
+/// [`Kind::MERGED`] order; rows keep the changesets' order within a kind.
+fn merge(changesets: impl IntoIterator<Item = Vec<Write>>, anonymous: bool) -> Vec<Query> {
+    let mut by_kind: [Vec<Query>; Kind::MERGED.len()] = Default::default();
+    for writes in changesets {
+        for Write { kind, query } in writes {
+            if let Some(k) = Kind::MERGED.iter().position(|m| *m == kind) {
+                by_kind[k].push(query);
+            }
+        }
+    }
+    let mut statements = Vec::new();
+    for (kind, rows) in Kind::MERGED.iter().zip(by_kind) {
+        let binds = rows.first().map_or(1, |q| q.args.len().max(1));
+        let cap = (MAX_BINDS_PER_STATEMENT / binds).clamp(1, MAX_ROWS_PER_STATEMENT);
+        let mut rows = rows.into_iter();
+        let mut left = rows.len();
+        while left > 0 {
+            // Largest power of two that fits: 7 rows run as 4 + 2 + 1.
+            let n = 1usize << (left.min(cap)).ilog2();
+            let mut args = Vec::with_capacity(n * binds);
+            for q in rows.by_ref().take(n) {
+                args.extend(q.args);
+            }
+            statements.push(Query {
+                sql: if n == 1 {
+                    Cow::Borrowed(kind.sql())
+                } else {
+                    Cow::Owned(multi_row(kind.sql(), n, anonymous))
+                },
+                args,
+            });
+            left -= n;
+        }
+    }
+    statements
+}
+
+/// `INSERT … VALUES ($1, …, $k) [tail]` as `INSERT … VALUES ($1, …, $k), ($k+1, …), … [tail]`
+/// with `rows` rows, or with every placeholder `?` if `anonymous`. Each placeholder of the
+/// row appears once, in order (a unit test checks every statement this is used on), so both
+/// forms bind the same arguments.
+fn multi_row(sql: &str, rows: usize, anonymous: bool) -> String {
+    let Some(open) = sql.find("VALUES (").map(|i| i + "VALUES ".len()) else {
+        return sql.to_owned();
+    };
+    let Some(close) = sql[open..].find(')').map(|i| open + i + 1) else {
+        return sql.to_owned();
+    };
+    let (head, row, tail) = (&sql[..open], &sql[open..close], &sql[close..]);
+    let per_row = row.matches('$').count();
+    let mut out = String::with_capacity(head.len() + rows * (row.len() + 8) + tail.len());
+    out.push_str(head);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        let mut rest = row;
+        while let Some(dollar) = rest.find('$') {
+            out.push_str(&rest[..dollar]);
+            rest = &rest[dollar + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if anonymous {
+                out.push('?');
+            } else {
+                let n: usize = rest[..digits].parse().unwrap_or(0);
+                out.push('$');
+                out.push_str(&(n + r * per_row).to_string());
+            }
+            rest = &rest[digits..];
+        }
+        out.push_str(rest);
+    }
+    out.push_str(tail);
+    out
 }
 
 #[async_trait]
@@ -218,92 +674,10 @@ impl<B: Backend> Store for SqlStore<B> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.backend.begin().await?;
-        for merchant in &changes.new_merchants {
-            let q = Query::new(
-                "INSERT INTO merchants (id, name, policy, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .text(merchant.id.as_str())
-            .text(merchant.name.clone())
-            .text(to_json(&merchant.policy))
-            .int(ms(merchant.created_at));
-            B::execute(&mut tx, q).await?;
+        match &self.group {
+            Some(queue) => queue.commit(changes).await,
+            None => commit_alone(&*self.backend, &changes).await,
         }
-        for order in &changes.new_orders {
-            B::execute(&mut tx, insert_order(order))
-                .await
-                .map_err(|e| match e {
-                    // id and token are 128/256 random bits: a clash is the merchant's order_no.
-                    StoreError::Duplicate(_) => StoreError::Duplicate("order_no"),
-                    other => other,
-                })?;
-        }
-        for update in &changes.order_updates {
-            if update.order.version != update.expected_version + 1 {
-                return Err(StoreError::Conflict("order version"));
-            }
-            let n = B::execute(
-                &mut tx,
-                update_order(&update.order, update.expected_version),
-            )
-            .await?;
-            if n != 1 {
-                return Err(StoreError::Conflict("order"));
-            }
-        }
-        for p in &changes.payments {
-            let q = Query::new(UPSERT_PAYMENT)
-                .text(p.id.as_str())
-                .text(p.order_id.as_str())
-                .text(p.merchant_id.as_str())
-                .text(p.asset.chain().as_str())
-                .text(p.asset.to_string())
-                .text(p.amount.to_string())
-                .text(p.txid.clone())
-                .int(i64::from(p.output_index))
-                .opt_text(p.from_address.clone())
-                .text(p.to_address.clone())
-                .opt_int(p.block_height.map(|h| i64::try_from(h).unwrap_or(i64::MAX)))
-                .opt_text(p.block_hash.clone())
-                .int(i64::from(p.confirmations))
-                .text(p.status.as_str())
-                .text(p.match_status.as_str())
-                .boolean(p.late)
-                .int(ms(p.occurred_at))
-                .int(ms(p.detected_at))
-                .int(ms(p.updated_at));
-            B::execute(&mut tx, q).await.map_err(|e| match e {
-                StoreError::Duplicate(_) => StoreError::Duplicate("payment (chain, txid, output)"),
-                other => other,
-            })?;
-        }
-        for (order_id, entry) in &changes.timeline {
-            let q = Query::new(INSERT_TRANSITION)
-                .text(order_id.as_str())
-                .int(ms(entry.at))
-                .opt_text(entry.from.map(|s| s.status.as_str()))
-                .opt_text(entry.from.map(|s| s.reason.as_str()))
-                .text(entry.to.status.as_str())
-                .text(entry.to.reason.as_str())
-                .text(entry.cause.as_str())
-                .opt_text(entry.note.clone());
-            B::execute(&mut tx, q).await?;
-        }
-        for event in &changes.events {
-            let q = Query::new(INSERT_EVENT)
-                .text(event.id.as_str())
-                .text(event.merchant_id.as_str())
-                .text(event.kind.as_str())
-                .text(event.subject.clone())
-                .text(to_json(&event.data))
-                .int(ms(event.created_at));
-            B::execute(&mut tx, q).await?;
-            let q = Query::new(INSERT_OUTBOX)
-                .text(event.id.as_str())
-                .int(ms(event.created_at));
-            B::execute(&mut tx, q).await?;
-        }
-        B::commit(tx).await
     }
 
     async fn get_merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, StoreError> {
@@ -378,6 +752,89 @@ impl<B: Backend> Store for SqlStore<B> {
         let n = B::execute(&mut tx, q).await?;
         B::commit(tx).await?;
         Ok(n == 1)
+    }
+
+    async fn set_wallet(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+        descriptor: &str,
+        at: OffsetDateTime,
+    ) -> Result<WalletRecord, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        // A different key restarts at index 0; the same key keeps its position so that
+        // re-submitting it never hands out an index twice.
+        let q = Query::new(
+            "INSERT INTO wallets (merchant_id, chain, descriptor, next_index, created_at, updated_at) \
+             VALUES ($1, $2, $3, 0, $4, $4) \
+             ON CONFLICT (merchant_id, chain) DO UPDATE SET \
+               next_index = CASE WHEN wallets.descriptor = excluded.descriptor \
+                                 THEN wallets.next_index ELSE 0 END, \
+               descriptor = excluded.descriptor, updated_at = excluded.updated_at",
+        )
+        .text(merchant.as_str())
+        .text(chain.as_str())
+        .text(descriptor)
+        .int(ms(at));
+        B::execute(&mut tx, q).await?;
+        let q = Query::new(
+            "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
+             FROM wallets WHERE merchant_id = $1 AND chain = $2",
+        )
+        .text(merchant.as_str())
+        .text(chain.as_str());
+        let record = first(B::fetch_in(&mut tx, q).await?, codec::wallet_from_row)?
+            .ok_or(StoreError::NotFound("wallet"))?;
+        B::commit(tx).await?;
+        Ok(record)
+    }
+
+    async fn get_wallet(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<Option<WalletRecord>, StoreError> {
+        let q = Query::new(
+            "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
+             FROM wallets WHERE merchant_id = $1 AND chain = $2",
+        )
+        .text(merchant.as_str())
+        .text(chain.as_str());
+        first(self.backend.fetch(q).await?, codec::wallet_from_row)
+    }
+
+    async fn list_wallets(&self, merchant: &MerchantId) -> Result<Vec<WalletRecord>, StoreError> {
+        let q = Query::new(
+            "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
+             FROM wallets WHERE merchant_id = $1 ORDER BY chain",
+        )
+        .text(merchant.as_str());
+        rows(self.backend.fetch(q).await?, codec::wallet_from_row)
+    }
+
+    async fn take_address_index(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<(u32, String), StoreError> {
+        let mut tx = self.backend.begin().await?;
+        let q = Query::new(
+            "UPDATE wallets SET next_index = next_index + 1 \
+             WHERE merchant_id = $1 AND chain = $2 RETURNING next_index - 1 AS taken, descriptor",
+        )
+        .text(merchant.as_str())
+        .text(chain.as_str());
+        let rows = B::fetch_in(&mut tx, q).await?;
+        let row = rows.first().ok_or(StoreError::NotFound("wallet"))?;
+        let taken = u32::try_from(crate::backend::RowExt::int(row, "taken")?).map_err(|_| {
+            StoreError::Corrupt {
+                column: "wallets.next_index".into(),
+                detail: "exhausted".into(),
+            }
+        })?;
+        let descriptor = crate::backend::RowExt::text(row, "descriptor")?;
+        B::commit(tx).await?;
+        Ok((taken, descriptor))
     }
 
     async fn get_order(
@@ -468,6 +925,7 @@ impl<B: Backend> Store for SqlStore<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Value;
 
     #[test]
     fn every_order_select_uses_the_full_column_list() {
@@ -517,5 +975,109 @@ mod tests {
                 i += 1;
             }
         }
+    }
+
+    /// The `$n` placeholders of `sql`, in order of appearance.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        sql.split('$')
+            .skip(1)
+            .map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merged_statements_number_every_row_in_turn() {
+        for kind in Kind::MERGED {
+            let sql = kind.sql();
+            let per_row = placeholders(sql).len();
+            // multi_row relies on this: each placeholder once, in order, all in the VALUES row.
+            assert_eq!(
+                placeholders(sql),
+                (1..=per_row).collect::<Vec<_>>(),
+                "{sql}"
+            );
+            assert_eq!(multi_row(sql, 1, false), sql);
+            let three = multi_row(sql, 3, false);
+            assert_eq!(
+                placeholders(&three),
+                (1..=3 * per_row).collect::<Vec<_>>(),
+                "{three}"
+            );
+            assert_eq!(three.matches("), ($").count(), 2, "{three}");
+            let anonymous = multi_row(sql, 3, true);
+            assert!(!anonymous.contains('$'), "{anonymous}");
+            assert_eq!(anonymous.matches('?').count(), 3 * per_row, "{anonymous}");
+        }
+        assert_eq!(
+            multi_row(INSERT_OUTBOX, 2, false),
+            "INSERT INTO outbox (event_id, created_at) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            multi_row(INSERT_OUTBOX, 2, true),
+            "INSERT INTO outbox (event_id, created_at) VALUES (?, ?), (?, ?)"
+        );
+        // The upsert's tail follows the last row.
+        assert!(multi_row(UPSERT_PAYMENT, 2, false).contains("$38) ON CONFLICT (id) DO UPDATE"));
+    }
+
+    #[test]
+    fn merge_splits_rows_into_power_of_two_statements_in_kind_order() {
+        let outbox = |i: i64| Write {
+            kind: Kind::Outbox,
+            query: Query::new(INSERT_OUTBOX).text(format!("e{i}")).int(i),
+        };
+        let transition = |i: i64| Write {
+            kind: Kind::Transition,
+            query: Query::new(INSERT_TRANSITION)
+                .text(format!("o{i}"))
+                .int(i)
+                .opt_text(None::<String>)
+                .opt_text(None::<String>)
+                .text("pending")
+                .text("none")
+                .text("created")
+                .opt_text(None::<String>),
+        };
+        // Seven changesets, each writing an outbox row before its transition.
+        let statements = merge((0..7).map(|i| vec![outbox(i), transition(i)]), false);
+        let shape: Vec<(bool, usize)> = statements
+            .iter()
+            .map(|q| {
+                (
+                    q.sql.starts_with("INSERT INTO order_transitions"),
+                    q.args.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (true, 4 * 8),
+                (true, 2 * 8),
+                (true, 8),
+                (false, 4 * 2),
+                (false, 2 * 2),
+                (false, 2),
+            ]
+        );
+        // Rows keep the changesets' order.
+        let firsts: Vec<String> = statements[3..]
+            .iter()
+            .flat_map(|q| q.args.iter().step_by(2))
+            .map(|v| format!("{v:?}"))
+            .collect();
+        assert_eq!(
+            firsts,
+            (0..7)
+                .map(|i| format!("{:?}", Value::Text(format!("e{i}"))))
+                .collect::<Vec<_>>()
+        );
+        // The bind limit caps a statement's rows below MAX_ROWS_PER_STATEMENT when rows are wide.
+        let orders_cap = (MAX_BINDS_PER_STATEMENT / placeholders(INSERT_ORDER).len())
+            .min(MAX_ROWS_PER_STATEMENT);
+        assert!(orders_cap >= 128);
     }
 }

@@ -1,6 +1,8 @@
 //! One conformance suite, run against SQLite and a real PostgreSQL server.
 //! Every test gets a fresh database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::str::FromStr;
 
 use coffer_core::order::{Derivation, OrderLinks};
@@ -90,6 +92,7 @@ fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTi
         created_at,
         updated_at: created_at,
         version: 1,
+        lock_window: Duration::minutes(30),
     }
 }
 

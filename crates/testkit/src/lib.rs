@@ -3,6 +3,9 @@
 //! `scripts/test.sh`). Without that variable the PostgreSQL half of a suite fails loudly
 //! instead of passing silently; set `COFFER_TEST_SKIP_PG=1` to skip it on purpose.
 
+// Test support: a failed fixture must stop the test at once.
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 
 use coffer_store::{Store, StoreError};
