@@ -22,6 +22,8 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+pub mod v1;
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]

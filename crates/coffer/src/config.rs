@@ -109,6 +109,7 @@ pub struct Config {
     /// `tracing` filter, e.g. `info` or `info,coffer_engine=debug`.
     pub log_level: String,
     pub http: HttpConfig,
+    pub api: ApiConfig,
     pub orders: OrdersConfig,
     pub rates: RatesConfig,
     pub chains: Vec<ChainConfig>,
@@ -126,6 +127,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             http: HttpConfig::default(),
+            api: ApiConfig::default(),
             orders: OrdersConfig::default(),
             rates: RatesConfig::default(),
             chains: Vec::new(),
@@ -144,6 +146,21 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Requests per minute per API key on the native API; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_minute: 600,
         }
     }
 }
@@ -447,6 +464,10 @@ log_level = "info"
 [http]
 # Largest accepted request body, bytes.
 body_limit = 65536
+
+[api]
+# Requests per minute per API key on /api/v1 (bursts up to a minute's worth); 0 = no limit.
+rate_limit_per_minute = 600
 
 [orders]
 # Rate-lock window: the quoted crypto amount is valid this long.

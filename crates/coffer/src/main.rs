@@ -234,7 +234,15 @@ async fn serve(config: Config) -> Result<()> {
         body_limit: config.http.body_limit,
         metrics_on_main: config.admin_listen.is_none(),
     };
-    let app = coffer_api::router(state.clone(), &http, axum::Router::new());
+    let api = coffer_api::v1::router(
+        &state,
+        &coffer_api::v1::ApiSettings {
+            rate_limit_per_minute: config.api.rate_limit_per_minute,
+            body_limit: config.http.body_limit,
+            ..coffer_api::v1::ApiSettings::default()
+        },
+    );
+    let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -268,6 +276,26 @@ async fn serve(config: Config) -> Result<()> {
                             Ok(0) => {}
                             Ok(n) => tracing::info!(expired = n, "expired orders past their rate lock"),
                             Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying next tick"),
+                        }
+                    }
+                    _ = rx.changed() => break,
+                }
+            }
+        });
+    }
+    {
+        // Idempotency keys are kept 24 h; older ones are purged hourly.
+        let engine = engine.clone();
+        let mut rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        match engine.purge_idempotency().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(purged = n, "purged idempotency keys older than 24 h"),
+                            Err(e) => tracing::warn!(error = %e, "idempotency purge failed; retrying next hour"),
                         }
                     }
                     _ = rx.changed() => break,

@@ -12,6 +12,7 @@ pub mod money;
 pub mod order;
 pub mod rate;
 pub mod state;
+pub mod uri;
 
 pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
 pub use event::{Event, EventType};

@@ -6,6 +6,7 @@
 
 mod clock;
 mod error;
+pub mod idempotency;
 pub mod keys;
 mod registry;
 mod validate;
@@ -493,6 +494,16 @@ impl Engine {
             .get_order(merchant, id)
             .await?
             .ok_or(EngineError::NotFound("order"))
+    }
+
+    /// The payments seen for one of this merchant's orders (another merchant's: not found).
+    pub async fn order_payments(
+        &self,
+        merchant: &MerchantId,
+        id: &OrderId,
+    ) -> Result<Vec<coffer_core::Payment>, EngineError> {
+        let order = self.get_order(merchant, id).await?;
+        Ok(self.store.payments_for_order(&order.id).await?)
     }
 
     pub async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>, EngineError> {

@@ -22,7 +22,12 @@ pub fn checkout_url(order: &Order, settings: &EngineSettings) -> String {
 /// has to do decimal arithmetic to compare with the chain.
 pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegistry) -> Value {
     let payment = order.target.as_ref().map(|t| {
-        let decimals = assets.asset(&t.asset).map(|a| a.decimals);
+        let asset = assets.asset(&t.asset);
+        let decimals = asset.map(|a| a.decimals);
+        let uri = asset.and_then(|a| {
+            let chain = assets.chain(a.chain())?;
+            coffer_core::uri::payment_uri(chain, a, &t.address, t.amount_due)
+        });
         let human = |units: coffer_core::BaseUnits| decimals.map(|d| units.format(d));
         json!({
             "asset": t.asset.to_string(),
@@ -31,6 +36,7 @@ pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegist
             "amount_due_base_units": t.amount_due.to_string(),
             "amount_confirmed": human(order.totals.confirmed),
             "amount_unconfirmed": human(order.totals.unconfirmed),
+            "payment_uri": uri,
             "derivation_index": t.derivation.as_ref().map(|d| d.index),
             "rate": {
                 "price": t.rate.price.get().to_string(),
@@ -59,5 +65,31 @@ pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegist
         "monitor_until": rfc3339(order.monitor_until),
         "created_at": rfc3339(order.created_at),
         "updated_at": rfc3339(order.updated_at),
+    })
+}
+
+/// A payment as APIs return it: amounts as strings, in base units and as decimals.
+pub fn payment_json(payment: &coffer_core::Payment, assets: &AssetRegistry) -> Value {
+    let decimals = assets.asset(&payment.asset).map(|a| a.decimals);
+    json!({
+        "id": payment.id.to_string(),
+        "object": "payment",
+        "order_id": payment.order_id.to_string(),
+        "asset": payment.asset.to_string(),
+        "amount": decimals.map(|d| payment.amount.format(d)),
+        "amount_base_units": payment.amount.to_string(),
+        "txid": payment.txid,
+        "output_index": payment.output_index,
+        "from_address": payment.from_address,
+        "to_address": payment.to_address,
+        "block_height": payment.block_height,
+        "block_hash": payment.block_hash,
+        "confirmations": payment.confirmations,
+        "status": payment.status.as_str(),
+        "match_status": payment.match_status.as_str(),
+        "late": payment.late,
+        "occurred_at": rfc3339(payment.occurred_at),
+        "detected_at": rfc3339(payment.detected_at),
+        "updated_at": rfc3339(payment.updated_at),
     })
 }

@@ -172,6 +172,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallets",
         include_str!("../migrations/sqlite/0002_wallets.sql"),
     ),
+    (
+        4,
+        "idempotency",
+        include_str!("../migrations/sqlite/0004_idempotency.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -184,6 +189,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "wallets",
         include_str!("../migrations/postgres/0002_wallets.sql"),
+    ),
+    (
+        4,
+        "idempotency",
+        include_str!("../migrations/postgres/0004_idempotency.sql"),
     ),
 ];
 

@@ -76,6 +76,13 @@ pub struct Changeset {
     pub timeline: Vec<(OrderId, TimelineEntry)>,
     /// Each event also gets an outbox row, in the same transaction.
     pub events: Vec<Event>,
+    /// Idempotency keys to reserve (in progress); an existing key fails the changeset with
+    /// `Duplicate("idempotency_key")`.
+    pub idempotency_reservations: Vec<IdempotencyRecord>,
+    /// Responses to store on reserved (still in progress) idempotency keys.
+    pub idempotency_responses: Vec<IdempotencyResponse>,
+    /// Reserved keys to forget without a response (the request could not be answered).
+    pub idempotency_releases: Vec<(MerchantId, String)>,
 }
 
 impl Changeset {
@@ -86,6 +93,9 @@ impl Changeset {
             && self.payments.is_empty()
             && self.timeline.is_empty()
             && self.events.is_empty()
+            && self.idempotency_reservations.is_empty()
+            && self.idempotency_responses.is_empty()
+            && self.idempotency_releases.is_empty()
     }
 }
 
@@ -135,6 +145,35 @@ pub struct WalletRecord {
     pub next_index: u32,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// A stored response of an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// The response body (JSON text).
+    pub body: String,
+}
+
+/// An idempotency key of one merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub merchant_id: MerchantId,
+    pub key: String,
+    /// Identifies the request (method, path, SHA-256 of the body).
+    pub fingerprint: String,
+    /// `None` while the first request is still in progress.
+    pub response: Option<StoredResponse>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The response for a reserved idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyResponse {
+    pub merchant_id: MerchantId,
+    pub key: String,
+    pub response: StoredResponse,
+    pub at: OffsetDateTime,
 }
 
 /// A stored API credential and the hash of its secret.
@@ -219,6 +258,14 @@ pub trait Store: Send + Sync {
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError>;
 
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError>;
+
+    async fn get_idempotency(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Delete idempotency keys created before `before`; returns how many.
+    async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Outbox rows not yet dispatched, oldest first.

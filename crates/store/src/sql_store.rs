@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::{
-    Changeset, CredentialRecord, EventQuery, OrderQuery, Store, StoreError, StoredEvent,
-    WalletRecord,
+    Changeset, CredentialRecord, EventQuery, IdempotencyRecord, OrderQuery, Store, StoreError,
+    StoredEvent, StoredResponse, WalletRecord,
 };
 
 /// Largest page any list query returns.
@@ -404,6 +404,9 @@ enum Kind {
     Transition,
     Event,
     Outbox,
+    IdempotencyReserve,
+    IdempotencyRespond,
+    IdempotencyRelease,
 }
 
 impl Kind {
@@ -421,7 +424,7 @@ impl Kind {
     /// An update must hit exactly its expected version, which a multi-row statement cannot
     /// report row by row; every other write is a plain (up)sert.
     fn mergeable(self) -> bool {
-        self != Kind::OrderUpdate
+        Kind::MERGED.contains(&self)
     }
 
     fn sql(self) -> &'static str {
@@ -433,6 +436,9 @@ impl Kind {
             Kind::Transition => INSERT_TRANSITION,
             Kind::Event => INSERT_EVENT,
             Kind::Outbox => INSERT_OUTBOX,
+            Kind::IdempotencyReserve => INSERT_IDEMPOTENCY,
+            Kind::IdempotencyRespond => RESPOND_IDEMPOTENCY,
+            Kind::IdempotencyRelease => RELEASE_IDEMPOTENCY,
         }
     }
 
@@ -440,6 +446,9 @@ impl Kind {
         match (self, error) {
             // id and token are 128/256 random bits: a clash is the merchant's order_no.
             (Kind::Order, StoreError::Duplicate(_)) => StoreError::Duplicate("order_no"),
+            (Kind::IdempotencyReserve, StoreError::Duplicate(_)) => {
+                StoreError::Duplicate("idempotency_key")
+            }
             (Kind::Payment, StoreError::Duplicate(_)) => {
                 StoreError::Duplicate("payment (chain, txid, output)")
             }
@@ -462,7 +471,10 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + changes.order_updates.len()
             + changes.payments.len()
             + changes.timeline.len()
-            + 2 * changes.events.len(),
+            + 2 * changes.events.len()
+            + changes.idempotency_reservations.len()
+            + changes.idempotency_responses.len()
+            + changes.idempotency_releases.len(),
     );
     for merchant in &changes.new_merchants {
         let query = Query::new(INSERT_MERCHANT)
@@ -551,8 +563,48 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             query,
         });
     }
+    for r in &changes.idempotency_reservations {
+        let query = Query::new(INSERT_IDEMPOTENCY)
+            .text(r.merchant_id.as_str())
+            .text(r.key.clone())
+            .text(r.fingerprint.clone())
+            .int(ms(r.created_at));
+        writes.push(Write {
+            kind: Kind::IdempotencyReserve,
+            query,
+        });
+    }
+    for r in &changes.idempotency_responses {
+        let query = Query::new(RESPOND_IDEMPOTENCY)
+            .text(r.merchant_id.as_str())
+            .text(r.key.clone())
+            .int(i64::from(r.response.status))
+            .text(r.response.body.clone())
+            .int(ms(r.at));
+        writes.push(Write {
+            kind: Kind::IdempotencyRespond,
+            query,
+        });
+    }
+    for (merchant, key) in &changes.idempotency_releases {
+        let query = Query::new(RELEASE_IDEMPOTENCY)
+            .text(merchant.as_str())
+            .text(key.clone());
+        writes.push(Write {
+            kind: Kind::IdempotencyRelease,
+            query,
+        });
+    }
     Ok(writes)
 }
+
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
+     (merchant_id, key, fingerprint, status, body, created_at, completed_at) \
+     VALUES ($1, $2, $3, NULL, NULL, $4, NULL)";
+const RESPOND_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status = $3, body = $4, completed_at = $5 \
+     WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
+const RELEASE_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
 
 /// Run one changeset's writes, statement by statement, inside the caller's transaction. On
 /// error the caller rolls back (the whole transaction, or this changeset's savepoint).
@@ -561,6 +613,9 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
         let n = B::execute(tx, query).await.map_err(|e| kind.refine(e))?;
         if kind == Kind::OrderUpdate && n != 1 {
             return Err(StoreError::Conflict("order"));
+        }
+        if kind == Kind::IdempotencyRespond && n != 1 {
+            return Err(StoreError::Conflict("idempotency key"));
         }
     }
     Ok(())
@@ -904,6 +959,53 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError> {
         let q = Query::new(SELECT_PAYMENTS).text(order.as_str());
         rows(self.backend.fetch(q).await?, codec::payment_from_row)
+    }
+
+    async fn get_idempotency(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let q = Query::new(
+            "SELECT merchant_id, key, fingerprint, status, body, created_at \
+             FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+        )
+        .text(merchant.as_str())
+        .text(key);
+        first(self.backend.fetch(q).await?, |row| {
+            use crate::backend::RowExt;
+            let response = match (row.opt_int("status")?, row.opt_text("body")?) {
+                (Some(status), Some(body)) => Some(StoredResponse {
+                    status: u16::try_from(status).map_err(|_| StoreError::Corrupt {
+                        column: "idempotency_keys.status".into(),
+                        detail: status.to_string(),
+                    })?,
+                    body,
+                }),
+                _ => None,
+            };
+            Ok(IdempotencyRecord {
+                merchant_id: row
+                    .text("merchant_id")?
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt {
+                        column: "idempotency_keys.merchant_id".into(),
+                        detail: "not a merchant id".into(),
+                    })?,
+                key: row.text("key")?,
+                fingerprint: row.text("fingerprint")?,
+                response,
+                created_at: codec::from_ms("idempotency_keys.created_at", row.int("created_at")?)?,
+            })
+        })
+    }
+
+    async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let q = Query::new("DELETE FROM idempotency_keys WHERE created_at < $1").int(ms(before));
+        let mut tx = self.backend.begin().await?;
+        let n = B::execute(&mut tx, q).await?;
+        B::commit(tx).await?;
+        Ok(n)
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -1,0 +1,139 @@
+//! What a merchant can be paid in, fiat currencies, and receiving wallets.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use coffer_core::fiat::FIAT_CURRENCIES;
+use coffer_core::{AssetKind, Scope};
+use coffer_engine::view::rfc3339;
+use coffer_store::WalletRecord;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::docs::{ErrorBody, ListBody};
+use super::error::ApiError;
+use super::extract::{ApiJson, Auth};
+use crate::AppState;
+
+/// The merchant's receiving wallet for a chain.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWallet {
+    /// Extended public key or output descriptor. Only public keys: Coffer never holds keys
+    /// that can spend.
+    pub xpub: String,
+}
+
+fn wallet_json(w: &WalletRecord) -> Value {
+    json!({
+        "object": "wallet",
+        "chain": w.chain.as_str(),
+        "xpub": w.descriptor,
+        "next_index": w.next_index,
+        "created_at": rfc3339(w.created_at),
+        "updated_at": rfc3339(w.updated_at),
+    })
+}
+
+/// The assets this server accepts, and whether the merchant has a wallet on each one's chain
+/// (an order can only be paid in an asset whose chain has a wallet).
+#[utoipa::path(get, path = "/api/v1/assets", tag = "catalog",
+    responses((status = 200, body = ListBody)), security(("api_key" = ["orders:read"])))]
+pub async fn list_assets(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let wallets: BTreeSet<String> = state
+        .engine
+        .list_wallets(merchant)
+        .await?
+        .into_iter()
+        .map(|w| w.chain.as_str().to_owned())
+        .collect();
+    let assets = &state.engine.assets;
+    let data: Vec<Value> = assets
+        .assets()
+        .map(|a| {
+            let chain = assets.chain(a.chain());
+            let (kind, contract) = match &a.kind {
+                AssetKind::Native => ("native", None),
+                AssetKind::Token { contract } => ("token", Some(contract.clone())),
+            };
+            json!({
+                "object": "asset",
+                "id": a.id.to_string(),
+                "symbol": a.symbol().as_str(),
+                "chain": a.chain().as_str(),
+                "chain_name": chain.map(|c| c.name.clone()),
+                "chain_kind": chain.map(|c| c.kind.as_str()),
+                "network": chain.map(|c| c.network.as_str()),
+                "kind": kind,
+                "contract": contract,
+                "decimals": a.decimals.get(),
+                "display_decimals": a.display_decimals,
+                "usd_stablecoin": a.usd_stablecoin,
+                "wallet_configured": wallets.contains(a.chain().as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"object": "list", "data": data, "has_more": false}),
+    ))
+}
+
+/// The fiat currencies orders can be priced in.
+#[utoipa::path(get, path = "/api/v1/fiat-currencies", tag = "catalog",
+    responses((status = 200, body = ListBody)), security(("api_key" = ["orders:read"])))]
+pub async fn list_fiat(auth: Auth) -> Result<Json<Value>, ApiError> {
+    auth.require(Scope::OrdersRead)?;
+    let data: Vec<Value> = FIAT_CURRENCIES
+        .iter()
+        .map(|c| json!({"code": c.code, "name": c.name, "minor_units": c.minor_units}))
+        .collect();
+    Ok(Json(
+        json!({"object": "list", "data": data, "has_more": false}),
+    ))
+}
+
+/// Set (or replace) the merchant's receiving wallet for a chain. Replacing it with another
+/// key starts address derivation at index 0 of the new key.
+#[utoipa::path(put, path = "/api/v1/wallets/{chain}", tag = "wallets", request_body = SetWallet,
+    params(("chain" = String, Path, description = "Configured chain id, e.g. bsc")),
+    responses((status = 200, description = "The wallet"), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["wallets:write"])))]
+pub async fn put_wallet(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(chain): Path<String>,
+    ApiJson(body): ApiJson<SetWallet>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::WalletsWrite)?;
+    let wallet = state
+        .engine
+        .set_wallet(merchant, &chain, &body.xpub)
+        .await?;
+    Ok(Json(wallet_json(&wallet)))
+}
+
+/// The merchant's receiving wallets.
+#[utoipa::path(get, path = "/api/v1/wallets", tag = "wallets",
+    responses((status = 200, body = ListBody)), security(("api_key" = ["orders:read"])))]
+pub async fn list_wallets(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let data: Vec<Value> = state
+        .engine
+        .list_wallets(merchant)
+        .await?
+        .iter()
+        .map(wallet_json)
+        .collect();
+    Ok(Json(
+        json!({"object": "list", "data": data, "has_more": false}),
+    ))
+}

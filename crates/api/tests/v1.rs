@@ -1,0 +1,1259 @@
+//! The native API v1 through real HTTP on loopback, against a running app on a fresh SQLite
+//! and a fresh PostgreSQL database each.
+//!
+//! Address derivation uses a small deterministic test deriver (the real EVM deriver lives in
+//! its chain crate and is tested against published vectors there).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_api::v1::ApiSettings;
+use coffer_api::{AppState, HttpSettings};
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
+    Scope,
+};
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
+    SystemClock,
+};
+use coffer_store::{EventQuery, OrderQuery};
+use coffer_testkit::{TestDb, both_backends};
+use reqwest::{Method, StatusCode};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+/// Deterministic stand-in for a chain's key derivation: accepts descriptors starting with
+/// "xpub" and derives "0x<descriptor>/<index>".
+struct TestDeriver;
+
+impl AddressDeriver for TestDeriver {
+    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+        if descriptor.starts_with("xpub") {
+            Ok(descriptor.to_owned())
+        } else {
+            Err(EngineError::invalid(
+                "invalid_wallet",
+                "xpub",
+                "not an xpub",
+            ))
+        }
+    }
+
+    fn derive(
+        &self,
+        _chain: &Chain,
+        descriptor: &str,
+        index: u32,
+    ) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: format!("0x{descriptor}{index}"),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn registry() -> AssetRegistry {
+    let bsc = Chain {
+        id: ChainId::parse("bsc").unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BNB Smart Chain".into(),
+        confirmations: 15,
+        evm_chain_id: Some(56),
+    };
+    let btc = Chain {
+        id: ChainId::parse("bitcoin").unwrap(),
+        kind: ChainKind::Bitcoin,
+        network: Network::Mainnet,
+        name: "Bitcoin".into(),
+        confirmations: 2,
+        evm_chain_id: None,
+    };
+    let asset = |id: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
+        id: AssetId::from_str(id).unwrap(),
+        kind,
+        decimals: Decimals::new(decimals).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    AssetRegistry::new(
+        vec![bsc, btc],
+        vec![
+            asset("bsc:BNB", AssetKind::Native, 18, false),
+            asset(
+                "bsc:USDT",
+                AssetKind::Token {
+                    contract: "0x55d3".into(),
+                },
+                18,
+                true,
+            ),
+            asset("bitcoin:BTC", AssetKind::Native, 8, false),
+        ],
+    )
+    .unwrap()
+}
+
+fn engine(db: &TestDb) -> Engine {
+    let rates = FixedRates::new()
+        .with("BNB", "USD", Price::new(Decimal::from(600)).unwrap())
+        .with("BTC", "USD", Price::new(Decimal::from(60000)).unwrap())
+        .with(
+            "USDT",
+            "USD",
+            Price::new(Decimal::from_str("0.9998").unwrap()).unwrap(),
+        );
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(rates),
+        assets: Arc::new(registry()),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings {
+            public_url: "https://pay.example".into(),
+            ..EngineSettings::default()
+        }),
+    }
+}
+
+struct App {
+    base: String,
+    engine: Engine,
+    http: reqwest::Client,
+    /// Admin keys of merchants A and B.
+    a: String,
+    b: String,
+}
+
+impl App {
+    async fn start(db: &TestDb) -> App {
+        Self::start_with(db, ApiSettings::default()).await
+    }
+
+    async fn start_with(db: &TestDb, settings: ApiSettings) -> App {
+        let engine = engine(db);
+        let state = AppState {
+            engine: engine.clone(),
+            metrics: coffer_api::metrics_handle(),
+        };
+        let api = coffer_api::v1::router(&state, &settings);
+        let app = coffer_api::router(state, &HttpSettings::default(), api);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(coffer_api::serve(listener, app, std::future::pending()));
+        let (_, a) = engine.create_merchant("Merchant A").await.unwrap();
+        let (_, b) = engine.create_merchant("Merchant B").await.unwrap();
+        App {
+            base,
+            engine,
+            http: reqwest::Client::new(),
+            a: a.token,
+            b: b.token,
+        }
+    }
+
+    async fn key(&self, admin: &str, scopes: Vec<Scope>) -> String {
+        let cred = self.engine.authenticate(admin).await.unwrap();
+        self.engine
+            .create_key(&cred.merchant_id, "test", scopes, None)
+            .await
+            .unwrap()
+            .token
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, path, Some(key), None).await
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(key), Some(body)).await
+    }
+
+    async fn raw_post(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn wallet(&self, key: &str) {
+        let (status, body) = self
+            .send(
+                Method::PUT,
+                "/api/v1/wallets/bsc",
+                Some(key),
+                Some(json!({"xpub": "xpubTEST"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+async fn counts(db: &TestDb) -> (usize, usize) {
+    let orders = db
+        .store
+        .list_orders(&OrderQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = db
+        .store
+        .list_events(&EventQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (orders.len(), events.len())
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+async fn order_lifecycle(db: &TestDb) {
+    let app = App::start(db).await;
+    let a = &app.a;
+
+    // Catalog before a wallet: assets listed, none payable yet.
+    let (status, assets) = app.get("/api/v1/assets", a).await;
+    assert_eq!(status, StatusCode::OK, "{assets}");
+    let list = assets["data"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().all(|x| x["wallet_configured"] == false));
+    let (status, fiat) = app.get("/api/v1/fiat-currencies", a).await;
+    assert_eq!(status, StatusCode::OK);
+    let usd = fiat["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "USD")
+        .unwrap();
+    assert_eq!(usd["minor_units"], 2);
+    assert_eq!(usd["name"], "US Dollar");
+
+    // An asset without a wallet is refused, and nothing is written.
+    let (status, body) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "10", "currency": "USD", "asset": "bsc:USDT"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "wallet_not_configured")
+    );
+    assert_eq!(counts(db).await, (0, 0));
+
+    app.wallet(a).await;
+    let (status, wallets) = app.get("/api/v1/wallets", a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(wallets["data"][0]["chain"], "bsc");
+    assert_eq!(wallets["data"][0]["xpub"], "xpubTEST");
+    let (_, assets) = app.get("/api/v1/assets", a).await;
+    let usdt = assets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "bsc:USDT")
+        .unwrap();
+    assert_eq!(usdt["wallet_configured"], true);
+    assert_eq!(usdt["decimals"], 18);
+    assert_eq!(usdt["kind"], "token");
+
+    // Create with the asset chosen, fixed stablecoin rate.
+    let (status, order) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({
+                "amount": "12.50", "currency": "usd", "asset": "bsc:USDT",
+                "fixed_stablecoin_rate": true, "order_no": "A-1",
+                "description": "two coffees", "metadata": {"cart": [1, 2]},
+                "success_url": "https://shop.example/ok", "expires_in": 600
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("ord_"));
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["amount"], "12.5");
+    assert_eq!(order["currency"], "USD");
+    assert_eq!(order["payment"]["amount_due"], "12.5");
+    assert_eq!(
+        order["payment"]["amount_due_base_units"],
+        "12500000000000000000"
+    );
+    assert_eq!(order["payment"]["address"], "0xxpubTEST0");
+    assert_eq!(
+        order["payment"]["payment_uri"],
+        "ethereum:0x55d3@56/transfer?address=0xxpubTEST0&uint256=12500000000000000000"
+    );
+    assert!(
+        order["checkout_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://pay.example/pay/")
+    );
+    assert_eq!(order["metadata"]["cart"][1], 2);
+
+    // The same order_no and fields: the existing order (200); other fields: 409.
+    let (status, again) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({
+                "amount": "12.50", "currency": "USD", "asset": "bsc:USDT",
+                "fixed_stablecoin_rate": true, "order_no": "A-1",
+                "description": "two coffees", "metadata": {"cart": [1, 2]},
+                "success_url": "https://shop.example/ok", "expires_in": 600
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], id.as_str());
+    let (status, body) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "13", "currency": "USD", "order_no": "A-1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "order_no_conflict")
+    );
+
+    // Read it back.
+    let (status, got) = app.get(&format!("/api/v1/orders/{id}"), a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, order);
+
+    // Change the asset: a new address and amount at the native coin's rate.
+    let (status, changed) = app
+        .post(
+            &format!("/api/v1/orders/{id}/asset"),
+            a,
+            json!({"asset": "bsc:BNB"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["payment"]["asset"], "bsc:BNB");
+    assert_eq!(changed["payment"]["address"], "0xxpubTEST1");
+    // 12.50 USD / 600 = 0.0208333… BNB, rounded up to the wei.
+    assert_eq!(
+        changed["payment"]["amount_due_base_units"],
+        "20833333333333334"
+    );
+    assert_eq!(
+        changed["payment"]["payment_uri"],
+        "ethereum:0xxpubTEST1@56?value=20833333333333334"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orders/{id}/asset"),
+            a,
+            json!({"asset": "bitcoin:BTC"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "chain_unsupported"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orders/{id}/asset"),
+            a,
+            json!({"asset": "bsc:DOGE"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "unknown_asset")
+    );
+
+    // Payments: none yet.
+    let (status, payments) = app.get(&format!("/api/v1/orders/{id}/payments"), a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(payments["data"], json!([]));
+
+    // Resolve needs an underpaid order: a pending unpaid one is a conflict.
+    let (status, body) = app
+        .post(&format!("/api/v1/orders/{id}/resolve"), a, json!({}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "{body}"
+    );
+
+    // Mark settled by hand, with a reason; then cancel is no longer possible.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orders/{id}/mark"),
+            a,
+            json!({"status": "paid"  , "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_status")
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/orders/{id}/mark"),
+            a,
+            json!({"status": "settled"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "missing_field")
+    );
+    assert_eq!(body["error"]["field"], "reason");
+    let (status, marked) = app
+        .post(
+            &format!("/api/v1/orders/{id}/mark"),
+            a,
+            json!({"status": "settled", "reason": "paid in cash"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    assert_eq!(marked["status"], "settled");
+    let (status, body) = app
+        .post(&format!("/api/v1/orders/{id}/cancel"), a, json!({}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "invalid_state")
+    );
+
+    // A second order without an asset: the buyer chooses; cancel it with an empty body.
+    let (status, open) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "5", "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{open}");
+    assert_eq!(open["payment"], Value::Null);
+    let oid = open["id"].as_str().unwrap();
+    let res = app
+        .raw_post(
+            &format!("/api/v1/orders/{oid}/cancel"),
+            a,
+            "application/json",
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cancelled: Value = res.json().await.unwrap();
+    assert_eq!(cancelled["status"], "invalid", "{cancelled}");
+    assert_eq!(cancelled["reason"], "marked", "{cancelled}");
+    // Invalidate another one by hand.
+    let (_, third) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "1", "currency": "JPY"}),
+        )
+        .await;
+    let (status, inv) = app
+        .post(
+            &format!("/api/v1/orders/{}/mark", third["id"].as_str().unwrap()),
+            a,
+            json!({"status": "invalid", "reason": "fraud"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{inv}");
+    assert_eq!(inv["status"], "invalid");
+
+    // Unknown ids (well-formed or not) are 404.
+    for path in [
+        "/api/v1/orders/ord_00000000000000000000000000",
+        "/api/v1/orders/nope",
+    ] {
+        let (status, body) = app.get(path, a).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
+    }
+}
+
+async fn pagination(db: &TestDb) {
+    let app = App::start(db).await;
+    let a = &app.a;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (status, o) = app
+            .post(
+                "/api/v1/orders",
+                a,
+                json!({"amount": format!("{}.00", i + 1), "currency": "USD"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(o["id"].as_str().unwrap().to_owned());
+    }
+    let (_, other) = app
+        .post(
+            "/api/v1/orders",
+            &app.b,
+            json!({"amount": "1", "currency": "USD"}),
+        )
+        .await;
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/orders?limit=2".to_owned();
+    loop {
+        let (status, page) = app.get(&path, a).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for o in page["data"].as_array().unwrap() {
+            seen.push(o["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(page["has_more"], true);
+                path = format!("/api/v1/orders?limit=2&cursor={c}");
+            }
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.reverse(); // newest first
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    sorted_seen.dedup();
+    assert_eq!(sorted_seen.len(), 5, "no duplicates across pages: {seen:?}");
+    assert!(!seen.contains(&other["id"].as_str().unwrap().to_owned()));
+    let mut sorted_ids = ids.clone();
+    sorted_ids.sort();
+    assert_eq!(sorted_seen, sorted_ids);
+
+    let (_, pending) = app.get("/api/v1/orders?status=pending&limit=100", a).await;
+    assert_eq!(pending["data"].as_array().unwrap().len(), 5);
+    let (_, settled) = app.get("/api/v1/orders?status=settled", a).await;
+    assert_eq!(settled["data"], json!([]));
+    let (_, future) = app
+        .get("/api/v1/orders?created_from=2999-01-01T00:00:00Z", a)
+        .await;
+    assert_eq!(future["data"], json!([]));
+
+    for (path, expected_code, field) in [
+        ("/api/v1/orders?cursor=garbage", "invalid_cursor", "cursor"),
+        ("/api/v1/orders?limit=0", "invalid_limit", "limit"),
+        ("/api/v1/orders?limit=101", "invalid_limit", "limit"),
+        ("/api/v1/orders?status=paid", "invalid_status", "status"),
+        (
+            "/api/v1/orders?created_from=yesterday",
+            "invalid_time",
+            "created_from",
+        ),
+        ("/api/v1/orders?colour=red", "invalid_query", "colour"),
+    ] {
+        let (status, body) = app.get(path, a).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(code(&body), expected_code, "{path}");
+        assert_eq!(body["error"]["field"], field, "{path}");
+    }
+}
+
+async fn merchants_are_isolated(db: &TestDb) {
+    let app = App::start(db).await;
+    app.wallet(&app.a).await;
+    app.wallet(&app.b).await;
+    let (_, order) = app
+        .post(
+            "/api/v1/orders",
+            &app.a,
+            json!({"amount": "10", "currency": "USD"}),
+        )
+        .await;
+    let id = order["id"].as_str().unwrap();
+    let b = &app.b;
+
+    let (status, body) = app.get(&format!("/api/v1/orders/{id}"), b).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = app.get(&format!("/api/v1/orders/{id}/payments"), b).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (_, list) = app.get("/api/v1/orders", b).await;
+    assert_eq!(list["data"], json!([]));
+    for (action, body) in [
+        ("asset", json!({"asset": "bsc:USDT"})),
+        ("cancel", json!({})),
+        ("mark", json!({"status": "settled", "reason": "mine now"})),
+        ("mark", json!({"status": "invalid", "reason": "mine now"})),
+        ("resolve", json!({})),
+    ] {
+        let (status, resp) = app
+            .post(&format!("/api/v1/orders/{id}/{action}"), b, body)
+            .await;
+        assert_eq!(
+            (status, code(&resp)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{action}: {resp}"
+        );
+    }
+    // A's order is untouched: still pending, no asset, version 1.
+    let (status, after) = app.get(&format!("/api/v1/orders/{id}"), &app.a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(after, order);
+    // B's wallet index was not consumed by the refused asset choice either.
+    let (_, wallets) = app.get("/api/v1/wallets", b).await;
+    assert_eq!(wallets["data"][0]["next_index"], 0);
+}
+
+async fn keys_and_scopes(db: &TestDb) {
+    let app = App::start(db).await;
+    let reader = app.key(&app.a, vec![Scope::OrdersRead]).await;
+    let writer = app.key(&app.a, vec![Scope::OrdersWrite]).await;
+
+    let (status, body) = app.send(Method::GET, "/api/v1/orders", None, None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let res = app
+        .http
+        .get(format!("{}/api/v1/orders", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let bad = format!("{}x", app.a);
+    let (status, _) = app.get("/api/v1/orders", &bad).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.get("/api/v1/orders", "ck_not_a_key").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = app
+        .post(
+            "/api/v1/orders",
+            &reader,
+            json!({"amount": "1", "currency": "USD"}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (status, _) = app.get("/api/v1/orders", &reader).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.get("/api/v1/orders", &writer).await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (status, created) = app
+        .post(
+            "/api/v1/orders",
+            &writer,
+            json!({"amount": "1", "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/wallets/bsc",
+            Some(&writer),
+            Some(json!({"xpub": "xpubX"})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let wallets = app.key(&app.a, vec![Scope::WalletsWrite]).await;
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/api/v1/wallets/bsc",
+            Some(&wallets),
+            Some(json!({"xpub": "xpubX"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/wallets/solana",
+            Some(&wallets),
+            Some(json!({"xpub": "xpubX"})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "unknown_chain")
+    );
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/wallets/bsc",
+            Some(&wallets),
+            Some(json!({"xpub": "zprv-secret"})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_wallet")
+    );
+
+    // A revoked key stops working at once.
+    let cred = app.engine.authenticate(&reader).await.unwrap();
+    app.engine
+        .revoke_key(&cred.merchant_id, &cred.id)
+        .await
+        .unwrap();
+    let (status, _) = app.get("/api/v1/orders", &reader).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Wrong method on a known route: 405 in the error shape.
+    let (status, body) = app
+        .send(Method::DELETE, "/api/v1/orders", Some(&app.a), None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+}
+
+async fn bad_input_is_refused_and_writes_nothing(db: &TestDb) {
+    let app = App::start(db).await;
+    app.wallet(&app.a).await;
+    let a = &app.a;
+    let big_metadata = json!({"blob": "x".repeat(5000)});
+    let cases: Vec<(Value, &str, Option<&str>)> = vec![
+        (
+            json!({"amount": "-1", "currency": "USD"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "0", "currency": "USD"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "0.001", "currency": "USD"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "1.5", "currency": "JPY"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "1e3", "currency": "USD"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "ten", "currency": "USD"}),
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": 10, "currency": "USD"}),
+            "invalid_field",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": 10.5, "currency": "USD"}),
+            "invalid_field",
+            Some("amount"),
+        ),
+        (json!({"currency": "USD"}), "missing_field", Some("amount")),
+        (
+            json!({"amount": "1", "currency": "XYZ"}),
+            "unknown_currency",
+            Some("currency"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "asset": "bsc:DOGE"}),
+            "unknown_asset",
+            Some("asset"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "asset": "nonsense"}),
+            "unknown_asset",
+            Some("asset"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "colour": "red"}),
+            "unknown_field",
+            Some("colour"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "metadata": big_metadata}),
+            "metadata_too_large",
+            Some("metadata"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "metadata": [1, 2]}),
+            "invalid_field",
+            Some("metadata"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "success_url": "javascript:alert(1)"}),
+            "invalid_url",
+            Some("success_url"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "callback_url": "ftp://x.example/"}),
+            "invalid_url",
+            Some("callback_url"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "expired_url": "not a url"}),
+            "invalid_url",
+            Some("expired_url"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "expires_in": 5}),
+            "invalid_expires_in",
+            Some("expires_in"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "expires_in": "600"}),
+            "invalid_field",
+            Some("expires_in"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "fixed_stablecoin_rate": "yes"}),
+            "invalid_field",
+            Some("fixed_stablecoin_rate"),
+        ),
+        (
+            json!({"amount": "1", "currency": "USD", "order_no": "has space"}),
+            "invalid_order_no",
+            Some("order_no"),
+        ),
+        (json!([1, 2]), "invalid_json", None),
+        (json!("amount"), "invalid_json", None),
+    ];
+    for (body, expected, field) in cases {
+        let (status, resp) = app.post("/api/v1/orders", a, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert_eq!(code(&resp), expected, "{body}: {resp}");
+        assert_eq!(resp["error"]["field"].as_str(), field, "{body}: {resp}");
+        assert!(
+            resp["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // Malformed JSON, trailing garbage, wrong content type, oversized body.
+    for (ct, raw, status, expected) in [
+        (
+            "application/json",
+            "{\"amount\": \"1\",",
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "application/json",
+            "{\"amount\":\"1\",\"currency\":\"USD\"} x",
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "text/plain",
+            "{\"amount\":\"1\",\"currency\":\"USD\"}",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ] {
+        let res = app.raw_post("/api/v1/orders", a, ct, raw, None).await;
+        assert_eq!(res.status(), status, "{raw}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(code(&body), expected, "{raw}");
+    }
+    let huge = format!(
+        "{{\"amount\":\"1\",\"currency\":\"USD\",\"description\":\"{}\"}}",
+        "x".repeat(70_000)
+    );
+    for idem in [None, Some("huge-1")] {
+        // Its own client: the server closes a connection whose body it refused to read.
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(a)
+            .header("content-type", "application/json")
+            .body(huge.clone());
+        if let Some(k) = idem {
+            req = req.header("idempotency-key", k);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(code(&body), "body_too_large");
+    }
+    // Bad bodies on the other POSTs too.
+    let (_, order) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "1", "currency": "USD"}),
+        )
+        .await;
+    let id = order["id"].as_str().unwrap();
+    let before = counts(db).await;
+    for (action, body, expected, field) in [
+        ("asset", json!({}), "missing_field", "asset"),
+        ("asset", json!({"asset": 5}), "invalid_field", "asset"),
+        ("cancel", json!({"why": "x"}), "unknown_field", "why"),
+        (
+            "mark",
+            json!({"status": "settled", "reason": ""}),
+            "invalid_reason",
+            "reason",
+        ),
+        (
+            "mark",
+            json!({"status": "settled", "reason": "r".repeat(501)}),
+            "invalid_reason",
+            "reason",
+        ),
+    ] {
+        let (status, resp) = app
+            .post(&format!("/api/v1/orders/{id}/{action}"), a, body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{action}: {resp}");
+        assert_eq!(
+            (code(&resp), resp["error"]["field"].as_str()),
+            (expected, Some(field)),
+            "{action}: {resp}"
+        );
+    }
+    // Nothing but the one good order was written, and its wallet index was never taken.
+    assert_eq!(counts(db).await, before);
+    assert_eq!(before, (1, 1));
+    let (_, wallets) = app.get("/api/v1/wallets", a).await;
+    assert_eq!(wallets["data"][0]["next_index"], 0);
+}
+
+async fn idempotency(db: &TestDb) {
+    let app = App::start(db).await;
+    app.wallet(&app.a).await;
+    let a = &app.a;
+    let body =
+        r#"{"amount":"10","currency":"USD","asset":"bsc:USDT","fixed_stablecoin_rate":true}"#;
+
+    let first = app
+        .raw_post("/api/v1/orders", a, "application/json", body, Some("k-1"))
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let retry = app
+        .raw_post("/api/v1/orders", a, "application/json", body, Some("k-1"))
+        .await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    assert_eq!(counts(db).await.0, 1);
+
+    // Same key, another body (or path): 422, nothing written.
+    let other = r#"{"amount":"11","currency":"USD"}"#;
+    let res = app
+        .raw_post("/api/v1/orders", a, "application/json", other, Some("k-1"))
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&res.json().await.unwrap()), "idempotency_key_reused");
+    let id = first["id"].as_str().unwrap();
+    let res = app
+        .raw_post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            a,
+            "application/json",
+            body,
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(counts(db).await.0, 1);
+
+    // Errors are stored and replayed too.
+    let bad = r#"{"amount":"-5","currency":"USD"}"#;
+    for _ in 0..2 {
+        let res = app
+            .raw_post("/api/v1/orders", a, "application/json", bad, Some("k-bad"))
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(code(&res.json().await.unwrap()), "invalid_amount");
+    }
+    let replay = app
+        .raw_post("/api/v1/orders", a, "application/json", bad, Some("k-bad"))
+        .await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+
+    // Another merchant has its own key space.
+    let res = app
+        .raw_post(
+            "/api/v1/orders",
+            &app.b,
+            "application/json",
+            other,
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(counts(db).await.0, 2);
+
+    // A bad key is refused before anything runs.
+    let res = app
+        .raw_post(
+            "/api/v1/orders",
+            a,
+            "application/json",
+            body,
+            Some(&"k".repeat(300)),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(code(&res.json().await.unwrap()), "invalid_idempotency_key");
+
+    // Concurrent duplicates: exactly one order, every answer the same order.
+    let body = r#"{"amount":"7","currency":"USD","asset":"bsc:BNB"}"#;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/orders", app.base);
+        let key = a.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "k-race")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(counts(db).await.0, 3);
+    // One address index was taken for the race (plus one for k-1): no order was half-made.
+    let (_, wallets) = app.get("/api/v1/wallets", a).await;
+    assert_eq!(wallets["data"][0]["next_index"], 2);
+
+    // Purging keeps keys younger than 24 h.
+    assert_eq!(app.engine.purge_idempotency().await.unwrap(), 0);
+    let replay = app
+        .raw_post("/api/v1/orders", a, "application/json", bad, Some("k-bad"))
+        .await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+}
+
+async fn rate_limit(db: &TestDb) {
+    let app = App::start_with(
+        db,
+        ApiSettings {
+            rate_limit_per_minute: 3,
+            ..ApiSettings::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let (status, _) = app.get("/api/v1/orders", &app.a).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let res = app
+        .http
+        .get(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&app.a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    assert!(res.headers().get("x-request-id").is_some());
+    assert_eq!(code(&res.json().await.unwrap()), "rate_limited");
+    // Per key: B is unaffected.
+    let (status, _) = app.get("/api/v1/orders", &app.b).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Every route the router serves, as the OpenAPI document must list it.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/api/v1/orders"),
+    ("get", "/api/v1/orders"),
+    ("get", "/api/v1/orders/{id}"),
+    ("post", "/api/v1/orders/{id}/asset"),
+    ("post", "/api/v1/orders/{id}/cancel"),
+    ("post", "/api/v1/orders/{id}/mark"),
+    ("post", "/api/v1/orders/{id}/resolve"),
+    ("get", "/api/v1/orders/{id}/payments"),
+    ("get", "/api/v1/assets"),
+    ("get", "/api/v1/fiat-currencies"),
+    ("get", "/api/v1/wallets"),
+    ("put", "/api/v1/wallets/{chain}"),
+];
+
+async fn openapi_and_docs(db: &TestDb) {
+    let app = App::start(db).await;
+    let res = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("x-request-id").is_some());
+    let doc: Value = res.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["info"]["title"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    documented.sort();
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Every $ref points at a schema that exists.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "missing schema {name}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    // And every documented route is really served (not the 404 fallback, not 405).
+    for (method, path) in ROUTES {
+        let concrete = path
+            .replace("{id}", "ord_00000000000000000000000000")
+            .replace("{chain}", "bsc");
+        let method = Method::from_str(&method.to_uppercase()).unwrap();
+        let (status, body) = app
+            .send(method.clone(), &concrete, Some(&app.a), Some(json!({})))
+            .await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_ne!(body["error"]["message"], "no such route", "{method} {path}");
+    }
+
+    let res = app
+        .http
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("/api/v1/openapi.json"));
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
+
+    // CORS is off: no CORS headers, even for a preflight.
+    let res = app
+        .http
+        .request(Method::OPTIONS, format!("{}/api/v1/orders", app.base))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let res = app
+        .http
+        .get(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&app.a)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    assert!(res.headers().get("x-request-id").is_some());
+}
+
+both_backends! {
+    order_lifecycle => order_lifecycle;
+    pagination => pagination;
+    merchants_are_isolated => merchants_are_isolated;
+    keys_and_scopes => keys_and_scopes;
+    bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;
+    idempotency => idempotency;
+    rate_limit => rate_limit;
+    openapi_and_docs => openapi_and_docs;
+}
