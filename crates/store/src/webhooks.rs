@@ -227,7 +227,9 @@ fn delivery_from_row(row: &impl RowExt) -> Result<DeliveryRecord, StoreError> {
         next_attempt_at: opt_time(row, "next_attempt_at")?,
         last_status_code: row
             .opt_int("last_status_code")?
-            .map(|c| u16::try_from(c).map_err(|e| corrupt("webhook_deliveries.last_status_code", e)))
+            .map(|c| {
+                u16::try_from(c).map_err(|e| corrupt("webhook_deliveries.last_status_code", e))
+            })
             .transpose()?,
         response_excerpt: row.opt_text("response_excerpt")?,
         duration_ms: row.opt_int("duration_ms")?,

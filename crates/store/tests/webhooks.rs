@@ -92,8 +92,14 @@ async fn endpoints_roundtrip_and_are_scoped(db: &TestDb) {
     let b = merchant(db).await;
     let mut e = endpoint(&a, vec![EventType::OrderSettled, EventType::OrderExpired]);
     db.store.insert_webhook(&e).await.unwrap();
-    assert_eq!(db.store.get_webhook(Some(&a), &e.id).await.unwrap(), Some(e.clone()));
-    assert_eq!(db.store.get_webhook(None, &e.id).await.unwrap(), Some(e.clone()));
+    assert_eq!(
+        db.store.get_webhook(Some(&a), &e.id).await.unwrap(),
+        Some(e.clone())
+    );
+    assert_eq!(
+        db.store.get_webhook(None, &e.id).await.unwrap(),
+        Some(e.clone())
+    );
     assert_eq!(db.store.get_webhook(Some(&b), &e.id).await.unwrap(), None);
     assert_eq!(db.store.list_webhooks(&b).await.unwrap(), vec![]);
     assert!(e.wants(EventType::OrderSettled) && !e.wants(EventType::OrderCreated));
@@ -105,7 +111,10 @@ async fn endpoints_roundtrip_and_are_scoped(db: &TestDb) {
     assert!(db.store.update_webhook(&e).await.unwrap());
     let mut other = e.clone();
     other.merchant_id = b.clone();
-    assert!(!db.store.update_webhook(&other).await.unwrap(), "another merchant's");
+    assert!(
+        !db.store.update_webhook(&other).await.unwrap(),
+        "another merchant's"
+    );
     assert_eq!(db.store.list_webhooks(&a).await.unwrap(), vec![e.clone()]);
 
     db.store.set_webhook_failing(&e.id, Some(T0)).await.unwrap();
@@ -191,7 +200,13 @@ async fn claims_lease_record_and_redeliver(db: &TestDb) {
     assert_eq!(claimed[0].event, e, "the claim carries the event");
     assert_eq!(claimed[0].delivery.next_attempt_at, Some(lease));
     // Claimed: not claimable again before the lease ends, claimable after.
-    assert!(db.store.claim_deliveries(T0 + Duration::seconds(30), lease, 10).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .claim_deliveries(T0 + Duration::seconds(30), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let reclaimed = db
         .store
         .claim_deliveries(lease, lease + Duration::minutes(1), 10)
@@ -212,7 +227,10 @@ async fn claims_lease_record_and_redeliver(db: &TestDb) {
         request_body: Some("{}".into()),
         at: T0,
     };
-    assert_eq!(db.store.record_attempts(&[failed.clone()]).await.unwrap(), 1);
+    assert_eq!(
+        db.store.record_attempts(&[failed.clone()]).await.unwrap(),
+        1
+    );
     // A stale outcome of the same attempt is dropped.
     assert_eq!(db.store.record_attempts(&[failed]).await.unwrap(), 0);
     let got = db.store.get_delivery(&m, &d.id).await.unwrap().unwrap();
@@ -250,7 +268,12 @@ async fn claims_lease_record_and_redeliver(db: &TestDb) {
     let other = merchant(db).await;
     assert_eq!(db.store.get_delivery(&other, &d.id).await.unwrap(), None);
     assert!(!db.store.redeliver(&other, &d.id, T0).await.unwrap());
-    assert!(db.store.redeliver(&m, &d.id, T0 + Duration::hours(1)).await.unwrap());
+    assert!(
+        db.store
+            .redeliver(&m, &d.id, T0 + Duration::hours(1))
+            .await
+            .unwrap()
+    );
     let again = db
         .store
         .claim_deliveries(T0 + Duration::hours(1), T0 + Duration::hours(2), 10)

@@ -212,7 +212,11 @@ mod tests {
         let key = MasterKey::from_bytes([7; 32]);
         let sealed = key.seal("whsec_abc").unwrap();
         assert!(!sealed.contains("whsec_abc"));
-        assert_ne!(sealed, key.seal("whsec_abc").unwrap(), "fresh nonce each time");
+        assert_ne!(
+            sealed,
+            key.seal("whsec_abc").unwrap(),
+            "fresh nonce each time"
+        );
         assert_eq!(key.open(&sealed).unwrap(), "whsec_abc");
         assert!(MasterKey::from_bytes([8; 32]).open(&sealed).is_err());
         assert!(key.open("v1:AAAA").is_err());

@@ -148,7 +148,10 @@ impl Formatter for NativeFormatter {
                 "coffer-event-type".to_owned(),
                 input.event.kind.as_str().to_owned(),
             ),
-            ("coffer-delivery-id".to_owned(), input.delivery.id.to_string()),
+            (
+                "coffer-delivery-id".to_owned(),
+                input.delivery.id.to_string(),
+            ),
         ];
         if !input.secrets.is_empty() {
             headers.push((

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coffer_store::{AttemptRecord, ClaimedDelivery, DeliveryStatus};
 use coffer_core::WebhookId;
+use coffer_store::{AttemptRecord, ClaimedDelivery, DeliveryStatus};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -82,7 +82,12 @@ impl Sender {
             let now = this.hooks.clock.now();
             let lease = time::Duration::try_from(settings.lease).unwrap_or(time::Duration::MINUTE);
             let limit = u32::try_from(free.min(256)).unwrap_or(256);
-            let claimed = match this.hooks.store.claim_deliveries(now, now + lease, limit).await {
+            let claimed = match this
+                .hooks
+                .store
+                .claim_deliveries(now, now + lease, limit)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook sender: cannot claim deliveries");
@@ -168,7 +173,12 @@ impl Sender {
             endpoint: None,
             flag: None,
         };
-        let (secrets, was_failing) = match self.hooks.service().signing_secrets(&delivery, now).await {
+        let (secrets, was_failing) = match self
+            .hooks
+            .service()
+            .signing_secrets(&delivery, now)
+            .await
+        {
             Ok(Some(s)) => s,
             Ok(None) => return fail_final("endpoint deleted or disabled"),
             Err(e) => {
@@ -201,8 +211,8 @@ impl Sender {
         let (status_code, excerpt, error, ok) = match result {
             Ok((status, body)) => {
                 let ok = request.success.accepts(status, &body);
-                let excerpt = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)])
-                    .into_owned();
+                let excerpt =
+                    String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]).into_owned();
                 let error = (!ok).then(|| format!("HTTP {status} is not a success"));
                 (Some(status), Some(excerpt), error, ok)
             }
@@ -210,7 +220,11 @@ impl Sender {
         };
         let attempt_no = delivery.attempts.saturating_add(1);
         let (status, next, flag) = if ok {
-            (DeliveryStatus::Succeeded, None, was_failing.then_some(false))
+            (
+                DeliveryStatus::Succeeded,
+                None,
+                was_failing.then_some(false),
+            )
         } else {
             match request.retry.next_delay(attempt_no, jitter()) {
                 Some(delay) => (

@@ -89,7 +89,10 @@ pub fn validate_events(raw: &[String]) -> Result<Vec<EventType>, ServiceError> {
             ServiceError::invalid(
                 "invalid_event_type",
                 "events",
-                format!("unknown event type {:?}", e.chars().take(48).collect::<String>()),
+                format!(
+                    "unknown event type {:?}",
+                    e.chars().take(48).collect::<String>()
+                ),
             )
         })?;
         if !out.contains(&t) {
@@ -229,7 +232,11 @@ impl WebhookService {
     }
 
     pub async fn delete(&self, merchant: &MerchantId, id: &WebhookId) -> Result<(), ServiceError> {
-        if self.store.delete_webhook(merchant, id, self.clock.now()).await? {
+        if self
+            .store
+            .delete_webhook(merchant, id, self.clock.now())
+            .await?
+        {
             Ok(())
         } else {
             Err(ServiceError::NotFound("webhook"))
@@ -319,7 +326,11 @@ impl WebhookService {
             .await?
             .filter(|d| d.endpoint_id.as_ref() == Some(endpoint))
             .ok_or(ServiceError::NotFound("delivery"))?;
-        if !self.store.redeliver(merchant, &found.id, self.clock.now()).await? {
+        if !self
+            .store
+            .redeliver(merchant, &found.id, self.clock.now())
+            .await?
+        {
             return Err(ServiceError::NotFound("delivery"));
         }
         self.wake.notify_one();

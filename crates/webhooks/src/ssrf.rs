@@ -181,9 +181,8 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
     if ip.is_loopback() {
         return Some("loopback");
     }
-    let embedded_v4 = |hi: u16, lo: u16| {
-        Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
-    };
+    let embedded_v4 =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     // IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d carry an IPv4 address the
     // kernel may dial as IPv4: judge the embedded address.
     if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || s[5] == 0) {
@@ -316,7 +315,10 @@ mod tests {
         }
         assert!(guard.check_url("https://example.com/hook").is_ok());
         assert!(guard.check_url("http://8.8.8.8/").is_ok());
-        let allowed = Guard::new(false, ["127.0.0.1".to_owned(), "Internal.Example".to_owned()]);
+        let allowed = Guard::new(
+            false,
+            ["127.0.0.1".to_owned(), "Internal.Example".to_owned()],
+        );
         assert!(allowed.check_url("http://127.0.0.1:9/").is_ok());
         assert!(allowed.check_url("http://10.0.0.1/").is_err());
         let local: SocketAddr = "10.0.0.5:0".parse().unwrap();
@@ -331,12 +333,17 @@ mod tests {
         let public: SocketAddr = "8.8.8.8:0".parse().unwrap();
         let private: SocketAddr = "192.168.0.1:0".parse().unwrap();
         assert_eq!(
-            guard.filter("mixed.example", vec![private, public]).unwrap(),
+            guard
+                .filter("mixed.example", vec![private, public])
+                .unwrap(),
             vec![public]
         );
         assert!(matches!(
             guard.filter("evil.example", vec![private]),
-            Err(SsrfError::Forbidden { class: "private", .. })
+            Err(SsrfError::Forbidden {
+                class: "private",
+                ..
+            })
         ));
     }
 }

@@ -80,7 +80,12 @@ async fn receive(
         path: path.clone(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect(),
         body,
         at: Instant::now(),
@@ -232,8 +237,17 @@ async fn deliveries_are_signed_and_verifiable(db: &TestDb) {
     let hit = state.hits("signed")[0].clone();
     let header = &hit.headers["coffer-signature"];
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(crypto::verify(&secret, header, &hit.body, now, 300), "{header}");
-    assert!(!crypto::verify(&crypto::new_secret(), header, &hit.body, now, 300));
+    assert!(
+        crypto::verify(&secret, header, &hit.body, now, 300),
+        "{header}"
+    );
+    assert!(!crypto::verify(
+        &crypto::new_secret(),
+        header,
+        &hit.body,
+        now,
+        300
+    ));
     assert_eq!(hit.headers["coffer-event-type"], "order.created");
     let body: serde_json::Value = serde_json::from_slice(&hit.body).unwrap();
     assert_eq!(body["id"], hit.headers["coffer-event-id"].as_str());
@@ -253,7 +267,10 @@ async fn deliveries_are_signed_and_verifiable(db: &TestDb) {
             .deliveries(&m, &endpoint.id, None, 10)
             .await
             .unwrap();
-        if log.first().is_some_and(|d| d.status == DeliveryStatus::Succeeded) {
+        if log
+            .first()
+            .is_some_and(|d| d.status == DeliveryStatus::Succeeded)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -263,12 +280,22 @@ async fn deliveries_are_signed_and_verifiable(db: &TestDb) {
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(d.attempts, 1);
     assert_eq!(d.last_status_code, Some(200));
-    assert!(d.request_headers.as_deref().unwrap().contains("coffer-signature"));
+    assert!(
+        d.request_headers
+            .as_deref()
+            .unwrap()
+            .contains("coffer-signature")
+    );
     assert_eq!(d.request_body.as_deref().unwrap().as_bytes(), &hit.body[..]);
 
     // Another merchant sees nothing of it.
     let other = h.merchant().await;
-    assert!(h.service.deliveries(&other, &endpoint.id, None, 10).await.is_err());
+    assert!(
+        h.service
+            .deliveries(&other, &endpoint.id, None, 10)
+            .await
+            .is_err()
+    );
     h.stop().await;
 }
 
@@ -297,7 +324,11 @@ fn run_snippets(secret: &str, header: &str, body: &[u8]) {
             "{script} rejected a real delivery: {}",
             String::from_utf8_lossy(&ok.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "valid", "{script}");
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout).trim(),
+            "valid",
+            "{script}"
+        );
         let bad = run(&tampered_path);
         assert!(!bad.status.success(), "{script} accepted a tampered body");
     }
@@ -341,10 +372,17 @@ async fn retries_until_success(db: &TestDb) {
     h.order(&m, None).await;
     // Let the refused destination fail once, then bring it up.
     let endpoints = h.service.list(&m).await.unwrap();
-    let refused = endpoints.iter().find(|e| e.url.contains("/refused")).unwrap();
+    let refused = endpoints
+        .iter()
+        .find(|e| e.url.contains("/refused"))
+        .unwrap();
     let mut first_error = None;
     for _ in 0..500 {
-        let log = h.service.deliveries(&m, &refused.id, None, 10).await.unwrap();
+        let log = h
+            .service
+            .deliveries(&m, &refused.id, None, 10)
+            .await
+            .unwrap();
         if let Some(d) = log.first().filter(|d| d.attempts >= 1) {
             first_error = d.error.clone();
             break;
@@ -355,9 +393,11 @@ async fn retries_until_success(db: &TestDb) {
     assert!(first_error.contains("connection"), "{first_error}");
     let listener = tokio::net::TcpListener::bind(later_addr).await.unwrap();
     start_receiver_on(listener, state.clone()).await;
-    wait_for("delivery after the refusal", Duration::from_secs(10), || {
-        !state.hits("refused").is_empty()
-    })
+    wait_for(
+        "delivery after the refusal",
+        Duration::from_secs(10),
+        || !state.hits("refused").is_empty(),
+    )
     .await;
     wait_for("two failures then success", Duration::from_secs(10), || {
         state.hits("flaky").len() >= 3
@@ -420,20 +460,33 @@ async fn exhausted_retries_flag_the_endpoint_and_redeliver_works(db: &TestDb) {
     }
     assert!(flagged.is_some(), "endpoint flagged after the last failure");
     assert_eq!(state.hits("down").len(), 4, "1 attempt + 3 retries");
-    let log = h.service.deliveries(&m, &endpoint.id, None, 10).await.unwrap();
+    let log = h
+        .service
+        .deliveries(&m, &endpoint.id, None, 10)
+        .await
+        .unwrap();
     assert_eq!(log[0].status, DeliveryStatus::Failed);
     assert_eq!(log[0].attempts, 4);
     assert_eq!(log[0].last_status_code, Some(500));
 
     // Manual redelivery: the receiver is back now; the flag clears on success.
-    h.service.redeliver(&m, &endpoint.id, &log[0].id).await.unwrap();
+    h.service
+        .redeliver(&m, &endpoint.id, &log[0].id)
+        .await
+        .unwrap();
     wait_for("the redelivery", Duration::from_secs(10), || {
         state.hits("down").len() == 5
     })
     .await;
     let mut cleared = false;
     for _ in 0..200 {
-        if h.service.get(&m, &endpoint.id).await.unwrap().failing_since.is_none() {
+        if h.service
+            .get(&m, &endpoint.id)
+            .await
+            .unwrap()
+            .failing_since
+            .is_none()
+        {
             cleared = true;
             break;
         }
@@ -450,7 +503,12 @@ async fn callback_url_and_filters_and_rotation(db: &TestDb) {
     let m = h.merchant().await;
     let (filtered, _) = h
         .service
-        .create(&m, &format!("http://{addr}/expired-only"), &["order.expired".into()], true)
+        .create(
+            &m,
+            &format!("http://{addr}/expired-only"),
+            &["order.expired".into()],
+            true,
+        )
         .await
         .unwrap();
     let (rotating, old_secret) = h
@@ -472,17 +530,39 @@ async fn callback_url_and_filters_and_rotation(db: &TestDb) {
     let hit = &state.hits("rotating")[0];
     let header = &hit.headers["coffer-signature"];
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert_eq!(header.matches("v1=").count(), 2, "both secrets during rotation");
+    assert_eq!(
+        header.matches("v1=").count(),
+        2,
+        "both secrets during rotation"
+    );
     assert!(crypto::verify(&old_secret, header, &hit.body, now, 300));
     assert!(crypto::verify(&new_secret, header, &hit.body, now, 300));
     // The callback is the same event, signed with the merchant's endpoint secrets.
     let cb = &state.hits("callback")[0];
-    assert_eq!(cb.headers["coffer-event-id"], hit.headers["coffer-event-id"]);
-    assert!(crypto::verify(&new_secret, &cb.headers["coffer-signature"], &cb.body, now, 300));
+    assert_eq!(
+        cb.headers["coffer-event-id"],
+        hit.headers["coffer-event-id"]
+    );
+    assert!(crypto::verify(
+        &new_secret,
+        &cb.headers["coffer-signature"],
+        &cb.body,
+        now,
+        300
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(state.hits("expired-only").is_empty(), "filter respected");
-    assert!(state.hits("disabled").is_empty(), "disabled endpoint skipped");
-    assert!(h.service.deliveries(&m, &filtered.id, None, 10).await.unwrap().is_empty());
+    assert!(
+        state.hits("disabled").is_empty(),
+        "disabled endpoint skipped"
+    );
+    assert!(
+        h.service
+            .deliveries(&m, &filtered.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     h.stop().await;
 }
 
@@ -526,7 +606,10 @@ async fn a_slow_endpoint_does_not_delay_a_fast_one(db: &TestDb) {
         fast_done < Duration::from_millis(2500),
         "fast endpoint took {fast_done:?} behind the slow one"
     );
-    assert!(slow_so_far < 10, "the slow endpoint is still working through its queue");
+    assert!(
+        slow_so_far < 10,
+        "the slow endpoint is still working through its queue"
+    );
     wait_for("every slow delivery", Duration::from_secs(20), || {
         state.hits("slow").len() >= 10
     })
@@ -550,23 +633,23 @@ async fn the_ssrf_guard_refuses_every_class(db: &TestDb) {
         "http://10.0.0.1/",    // private
         "http://172.16.5.4/",
         "http://192.168.0.1/",
-        "http://169.254.1.1/",         // link-local
-        "http://169.254.169.254/",     // cloud metadata
-        "http://100.64.0.1/",          // CGNAT
-        "http://0.0.0.0/",             // unspecified
-        "http://255.255.255.255/",     // broadcast
-        "http://224.0.0.1/",           // multicast
-        "http://192.0.2.1/",           // documentation
-        "http://[::1]/",               // IPv6 loopback
-        "http://[::]/",                // IPv6 unspecified
-        "http://[fd00:ec2::254]/",     // AWS IPv6 metadata
-        "http://[fc00::1]/",           // unique-local
-        "http://[fe80::1]/",           // link-local
-        "http://[ff02::1]/",           // multicast
-        "http://[2001:db8::1]/",       // documentation
-        "http://[::ffff:127.0.0.1]/",  // IPv4-mapped loopback
+        "http://169.254.1.1/",        // link-local
+        "http://169.254.169.254/",    // cloud metadata
+        "http://100.64.0.1/",         // CGNAT
+        "http://0.0.0.0/",            // unspecified
+        "http://255.255.255.255/",    // broadcast
+        "http://224.0.0.1/",          // multicast
+        "http://192.0.2.1/",          // documentation
+        "http://[::1]/",              // IPv6 loopback
+        "http://[::]/",               // IPv6 unspecified
+        "http://[fd00:ec2::254]/",    // AWS IPv6 metadata
+        "http://[fc00::1]/",          // unique-local
+        "http://[fe80::1]/",          // link-local
+        "http://[ff02::1]/",          // multicast
+        "http://[2001:db8::1]/",      // documentation
+        "http://[::ffff:127.0.0.1]/", // IPv4-mapped loopback
         "http://[::ffff:169.254.169.254]/",
-        "http://[::7f00:1]/",          // IPv4-compatible loopback
+        "http://[::7f00:1]/", // IPv4-compatible loopback
     ];
     let mut ids = Vec::new();
     for url in targets {
@@ -586,7 +669,10 @@ async fn the_ssrf_guard_refuses_every_class(db: &TestDb) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let error = error.unwrap_or_else(|| panic!("{url}: no attempt recorded"));
-        assert!(error.contains("refused by the SSRF guard"), "{url}: {error}");
+        assert!(
+            error.contains("refused by the SSRF guard"),
+            "{url}: {error}"
+        );
     }
     h.stop().await;
 }
@@ -625,7 +711,10 @@ async fn redirects_are_not_followed(db: &TestDb) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(code, Some(302), "a redirect is a failed attempt");
-    assert!(state.hits("stolen").is_empty(), "the redirect was not followed");
+    assert!(
+        state.hits("stolen").is_empty(),
+        "the redirect was not followed"
+    );
     h.stop().await;
 }
 
