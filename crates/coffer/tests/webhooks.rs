@@ -71,9 +71,12 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("coffer serve did not report its address");
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("coffer serve did not report its address");
+            };
             let log: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
             if log["message"] == "listening" {
                 let addr = log["address"].as_str().unwrap().to_owned();
@@ -135,8 +138,10 @@ fn merchant(dir: &Path, db_url: Option<&str>) -> (MerchantId, String) {
     )
 }
 
+type Request = (HashMap<String, String>, Bytes);
+
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(HashMap<String, String>, Bytes)>>>);
+struct Received(Arc<Mutex<Vec<Request>>>);
 
 async fn start_receiver(received: Received, delay: Duration) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -228,7 +228,10 @@ async fn claims_lease_record_and_redeliver(db: &TestDb) {
         at: T0,
     };
     assert_eq!(
-        db.store.record_attempts(&[failed.clone()]).await.unwrap(),
+        db.store
+            .record_attempts(std::slice::from_ref(&failed))
+            .await
+            .unwrap(),
         1
     );
     // A stale outcome of the same attempt is dropped.
@@ -284,7 +287,7 @@ async fn claims_lease_record_and_redeliver(db: &TestDb) {
 
     // Release hands a claimed row back at the given time.
     db.store
-        .release_deliveries(&[d.id.clone()], T0 + Duration::hours(1))
+        .release_deliveries(std::slice::from_ref(&d.id), T0 + Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(
