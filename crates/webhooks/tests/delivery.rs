@@ -727,3 +727,16 @@ both_backends! {
     the_ssrf_guard_refuses_every_class => the_ssrf_guard_refuses_every_class;
     redirects_are_not_followed => redirects_are_not_followed;
 }
+
+#[test]
+fn the_docs_show_the_executed_snippets_verbatim() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let page = std::fs::read_to_string(root.join("webhooks.md")).unwrap();
+    for file in ["verify.py", "verify.js"] {
+        let snippet = std::fs::read_to_string(root.join("snippets").join(file)).unwrap();
+        assert!(
+            page.contains(&snippet),
+            "docs/webhooks.md must include docs/snippets/{file} verbatim"
+        );
+    }
+}
