@@ -1,6 +1,8 @@
 //! Coffer's HTTP surface: the axum application with health, readiness and metrics, request
 //! ids, body limits and request logs. API routes (native and dialects) mount onto [`router`].
 
+pub mod webhooks_routes;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -113,6 +113,7 @@ pub struct Config {
     pub orders: OrdersConfig,
     pub rates: RatesConfig,
     pub chains: Vec<ChainConfig>,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -131,6 +132,7 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             rates: RatesConfig::default(),
             chains: Vec::new(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -182,6 +184,70 @@ impl Default for OrdersConfig {
             default_expires_in: ConfigDuration(coffer_core::order::DEFAULT_EXPIRES_IN),
             monitor_for: ConfigDuration(coffer_core::order::DEFAULT_MONITOR_FOR),
             expiry_sweep_interval: ConfigDuration(time::Duration::seconds(5)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Allow deliveries to private, loopback and other non-public addresses (development).
+    pub allow_private: bool,
+    /// Host names (or IP literals) exempt from the SSRF guard.
+    pub allow_hosts: Vec<String>,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one destination.
+    pub per_destination: usize,
+    /// Delay before each retry after a failed attempt; the last failure flags the endpoint.
+    pub retry_schedule: Vec<ConfigDuration>,
+    /// How often the outbox and due deliveries are polled when idle.
+    pub poll_interval: ConfigDuration,
+    /// Total time one attempt may take (connect timeout is 5 s).
+    pub timeout: ConfigDuration,
+    /// How long a claimed delivery stays reserved for the instance sending it; longer than
+    /// `timeout`. An attempt cut short by a crash is retried once it lapses.
+    pub lease: ConfigDuration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        let defaults = coffer_webhooks::Settings::default();
+        Self {
+            allow_private: defaults.allow_private,
+            allow_hosts: defaults.allow_hosts,
+            concurrency: defaults.concurrency,
+            per_destination: defaults.per_destination,
+            retry_schedule: defaults
+                .retry
+                .delays
+                .iter()
+                .map(|d| ConfigDuration(time::Duration::try_from(*d).unwrap_or_default()))
+                .collect(),
+            poll_interval: ConfigDuration(
+                time::Duration::try_from(defaults.poll_interval).unwrap_or_default(),
+            ),
+            timeout: ConfigDuration(time::Duration::try_from(defaults.timeout).unwrap_or_default()),
+            lease: ConfigDuration(time::Duration::try_from(defaults.lease).unwrap_or_default()),
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn settings(&self) -> coffer_webhooks::Settings {
+        coffer_webhooks::Settings {
+            allow_private: self.allow_private,
+            allow_hosts: self.allow_hosts.clone(),
+            concurrency: self.concurrency,
+            per_destination: self.per_destination,
+            retry: coffer_webhooks::RetrySchedule {
+                delays: self.retry_schedule.iter().map(|d| d.std()).collect(),
+            },
+            poll_interval: self.poll_interval.std(),
+            timeout: self.timeout.std(),
+            connect_timeout: self.timeout.std().min(std::time::Duration::from_secs(5)),
+            lease: self.lease.std(),
+            ..coffer_webhooks::Settings::default()
         }
     }
 }
@@ -255,7 +321,8 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 
 /// Environment variables that are not configuration keys.
 fn is_config_env(key: &str) -> bool {
-    key != "config" && !key.starts_with("test_")
+    // COFFER_MASTER_KEY is the webhook secrets' master key, read by coffer-webhooks.
+    key != "config" && key != "master_key" && !key.starts_with("test_")
 }
 
 impl Config {
@@ -330,6 +397,23 @@ impl Config {
             "orders.expiry_sweep_interval",
             self.orders.expiry_sweep_interval,
         )?;
+        if self.webhooks.concurrency == 0 {
+            return Err(invalid("webhooks.concurrency", "must be at least 1"));
+        }
+        if self.webhooks.per_destination == 0 {
+            return Err(invalid("webhooks.per_destination", "must be at least 1"));
+        }
+        positive("webhooks.poll_interval", self.webhooks.poll_interval)?;
+        positive("webhooks.timeout", self.webhooks.timeout)?;
+        if self.webhooks.lease.0 <= self.webhooks.timeout.0 {
+            return Err(invalid(
+                "webhooks.lease",
+                "must be longer than webhooks.timeout",
+            ));
+        }
+        for (i, d) in self.webhooks.retry_schedule.iter().enumerate() {
+            positive(&format!("webhooks.retry_schedule[{i}]"), *d)?;
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
         self.fixed_rates()?;
@@ -497,6 +581,24 @@ expiry_sweep_interval = "5s"
 # symbol = "USDT"
 # contract = "0x55d398326f99059fF775485246999027B3197955"
 # decimals = 18
+
+[webhooks]
+# Deliveries to private, loopback, link-local, CGNAT, metadata… addresses are refused unless
+# this is true (development only) or the host is listed in allow_hosts.
+allow_private = false
+allow_hosts = []
+# Deliveries in flight at once, and to one destination (a slow endpoint never holds more).
+concurrency = 64
+per_destination = 8
+# Delay before each retry (±10 % jitter). After the last one fails, the endpoint is flagged.
+# The default spans about three days.
+retry_schedule = ["5s", "30s", "2m", "10m", "30m", "1h", "2h", "4h", "8h", "12h", "12h", "12h", "12h", "8h"]
+poll_interval = "20ms"
+# Total time of one attempt (the connect timeout is 5 s), and how long a claimed delivery
+# stays reserved for the instance sending it (longer than timeout). After a crash, attempts
+# cut short are retried once their claim lapses.
+timeout = "15s"
+lease = "60s"
 "#;
 
 #[cfg(test)]

@@ -234,7 +234,19 @@ async fn serve(config: Config) -> Result<()> {
         body_limit: config.http.body_limit,
         metrics_on_main: config.admin_listen.is_none(),
     };
-    let api = coffer_api::v1::router(
+    let key = coffer_webhooks::MasterKey::load(&config.data_dir)
+        .context("cannot load the master key of webhook secrets")?;
+    let webhooks = coffer_webhooks::Webhooks::new(
+        engine.store.clone(),
+        engine.clock.clone(),
+        key,
+        config.webhooks.settings(),
+    );
+    let api = coffer_api::webhooks_routes::router(coffer_api::webhooks_routes::WebhooksApi {
+        engine: engine.clone(),
+        service: webhooks.service(),
+    });
+    let native = coffer_api::v1::router(
         &state,
         &coffer_api::v1::ApiSettings {
             rate_limit_per_minute: config.api.rate_limit_per_minute,
@@ -242,6 +254,7 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
+    let api = api.merge(native);
     let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -300,6 +313,16 @@ async fn serve(config: Config) -> Result<()> {
                     }
                     _ = rx.changed() => break,
                 }
+            }
+        });
+    }
+    {
+        // Webhook dispatcher and sender: on stop they claim nothing more and let attempts in
+        // flight finish; anything unfinished is retried after a restart.
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = webhooks.run(rx).await {
+                tracing::error!(error = %e, "webhook delivery stopped");
             }
         });
     }

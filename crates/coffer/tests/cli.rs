@@ -25,6 +25,12 @@ fn coffer(data_dir: &Path) -> Command {
     cmd
 }
 
+/// reqwest is built without a bundled crypto provider (see the workspace rules); install ring.
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run coffer")
 }
@@ -302,7 +308,7 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
     let server = tokio::task::spawn_blocking(move || Server::start(url.as_deref(), &[]))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = http_client();
 
     let health = http
         .get(format!("{}/healthz", server.base))
@@ -398,7 +404,7 @@ async fn readyz_reports_a_lost_database() {
     let server = tokio::task::spawn_blocking(move || Server::start(Some(&url), &[]))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = http_client();
     assert_eq!(
         http.get(format!("{}/readyz", server.base))
             .send()
@@ -458,7 +464,7 @@ async fn metrics_on_a_separate_admin_listener() {
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = http_client();
     assert_eq!(
         http.get(format!("{}/metrics", server.base))
             .send()

@@ -100,6 +100,12 @@ typed_id!(
 typed_id!(
     /// An API credential (the public half of an API key).
     KeyId, "key_", "key");
+typed_id!(
+    /// A merchant's webhook endpoint.
+    WebhookId, "whk_", "webhook");
+typed_id!(
+    /// One event's delivery to one destination (webhook endpoint or order callback URL).
+    DeliveryId, "dlv_", "delivery");
 
 /// The token in a hosted checkout URL (`/pay/{token}`): 256 random bits, separate from the
 /// order id so that a leaked order id does not open the buyer's page and vice versa.

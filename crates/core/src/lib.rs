@@ -16,7 +16,9 @@ pub mod uri;
 
 pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
 pub use event::{Event, EventType};
-pub use ids::{CheckoutToken, EventId, KeyId, MerchantId, OrderId, PaymentId};
+pub use ids::{
+    CheckoutToken, DeliveryId, EventId, KeyId, MerchantId, OrderId, PaymentId, WebhookId,
+};
 pub use merchant::{ApiCredential, Merchant, Scope};
 pub use money::{BaseUnits, Decimals, MoneyError, Price, Rounding};
 pub use order::{

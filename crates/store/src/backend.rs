@@ -89,6 +89,11 @@ pub trait Backend: Send + Sync + 'static {
     /// bound value: quadratic in a statement with thousands of them.
     const ANONYMOUS_PLACEHOLDERS: bool;
 
+    /// Appended to a `SELECT` that claims rows for work so that concurrent instances skip
+    /// each other's claims instead of waiting (`FOR UPDATE SKIP LOCKED` on PostgreSQL; empty on
+    /// SQLite, whose single writer serialises claims anyway).
+    const SKIP_LOCKED: &'static str;
+
     /// Which database this is (`sqlite`, `postgres`), for logs and metrics.
     fn kind(&self) -> &'static str;
     /// Begin a write transaction.
@@ -177,6 +182,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../migrations/sqlite/0004_idempotency.sql"),
     ),
+    (
+        5,
+        "webhooks",
+        include_str!("../migrations/sqlite/0005_webhooks.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -194,6 +204,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "idempotency",
         include_str!("../migrations/postgres/0004_idempotency.sql"),
+    ),
+    (
+        5,
+        "webhooks",
+        include_str!("../migrations/postgres/0005_webhooks.sql"),
     ),
 ];
 
@@ -240,6 +255,7 @@ impl Backend for SqliteBackend {
     type Tx = Transaction<'static, Sqlite>;
     type Row = SqliteRow;
     const ANONYMOUS_PLACEHOLDERS: bool = true;
+    const SKIP_LOCKED: &'static str = "";
 
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -304,6 +320,7 @@ impl Backend for PostgresBackend {
     type Tx = Transaction<'static, Postgres>;
     type Row = PgRow;
     const ANONYMOUS_PLACEHOLDERS: bool = false;
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn kind(&self) -> &'static str {
         "postgres"

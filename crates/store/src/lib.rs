@@ -7,19 +7,24 @@
 mod backend;
 mod codec;
 mod sql_store;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, ChainId, Event, EventType, KeyId, Merchant, MerchantId, Order, OrderId,
-    OrderStatus, Payment, TimelineEntry,
+    ApiCredential, ChainId, DeliveryId, Event, EventId, EventType, KeyId, Merchant, MerchantId,
+    Order, OrderId, OrderStatus, Payment, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
 pub use sql_store::{MAX_GROUP, SqlStore};
+pub use webhooks::{
+    AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
+    WebhookEndpointRecord,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -270,6 +275,80 @@ pub trait Store: Send + Sync {
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Outbox rows not yet dispatched, oldest first.
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    // ---- webhooks ------------------------------------------------------------------------
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpointRecord) -> Result<(), StoreError>;
+    /// A merchant's endpoint (deleted ones and other merchants' are `None`). With no merchant,
+    /// the internal lookup across merchants.
+    async fn get_webhook(
+        &self,
+        merchant: Option<&MerchantId>,
+        id: &WebhookId,
+    ) -> Result<Option<WebhookEndpointRecord>, StoreError>;
+    /// A merchant's endpoints (not deleted), oldest first.
+    async fn list_webhooks(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Vec<WebhookEndpointRecord>, StoreError>;
+    /// Replace the mutable fields of an endpoint. `false` if it does not exist for the merchant.
+    async fn update_webhook(&self, endpoint: &WebhookEndpointRecord) -> Result<bool, StoreError>;
+    /// Delete an endpoint and give up its pending deliveries. `false` if it does not exist.
+    async fn delete_webhook(
+        &self,
+        merchant: &MerchantId,
+        id: &WebhookId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Flag an endpoint as failing (keeps the first time), or clear the flag with `None`.
+    async fn set_webhook_failing(
+        &self,
+        id: &WebhookId,
+        failing_since: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
+    /// In one transaction: create the deliveries of each event (a (event, destination) pair
+    /// that exists already is skipped) and mark its outbox row dispatched. Idempotent, so two
+    /// dispatchers racing on the same rows create each delivery once.
+    async fn dispatch_outbox(
+        &self,
+        batch: &[(EventId, Vec<NewDelivery>)],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Claim up to `limit` pending deliveries due at `now`, oldest due first, by moving their
+    /// due time to `lease_until`. A claimed row is not claimed again before then, by any
+    /// instance; no lock is held once this returns.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Hand claimed deliveries back unattempted, due at `due_at`.
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        due_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Record attempt outcomes in one transaction; returns how many applied (an outcome for a
+    /// row that moved on meanwhile is dropped).
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<usize, StoreError>;
+    async fn get_delivery(
+        &self,
+        merchant: &MerchantId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
+    /// Deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Make a delivery due again now (whatever its status). `false` if not the merchant's.
+    async fn redeliver(
+        &self,
+        merchant: &MerchantId,
+        id: &DeliveryId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

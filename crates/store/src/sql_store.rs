@@ -5,16 +5,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, ChainId, KeyId, Merchant, MerchantId, Order, OrderId, Payment, TimelineEntry,
+    ApiCredential, ChainId, DeliveryId, EventId, KeyId, Merchant, MerchantId, Order, OrderId,
+    Payment, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
+use crate::webhooks;
 use crate::{
-    Changeset, CredentialRecord, EventQuery, IdempotencyRecord, OrderQuery, Store, StoreError,
-    StoredEvent, StoredResponse, WalletRecord,
+    AttemptRecord, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery, DeliveryRecord,
+    EventQuery, IdempotencyRecord, NewDelivery, OrderQuery, Store, StoreError, StoredEvent,
+    StoredResponse, WalletRecord, WebhookEndpointRecord,
 };
 
 /// Largest page any list query returns.
@@ -1021,6 +1024,99 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn pending_outbox(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
         let q = Query::new(SELECT_PENDING_OUTBOX).int(page_limit(limit));
         rows(self.backend.fetch(q).await?, codec::event_from_row)
+    }
+
+    async fn insert_webhook(&self, endpoint: &WebhookEndpointRecord) -> Result<(), StoreError> {
+        webhooks::insert_endpoint(&*self.backend, endpoint).await
+    }
+
+    async fn get_webhook(
+        &self,
+        merchant: Option<&MerchantId>,
+        id: &WebhookId,
+    ) -> Result<Option<WebhookEndpointRecord>, StoreError> {
+        webhooks::get_endpoint(&*self.backend, merchant, id).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Vec<WebhookEndpointRecord>, StoreError> {
+        webhooks::list_endpoints(&*self.backend, merchant).await
+    }
+
+    async fn update_webhook(&self, endpoint: &WebhookEndpointRecord) -> Result<bool, StoreError> {
+        webhooks::update_endpoint(&*self.backend, endpoint).await
+    }
+
+    async fn delete_webhook(
+        &self,
+        merchant: &MerchantId,
+        id: &WebhookId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        webhooks::delete_endpoint(&*self.backend, merchant, id, at).await
+    }
+
+    async fn set_webhook_failing(
+        &self,
+        id: &WebhookId,
+        failing_since: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        webhooks::set_endpoint_failing(&*self.backend, id, failing_since).await
+    }
+
+    async fn dispatch_outbox(
+        &self,
+        batch: &[(EventId, Vec<NewDelivery>)],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        webhooks::dispatch_outbox(&*self.backend, batch, at).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        webhooks::claim_deliveries(&*self.backend, now, lease_until, limit).await
+    }
+
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        due_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        webhooks::release_deliveries(&*self.backend, ids, due_at).await
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<usize, StoreError> {
+        webhooks::record_attempts(&*self.backend, attempts).await
+    }
+
+    async fn get_delivery(
+        &self,
+        merchant: &MerchantId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        webhooks::get_delivery(&*self.backend, merchant, id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        webhooks::list_deliveries(&*self.backend, query).await
+    }
+
+    async fn redeliver(
+        &self,
+        merchant: &MerchantId,
+        id: &DeliveryId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        webhooks::redeliver(&*self.backend, merchant, id, at).await
     }
 }
 

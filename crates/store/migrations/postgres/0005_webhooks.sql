@@ -1,0 +1,45 @@
+-- Webhook endpoints per merchant. Signing secrets are sealed (ChaCha20-Poly1305 under the
+-- server master key) before they reach the database; the store only sees ciphertext.
+CREATE TABLE webhook_endpoints (
+    id                         TEXT PRIMARY KEY NOT NULL,
+    merchant_id                TEXT NOT NULL REFERENCES merchants(id),
+    url                        TEXT NOT NULL,
+    -- JSON array of event types; empty = every event.
+    events                     TEXT NOT NULL,
+    enabled                    BOOLEAN NOT NULL,
+    secret                     TEXT NOT NULL,
+    previous_secret            TEXT,
+    previous_secret_expires_at BIGINT,
+    failing_since              BIGINT,
+    created_at                 BIGINT NOT NULL,
+    updated_at                 BIGINT NOT NULL,
+    deleted_at                 BIGINT
+);
+CREATE INDEX webhook_endpoints_merchant ON webhook_endpoints (merchant_id, created_at);
+
+-- One row per (event, destination): a webhook endpoint (destination = its id) or the order's
+-- callback URL (destination = 'callback'). Created when the outbox row is dispatched.
+CREATE TABLE webhook_deliveries (
+    id               TEXT PRIMARY KEY NOT NULL,
+    merchant_id      TEXT NOT NULL REFERENCES merchants(id),
+    event_id         TEXT NOT NULL REFERENCES events(id),
+    endpoint_id      TEXT REFERENCES webhook_endpoints(id),
+    destination      TEXT NOT NULL,
+    url              TEXT NOT NULL,
+    dialect          TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    attempts         BIGINT NOT NULL,
+    -- When the next attempt is due; while an attempt runs, the end of its claim.
+    next_attempt_at  BIGINT,
+    last_status_code BIGINT,
+    response_excerpt TEXT,
+    duration_ms      BIGINT,
+    error            TEXT,
+    request_headers  TEXT,
+    request_body     TEXT,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    UNIQUE (event_id, destination)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);

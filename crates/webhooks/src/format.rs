@@ -1,0 +1,232 @@
+//! The request a delivery sends, as data supplied per dialect.
+//!
+//! The sender knows nothing about payload formats: a [`Formatter`] (one per dialect) turns an
+//! event into a [`DeliveryRequest`] — method, URL, headers, body, what counts as success and
+//! how to retry. Native is the only formatter today; the compatibility dialects register their
+//! own in [`Formatters`] without touching the sender.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_core::Event;
+use coffer_store::DeliveryRecord;
+use time::OffsetDateTime;
+
+use crate::crypto;
+
+/// What counts as a successful delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuccessRule {
+    /// Any 2xx status.
+    Any2xx,
+    /// Exactly HTTP 200.
+    Exactly200,
+    /// HTTP 2xx and the body, trimmed, is exactly `success`.
+    BodyIsSuccess,
+}
+
+impl SuccessRule {
+    pub fn accepts(self, status: u16, body: &[u8]) -> bool {
+        match self {
+            SuccessRule::Any2xx => (200..300).contains(&status),
+            SuccessRule::Exactly200 => status == 200,
+            SuccessRule::BodyIsSuccess => {
+                (200..300).contains(&status) && body.trim_ascii() == b"success"
+            }
+        }
+    }
+}
+
+/// Delays before each retry: `delays[i]` follows failed attempt `i + 1`. After the last one
+/// fails, the delivery is given up and its endpoint flagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub delays: Vec<Duration>,
+}
+
+impl RetrySchedule {
+    /// About three days: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 4 × 12 h, 8 h.
+    pub fn default_three_days() -> Self {
+        let m = 60;
+        let h = 3600;
+        let secs = [
+            5,
+            30,
+            2 * m,
+            10 * m,
+            30 * m,
+            h,
+            2 * h,
+            4 * h,
+            8 * h,
+            12 * h,
+            12 * h,
+            12 * h,
+            12 * h,
+            8 * h,
+        ];
+        Self {
+            delays: secs.into_iter().map(Duration::from_secs).collect(),
+        }
+    }
+
+    /// The delay after failed attempt number `attempt` (1-based), with ±10 % jitter from
+    /// `jitter` (any random number), or `None` when the schedule is exhausted.
+    pub fn next_delay(&self, attempt: u32, jitter: u64) -> Option<Duration> {
+        let index = usize::try_from(attempt.checked_sub(1)?).ok()?;
+        let base = *self.delays.get(index)?;
+        let ms = u64::try_from(base.as_millis()).unwrap_or(u64::MAX);
+        let factor = 90 + jitter % 21; // 90..=110 percent
+        Some(Duration::from_millis(ms.saturating_mul(factor) / 100))
+    }
+
+    pub fn total(&self) -> Duration {
+        self.delays.iter().sum()
+    }
+}
+
+/// A fully built request. Headers are sent exactly as listed and recorded in the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRequest {
+    pub method: http::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub success: SuccessRule,
+    pub retry: RetrySchedule,
+}
+
+/// What a formatter gets to build one attempt's request.
+pub struct FormatInput<'a> {
+    pub event: &'a Event,
+    pub delivery: &'a DeliveryRecord,
+    /// Signing secrets valid now, in clear (current first). May be empty for a callback URL of
+    /// a merchant without endpoints.
+    pub secrets: &'a [String],
+    pub now: OffsetDateTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot format the delivery: {0}")]
+pub struct FormatError(pub String);
+
+pub trait Formatter: Send + Sync {
+    fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError>;
+}
+
+/// Coffer's own format: the event as the events API returns it, signed with
+/// `Coffer-Signature`, success on any 2xx.
+pub struct NativeFormatter {
+    pub retry: RetrySchedule,
+}
+
+/// The JSON body of a native delivery, identical on every attempt.
+pub fn native_body(event: &Event) -> Vec<u8> {
+    let body = serde_json::json!({
+        "id": event.id,
+        "object": "event",
+        "type": event.kind,
+        "created_at": coffer_engine::view::rfc3339(event.created_at),
+        "data": event.data,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+impl Formatter for NativeFormatter {
+    fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError> {
+        let body = native_body(input.event);
+        let t = input.now.unix_timestamp();
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "user-agent".to_owned(),
+                concat!("Coffer-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+            ("coffer-event-id".to_owned(), input.event.id.to_string()),
+            (
+                "coffer-event-type".to_owned(),
+                input.event.kind.as_str().to_owned(),
+            ),
+            (
+                "coffer-delivery-id".to_owned(),
+                input.delivery.id.to_string(),
+            ),
+        ];
+        if !input.secrets.is_empty() {
+            headers.push((
+                "coffer-signature".to_owned(),
+                crypto::signature_header(input.secrets, t, &body),
+            ));
+        }
+        Ok(DeliveryRequest {
+            method: http::Method::POST,
+            url: input.delivery.url.clone(),
+            headers,
+            body,
+            success: SuccessRule::Any2xx,
+            retry: self.retry.clone(),
+        })
+    }
+}
+
+/// Formatters by dialect name. Unknown dialects use the native formatter.
+#[derive(Clone)]
+pub struct Formatters {
+    native: Arc<dyn Formatter>,
+    by_dialect: HashMap<String, Arc<dyn Formatter>>,
+}
+
+impl Formatters {
+    pub fn new(retry: RetrySchedule) -> Self {
+        Self {
+            native: Arc::new(NativeFormatter { retry }),
+            by_dialect: HashMap::new(),
+        }
+    }
+
+    /// Register the formatter of a dialect (`aurpay`, `payprotocol`, `zaepe`, …).
+    pub fn with(mut self, dialect: &str, formatter: Arc<dyn Formatter>) -> Self {
+        self.by_dialect.insert(dialect.to_owned(), formatter);
+        self
+    }
+
+    pub fn get(&self, dialect: &str) -> &Arc<dyn Formatter> {
+        self.by_dialect.get(dialect).unwrap_or(&self.native)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_rules() {
+        assert!(SuccessRule::Any2xx.accepts(204, b""));
+        assert!(!SuccessRule::Any2xx.accepts(301, b""));
+        assert!(!SuccessRule::Any2xx.accepts(500, b""));
+        assert!(SuccessRule::Exactly200.accepts(200, b"x"));
+        assert!(!SuccessRule::Exactly200.accepts(201, b""));
+        assert!(SuccessRule::BodyIsSuccess.accepts(200, b"success\n"));
+        assert!(!SuccessRule::BodyIsSuccess.accepts(200, b"ok"));
+        assert!(!SuccessRule::BodyIsSuccess.accepts(500, b"success"));
+    }
+
+    #[test]
+    fn default_schedule_spans_about_three_days_and_jitters() {
+        let s = RetrySchedule::default_three_days();
+        let total = s.total().as_secs();
+        assert!((70 * 3600..=72 * 3600).contains(&total), "{total}");
+        assert_eq!(s.next_delay(0, 0), None);
+        assert_eq!(s.next_delay(1, 10), Some(Duration::from_secs(5)));
+        assert_eq!(s.next_delay(1, 0), Some(Duration::from_millis(4500)));
+        assert_eq!(s.next_delay(1, 20), Some(Duration::from_millis(5500)));
+        let last = u32::try_from(s.delays.len()).unwrap();
+        assert!(s.next_delay(last, 0).is_some());
+        assert_eq!(s.next_delay(last + 1, 0), None);
+        // Backoff grows up to the cap.
+        for w in s.delays.windows(2).take(9) {
+            assert!(w[1] > w[0]);
+        }
+    }
+}
