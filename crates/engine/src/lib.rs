@@ -7,6 +7,7 @@
 mod clock;
 mod error;
 pub mod keys;
+mod rates;
 mod registry;
 mod validate;
 pub mod view;

@@ -389,8 +389,10 @@ impl AggregatedRates {
         fiat: &str,
         now: OffsetDateTime,
     ) -> Result<Derived, AggregateError> {
-        let eur_usd: BTreeMap<Provider, Observation> =
-            self.fresh(state, true, "EUR", "USD", now).into_iter().collect();
+        let eur_usd: BTreeMap<Provider, Observation> = self
+            .fresh(state, true, "EUR", "USD", now)
+            .into_iter()
+            .collect();
         let mut inputs = Vec::new();
         if fiat == "EUR" {
             for (p, o) in &eur_usd {
@@ -406,11 +408,8 @@ impl AggregatedRates {
                 }
             }
         }
-        let mut derived = self.aggregate(
-            &format!("USD/{fiat}"),
-            inputs,
-            self.settings.fiat_quorum,
-        )?;
+        let mut derived =
+            self.aggregate(&format!("USD/{fiat}"), inputs, self.settings.fiat_quorum)?;
         derived.explain = format!("{}:USD/{fiat}", derived.explain);
         Ok(derived)
     }

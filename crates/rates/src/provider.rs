@@ -279,9 +279,7 @@ impl ProviderClient {
 
     // https://www.ecb.europa.eu/stats/policy_and_exchange_rates/euro_reference_exchange_rates/html/index.en.html
     async fn ecb(&self, received: OffsetDateTime) -> Result<Vec<Observation>, FetchError> {
-        let body = self
-            .get_ok("/stats/eurofxref/eurofxref-daily.xml")
-            .await?;
+        let body = self.get_ok("/stats/eurofxref/eurofxref-daily.xml").await?;
         parse_ecb(&body, received)
     }
 }
@@ -297,7 +295,10 @@ fn map_reqwest(e: reqwest::Error) -> FetchError {
 
 /// Upper-case letters and digits only: safe in a URL path and a provider's symbol list.
 fn plain_symbol(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    !s.is_empty()
+        && s.len() <= 12
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// A JSON number or numeric string, as an exact decimal (never through `f64`).
@@ -395,7 +396,9 @@ pub fn parse_coingecko(
     let mut out = Vec::new();
     for (symbol, id) in ids {
         let Some(entry) = map.get(*id) else { continue };
-        let Some(raw) = entry.get("usd") else { continue };
+        let Some(raw) = entry.get("usd") else {
+            continue;
+        };
         let price = decimal_from_raw(raw)?;
         let stated = entry
             .get("last_updated_at")
@@ -477,11 +480,7 @@ pub fn parse_kraken(
     for (symbol, pair) in pairs {
         // Kraken answers under its canonical pair name: XBTUSD → XXBTZUSD, USDTUSD → USDTZUSD.
         let code = pair.trim_end_matches("USD");
-        let names = [
-            pair.clone(),
-            format!("X{code}ZUSD"),
-            format!("{code}ZUSD"),
-        ];
+        let names = [pair.clone(), format!("X{code}ZUSD"), format!("{code}ZUSD")];
         let Some(ticker) = names.iter().find_map(|n| response.result.get(n)) else {
             continue;
         };
@@ -637,7 +636,9 @@ pub fn parse_ecb(body: &str, received: OffsetDateTime) -> Result<Vec<Observation
         }
     }
     let Some(date) = date else {
-        return Err(FetchError::Malformed("no reference date (Cube time)".into()));
+        return Err(FetchError::Malformed(
+            "no reference date (Cube time)".into(),
+        ));
     };
     if out.is_empty() {
         return Err(FetchError::Malformed("no rates".into()));
@@ -654,7 +655,8 @@ mod tests {
 
     #[test]
     fn decimals_never_go_through_floats() {
-        let raw: Box<RawValue> = serde_json::from_str("0.1000000000000000055511151231257827").unwrap();
+        let raw: Box<RawValue> =
+            serde_json::from_str("0.1000000000000000055511151231257827").unwrap();
         assert_eq!(
             decimal_from_raw(&raw).unwrap().to_string(),
             "0.1000000000000000055511151231"
@@ -671,7 +673,10 @@ mod tests {
 
     #[test]
     fn xml_attributes() {
-        assert_eq!(xml_attr(" currency='USD' rate='1.0823'/", "rate"), Some("1.0823"));
+        assert_eq!(
+            xml_attr(" currency='USD' rate='1.0823'/", "rate"),
+            Some("1.0823")
+        );
         assert_eq!(xml_attr(" time=\"2026-11-20\"", "time"), Some("2026-11-20"));
         assert_eq!(xml_attr(" currency='USD'", "rate"), None);
         assert_eq!(xml_attr(" xrate='1' rate='2'", "rate"), Some("2"));

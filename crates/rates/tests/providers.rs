@@ -184,7 +184,12 @@ async fn http_errors_429_timeouts_and_malformed_bodies() {
         replay.fault(name, Fault::Status(503));
         assert_eq!(c.fetch(&btc).await, Err(FetchError::Status(503)), "{name}");
 
-        replay.fault(name, Fault::RateLimited { retry_after_secs: 7 });
+        replay.fault(
+            name,
+            Fault::RateLimited {
+                retry_after_secs: 7,
+            },
+        );
         assert_eq!(
             c.fetch(&btc).await,
             Err(FetchError::RateLimited {
@@ -313,9 +318,10 @@ async fn outlier_is_dropped_and_disagreement_is_unavailable() {
     let replay = Replay::start().await;
     replay.body(
         "kraken_ticker.json",
-        fixture("kraken_ticker.json")
-            .unwrap()
-            .replace("\"67190.10000\", \"0.00150000\"", "\"74000.00000\", \"0.00150000\""),
+        fixture("kraken_ticker.json").unwrap().replace(
+            "\"67190.10000\", \"0.00150000\"",
+            "\"74000.00000\", \"0.00150000\"",
+        ),
     );
     let rates = replay
         .rates(&[Provider::Kraken, Provider::CoinGecko], 2)
@@ -400,7 +406,12 @@ async fn quorum_outage_and_staleness() {
 #[tokio::test]
 async fn background_refresh_backs_off_and_stops() {
     let replay = Replay::start().await;
-    replay.fault("binance", Fault::RateLimited { retry_after_secs: 30 });
+    replay.fault(
+        "binance",
+        Fault::RateLimited {
+            retry_after_secs: 30,
+        },
+    );
     let mut settings = replay.settings(&[Provider::Kraken, Provider::Binance]);
     settings.refresh_interval = Duration::from_millis(50);
     let rates = std::sync::Arc::new(AggregatedRates::new(settings).unwrap());
@@ -411,11 +422,7 @@ async fn background_refresh_backs_off_and_stops() {
     assert!(replay.hits("kraken") >= 4, "{}", replay.hits("kraken"));
     assert_eq!(replay.hits("binance"), 1);
     let health = rates.health(OffsetDateTime::now_utc()).unwrap();
-    let binance = health
-        .sources
-        .iter()
-        .find(|s| s.name == "binance")
-        .unwrap();
+    let binance = health.sources.iter().find(|s| s.name == "binance").unwrap();
     assert!(binance.last_error.as_deref().unwrap().contains("429"));
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)

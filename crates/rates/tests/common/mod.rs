@@ -142,7 +142,10 @@ async fn handle(State(state): State<Arc<Mutex<ReplayState>>>, uri: Uri) -> Respo
         "/stats/eurofxref/eurofxref-daily.xml" => ("ecb", "eurofxref-daily.xml".into(), None),
         "/api/v5/market/ticker" => (
             "okx",
-            format!("okx_ticker_{}.json", query_param(&query, "instId").unwrap_or("")),
+            format!(
+                "okx_ticker_{}.json",
+                query_param(&query, "instId").unwrap_or("")
+            ),
             Some((200, "okx_instrument_not_found.json")),
         ),
         p if p.starts_with("/v2/prices/") && p.ends_with("/spot") => {
