@@ -273,6 +273,9 @@ pub struct ChainConfig {
 pub struct NativeConfig {
     pub symbol: String,
     pub decimals: u8,
+    /// Fractional digits shown to people (default: see `docs/rates.md`).
+    #[serde(default)]
+    pub display_decimals: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +287,9 @@ pub struct TokenConfig {
     /// Pegged 1:1 to USD (USDT, USDC, DAI, …). Defaults to true for those symbols.
     #[serde(default)]
     pub usd_stablecoin: Option<bool>,
+    /// Fractional digits shown to people (default: see `docs/rates.md`).
+    #[serde(default)]
+    pub display_decimals: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -550,26 +556,40 @@ impl Config {
                     "a chain needs its native coin: native = { symbol, decimals }",
                 )
             })?;
-            let asset =
-                |symbol: &str, field: String, asset_kind: AssetKind, decimals: u8, stable: bool| {
-                    let symbol =
-                        Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
-                    let decimals =
-                        Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
-                    Ok::<_, ConfigError>(Asset {
-                        id: AssetId::new(id.clone(), symbol),
-                        kind: asset_kind,
-                        decimals,
-                        display_decimals: decimals.get().min(8),
-                        usd_stablecoin: stable,
-                    })
+            let asset = |symbol: &str,
+                         field: String,
+                         asset_kind: AssetKind,
+                         decimals: u8,
+                         stable: bool,
+                         display: Option<u8>| {
+                let symbol = Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
+                let decimals =
+                    Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
+                let display_decimals = match display {
+                    Some(n) if n > decimals.get() => {
+                        return Err(invalid(
+                            format!("{field}.display_decimals"),
+                            "cannot exceed the asset's decimals",
+                        ));
+                    }
+                    Some(n) => n,
+                    None => coffer_core::asset::default_display_decimals(decimals, stable),
                 };
+                Ok::<_, ConfigError>(Asset {
+                    id: AssetId::new(id.clone(), symbol),
+                    kind: asset_kind,
+                    decimals,
+                    display_decimals,
+                    usd_stablecoin: stable,
+                })
+            };
             assets.push(asset(
                 &native.symbol,
                 key("native"),
                 AssetKind::Native,
                 native.decimals,
                 false,
+                native.display_decimals,
             )?);
             for (j, t) in c.tokens.iter().enumerate() {
                 let stable = t.usd_stablecoin.unwrap_or(matches!(
@@ -584,6 +604,7 @@ impl Config {
                     },
                     t.decimals,
                     stable,
+                    t.display_decimals,
                 )?);
             }
             chains.push(Chain {
@@ -676,11 +697,12 @@ timeout = "5s"
 # rpc = ["https://rpc-a.example", "https://rpc-b.example"]
 # confirmations = 15
 # poll_interval = "3s"
-# native = { symbol = "BNB", decimals = 18 }
+# native = { symbol = "BNB", decimals = 18 }   # optional display_decimals (default 6 here)
 # [[chains.tokens]]
 # symbol = "USDT"
 # contract = "0x55d398326f99059fF775485246999027B3197955"
 # decimals = 18
+# display_decimals = 4         # default: 4 for USD stablecoins
 "#;
 
 #[cfg(test)]
@@ -774,6 +796,15 @@ mod tests {
         let r = c.registry().unwrap();
         let usdt = r.asset(&"bsc:USDT".parse().unwrap()).unwrap();
         assert!(usdt.usd_stablecoin);
+        assert_eq!(usdt.display_decimals, 4);
+        let bnb = r.asset(&"bsc:BNB".parse().unwrap()).unwrap();
+        assert_eq!(bnb.display_decimals, 6);
+        let err = Config::from_toml_str(
+            "[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnative = { symbol = \"BTC\", decimals = 8, display_decimals = 9 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chains[0].native.display_decimals"), "{err}");
         assert_eq!(
             r.chain(&ChainId::parse("bsc").unwrap())
                 .unwrap()

@@ -210,14 +210,15 @@ async fn engine(config: &Config) -> Result<Engine> {
     })
 }
 
-/// The engine's rate source: the fixed table (offline), or the market providers with the
-/// handle that runs their background refresh.
-fn rate_source(
-    config: &Config,
-) -> Result<(
+/// The engine's rate source, and the market providers' handle when their background refresh
+/// must run.
+type RateSetup = (
     Arc<dyn coffer_core::RateSource>,
     Option<Arc<coffer_rates::AggregatedRates>>,
-)> {
+);
+
+/// The fixed table (offline), or the market providers.
+fn rate_source(config: &Config) -> Result<RateSetup> {
     match config.rates_settings()? {
         None => Ok((Arc::new(config.fixed_rates()?), None)),
         Some(settings) => {
