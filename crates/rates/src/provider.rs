@@ -150,14 +150,22 @@ impl ProviderClient {
     /// a snapshot is never half old, half new.
     pub async fn fetch(&self, symbols: &[String]) -> Result<Vec<Observation>, FetchError> {
         let received = OffsetDateTime::now_utc();
-        match self.provider {
+        let observations = match self.provider {
             Provider::CoinGecko => self.coingecko(symbols, received).await,
             Provider::Binance => self.binance(symbols, received).await,
             Provider::Kraken => self.kraken(symbols, received).await,
             Provider::Coinbase => self.coinbase(symbols, received).await,
             Provider::Okx => self.okx(symbols, received).await,
             Provider::Ecb => self.ecb(received).await,
+        }?;
+        // An answer without a single price (a wrong base URL answering 404 to every pair) is
+        // a failure, not a fresh empty snapshot.
+        if observations.is_empty() && (self.provider.is_fiat() || !symbols.is_empty()) {
+            return Err(FetchError::Provider(
+                "no price for any requested asset".into(),
+            ));
         }
+        Ok(observations)
     }
 
     async fn get(&self, path_and_query: &str) -> Result<(u16, String), FetchError> {

@@ -117,6 +117,12 @@ async fn coinbase_spot_prices() {
     assert_eq!(price(&obs, "BTC", "USD"), Some(d("67185.675")));
     assert_eq!(price(&obs, "USDT", "USD"), Some(d("1.00015")));
     assert_eq!(price(&obs, "USDC", "USD"), Some(d("1")));
+    // Not one price (every pair 404, e.g. a wrong base URL): a failure, not an empty success.
+    let err = client(&replay, Provider::Coinbase, 2000)
+        .fetch(&symbols(&["SOL", "XYZ"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Provider(_)), "{err:?}");
 }
 
 #[tokio::test]
