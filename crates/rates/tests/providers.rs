@@ -183,7 +183,7 @@ async fn http_errors_429_timeouts_and_malformed_bodies() {
         Provider::Ecb,
     ] {
         let name = provider.name();
-        let c = client(&replay, provider, 300);
+        let c = client(&replay, provider, 1000);
 
         replay.fault(name, Fault::Status(500));
         assert_eq!(c.fetch(&btc).await, Err(FetchError::Status(500)), "{name}");
@@ -204,7 +204,7 @@ async fn http_errors_429_timeouts_and_malformed_bodies() {
             "{name}"
         );
 
-        replay.fault(name, Fault::Delay(Duration::from_millis(1500)));
+        replay.fault(name, Fault::Delay(Duration::from_millis(2500)));
         assert_eq!(c.fetch(&btc).await, Err(FetchError::Timeout), "{name}");
 
         let garbage = if provider == Provider::Ecb {

@@ -101,7 +101,7 @@ impl Replay {
                 .into_iter()
                 .map(|p| (p, self.base_url()))
                 .collect(),
-            timeout: Duration::from_millis(500),
+            timeout: Duration::from_secs(3),
             symbols: vec!["BTC".into(), "ETH".into()],
             ..RatesSettings::default()
         }
