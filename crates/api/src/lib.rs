@@ -142,8 +142,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body =
+    let mut body =
         json!({"status": if ok { "ready" } else { "not_ready" }, "checks": {"database": detail}});
+    // Market rate freshness is reported, not required: an outage only stops pricing new
+    // orders (they fail with rate_unavailable); checkouts, payments and webhooks go on.
+    if let Some(rates) = state.engine.rates.health(state.engine.now()) {
+        body["checks"]["rates"] = json!({
+            "status": if rates.ready { "ok" } else { "degraded" },
+            "sources": rates.sources,
+        });
+    }
     (status, Json(body)).into_response()
 }
 

@@ -153,7 +153,7 @@ impl App {
         App {
             base,
             engine,
-            http: reqwest::Client::new(),
+            http: coffer_testkit::http_client(),
             a: a.token,
             b: b.token,
         }
@@ -917,7 +917,7 @@ async fn bad_input_is_refused_and_writes_nothing(db: &TestDb) {
     );
     for idem in [None, Some("huge-1")] {
         // Its own client: the server closes a connection whose body it refused to read.
-        let mut req = reqwest::Client::new()
+        let mut req = coffer_testkit::http_client()
             .post(format!("{}/api/v1/orders", app.base))
             .bearer_auth(a)
             .header("content-type", "application/json")

@@ -252,12 +252,77 @@ impl WebhooksConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RatesConfig {
     /// Fixed prices, `"BASE/QUOTE" = "decimal string"`, e.g. `"BTC/USD" = "65000"`.
     /// Strings, never TOML floats: money is exact.
     pub fixed: BTreeMap<String, String>,
+    /// `["fixed"]` (offline), or market providers: coingecko, binance, kraken, coinbase, okx,
+    /// and the fiat source ecb.
+    pub sources: Vec<String>,
+    /// Fresh crypto sources needed for a price; default min(2, number of crypto sources).
+    pub quorum: Option<usize>,
+    /// Fresh fiat sources needed for a non-USD fiat cross.
+    pub fiat_quorum: usize,
+    /// A source further than this from the median is dropped (percent, decimal string).
+    pub max_deviation_percent: DecimalString,
+    /// Staleness limit of crypto prices.
+    pub max_age: ConfigDuration,
+    /// Staleness limit of fiat cross rates.
+    pub fiat_max_age: ConfigDuration,
+    pub refresh_interval: ConfigDuration,
+    pub fiat_refresh_interval: ConfigDuration,
+    /// Longest wait between attempts after repeated errors.
+    pub max_backoff: ConfigDuration,
+    /// Timeout of one request to a provider.
+    pub timeout: ConfigDuration,
+    /// Per-provider base URL overrides (a mirror, a proxy, a paid plan).
+    pub base_urls: BTreeMap<String, Secret>,
+}
+
+impl Default for RatesConfig {
+    fn default() -> Self {
+        let d = coffer_rates::RatesSettings::default();
+        let dur = |s: std::time::Duration| {
+            ConfigDuration(time::Duration::try_from(s).unwrap_or(time::Duration::ZERO))
+        };
+        Self {
+            fixed: BTreeMap::new(),
+            sources: vec!["fixed".into()],
+            quorum: None,
+            fiat_quorum: d.fiat_quorum,
+            max_deviation_percent: DecimalString(d.max_deviation_percent),
+            max_age: ConfigDuration(d.max_age),
+            fiat_max_age: ConfigDuration(d.fiat_max_age),
+            refresh_interval: dur(d.refresh_interval),
+            fiat_refresh_interval: dur(d.fiat_refresh_interval),
+            max_backoff: dur(d.max_backoff),
+            timeout: dur(d.timeout),
+            base_urls: BTreeMap::new(),
+        }
+    }
+}
+
+/// A decimal written as a string (`"2.5"`) or an integer (`2`); never a TOML float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalString(pub Decimal);
+
+impl<'de> Deserialize<'de> for DecimalString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(DecimalString(Decimal::from(n))),
+            Raw::Str(s) => Decimal::from_str(s.trim())
+                .map(DecimalString)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a decimal number"))),
+        }
+    }
 }
 
 // `rpc` and `poll_interval` are validated here and read by the chain watchers.
@@ -291,6 +356,9 @@ pub struct ChainConfig {
 pub struct NativeConfig {
     pub symbol: String,
     pub decimals: u8,
+    /// Fractional digits shown to people (default: see `docs/rates.md`).
+    #[serde(default)]
+    pub display_decimals: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -302,6 +370,9 @@ pub struct TokenConfig {
     /// Pegged 1:1 to USD (USDT, USDC, DAI, …). Defaults to true for those symbols.
     #[serde(default)]
     pub usd_stablecoin: Option<bool>,
+    /// Fractional digits shown to people (default: see `docs/rates.md`).
+    #[serde(default)]
+    pub display_decimals: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -418,7 +489,128 @@ impl Config {
             .map_err(|e| invalid("log_level", e.to_string()))?;
         self.fixed_rates()?;
         self.registry()?;
+        self.rates_settings()?;
         Ok(())
+    }
+
+    /// Settings of the market rate providers; `None` for the offline fixed table.
+    pub fn rates_settings(&self) -> Result<Option<coffer_rates::RatesSettings>, ConfigError> {
+        use coffer_rates::Provider;
+        let r = &self.rates;
+        let mut providers = Vec::new();
+        let mut fixed = false;
+        for (i, name) in r.sources.iter().enumerate() {
+            let key = format!("rates.sources[{i}]");
+            if name == "fixed" {
+                fixed = true;
+                continue;
+            }
+            let p = Provider::from_name(name).ok_or_else(|| {
+                invalid(
+                    &key,
+                    format!(
+                        "unknown rate source {name:?}: use fixed, coingecko, binance, kraken, coinbase, okx or ecb"
+                    ),
+                )
+            })?;
+            if providers.contains(&p) {
+                return Err(invalid(&key, format!("{name:?} is listed twice")));
+            }
+            providers.push(p);
+        }
+        if fixed && !providers.is_empty() {
+            return Err(invalid(
+                "rates.sources",
+                "\"fixed\" cannot be combined with market sources: a fixed price would outvote the market",
+            ));
+        }
+        for (name, url) in &r.base_urls {
+            let key = format!("rates.base_urls.{name}");
+            if Provider::from_name(name).is_none() {
+                return Err(invalid(&key, "not a rate source name"));
+            }
+            let ok =
+                url::Url::parse(url.expose()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid(&key, "must be an http(s) URL"));
+            }
+        }
+        if providers.is_empty() {
+            if !fixed {
+                return Err(invalid(
+                    "rates.sources",
+                    "at least one source is needed (\"fixed\" for offline use)",
+                ));
+            }
+            return Ok(None);
+        }
+        let crypto = providers.iter().filter(|p| !p.is_fiat()).count();
+        let fiat = providers.len() - crypto;
+        if crypto == 0 {
+            return Err(invalid(
+                "rates.sources",
+                "at least one crypto price source is needed (coingecko, binance, kraken, coinbase, okx)",
+            ));
+        }
+        let quorum = r.quorum.unwrap_or(crypto.min(2));
+        if quorum == 0 || quorum > crypto {
+            return Err(invalid(
+                "rates.quorum",
+                format!("must be between 1 and the number of crypto sources ({crypto})"),
+            ));
+        }
+        if r.fiat_quorum == 0 || (fiat > 0 && r.fiat_quorum > fiat) {
+            return Err(invalid(
+                "rates.fiat_quorum",
+                format!(
+                    "must be between 1 and the number of fiat sources ({})",
+                    fiat.max(1)
+                ),
+            ));
+        }
+        if r.max_deviation_percent.0 <= Decimal::ZERO {
+            return Err(invalid(
+                "rates.max_deviation_percent",
+                "must be greater than zero",
+            ));
+        }
+        for (key, d) in [
+            ("rates.max_age", r.max_age),
+            ("rates.fiat_max_age", r.fiat_max_age),
+            ("rates.refresh_interval", r.refresh_interval),
+            ("rates.fiat_refresh_interval", r.fiat_refresh_interval),
+            ("rates.max_backoff", r.max_backoff),
+            ("rates.timeout", r.timeout),
+        ] {
+            if !d.0.is_positive() {
+                return Err(invalid(key, "must be longer than zero"));
+            }
+        }
+        let registry = self.registry()?;
+        let mut symbols: Vec<String> = registry
+            .assets()
+            .map(|a| a.symbol().as_str().to_owned())
+            .collect();
+        symbols.sort();
+        symbols.dedup();
+        Ok(Some(coffer_rates::RatesSettings {
+            sources: providers,
+            base_urls: r
+                .base_urls
+                .iter()
+                .filter_map(|(k, v)| Provider::from_name(k).map(|p| (p, v.expose().to_owned())))
+                .collect(),
+            quorum,
+            fiat_quorum: r.fiat_quorum,
+            max_deviation_percent: r.max_deviation_percent.0,
+            max_age: r.max_age.0,
+            fiat_max_age: r.fiat_max_age.0,
+            refresh_interval: r.refresh_interval.std(),
+            fiat_refresh_interval: r.fiat_refresh_interval.std(),
+            max_backoff: r.max_backoff.std(),
+            timeout: r.timeout.std(),
+            symbols,
+        }))
     }
 
     pub fn public_url(&self) -> String {
@@ -465,26 +657,40 @@ impl Config {
                     "a chain needs its native coin: native = { symbol, decimals }",
                 )
             })?;
-            let asset =
-                |symbol: &str, field: String, asset_kind: AssetKind, decimals: u8, stable: bool| {
-                    let symbol =
-                        Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
-                    let decimals =
-                        Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
-                    Ok::<_, ConfigError>(Asset {
-                        id: AssetId::new(id.clone(), symbol),
-                        kind: asset_kind,
-                        decimals,
-                        display_decimals: decimals.get().min(8),
-                        usd_stablecoin: stable,
-                    })
+            let asset = |symbol: &str,
+                         field: String,
+                         asset_kind: AssetKind,
+                         decimals: u8,
+                         stable: bool,
+                         display: Option<u8>| {
+                let symbol = Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
+                let decimals =
+                    Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
+                let display_decimals = match display {
+                    Some(n) if n > decimals.get() => {
+                        return Err(invalid(
+                            format!("{field}.display_decimals"),
+                            "cannot exceed the asset's decimals",
+                        ));
+                    }
+                    Some(n) => n,
+                    None => coffer_core::asset::default_display_decimals(decimals, stable),
                 };
+                Ok::<_, ConfigError>(Asset {
+                    id: AssetId::new(id.clone(), symbol),
+                    kind: asset_kind,
+                    decimals,
+                    display_decimals,
+                    usd_stablecoin: stable,
+                })
+            };
             assets.push(asset(
                 &native.symbol,
                 key("native"),
                 AssetKind::Native,
                 native.decimals,
                 false,
+                native.display_decimals,
             )?);
             for (j, t) in c.tokens.iter().enumerate() {
                 let stable = t.usd_stablecoin.unwrap_or(matches!(
@@ -499,6 +705,7 @@ impl Config {
                     },
                     t.decimals,
                     stable,
+                    t.display_decimals,
                 )?);
             }
             chains.push(Chain {
@@ -560,8 +767,27 @@ default_expires_in = "30m"
 monitor_for = "24h"
 expiry_sweep_interval = "5s"
 
+[rates]
+# "fixed" (offline, the table below) or market providers, e.g.
+# ["coingecko", "binance", "kraken", "coinbase", "okx", "ecb"] (ecb: fiat crosses EUR, GBP, JPY, …).
+sources = ["fixed"]
+# Fresh crypto sources a price needs (default: 2, or 1 with a single source).
+# quorum = 2
+fiat_quorum = 1
+# A source further than this from the median is dropped (percent).
+max_deviation_percent = "2"
+# Staleness limits: older prices are never used.
+max_age = "60s"
+fiat_max_age = "24h"
+refresh_interval = "15s"
+fiat_refresh_interval = "1h"
+max_backoff = "5m"
+timeout = "5s"
+# Per-provider base URL overrides (example).
+# base_urls = { binance = "https://api1.binance.com" }
+
 [rates.fixed]
-# Offline fixed prices "BASE/QUOTE" = "decimal string" (examples). Real providers come later.
+# Offline fixed prices "BASE/QUOTE" = "decimal string" (examples), used when sources = ["fixed"].
 "BTC/USD" = "65000"
 "ETH/USD" = "3000"
 "BNB/USD" = "600"
@@ -576,11 +802,12 @@ expiry_sweep_interval = "5s"
 # rpc = ["https://rpc-a.example", "https://rpc-b.example"]
 # confirmations = 15
 # poll_interval = "3s"
-# native = { symbol = "BNB", decimals = 18 }
+# native = { symbol = "BNB", decimals = 18 }   # optional display_decimals (default 6 here)
 # [[chains.tokens]]
 # symbol = "USDT"
 # contract = "0x55d398326f99059fF775485246999027B3197955"
 # decimals = 18
+# display_decimals = 4         # default: 4 for USD stablecoins
 
 [webhooks]
 # Deliveries to private, loopback, link-local, CGNAT, metadata… addresses are refused unless
@@ -692,12 +919,85 @@ mod tests {
         let r = c.registry().unwrap();
         let usdt = r.asset(&"bsc:USDT".parse().unwrap()).unwrap();
         assert!(usdt.usd_stablecoin);
+        assert_eq!(usdt.display_decimals, 4);
+        let bnb = r.asset(&"bsc:BNB".parse().unwrap()).unwrap();
+        assert_eq!(bnb.display_decimals, 6);
+        let err = Config::from_toml_str(
+            "[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnative = { symbol = \"BTC\", decimals = 8, display_decimals = 9 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chains[0].native.display_decimals"), "{err}");
         assert_eq!(
             r.chain(&ChainId::parse("bsc").unwrap())
                 .unwrap()
                 .confirmations,
             15
         );
+    }
+
+    #[test]
+    fn rate_sources_config() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.rates_settings().unwrap().is_none(), "offline by default");
+        let c = Config::from_toml_str(
+            "[rates]\nsources = [\"kraken\", \"coinbase\", \"binance\", \"ecb\"]\nmax_deviation_percent = 3\nmax_age = \"30s\"\nbase_urls = { kraken = \"http://127.0.0.1:9/k\" }\n[[chains]]\nid = \"eth\"\nkind = \"evm\"\nnative = { symbol = \"ETH\", decimals = 18 }",
+        )
+        .unwrap();
+        let s = c.rates_settings().unwrap().unwrap();
+        assert_eq!(s.sources.len(), 4);
+        assert_eq!(s.quorum, 2);
+        assert_eq!(s.max_deviation_percent, Decimal::from(3));
+        assert_eq!(s.max_age, time::Duration::seconds(30));
+        assert_eq!(s.symbols, vec!["ETH".to_owned()]);
+        assert_eq!(
+            s.base_urls
+                .get(&coffer_rates::Provider::Kraken)
+                .map(String::as_str),
+            Some("http://127.0.0.1:9/k")
+        );
+        let c = Config::from_toml_str("[rates]\nsources = [\"kraken\"]").unwrap();
+        assert_eq!(c.rates_settings().unwrap().unwrap().quorum, 1);
+        for (toml, key) in [
+            ("[rates]\nsources = [\"bitstamp\"]", "rates.sources[0]"),
+            (
+                "[rates]\nsources = [\"kraken\", \"kraken\"]",
+                "rates.sources[1]",
+            ),
+            (
+                "[rates]\nsources = [\"fixed\", \"kraken\"]",
+                "rates.sources",
+            ),
+            ("[rates]\nsources = [\"ecb\"]", "rates.sources"),
+            ("[rates]\nsources = []", "rates.sources"),
+            (
+                "[rates]\nsources = [\"kraken\"]\nquorum = 2",
+                "rates.quorum",
+            ),
+            (
+                "[rates]\nsources = [\"kraken\"]\nmax_deviation_percent = \"0\"",
+                "rates.max_deviation_percent",
+            ),
+            (
+                "[rates]\nmax_deviation_percent = \"two\"",
+                "max_deviation_percent",
+            ),
+            (
+                "[rates]\nsources = [\"kraken\"]\nmax_age = \"0s\"",
+                "rates.max_age",
+            ),
+            (
+                "[rates]\nbase_urls = { bitstamp = \"http://x\" }",
+                "rates.base_urls.bitstamp",
+            ),
+            (
+                "[rates]\nbase_urls = { kraken = \"ftp://x\" }",
+                "rates.base_urls.kraken",
+            ),
+        ] {
+            let err = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?} → {err}");
+        }
     }
 
     #[test]

@@ -197,7 +197,7 @@ async fn engine(config: &Config) -> Result<Engine> {
         .context("cannot migrate the database")?;
     Ok(Engine {
         store,
-        rates: Arc::new(config.fixed_rates()?),
+        rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
         derivers: Derivers::default(),
         clock: Arc::new(SystemClock),
@@ -208,6 +208,27 @@ async fn engine(config: &Config) -> Result<Engine> {
             ..EngineSettings::default()
         }),
     })
+}
+
+/// The engine's rate source, and the market providers' handle when their background refresh
+/// must run.
+type RateSetup = (
+    Arc<dyn coffer_core::RateSource>,
+    Option<Arc<coffer_rates::AggregatedRates>>,
+);
+
+/// The fixed table (offline), or the market providers.
+fn rate_source(config: &Config) -> Result<RateSetup> {
+    match config.rates_settings()? {
+        None => Ok((Arc::new(config.fixed_rates()?), None)),
+        Some(settings) => {
+            let rates = Arc::new(
+                coffer_rates::AggregatedRates::new(settings)
+                    .context("cannot set up the rate providers")?,
+            );
+            Ok((rates.clone(), Some(rates)))
+        }
+    }
 }
 
 fn init_logging(config: &Config) {
@@ -225,7 +246,9 @@ fn init_logging(config: &Config) {
 async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
     tracing::info!(?config, "starting coffer {}", env!("CARGO_PKG_VERSION"));
-    let engine = engine(&config).await?;
+    let mut engine = engine(&config).await?;
+    let (rates, refresher) = rate_source(&config)?;
+    engine.rates = rates;
     let state = coffer_api::AppState {
         engine: engine.clone(),
         metrics: coffer_api::metrics_handle(),
@@ -295,6 +318,11 @@ async fn serve(config: Config) -> Result<()> {
                 }
             }
         });
+    }
+    if let Some(rates) = refresher {
+        let names: Vec<_> = rates.providers().iter().map(|p| p.name()).collect();
+        tracing::info!(sources = ?names, quorum = rates.settings().quorum, "refreshing exchange rates");
+        tasks.spawn(rates.run(stop_rx.clone()));
     }
     {
         // Idempotency keys are kept 24 h; older ones are purged hourly.

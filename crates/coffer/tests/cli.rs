@@ -25,10 +25,9 @@ fn coffer(data_dir: &Path) -> Command {
     cmd
 }
 
-/// reqwest is built without a bundled crypto provider (see the workspace rules); install ring.
+/// reqwest is built with `rustls-no-provider` (no aws-lc in the tree): install ring first.
 fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    coffer_testkit::http_client()
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -340,6 +339,10 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
     assert_eq!(body["status"], "ready");
     let expected_backend = if db.is_some() { "postgres" } else { "sqlite" };
     assert_eq!(body["checks"]["database"]["backend"], expected_backend);
+    assert!(
+        body["checks"]["rates"].is_null(),
+        "fixed rates cannot go stale: {body}"
+    );
 
     let missing = http
         .get(format!("{}/nope", server.base))
@@ -479,4 +482,127 @@ async fn metrics_on_a_separate_admin_listener() {
         .await
         .unwrap();
     assert_eq!(metrics.status(), 200);
+}
+
+/// Kraken, Coinbase and ECB responses (the rates crate's fixtures, in each provider's
+/// documented format) from a local server; `down` makes every answer a 503.
+async fn rate_replay(down: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let down = down.clone();
+        async move {
+            if down.load(std::sync::atomic::Ordering::SeqCst) {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            let file = match uri.path() {
+                "/0/public/Ticker" => "kraken_ticker.json".to_owned(),
+                "/stats/eurofxref/eurofxref-daily.xml" => "eurofxref-daily.xml".to_owned(),
+                p if p.starts_with("/v2/prices/") => format!(
+                    "coinbase_spot_{}.json",
+                    p.trim_start_matches("/v2/prices/")
+                        .trim_end_matches("/spot")
+                ),
+                _ => return StatusCode::NOT_FOUND.into_response(),
+            };
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../rates/tests/fixtures")
+                .join(file);
+            match std::fs::read_to_string(path) {
+                Ok(body) => body
+                    .replace(
+                        "2024-03-22",
+                        &time::OffsetDateTime::now_utc().date().to_string(),
+                    )
+                    .into_response(),
+                Err(_) => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refreshes_market_rates_and_reports_their_freshness() {
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = rate_replay(down.clone()).await;
+    let env = [
+        (
+            "COFFER_RATES__SOURCES",
+            "[\"kraken\", \"coinbase\", \"ecb\"]".to_owned(),
+        ),
+        ("COFFER_RATES__BASE_URLS__KRAKEN", base.clone()),
+        ("COFFER_RATES__BASE_URLS__COINBASE", base.clone()),
+        ("COFFER_RATES__BASE_URLS__ECB", base.clone()),
+        ("COFFER_RATES__REFRESH_INTERVAL", "200ms".to_owned()),
+        ("COFFER_RATES__MAX_BACKOFF", "200ms".to_owned()),
+        ("COFFER_RATES__MAX_AGE", "2s".to_owned()),
+    ];
+    let server = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start(None, &env)
+    })
+    .await
+    .unwrap();
+    let http = http_client();
+    let readyz = || async {
+        let r = http
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "rate freshness is reported, not required");
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    let wait_for = |want: &'static str| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = readyz().await;
+            if body["checks"]["rates"]["status"] == want {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rates never became {want}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let body = wait_for("ok").await;
+    let sources = body["checks"]["rates"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 3, "{body}");
+    assert!(sources.iter().all(|s| s["fresh"] == true), "{body}");
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("coffer_rate_source_fetches_total{source=\"kraken\"}"),
+        "{metrics}"
+    );
+
+    // The providers go down: within the 2 s limit the rates turn stale and readiness says so.
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let body = wait_for("degraded").await;
+    let kraken = body["checks"]["rates"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "kraken")
+        .unwrap()
+        .clone();
+    assert_eq!(kraken["fresh"], false, "{body}");
+    assert!(
+        kraken["last_error"].as_str().unwrap().contains("503"),
+        "{body}"
+    );
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0), "the refresher stops with the server");
 }

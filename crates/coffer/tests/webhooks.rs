@@ -116,8 +116,7 @@ impl Drop for Server {
 }
 
 fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    coffer_testkit::http_client()
 }
 
 /// Create a merchant with the CLI; returns its id and admin API key.

@@ -241,6 +241,21 @@ pub struct Asset {
     pub usd_stablecoin: bool,
 }
 
+/// Fractional digits shown to people for an asset, unless the operator sets them: USD
+/// stablecoins 4 (a hundredth of a cent), coins with at most 8 decimals all of them (BTC, LTC,
+/// DOGE: 8; TRX: 6), coins with more decimals 6 (ETH, BNB: a millionth of a coin). Display
+/// only: amounts due are exact base units, never rounded to this.
+pub fn default_display_decimals(decimals: Decimals, usd_stablecoin: bool) -> u8 {
+    let d = decimals.get();
+    if usd_stablecoin {
+        d.min(4)
+    } else if d <= 8 {
+        d
+    } else {
+        6
+    }
+}
+
 impl Asset {
     pub fn chain(&self) -> &ChainId {
         self.id.chain()
@@ -281,6 +296,28 @@ mod tests {
             "bsc:TOOLONGSYMBOLNAME1",
         ] {
             assert!(bad.parse::<AssetId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_precision_per_asset() {
+        let d = |n| Decimals::new(n).unwrap();
+        assert_eq!(default_display_decimals(d(8), false), 8, "BTC");
+        assert_eq!(default_display_decimals(d(18), false), 6, "ETH, BNB");
+        assert_eq!(default_display_decimals(d(6), false), 6, "TRX");
+        assert_eq!(default_display_decimals(d(9), false), 6, "SOL");
+        assert_eq!(
+            default_display_decimals(d(6), true),
+            4,
+            "USDT on Tron/Ethereum"
+        );
+        assert_eq!(default_display_decimals(d(18), true), 4, "USDT on BSC");
+        assert_eq!(default_display_decimals(d(2), true), 2);
+        assert_eq!(default_display_decimals(d(0), false), 0);
+        for n in 0..=30 {
+            for stable in [false, true] {
+                assert!(default_display_decimals(d(n), stable) <= n);
+            }
         }
     }
 

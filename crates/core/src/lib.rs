@@ -25,5 +25,5 @@ pub use order::{
     LockedRate, MatchStatus, Order, OrderLinks, Payment, PaymentStatus, PaymentTarget,
     SettlementPolicy, TimelineEntry,
 };
-pub use rate::{FixedRates, Quote, RateError, RateSource};
+pub use rate::{FixedRates, Quote, RateError, RateSource, RatesHealth, SourceHealth};
 pub use state::{Cause, OrderState, OrderStatus, StatusReason, Totals};

@@ -32,6 +32,34 @@ pub struct Quote {
 /// (`USD`, `EUR`, or another symbol).
 pub trait RateSource: Send + Sync {
     fn quote(&self, base: &str, quote: &str, now: OffsetDateTime) -> Result<Quote, RateError>;
+
+    /// Freshness of the providers behind this source, for readiness reports. `None` for
+    /// sources that cannot go stale (the fixed table).
+    fn health(&self, _now: OffsetDateTime) -> Option<RatesHealth> {
+        None
+    }
+}
+
+/// How fresh a market-backed rate source is (`/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatesHealth {
+    /// Enough fresh providers to meet the quorums: new orders can be priced.
+    pub ready: bool,
+    pub sources: Vec<SourceHealth>,
+}
+
+/// One provider's state as last seen by the refresher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    pub name: String,
+    /// `crypto` or `fiat`.
+    pub kind: String,
+    /// Its last answer is within the staleness limit.
+    pub fresh: bool,
+    /// Seconds since its last successful answer; `None` before the first one.
+    pub age_seconds: Option<i64>,
+    pub consecutive_errors: u32,
+    pub last_error: Option<String>,
 }
 
 /// Rates from configuration: the offline default, and what tests use.

@@ -8,6 +8,7 @@ mod clock;
 mod error;
 pub mod idempotency;
 pub mod keys;
+mod rates;
 mod registry;
 mod validate;
 pub mod view;

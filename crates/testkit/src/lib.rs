@@ -30,6 +30,13 @@ impl TestDb {
     }
 }
 
+/// An HTTP client for tests. reqwest is built with `rustls-no-provider` (no aws-lc in the
+/// tree), so the ring provider must be installed before the first client is built.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// 64 random bits, hex: unique names for databases and test fixtures.
 pub fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
