@@ -24,3 +24,5 @@ echo "== coffer: POST /api/v1/orders (asset chosen, fixed rate), no Idempotency-
 run -s scripts/bench/post-order.lua "http://$coffer_addr/api/v1/orders"
 echo "== coffer: POST /api/v1/orders with a unique Idempotency-Key per request"
 IDEMPOTENCY=1 run -s scripts/bench/post-order.lua "http://$coffer_addr/api/v1/orders"
+echo "== coffer: POST /api/v1/orders without an asset (no address derivation), no Idempotency-Key"
+NO_ASSET=1 run -s scripts/bench/post-order.lua "http://$coffer_addr/api/v1/orders"
