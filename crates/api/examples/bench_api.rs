@@ -26,8 +26,8 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError,
-    EngineSettings, SystemClock,
+    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
+    SystemClock,
 };
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -377,7 +377,11 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
         .await
         .unwrap();
     assert!(doc["paths"]["/api/v1/orders"].is_object(), "{doc}");
-    let docs = http.get(format!("{}/docs", server.base)).send().await.unwrap();
+    let docs = http
+        .get(format!("{}/docs", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
     let orders = http
         .get(format!("{}/api/v1/orders", server.base))
