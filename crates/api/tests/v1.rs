@@ -1088,8 +1088,37 @@ async fn idempotency(db: &TestDb) {
     let (_, wallets) = app.get("/api/v1/wallets", a).await;
     assert_eq!(wallets["data"][0]["next_index"], 2);
 
-    // Purging keeps keys younger than 24 h.
+    // Purging keeps keys younger than 24 h and forgets older ones.
     assert_eq!(app.engine.purge_idempotency().await.unwrap(), 0);
+    let merchant = app.engine.authenticate(a).await.unwrap().merchant_id;
+    db.store
+        .commit(coffer_store::Changeset {
+            idempotency_reservations: vec![coffer_store::IdempotencyRecord {
+                merchant_id: merchant.clone(),
+                key: "k-old".into(),
+                fingerprint: "POST /api/v1/orders x".into(),
+                response: None,
+                created_at: app.engine.now() - time::Duration::hours(25),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.engine.purge_idempotency().await.unwrap(), 1);
+    assert!(
+        db.store
+            .get_idempotency(&merchant, "k-old")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.store
+            .get_idempotency(&merchant, "k-bad")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let replay = app
         .raw_post("/api/v1/orders", a, "application/json", bad, Some("k-bad"))
         .await;

@@ -376,6 +376,29 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
     assert!(metrics.contains("coffer_http_requests_total"), "{metrics}");
     assert!(metrics.contains("route=\"/healthz\""), "{metrics}");
 
+    // The native API is wired in: its document and docs page are served, its routes need a key.
+    let doc: serde_json::Value = http
+        .get(format!("{}/api/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/v1/orders"].is_object(), "{doc}");
+    let docs = http
+        .get(format!("{}/docs", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    let orders = http
+        .get(format!("{}/api/v1/orders", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), 401);
+
     let (code, logs) = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
