@@ -204,15 +204,6 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // EXPERIMENT-REMOVE-ME
-        let mut options = options;
-        if let Ok(p) = std::env::var("COFFER_SQLITE_PRAGMAS") {
-            for kv in p.split(';').filter(|s| !s.is_empty()) {
-                if let Some((k, v)) = kv.split_once('=') {
-                    options = options.pragma(k.to_owned(), v.to_owned());
-                }
-            }
-        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
