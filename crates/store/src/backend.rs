@@ -325,3 +325,26 @@ impl Backend for PostgresBackend {
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "Durable" means this: every commit waits for the WAL to be fsynced.
+    #[tokio::test]
+    async fn sqlite_writes_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        let mut tx = backend.begin().await.unwrap();
+        let sync = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA synchronous"))
+            .await
+            .unwrap();
+        assert_eq!(sync[0].int("synchronous").unwrap(), 2, "FULL");
+        let journal = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA journal_mode"))
+            .await
+            .unwrap();
+        assert_eq!(journal[0].text("journal_mode").unwrap(), "wal");
+    }
+}
