@@ -229,15 +229,6 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // EXPERIMENT-REMOVE-ME
-        let mut options = options;
-        if let Ok(p) = std::env::var("COFFER_SQLITE_PRAGMAS") {
-            for kv in p.split(';').filter(|s| !s.is_empty()) {
-                if let Some((k, v)) = kv.split_once('=') {
-                    options = options.pragma(k.to_owned(), v.to_owned());
-                }
-            }
-        }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -359,5 +350,28 @@ impl Backend for PostgresBackend {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "Durable" means this: every commit waits for the WAL to be fsynced.
+    #[tokio::test]
+    async fn sqlite_writes_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        let mut tx = backend.begin().await.unwrap();
+        let sync = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA synchronous"))
+            .await
+            .unwrap();
+        assert_eq!(sync[0].int("synchronous").unwrap(), 2, "FULL");
+        let journal = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA journal_mode"))
+            .await
+            .unwrap();
+        assert_eq!(journal[0].text("journal_mode").unwrap(), "wal");
     }
 }

@@ -196,7 +196,10 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Apply every write of one domain operation in one transaction.
+    /// Apply every write of one domain operation atomically: all of it or none of it. Returns
+    /// once the writes are durable. On SQLite, concurrent commits are grouped into one
+    /// transaction and one fsync, each changeset in its own savepoint, so one that fails (a
+    /// duplicate `order_no`, a stale version) fails alone with its own error.
     async fn commit(&self, changes: Changeset) -> Result<(), StoreError>;
 
     async fn get_merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, StoreError>;

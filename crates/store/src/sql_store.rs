@@ -65,6 +65,9 @@ impl<B: Backend> SqlStore<B> {
 
 /// One queued `commit` and where its outcome goes.
 struct Job {
+    /// Planned by the caller, off the writer's critical path.
+    writes: Vec<Write>,
+    /// Kept to plan again should the group's multi-row pass fail.
     changes: Changeset,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -76,9 +79,15 @@ struct GroupCommit {
 impl GroupCommit {
     async fn commit(&self, changes: Changeset) -> Result<(), StoreError> {
         let stopped = || StoreError::Unavailable("the database writer task has stopped".into());
+        // A changeset refused up front never takes a place in the queue.
+        let writes = plan(&changes)?;
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Job { changes, reply })
+            .send(Job {
+                writes,
+                changes,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         // If this caller goes away now, its changeset is still committed (or not) with its
@@ -95,19 +104,29 @@ async fn group_writer<B: Backend>(
 ) {
     let mut group = Vec::with_capacity(max_group);
     while jobs.recv_many(&mut group, max_group).await > 0 {
-        let changesets: Vec<&Changeset> = group.iter().map(|job| &job.changes).collect();
-        let outcomes = commit_group(&*backend, &changesets).await;
-        debug_assert_eq!(outcomes.len(), group.len());
-        for (job, outcome) in group.drain(..).zip(outcomes) {
+        let mut changesets = Vec::with_capacity(group.len());
+        let mut writes = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group.drain(..) {
+            changesets.push(job.changes);
+            writes.push(job.writes);
+            replies.push(job.reply);
+        }
+        let outcomes = commit_group(&*backend, &changesets, writes).await;
+        debug_assert_eq!(outcomes.len(), replies.len());
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // The caller may have gone away; its changeset's fate is decided either way.
-            let _ = job.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 }
 
 /// One changeset, one transaction.
 async fn commit_alone<B: Backend>(backend: &B, changes: &Changeset) -> Result<(), StoreError> {
-    let writes = plan(changes)?;
+    commit_writes(backend, plan(changes)?).await
+}
+
+async fn commit_writes<B: Backend>(backend: &B, writes: Vec<Write>) -> Result<(), StoreError> {
     let mut tx = backend.begin().await?;
     apply::<B>(&mut tx, writes).await?;
     B::commit(tx).await
@@ -117,7 +136,8 @@ const SAVEPOINT: &str = "SAVEPOINT coffer_changeset";
 const RELEASE: &str = "RELEASE SAVEPOINT coffer_changeset";
 const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT coffer_changeset";
 
-/// Commit several changesets in one transaction and return one outcome per changeset.
+/// Commit several changesets (`writes[i]` is `plan(&changesets[i])`) in one transaction and
+/// return one outcome per changeset.
 ///
 /// The changesets were queued concurrently, so any serial order is a correct one. Those that
 /// only insert (orders being created, events, payments…) are first tried together, as one
@@ -128,13 +148,16 @@ const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT coffer_changeset";
 /// caller alone. Then one COMMIT, one fsync, for all.
 async fn commit_group<B: Backend>(
     backend: &B,
-    changesets: &[&Changeset],
+    changesets: &[Changeset],
+    mut writes: Vec<Vec<Write>>,
 ) -> Vec<Result<(), StoreError>> {
-    if let [only] = changesets {
-        return vec![commit_alone(backend, only).await];
+    if writes.len() == 1
+        && let Some(only) = writes.pop()
+    {
+        return vec![commit_writes(backend, only).await];
     }
     let mut outcomes = vec![None; changesets.len()];
-    let group = run_group(backend, changesets, &mut outcomes).await;
+    let group = run_group(backend, changesets, writes, &mut outcomes).await;
     outcomes
         .into_iter()
         .map(|outcome| match (outcome, &group) {
@@ -154,16 +177,17 @@ async fn commit_group<B: Backend>(
 /// the transaction is gone and nothing of the group is written.
 async fn run_group<B: Backend>(
     backend: &B,
-    changesets: &[&Changeset],
+    changesets: &[Changeset],
+    writes: Vec<Vec<Write>>,
     outcomes: &mut [Option<Result<(), StoreError>>],
 ) -> Result<(), StoreError> {
     let mut merged = Vec::new();
     let mut alone = Vec::new();
-    for (i, changes) in changesets.iter().enumerate() {
-        match plan(changes) {
-            Err(refused) => outcomes[i] = Some(Err(refused)),
-            Ok(writes) if writes.iter().all(|w| w.kind.mergeable()) => merged.push((i, writes)),
-            Ok(writes) => alone.push((i, writes)),
+    for (i, writes) in writes.into_iter().enumerate() {
+        if writes.iter().all(|w| w.kind.mergeable()) {
+            merged.push((i, writes));
+        } else {
+            alone.push((i, writes));
         }
     }
     let mut tx = backend.begin().await?;
@@ -184,7 +208,10 @@ async fn run_group<B: Backend>(
             B::execute(&mut tx, Query::new(ROLLBACK_TO)).await?;
             B::execute(&mut tx, Query::new(RELEASE)).await?;
             for i in members {
-                alone.push((i, plan(changesets[i])?));
+                match plan(&changesets[i]) {
+                    Ok(writes) => alone.push((i, writes)),
+                    Err(refused) => outcomes[i] = Some(Err(refused)),
+                }
             }
             alone.sort_by_key(|(i, _)| *i);
         }
@@ -1277,5 +1304,108 @@ mod tests {
         let orders_cap = (MAX_BINDS_PER_STATEMENT / placeholders(INSERT_ORDER).len())
             .min(MAX_ROWS_PER_STATEMENT);
         assert!(orders_cap >= 128);
+    }
+
+    fn merchant(n: u8) -> Merchant {
+        Merchant {
+            id: MerchantId::from_random([n; 16]),
+            name: format!("m{n}"),
+            policy: coffer_core::SettlementPolicy::default(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn event(merchant: &Merchant, n: u8) -> coffer_core::Event {
+        coffer_core::Event {
+            id: coffer_core::EventId::from_random([n; 16]),
+            merchant_id: merchant.id.clone(),
+            kind: coffer_core::EventType::OrderCreated,
+            subject: format!("s{n}"),
+            data: serde_json::json!({}),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn changeset(merchants: &[&Merchant], events: Vec<coffer_core::Event>) -> Changeset {
+        Changeset {
+            new_merchants: merchants.iter().map(|m| (*m).clone()).collect(),
+            events,
+            ..Changeset::default()
+        }
+    }
+
+    fn planned(changesets: &[Changeset]) -> Vec<Vec<Write>> {
+        changesets.iter().map(|c| plan(c).unwrap()).collect()
+    }
+
+    /// Group commit called directly, so the grouping is certain (the conformance suite
+    /// checks the same through concurrent `Store::commit` calls).
+    #[tokio::test]
+    async fn a_group_commits_what_it_can_and_reports_each_failure_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = crate::SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        backend.migrate().await.unwrap();
+        let (a, b, c) = (merchant(1), merchant(2), merchant(3));
+
+        // All good: one pass of multi-row statements.
+        let first = [
+            changeset(&[&a], vec![event(&a, 1)]),
+            changeset(&[&b], vec![event(&b, 2)]),
+        ];
+        let outcomes = commit_group(&backend, &first, planned(&first)).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+        // Failures in the middle and at the end, including a clash with a changeset of the
+        // same group: each fails alone, the others still commit.
+        let second = [
+            changeset(&[&c], vec![event(&c, 3)]),
+            changeset(&[&a], vec![event(&a, 4)]),
+            changeset(&[], vec![event(&c, 5)]),
+            changeset(&[], vec![event(&b, 5)]),
+        ];
+        let outcomes = commit_group(&backend, &second, planned(&second)).await;
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Duplicate(_))),
+            "{outcomes:?}"
+        );
+        assert!(outcomes[2].is_ok(), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[3], Err(StoreError::Duplicate(_))),
+            "{outcomes:?}"
+        );
+
+        let store = SqlStore::new(backend);
+        let mut merchants: Vec<String> = store
+            .list_merchants()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        merchants.sort();
+        assert_eq!(merchants, ["m1", "m2", "m3"]);
+        let events: Vec<(String, String)> = store
+            .list_events(&EventQuery {
+                limit: 100,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event.subject, e.event.merchant_id.to_string()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("s1".to_owned(), a.id.to_string()),
+                ("s2".to_owned(), b.id.to_string()),
+                ("s3".to_owned(), c.id.to_string()),
+                ("s5".to_owned(), c.id.to_string()),
+            ]
+        );
+        assert_eq!(store.pending_outbox(100).await.unwrap().len(), 4);
     }
 }

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use coffer_core::order::{Derivation, OrderLinks};
 use coffer_core::{
@@ -14,6 +16,7 @@ use coffer_core::{
 };
 use coffer_store::{
     Changeset, CredentialRecord, EventQuery, OrderCursor, OrderQuery, OrderUpdate, StoreError,
+    StoredEvent,
 };
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -129,20 +132,68 @@ async fn seed_merchant(db: &TestDb, name: &str) -> Merchant {
     m
 }
 
+/// What the engine commits when it creates an order.
+fn creation(o: &Order) -> Changeset {
+    Changeset {
+        new_orders: vec![o.clone()],
+        timeline: vec![(o.id.clone(), created_entry(o.created_at))],
+        events: vec![event(
+            &o.merchant_id,
+            EventType::OrderCreated,
+            o.id.as_str(),
+            o.created_at,
+        )],
+        ..Changeset::default()
+    }
+}
+
 async fn create(db: &TestDb, o: &Order) -> Result<(), StoreError> {
-    db.store
-        .commit(Changeset {
-            new_orders: vec![o.clone()],
-            timeline: vec![(o.id.clone(), created_entry(o.created_at))],
-            events: vec![event(
-                &o.merchant_id,
-                EventType::OrderCreated,
-                o.id.as_str(),
-                o.created_at,
-            )],
-            ..Changeset::default()
+    db.store.commit(creation(o)).await
+}
+
+/// Every stored event, in order.
+async fn all_events(db: &TestDb) -> Vec<StoredEvent> {
+    let mut all: Vec<StoredEvent> = Vec::new();
+    loop {
+        let page = db
+            .store
+            .list_events(&EventQuery {
+                after_seq: all.last().map(|e| e.seq),
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// Commit every changeset from its own task, all released at once, and return the outcomes
+/// in the same order.
+async fn commit_concurrently(
+    db: &TestDb,
+    changesets: Vec<Changeset>,
+) -> Vec<Result<(), StoreError>> {
+    let start = Arc::new(tokio::sync::Barrier::new(changesets.len()));
+    let tasks: Vec<_> = changesets
+        .into_iter()
+        .map(|changes| {
+            let store = db.store.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                store.commit(changes).await
+            })
         })
-        .await
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
 }
 
 async fn merchants_roundtrip(db: &TestDb) {
@@ -655,6 +706,214 @@ async fn data_survives_reopening(db: &TestDb) {
     reopened.ping().await.unwrap();
 }
 
+async fn many_concurrent_commits_all_land(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let orders: Vec<Order> = (0..300i64)
+        .map(|i| {
+            order(
+                &m.id,
+                Some(&format!("C-{i}")),
+                T0 + Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    let outcomes = commit_concurrently(db, orders.iter().map(creation).collect()).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    for o in &orders {
+        assert_eq!(
+            db.store.get_order(&m.id, &o.id).await.unwrap().as_ref(),
+            Some(o)
+        );
+        assert_eq!(
+            db.store.timeline(&o.id).await.unwrap(),
+            vec![created_entry(o.created_at)]
+        );
+    }
+    let events = all_events(db).await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event.subject.clone())
+            .collect::<HashSet<_>>(),
+        orders
+            .iter()
+            .map(|o| o.id.to_string())
+            .collect::<HashSet<_>>(),
+        "one event per order"
+    );
+    assert_eq!(events.len(), orders.len());
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    // Every event has its outbox row. (Not necessarily in event order: on PostgreSQL,
+    // concurrent transactions draw from the two sequences in any interleaving.)
+    let outbox = db.store.pending_outbox(500).await.unwrap();
+    assert_eq!(outbox.len(), events.len());
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|e| e.event.id.clone())
+            .collect::<HashSet<_>>(),
+        events
+            .iter()
+            .map(|e| e.event.id.clone())
+            .collect::<HashSet<_>>(),
+    );
+}
+
+async fn a_failing_changeset_fails_alone_among_concurrent_ones(db: &TestDb) {
+    let m = seed_merchant(db, "Alpha").await;
+    let taken = order(&m.id, Some("TAKEN"), T0);
+    create(db, &taken).await.unwrap();
+    let paid = payment(&taken, "0xfeed", 0, 5);
+    db.store
+        .commit(Changeset {
+            payments: vec![paid.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+
+    let good: Vec<Order> = (0..40i64)
+        .map(|i| {
+            order(
+                &m.id,
+                Some(&format!("G-{i}")),
+                T0 + Duration::milliseconds(i),
+            )
+        })
+        .collect();
+    // Failing changesets, each with a timeline entry and an event that must not be written.
+    let duplicate_no = creation(&order(&m.id, Some("TAKEN"), T0));
+    let mut stale_order = taken.clone();
+    stale_order.state = OrderState::new(OrderStatus::Invalid, StatusReason::Marked);
+    stale_order.version = 6;
+    let stale = Changeset {
+        order_updates: vec![OrderUpdate {
+            order: stale_order,
+            expected_version: 5,
+        }],
+        timeline: vec![(taken.id.clone(), created_entry(T0))],
+        events: vec![event(&m.id, EventType::OrderInvalid, taken.id.as_str(), T0)],
+        ..Changeset::default()
+    };
+    let twin_payment = Changeset {
+        payments: vec![payment(&taken, "0xfeed", 0, 7)],
+        events: vec![event(
+            &m.id,
+            EventType::OrderProcessing,
+            taken.id.as_str(),
+            T0,
+        )],
+        ..Changeset::default()
+    };
+    // Two new orders racing for one order number: exactly one wins.
+    let race = [
+        order(&m.id, Some("RACE"), T0),
+        order(&m.id, Some("RACE"), T0),
+    ];
+    let bad_events: HashSet<_> = [&duplicate_no, &stale, &twin_payment]
+        .iter()
+        .flat_map(|c| c.events.iter().map(|e| e.id.clone()))
+        .collect();
+
+    let mut changesets: Vec<Changeset> = good.iter().map(creation).collect();
+    // Spread the failures among the good ones: first, middle, last.
+    changesets.insert(0, duplicate_no);
+    changesets.insert(14, stale);
+    changesets.insert(15, creation(&race[0]));
+    changesets.insert(28, twin_payment);
+    changesets.push(creation(&race[1]));
+    let outcomes = commit_concurrently(db, changesets).await;
+
+    assert!(
+        matches!(outcomes[0], Err(StoreError::Duplicate("order_no"))),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(outcomes[14], Err(StoreError::Conflict(_))),
+        "{:?}",
+        outcomes[14]
+    );
+    assert!(
+        matches!(outcomes[28], Err(StoreError::Duplicate(_))),
+        "{:?}",
+        outcomes[28]
+    );
+    let race_outcomes = [&outcomes[15], outcomes.last().unwrap()];
+    assert_eq!(
+        race_outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{race_outcomes:?}"
+    );
+    assert!(
+        race_outcomes
+            .iter()
+            .any(|o| matches!(o, Err(StoreError::Duplicate("order_no")))),
+        "{race_outcomes:?}"
+    );
+    let good_outcomes: Vec<_> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| ![0, 14, 15, 28, outcomes.len() - 1].contains(i))
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(good_outcomes.len(), good.len());
+    assert!(good_outcomes.iter().all(|o| o.is_ok()), "{good_outcomes:?}");
+
+    // The good ones all landed, with their timeline and events.
+    for o in &good {
+        assert_eq!(
+            db.store.get_order(&m.id, &o.id).await.unwrap().as_ref(),
+            Some(o)
+        );
+        assert_eq!(db.store.timeline(&o.id).await.unwrap().len(), 1);
+    }
+    let winner = race
+        .iter()
+        .zip(race_outcomes)
+        .find(|(_, outcome)| outcome.is_ok())
+        .map(|(o, _)| o.clone())
+        .unwrap();
+    assert_eq!(
+        db.store.get_order_by_no(&m.id, "RACE").await.unwrap(),
+        Some(winner)
+    );
+    // The failed ones wrote nothing.
+    assert_eq!(
+        db.store.find_order(&taken.id).await.unwrap(),
+        Some(taken.clone())
+    );
+    assert_eq!(db.store.timeline(&taken.id).await.unwrap().len(), 1);
+    assert_eq!(
+        db.store.get_order_by_no(&m.id, "TAKEN").await.unwrap(),
+        Some(taken.clone())
+    );
+    assert_eq!(
+        db.store.payments_for_order(&taken.id).await.unwrap(),
+        vec![paid]
+    );
+    let orders = db
+        .store
+        .list_orders(&OrderQuery {
+            limit: 500,
+            ..OrderQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1 + good.len() + 1);
+    let events = all_events(db).await;
+    assert_eq!(
+        events.len(),
+        1 + good.len() + 1,
+        "taken, the good ones, the race winner"
+    );
+    assert!(events.iter().all(|e| !bad_events.contains(&e.event.id)));
+    assert_eq!(
+        db.store.pending_outbox(500).await.unwrap().len(),
+        events.len()
+    );
+}
+
 both_backends! {
     merchants_roundtrip => merchants_roundtrip;
     credentials_are_scoped => credentials_are_scoped;
@@ -666,4 +925,6 @@ both_backends! {
     payments_upsert_and_stay_unique => payments_upsert_and_stay_unique;
     events_and_outbox_commit_together => events_and_outbox_commit_together;
     data_survives_reopening => data_survives_reopening;
+    many_concurrent_commits_all_land => many_concurrent_commits_all_land;
+    a_failing_changeset_fails_alone_among_concurrent_ones => a_failing_changeset_fails_alone_among_concurrent_ones;
 }
