@@ -14,7 +14,7 @@ mod validate;
 pub mod view;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use coffer_core::order::{DEFAULT_EXPIRES_IN, DEFAULT_MONITOR_FOR, Derivation, OrderLinks};
 use coffer_core::{
@@ -23,7 +23,8 @@ use coffer_core::{
     Price, RateSource, Scope, SettlementPolicy, TimelineEntry, money,
 };
 use coffer_store::{
-    Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError, WalletRecord,
+    Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError, WalletMark,
+    WalletRecord,
 };
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
@@ -56,18 +57,25 @@ pub trait AddressDeriver: Send + Sync {
     ) -> Result<AllocatedAddress, EngineError>;
 }
 
-/// The derivers this server has, by chain kind.
+/// The derivers this server has, by chain kind, and the next derivation index of each wallet
+/// in use. Indexes are handed out from memory and become durable with the order that uses
+/// them (`WalletMark` in its changeset), so creating an order costs no extra transaction and
+/// an order that fails leaves no gap; a unique index on addresses catches two instances
+/// handing out the same index, and the loser retries.
 #[derive(Clone, Default)]
-pub struct Derivers(HashMap<ChainKind, Arc<dyn AddressDeriver>>);
+pub struct Derivers {
+    kinds: HashMap<ChainKind, Arc<dyn AddressDeriver>>,
+    next: Arc<Mutex<HashMap<(MerchantId, ChainId), (String, u32)>>>,
+}
 
 impl Derivers {
     pub fn with(mut self, kind: ChainKind, deriver: Arc<dyn AddressDeriver>) -> Self {
-        self.0.insert(kind, deriver);
+        self.kinds.insert(kind, deriver);
         self
     }
 
     fn get(&self, chain: &Chain) -> Result<&Arc<dyn AddressDeriver>, EngineError> {
-        self.0.get(&chain.kind).ok_or_else(|| {
+        self.kinds.get(&chain.kind).ok_or_else(|| {
             EngineError::invalid(
                 "chain_unsupported",
                 "chain",
@@ -78,7 +86,45 @@ impl Derivers {
             )
         })
     }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<(MerchantId, ChainId), (String, u32)>> {
+        // A poisoned lock only means another task panicked mid-update of a plain map entry.
+        self.next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Take the next index of a wallet already known here.
+    fn take(&self, key: &(MerchantId, ChainId)) -> Option<(String, u32)> {
+        let mut slots = self.slots();
+        let (descriptor, next) = slots.get_mut(key)?;
+        let taken = *next;
+        *next = next.saturating_add(1);
+        Some((descriptor.clone(), taken))
+    }
+
+    /// Learn a wallet's durable position (unless another task did first), then take from it.
+    fn seed_and_take(
+        &self,
+        key: (MerchantId, ChainId),
+        descriptor: String,
+        next: u32,
+    ) -> (String, u32) {
+        let mut slots = self.slots();
+        let (descriptor, next) = slots.entry(key).or_insert((descriptor, next));
+        let taken = *next;
+        *next = next.saturating_add(1);
+        (descriptor.clone(), taken)
+    }
+
+    /// Forget what is known of a wallet: it changed, or another instance used an index.
+    fn forget(&self, merchant: &MerchantId, chain: &ChainId) {
+        self.slots().remove(&(merchant.clone(), chain.clone()));
+    }
 }
+
+/// How often order creation retries after another instance took the same address index.
+const ADDRESS_RETRIES: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -285,41 +331,63 @@ impl Engine {
             version: 1,
             lock_window: expires_in,
         };
-        if let Some(asset) = &input.asset {
-            order.target = Some(self.price_and_address(&order, asset, now).await?);
-        }
-        let event = self.event(&order, EventType::OrderCreated, None, now);
-        let changes = Changeset {
-            new_orders: vec![order.clone()],
-            timeline: vec![(
-                order.id.clone(),
-                TimelineEntry {
-                    at: now,
-                    from: None,
-                    to: order.state,
-                    cause: Cause::Created,
-                    note: None,
-                },
-            )],
-            events: vec![event],
-            ..Changeset::default()
-        };
-        match self.store.commit(changes).await {
-            Ok(()) => Ok(Created {
-                order,
-                created: true,
-            }),
-            // Lost a race with an identical request: answer like the replay it is.
-            Err(StoreError::Duplicate("order_no")) => {
-                let order_no = checked.order_no.as_deref().unwrap_or_default();
-                let existing = self
-                    .store
-                    .get_order_by_no(merchant_id, order_no)
-                    .await?
-                    .ok_or(EngineError::NotFound("order"))?;
-                same_order_or_conflict(existing, &input, &checked)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut wallet_marks = Vec::new();
+            if let Some(asset) = &input.asset {
+                let (target, mark) = self.price_and_address(&order, asset, now).await?;
+                order.target = Some(target);
+                wallet_marks.push(mark);
             }
-            Err(e) => Err(e.into()),
+            let event = self.event(&order, EventType::OrderCreated, None, now);
+            let changes = Changeset {
+                new_orders: vec![order.clone()],
+                timeline: vec![(
+                    order.id.clone(),
+                    TimelineEntry {
+                        at: now,
+                        from: None,
+                        to: order.state,
+                        cause: Cause::Created,
+                        note: None,
+                    },
+                )],
+                events: vec![event],
+                wallet_marks: wallet_marks.clone(),
+                ..Changeset::default()
+            };
+            match self.store.commit(changes).await {
+                Ok(()) => {
+                    return Ok(Created {
+                        order,
+                        created: true,
+                    });
+                }
+                // Lost a race with an identical request: answer like the replay it is.
+                Err(StoreError::Duplicate("order_no")) => {
+                    let order_no = checked.order_no.as_deref().unwrap_or_default();
+                    let existing = self
+                        .store
+                        .get_order_by_no(merchant_id, order_no)
+                        .await?
+                        .ok_or(EngineError::NotFound("order"))?;
+                    return same_order_or_conflict(existing, &input, &checked);
+                }
+                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                    self.forget_marks(&wallet_marks);
+                    if attempt >= ADDRESS_RETRIES {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn forget_marks(&self, marks: &[WalletMark]) {
+        for mark in marks {
+            self.derivers.forget(&mark.merchant_id, &mark.chain);
         }
     }
 
@@ -329,7 +397,7 @@ impl Engine {
         order: &Order,
         asset_id: &AssetId,
         now: OffsetDateTime,
-    ) -> Result<PaymentTarget, EngineError> {
+    ) -> Result<(PaymentTarget, WalletMark), EngineError> {
         let asset = self.assets.asset(asset_id).ok_or_else(|| {
             EngineError::invalid(
                 "unknown_asset",
@@ -368,8 +436,8 @@ impl Engine {
                 format!("cannot price this amount: {e}"),
             )
         })?;
-        let allocated = self.allocate_address(&order.merchant_id, chain).await?;
-        Ok(PaymentTarget {
+        let (allocated, mark) = self.allocate_address(&order.merchant_id, chain).await?;
+        let target = PaymentTarget {
             asset: asset.id.clone(),
             amount_due,
             address: allocated.address,
@@ -379,31 +447,44 @@ impl Engine {
                 source,
                 at: truncate_to_ms(at),
             },
-        })
+        };
+        Ok((target, mark))
     }
 
-    /// A fresh address for an order: the wallet's next index, derived by the chain's deriver.
+    /// A fresh address for an order: the wallet's next index, derived by the chain's deriver,
+    /// and the mark that makes the index durable with the order.
     async fn allocate_address(
         &self,
         merchant: &MerchantId,
         chain: &Chain,
-    ) -> Result<AllocatedAddress, EngineError> {
+    ) -> Result<(AllocatedAddress, WalletMark), EngineError> {
         let deriver = self.derivers.get(chain)?;
-        let (index, descriptor) = match self.store.take_address_index(merchant, &chain.id).await {
-            Ok(taken) => taken,
-            Err(StoreError::NotFound(_)) => {
-                return Err(EngineError::invalid(
-                    "wallet_not_configured",
-                    "asset",
-                    format!(
-                        "no wallet is set for chain {}: set one with PUT /api/v1/wallets/{}",
-                        chain.id, chain.id
-                    ),
-                ));
+        let key = (merchant.clone(), chain.id.clone());
+        let (descriptor, index) = match self.derivers.take(&key) {
+            Some(taken) => taken,
+            None => {
+                let wallet = self.store.get_wallet(merchant, &chain.id).await?.ok_or_else(|| {
+                    EngineError::invalid(
+                        "wallet_not_configured",
+                        "asset",
+                        format!(
+                            "no wallet is set for chain {}: set one with PUT /api/v1/wallets/{}",
+                            chain.id, chain.id
+                        ),
+                    )
+                })?;
+                self.derivers
+                    .seed_and_take(key, wallet.descriptor, wallet.next_index)
             }
-            Err(e) => return Err(e.into()),
         };
-        deriver.derive(chain, &descriptor, index)
+        let allocated = deriver.derive(chain, &descriptor, index)?;
+        let mark = WalletMark {
+            merchant_id: merchant.clone(),
+            chain: chain.id.clone(),
+            descriptor,
+            index,
+        };
+        Ok((allocated, mark))
     }
 
     /// Set a merchant's receiving wallet (xpub or descriptor) for a chain.
@@ -430,10 +511,12 @@ impl Engine {
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
-        Ok(self
+        let record = self
             .store
             .set_wallet(merchant, &chain.id, &normalized, self.now())
-            .await?)
+            .await?;
+        self.derivers.forget(merchant, &chain.id);
+        Ok(record)
     }
 
     pub async fn list_wallets(
@@ -468,22 +551,35 @@ impl Engine {
         if order.target.as_ref().is_some_and(|t| &t.asset == asset) {
             return Ok(order);
         }
-        let mut next = order.clone();
-        next.target = Some(self.price_and_address(&order, asset, now).await?);
-        next.expires_at = now + order.lock_window;
-        next.monitor_until = next.expires_at + self.settings.monitor_for;
-        next.updated_at = now;
-        next.version = order.version + 1;
-        self.store
-            .commit(Changeset {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut next = order.clone();
+            let (target, mark) = self.price_and_address(&order, asset, now).await?;
+            next.target = Some(target);
+            next.expires_at = now + order.lock_window;
+            next.monitor_until = next.expires_at + self.settings.monitor_for;
+            next.updated_at = now;
+            next.version = order.version + 1;
+            let changes = Changeset {
                 order_updates: vec![OrderUpdate {
                     order: next.clone(),
                     expected_version: order.version,
                 }],
+                wallet_marks: vec![mark.clone()],
                 ..Changeset::default()
-            })
-            .await?;
-        Ok(next)
+            };
+            match self.store.commit(changes).await {
+                Ok(()) => return Ok(next),
+                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                    self.forget_marks(&[mark]);
+                    if attempt >= ADDRESS_RETRIES {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub async fn get_order(

@@ -527,6 +527,55 @@ async fn asset_orders_are_priced_up_and_locked(db: &TestDb) {
     );
 }
 
+async fn two_instances_never_hand_out_the_same_address(db: &TestDb) {
+    // Two engines over one database, as two Coffer instances on PostgreSQL would be: each
+    // hands out indexes from its own memory, and the database arbitrates.
+    let a = engine(db, clock());
+    let b = engine(db, clock());
+    let (m, _) = a.create_merchant("Shop").await.unwrap();
+    a.set_wallet(&m.id, "bsc", "xpubR").await.unwrap();
+    let usdt = || NewOrder {
+        asset: Some(AssetId::from_str("bsc:USDT").unwrap()),
+        fixed_stablecoin_rate: true,
+        ..usd("1")
+    };
+    let first = a.create_order(&m.id, usdt()).await.unwrap().order;
+    let second = b.create_order(&m.id, usdt()).await.unwrap().order;
+    // A still believes index 1 is next; the database refuses the reuse and A retries.
+    let third = a.create_order(&m.id, usdt()).await.unwrap().order;
+    let addresses: Vec<String> = [first, second, third]
+        .into_iter()
+        .map(|o| o.target.unwrap().address)
+        .collect();
+    assert_eq!(addresses, vec!["xpubR/0", "xpubR/1", "xpubR/2"]);
+    let wallet = db
+        .store
+        .get_wallet(&m.id, &ChainId::parse("bsc").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        wallet.next_index, 3,
+        "the durable high-water mark moved with the orders"
+    );
+    // Concurrent creates in one instance: all distinct, no gaps.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let e = a.clone();
+        let m = m.id.clone();
+        tasks.push(tokio::spawn(
+            async move { e.create_order(&m, usdt()).await },
+        ));
+    }
+    let mut indexes = Vec::new();
+    for t in tasks {
+        let o = t.await.unwrap().unwrap().order;
+        indexes.push(o.target.unwrap().derivation.unwrap().index);
+    }
+    indexes.sort_unstable();
+    assert_eq!(indexes, (3..15).collect::<Vec<u32>>());
+}
+
 async fn choosing_an_asset_relocks_the_rate(db: &TestDb) {
     let clock = clock();
     let e = engine(db, clock.clone());
@@ -678,5 +727,6 @@ both_backends! {
     bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;
     asset_orders_are_priced_up_and_locked => asset_orders_are_priced_up_and_locked;
     choosing_an_asset_relocks_the_rate => choosing_an_asset_relocks_the_rate;
+    two_instances_never_hand_out_the_same_address => two_instances_never_hand_out_the_same_address;
     expiry_and_manual_actions_follow_the_state_machine => expiry_and_manual_actions_follow_the_state_machine;
 }

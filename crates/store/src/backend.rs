@@ -187,6 +187,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../migrations/sqlite/0005_webhooks.sql"),
     ),
+    (
+        7,
+        "unique_addresses",
+        include_str!("../migrations/sqlite/0007_unique_addresses.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -209,6 +214,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "webhooks",
         include_str!("../migrations/postgres/0005_webhooks.sql"),
+    ),
+    (
+        7,
+        "unique_addresses",
+        include_str!("../migrations/postgres/0007_unique_addresses.sql"),
     ),
 ];
 

@@ -50,6 +50,13 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
+            // Receiving addresses are unique: a clash means an index was handed out twice
+            // (by two instances at once), which the caller retries with a fresh one.
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() && db.message().contains("address") =>
+            {
+                StoreError::Duplicate("address")
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Duplicate("record")
             }
@@ -88,6 +95,20 @@ pub struct Changeset {
     pub idempotency_responses: Vec<IdempotencyResponse>,
     /// Reserved keys to forget without a response (the request could not be answered).
     pub idempotency_releases: Vec<(MerchantId, String)>,
+    /// Derivation indexes used by this changeset's orders: each wallet's `next_index` moves
+    /// past them in the same transaction, so an index is durable exactly when its order is.
+    pub wallet_marks: Vec<WalletMark>,
+}
+
+/// "Index `index` of this wallet is used": advances the wallet's `next_index` to at least
+/// `index + 1`. Fails the changeset with `Conflict("wallet")` if the wallet's descriptor is no
+/// longer `descriptor` (the merchant replaced the key meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletMark {
+    pub merchant_id: MerchantId,
+    pub chain: ChainId,
+    pub descriptor: String,
+    pub index: u32,
 }
 
 impl Changeset {
@@ -101,6 +122,7 @@ impl Changeset {
             && self.idempotency_reservations.is_empty()
             && self.idempotency_responses.is_empty()
             && self.idempotency_releases.is_empty()
+            && self.wallet_marks.is_empty()
     }
 }
 

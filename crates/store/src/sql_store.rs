@@ -324,6 +324,11 @@ const SELECT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, 
      to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
      detected_at, updated_at FROM payments WHERE order_id = $1 ORDER BY detected_at, id";
 
+// Monotonic: concurrent orders may commit their indexes in any order.
+const MARK_WALLET_INDEX: &str = "UPDATE wallets SET next_index = \
+     CASE WHEN next_index > $1 THEN next_index ELSE $1 + 1 END \
+     WHERE merchant_id = $2 AND chain = $3 AND descriptor = $4";
+
 const INSERT_TRANSITION: &str = "INSERT INTO order_transitions (order_id, at, from_status, from_reason, to_status, to_reason, \
      cause, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -437,6 +442,7 @@ enum Kind {
     IdempotencyReserve,
     IdempotencyRespond,
     IdempotencyRelease,
+    WalletMark,
 }
 
 impl Kind {
@@ -469,11 +475,13 @@ impl Kind {
             Kind::IdempotencyReserve => INSERT_IDEMPOTENCY,
             Kind::IdempotencyRespond => RESPOND_IDEMPOTENCY,
             Kind::IdempotencyRelease => RELEASE_IDEMPOTENCY,
+            Kind::WalletMark => MARK_WALLET_INDEX,
         }
     }
 
     fn refine(self, error: StoreError) -> StoreError {
         match (self, error) {
+            (_, StoreError::Duplicate("address")) => StoreError::Duplicate("address"),
             // id and token are 128/256 random bits: a clash is the merchant's order_no.
             (Kind::Order, StoreError::Duplicate(_)) => StoreError::Duplicate("order_no"),
             (Kind::IdempotencyReserve, StoreError::Duplicate(_)) => {
@@ -504,8 +512,20 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + 2 * changes.events.len()
             + changes.idempotency_reservations.len()
             + changes.idempotency_responses.len()
-            + changes.idempotency_releases.len(),
+            + changes.idempotency_releases.len()
+            + changes.wallet_marks.len(),
     );
+    for mark in &changes.wallet_marks {
+        let query = Query::new(MARK_WALLET_INDEX)
+            .int(i64::from(mark.index))
+            .text(mark.merchant_id.as_str())
+            .text(mark.chain.as_str())
+            .text(mark.descriptor.clone());
+        writes.push(Write {
+            kind: Kind::WalletMark,
+            query,
+        });
+    }
     for merchant in &changes.new_merchants {
         let query = Query::new(INSERT_MERCHANT)
             .text(merchant.id.as_str())
@@ -641,6 +661,9 @@ const RELEASE_IDEMPOTENCY: &str =
 async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), StoreError> {
     for Write { kind, query } in writes {
         let n = B::execute(tx, query).await.map_err(|e| kind.refine(e))?;
+        if kind == Kind::WalletMark && n != 1 {
+            return Err(StoreError::Conflict("wallet"));
+        }
         if kind == Kind::OrderUpdate && n != 1 {
             return Err(StoreError::Conflict("order"));
         }
@@ -1178,6 +1201,7 @@ mod tests {
             INSERT_ORDER,
             UPDATE_ORDER,
             UPSERT_PAYMENT,
+            MARK_WALLET_INDEX,
             INSERT_TRANSITION,
             SELECT_EVENTS,
         ] {

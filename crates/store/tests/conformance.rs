@@ -65,7 +65,8 @@ fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTi
             asset: AssetId::from_str("bsc:USDT").unwrap(),
             // 18-decimal token amounts exceed u64 and i64: they must survive as text.
             amount_due: BaseUnits::new(19_990_000_000_000_000_000),
-            address: "0x9858EfFD232B4033E47d90003D41EC34EcaEda94".into(),
+            // Addresses are unique per order (migration 0007).
+            address: format!("0x{}", hex::encode(&rnd32()[..20])),
             derivation: Some(Derivation {
                 index: 7,
                 path: "m/44'/60'/0'/0/7".into(),

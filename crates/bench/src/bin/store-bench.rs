@@ -161,7 +161,8 @@ fn create_order_changeset(
         target: Some(PaymentTarget {
             asset: AssetId::from_str("bsc:USDT")?,
             amount_due: BaseUnits::new(19_990_000_000_000_000_000),
-            address: "0x9858EfFD232B4033E47d90003D41EC34EcaEda94".into(),
+            // Addresses are unique per order (migration 0007).
+            address: format!("0x{}", hex::encode(rnd::<20>()?)),
             derivation: Some(Derivation {
                 index,
                 path: format!("m/44'/60'/0'/0/{index}"),
