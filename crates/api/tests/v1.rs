@@ -273,6 +273,25 @@ async fn order_lifecycle(db: &TestDb) {
         .find(|c| c["code"] == "USD")
         .unwrap();
     assert_eq!(usd["minor_units"], 2);
+    // Rates with their sources; a pair without a rate says so instead of guessing.
+    let (status, rates) = app
+        .get("/api/v1/rates?assets=BTC,BNB&fiat=USD,EUR", a)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rates}");
+    let rows = rates["data"].as_array().unwrap();
+    let btc_usd = rows
+        .iter()
+        .find(|r| r["asset"] == "BTC" && r["currency"] == "USD")
+        .unwrap();
+    assert_eq!(btc_usd["price"], "60000");
+    assert_eq!(btc_usd["source"], "fixed");
+    let bnb_eur = rows
+        .iter()
+        .find(|r| r["asset"] == "BNB" && r["currency"] == "EUR")
+        .unwrap();
+    assert!(bnb_eur["price"].is_null(), "{bnb_eur}");
+    let (status, bad) = app.get("/api/v1/rates?asset=BTC", a).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     assert_eq!(usd["name"], "US Dollar");
 
     // An asset without a wallet is refused, and nothing is written.
@@ -1171,6 +1190,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/orders/{id}/payments"),
     ("get", "/api/v1/assets"),
     ("get", "/api/v1/fiat-currencies"),
+    ("get", "/api/v1/rates"),
     ("get", "/api/v1/wallets"),
     ("put", "/api/v1/wallets/{chain}"),
 ];

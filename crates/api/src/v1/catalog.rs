@@ -3,14 +3,14 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use coffer_core::fiat::FIAT_CURRENCIES;
 use coffer_core::{AssetKind, Scope};
 use coffer_engine::view::rfc3339;
 use coffer_store::WalletRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::docs::{ErrorBody, ListBody};
 use super::error::ApiError;
@@ -85,6 +85,45 @@ pub async fn list_assets(
 }
 
 /// The fiat currencies orders can be priced in.
+/// `GET /api/v1/rates` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RatesParams {
+    /// Comma-separated asset ids or symbols, e.g. `bsc:USDT,BTC`; default: every enabled asset.
+    #[serde(default)]
+    pub assets: String,
+    /// Comma-separated fiat codes, e.g. `USD,EUR`; default: `USD`.
+    #[serde(default)]
+    pub fiat: String,
+}
+
+/// Current exchange rates and the sources each comes from. A pair with no fresh rate is
+/// listed with `price: null` and the `rate_unavailable` error, never a stale value.
+#[utoipa::path(get, path = "/api/v1/rates", tag = "catalog", params(RatesParams),
+    responses((status = 200, body = ListBody), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
+pub async fn list_rates(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<RatesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(Scope::OrdersRead)?;
+    let Query(params) = query.map_err(|rejection| {
+        ApiError::from(coffer_engine::EngineError::Invalid {
+            code: "invalid_query",
+            field: None,
+            message: rejection.body_text(),
+        })
+    })?;
+    let current = state.engine.current_rates(&params.assets, &params.fiat)?;
+    Ok(Json(json!({
+        "object": "list",
+        "data": current["rates"],
+        "at": current["at"],
+        "has_more": false,
+    })))
+}
+
 #[utoipa::path(get, path = "/api/v1/fiat-currencies", tag = "catalog",
     responses((status = 200, body = ListBody)), security(("api_key" = ["orders:read"])))]
 pub async fn list_fiat(auth: Auth) -> Result<Json<Value>, ApiError> {

@@ -54,6 +54,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::order_payments))
         .routes(routes!(catalog::list_assets))
         .routes(routes!(catalog::list_fiat))
+        .routes(routes!(catalog::list_rates))
         .routes(routes!(catalog::list_wallets))
         .routes(routes!(catalog::put_wallet))
         .split_for_parts()
