@@ -458,6 +458,16 @@ pub(crate) async fn claim_deliveries<B: Backend>(
     lease_until: OffsetDateTime,
     limit: u32,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    // A cheap read first: an idle sender polling often must not take the write lock (the
+    // single SQLite writer) for nothing.
+    let due = Query::new(
+        "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+         LIMIT 1",
+    )
+    .int(ms(now));
+    if backend.fetch(due).await?.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut tx = backend.begin().await?;
     let sql = format!(
         "UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id IN \

@@ -1,7 +1,7 @@
 //! The sender: claims due deliveries, sends them concurrently (bounded overall and per
 //! destination), and records outcomes in batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,13 +43,24 @@ struct Finished {
     flag: Option<bool>,
 }
 
+/// Claimed deliveries waiting for a slot, per destination, and the slots in use.
+#[derive(Default)]
+struct Queues {
+    waiting: HashMap<String, VecDeque<ClaimedDelivery>>,
+    in_flight: HashMap<String, usize>,
+    queued: usize,
+    running: usize,
+}
+
 pub(crate) struct Sender {
     hooks: Webhooks,
     client: reqwest::Client,
     guard: Guard,
     slots: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    queues: Arc<Mutex<Queues>>,
 }
+
+type Done = mpsc::Sender<Finished>;
 
 impl Sender {
     pub(crate) fn new(hooks: Webhooks, client: reqwest::Client) -> Self {
@@ -57,9 +68,76 @@ impl Sender {
         Self {
             guard: Guard::new(settings.allow_private, settings.allow_hosts.iter().cloned()),
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
-            in_flight: Arc::new(Mutex::new(HashMap::new())),
+            queues: Arc::new(Mutex::new(Queues::default())),
             hooks,
             client,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start a worker for every destination with waiting deliveries and a free slot, while
+    /// global slots last. A worker keeps its slot and works through its destination's queue.
+    fn start_workers(self: &Arc<Self>, tasks: &mut JoinSet<()>, done: &Done) {
+        let per_destination = self.hooks.settings.per_destination.max(1);
+        loop {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                return;
+            };
+            let next = {
+                let mut q = self.lock();
+                let q = &mut *q;
+                let dest = q
+                    .waiting
+                    .iter()
+                    .find(|(d, w)| {
+                        !w.is_empty() && q.in_flight.get(*d).copied().unwrap_or(0) < per_destination
+                    })
+                    .map(|(d, _)| d.clone());
+                dest.and_then(|d| {
+                    let claim = q.waiting.get_mut(&d)?.pop_front()?;
+                    q.queued -= 1;
+                    q.running += 1;
+                    *q.in_flight.entry(d.clone()).or_default() += 1;
+                    Some((d, claim))
+                })
+            };
+            let Some((dest, claim)) = next else {
+                return;
+            };
+            let this = self.clone();
+            let done = done.clone();
+            tasks.spawn(async move {
+                let mut claim = claim;
+                loop {
+                    let finished = this.attempt(claim).await;
+                    let _ = done.send(finished).await;
+                    let next = {
+                        let mut q = this.lock();
+                        let next = q.waiting.get_mut(&dest).and_then(VecDeque::pop_front);
+                        if next.is_some() {
+                            q.queued -= 1;
+                        } else {
+                            q.running -= 1;
+                            if let Some(n) = q.in_flight.get_mut(&dest) {
+                                *n = n.saturating_sub(1);
+                                if *n == 0 {
+                                    q.in_flight.remove(&dest);
+                                    q.waiting.remove(&dest);
+                                }
+                            }
+                        }
+                        next
+                    };
+                    match next {
+                        Some(n) => claim = n,
+                        None => break,
+                    }
+                }
+                drop(permit);
+            });
         }
     }
 
@@ -69,19 +147,29 @@ impl Sender {
         let recorder = tokio::spawn(record_loop(this.hooks.clone(), done_rx));
         let mut tasks = JoinSet::new();
         let settings = this.hooks.settings.clone();
+        let concurrency = settings.concurrency.max(1);
+        // Claimed but not started yet, at most: bounds how long a claim waits in memory.
+        let backlog = concurrency.saturating_mul(4);
+        let per_queue = settings.per_destination.max(1).saturating_mul(16);
+        let lease = time::Duration::try_from(settings.lease).unwrap_or(time::Duration::MINUTE);
         while !*stop.borrow() {
             while tasks.try_join_next().is_some() {}
-            let free = this.slots.available_permits();
-            if free == 0 {
+            this.start_workers(&mut tasks, &done_tx);
+            let held = {
+                let q = this.lock();
+                q.queued + q.running
+            };
+            let room = (backlog + concurrency).saturating_sub(held).min(256);
+            if room == 0 {
                 tokio::select! {
-                    _ = tasks.join_next() => {}
+                    _ = tasks.join_next(), if !tasks.is_empty() => {}
+                    _ = tokio::time::sleep(settings.poll_interval) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
             }
             let now = this.hooks.clock.now();
-            let lease = time::Duration::try_from(settings.lease).unwrap_or(time::Duration::MINUTE);
-            let limit = u32::try_from(free.min(256)).unwrap_or(256);
+            let limit = u32::try_from(room).unwrap_or(256);
             let claimed = match this
                 .hooks
                 .store
@@ -95,49 +183,29 @@ impl Sender {
                 }
             };
             let got = claimed.len();
-            let mut deferred = Vec::new();
-            for claim in claimed {
-                let key = destination(&claim);
-                let admitted = {
-                    let mut map = this.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = map.entry(key.clone()).or_default();
-                    if *n >= settings.per_destination.max(1) {
-                        false
+            let mut overflow = Vec::new();
+            {
+                let mut q = this.lock();
+                for claim in claimed {
+                    let waiting = q.waiting.entry(destination(&claim)).or_default();
+                    if waiting.len() >= per_queue {
+                        // A destination far behind: hand its rows back so they do not sit
+                        // claimed in memory; others go ahead meanwhile.
+                        overflow.push(claim.delivery.id);
                     } else {
-                        *n += 1;
-                        true
+                        waiting.push_back(claim);
+                        q.queued += 1;
                     }
-                };
-                if !admitted {
-                    deferred.push(claim.delivery.id);
-                    continue;
                 }
-                let Ok(permit) = this.slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let this = this.clone();
-                let done = done_tx.clone();
-                tasks.spawn(async move {
-                    let finished = this.attempt(claim).await;
-                    let _ = done.send(finished).await;
-                    let mut map = this.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(n) = map.get_mut(&key) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            map.remove(&key);
-                        }
-                    }
-                    drop(permit);
-                });
             }
-            if !deferred.is_empty() {
-                // Busy destinations get their rows back shortly; others go ahead meanwhile.
-                let due = now + time::Duration::milliseconds(200);
-                if let Err(e) = this.hooks.store.release_deliveries(&deferred, due).await {
+            this.start_workers(&mut tasks, &done_tx);
+            if !overflow.is_empty() {
+                let due = now + time::Duration::seconds(1);
+                if let Err(e) = this.hooks.store.release_deliveries(&overflow, due).await {
                     tracing::warn!(error = %e, "webhook sender: cannot release deliveries");
                 }
             }
-            if got == 0 || got == deferred.len() {
+            if got == 0 || got == overflow.len() {
                 tokio::select! {
                     _ = tokio::time::sleep(settings.poll_interval) => {}
                     _ = this.hooks.wake_sender.notified() => {}
@@ -146,7 +214,23 @@ impl Sender {
                 }
             }
         }
-        // Stop claiming; let what is in flight finish (each bounded by the request timeout).
+        // Stop: drop what is queued but not started (its claim lapses and it is retried),
+        // let attempts in flight finish (each bounded by the request timeout).
+        {
+            let ids: Vec<_> = {
+                let mut q = this.lock();
+                q.queued = 0;
+                q.waiting
+                    .values_mut()
+                    .flat_map(|w| w.drain(..))
+                    .map(|c| c.delivery.id)
+                    .collect()
+            };
+            let now = this.hooks.clock.now();
+            if let Err(e) = this.hooks.store.release_deliveries(&ids, now).await {
+                tracing::warn!(error = %e, "webhook sender: cannot hand back queued deliveries");
+            }
+        }
         while tasks.join_next().await.is_some() {}
         drop(done_tx);
         let _ = recorder.await;
