@@ -183,6 +183,8 @@ pub struct RatesConfig {
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     pub id: String,
+    /// `evm`, … May be left out for a chain of the built-in catalogue.
+    #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub network: Option<String>,
@@ -201,6 +203,9 @@ pub struct ChainConfig {
     pub native: Option<NativeConfig>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Block a chain watched for the first time starts at (default: the tip at first start).
+    #[serde(default)]
+    pub start_block: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,11 +348,105 @@ impl Config {
         Ok(rates)
     }
 
+    /// The configured chains with what they leave out taken from the built-in catalogue of
+    /// well-known EVM chains (matched by `chain_id` if given, else by `id`). Anything the
+    /// configuration sets wins; tokens are merged by symbol.
+    pub fn resolved_chains(&self) -> Vec<ChainConfig> {
+        self.chains
+            .iter()
+            .map(|c| {
+                let known = if c.kind.is_empty() || c.kind == "evm" {
+                    coffer_chain_evm::catalogue::lookup(&c.id, c.chain_id)
+                } else {
+                    None
+                };
+                let Some(k) = known else {
+                    return c.clone();
+                };
+                let mut r = c.clone();
+                if r.kind.is_empty() {
+                    r.kind = "evm".into();
+                }
+                r.name = r.name.or_else(|| Some(k.name.to_owned()));
+                r.chain_id = r.chain_id.or(Some(k.chain_id));
+                r.confirmations = r.confirmations.or(Some(k.confirmations));
+                r.poll_interval =
+                    r.poll_interval
+                        .or(Some(ConfigDuration(time::Duration::milliseconds(
+                            i64::try_from(k.poll_interval_ms).unwrap_or(3000),
+                        ))));
+                r.native = r.native.or_else(|| {
+                    Some(NativeConfig {
+                        symbol: k.native_symbol.to_owned(),
+                        decimals: k.native_decimals,
+                    })
+                });
+                for tok in k.tokens {
+                    if !r.tokens.iter().any(|t| t.symbol == tok.symbol) {
+                        r.tokens.push(TokenConfig {
+                            symbol: tok.symbol.to_owned(),
+                            contract: tok.contract.to_owned(),
+                            decimals: tok.decimals,
+                            usd_stablecoin: None,
+                        });
+                    }
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// What each EVM chain's watcher needs. Chains without `rpc` are configured for pricing
+    /// only and not watched.
+    pub fn evm_watchers(&self) -> Result<Vec<coffer_chain_evm::EvmWatchConfig>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, c) in self.resolved_chains().iter().enumerate() {
+            if c.kind != "evm" || c.rpc.is_empty() {
+                continue;
+            }
+            let key = |field: &str| format!("chains[{i}].{field}");
+            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
+            let mut tokens = Vec::new();
+            for (j, t) in c.tokens.iter().enumerate() {
+                let contract = t.contract.trim().parse().map_err(|_| {
+                    invalid(
+                        key(&format!("tokens[{j}].contract")),
+                        "not a 0x-prefixed 20-byte hex address",
+                    )
+                })?;
+                let symbol = Symbol::parse(&t.symbol)
+                    .map_err(|e| invalid(key(&format!("tokens[{j}].symbol")), e.to_string()))?;
+                tokens.push((contract, AssetId::new(id.clone(), symbol)));
+            }
+            let native = match &c.native {
+                Some(n) => Some(AssetId::new(
+                    id.clone(),
+                    Symbol::parse(&n.symbol).map_err(|e| invalid(key("native"), e.to_string()))?,
+                )),
+                None => None,
+            };
+            let mut w = coffer_chain_evm::EvmWatchConfig::new(
+                id,
+                c.rpc.iter().map(|s| s.expose().to_owned()).collect(),
+            );
+            w.evm_chain_id = c.chain_id;
+            if let Some(p) = c.poll_interval {
+                w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
+            }
+            w.stall_after = (w.poll_interval * 20).max(std::time::Duration::from_secs(60));
+            w.tokens = coffer_chain_evm::Tokens::new(tokens);
+            w.native = native;
+            w.start_height = c.start_block;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
     /// Chains and assets as the engine sees them.
     pub fn registry(&self) -> Result<coffer_engine::AssetRegistry, ConfigError> {
         let mut chains = Vec::new();
         let mut assets = Vec::new();
-        for (i, c) in self.chains.iter().enumerate() {
+        for (i, c) in self.resolved_chains().iter().enumerate() {
             let key = |field: &str| format!("chains[{i}].{field}");
             let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
             let kind =

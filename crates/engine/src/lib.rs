@@ -7,6 +7,7 @@
 mod clock;
 mod error;
 pub mod keys;
+pub mod payments;
 mod registry;
 mod validate;
 pub mod view;
@@ -29,6 +30,7 @@ use time::{Duration, OffsetDateTime};
 pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to_ms};
 pub use error::EngineError;
 pub use keys::IssuedKey;
+pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
 pub use registry::AssetRegistry;
 
 /// A receiving address handed out for one order.

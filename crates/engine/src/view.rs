@@ -61,3 +61,28 @@ pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegist
         "updated_at": rfc3339(order.updated_at),
     })
 }
+
+/// The payment object as APIs return it and as `payment.*` events carry it.
+pub fn payment_json(p: &coffer_core::Payment, assets: &AssetRegistry) -> Value {
+    let decimals = assets.asset(&p.asset).map(|a| a.decimals);
+    json!({
+        "id": p.id.to_string(),
+        "object": "payment",
+        "order_id": p.order_id.to_string(),
+        "asset": p.asset.to_string(),
+        "amount": decimals.map(|d| p.amount.format(d)),
+        "amount_base_units": p.amount.to_string(),
+        "txid": p.txid,
+        "output_index": p.output_index,
+        "from": p.from_address,
+        "to": p.to_address,
+        "block_height": p.block_height,
+        "block_hash": p.block_hash,
+        "confirmations": p.confirmations,
+        "status": p.status.as_str(),
+        "match_status": p.match_status.as_str(),
+        "late": p.late,
+        "occurred_at": rfc3339(p.occurred_at),
+        "detected_at": rfc3339(p.detected_at),
+    })
+}

@@ -172,6 +172,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallets",
         include_str!("../migrations/sqlite/0002_wallets.sql"),
     ),
+    (
+        3,
+        "chain_watch",
+        include_str!("../migrations/sqlite/0003_chain_watch.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -184,6 +189,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "wallets",
         include_str!("../migrations/postgres/0002_wallets.sql"),
+    ),
+    (
+        3,
+        "chain_watch",
+        include_str!("../migrations/postgres/0003_chain_watch.sql"),
     ),
 ];
 

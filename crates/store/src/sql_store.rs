@@ -10,11 +10,12 @@ use coffer_core::{
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::RowExt;
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::{
-    Changeset, CredentialRecord, EventQuery, OrderQuery, Store, StoreError, StoredEvent,
-    WalletRecord,
+    ChainCursor, Changeset, CredentialRecord, EventQuery, OrderQuery, Store, StoreError,
+    StoredEvent, WalletRecord, WatchedAddress,
 };
 
 /// Largest page any list query returns.
@@ -294,6 +295,32 @@ const SELECT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, 
      to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
      detected_at, updated_at FROM payments WHERE order_id = $1 ORDER BY detected_at, id";
 
+const INSERT_ORDER_ADDRESS: &str = "INSERT INTO order_addresses (chain, address, order_id) \
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
+const UPSERT_CURSOR: &str = "INSERT INTO chain_cursors (chain, height, hash, recent, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain) DO UPDATE SET height = excluded.height, \
+     hash = excluded.hash, recent = excluded.recent, updated_at = excluded.updated_at";
+
+const SELECT_CURSOR: &str =
+    "SELECT chain, height, hash, recent, updated_at FROM chain_cursors WHERE chain = $1";
+
+const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset FROM order_addresses a \
+     JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2";
+
+const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
+     fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
+     rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
+     description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
+     FROM orders WHERE id IN (SELECT order_id FROM order_addresses WHERE chain = $1 AND address = $2) \
+     ORDER BY created_at, id";
+
+const SELECT_OPEN_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
+     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
+     detected_at, updated_at FROM payments WHERE chain = $1 AND status <> 'reversed' \
+     AND (status = 'unconfirmed' OR block_height >= $2) ORDER BY detected_at, id";
+
 const INSERT_TRANSITION: &str = "INSERT INTO order_transitions (order_id, at, from_status, from_reason, to_status, to_reason, \
      cause, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -404,14 +431,17 @@ enum Kind {
     Transition,
     Event,
     Outbox,
+    OrderAddress,
+    Cursor,
 }
 
 impl Kind {
     /// The kinds whose rows merge, in the order their statements run: every row that a later
     /// kind refers to is written before it.
-    const MERGED: [Kind; 6] = [
+    const MERGED: [Kind; 7] = [
         Kind::Merchant,
         Kind::Order,
+        Kind::OrderAddress,
         Kind::Payment,
         Kind::Transition,
         Kind::Event,
@@ -421,7 +451,8 @@ impl Kind {
     /// An update must hit exactly its expected version, which a multi-row statement cannot
     /// report row by row; every other write is a plain (up)sert.
     fn mergeable(self) -> bool {
-        self != Kind::OrderUpdate
+        // Two cursor upserts of one chain in one multi-row statement would conflict.
+        !matches!(self, Kind::OrderUpdate | Kind::Cursor)
     }
 
     fn sql(self) -> &'static str {
@@ -433,6 +464,8 @@ impl Kind {
             Kind::Transition => INSERT_TRANSITION,
             Kind::Event => INSERT_EVENT,
             Kind::Outbox => INSERT_OUTBOX,
+            Kind::OrderAddress => INSERT_ORDER_ADDRESS,
+            Kind::Cursor => UPSERT_CURSOR,
         }
     }
 
@@ -462,7 +495,8 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + changes.order_updates.len()
             + changes.payments.len()
             + changes.timeline.len()
-            + 2 * changes.events.len(),
+            + 2 * changes.events.len()
+            + 2,
     );
     for merchant in &changes.new_merchants {
         let query = Query::new(INSERT_MERCHANT)
@@ -480,6 +514,7 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             kind: Kind::Order,
             query: insert_order(order),
         });
+        writes.extend(order_address(order));
     }
     for update in &changes.order_updates {
         if update.order.version != update.expected_version + 1 {
@@ -489,6 +524,7 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             kind: Kind::OrderUpdate,
             query: update_order(&update.order, update.expected_version),
         });
+        writes.extend(order_address(&update.order));
     }
     for p in &changes.payments {
         let query = Query::new(UPSERT_PAYMENT)
@@ -551,7 +587,36 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             query,
         });
     }
+    if let Some(cursor) = &changes.cursor {
+        let recent: Vec<serde_json::Value> = cursor
+            .recent
+            .iter()
+            .map(|(h, hash)| serde_json::json!([h, hash]))
+            .collect();
+        let query = Query::new(UPSERT_CURSOR)
+            .text(cursor.chain.as_str())
+            .int(i64::try_from(cursor.height).unwrap_or(i64::MAX))
+            .text(cursor.hash.clone())
+            .text(serde_json::Value::Array(recent).to_string())
+            .int(ms(cursor.updated_at));
+        writes.push(Write {
+            kind: Kind::Cursor,
+            query,
+        });
+    }
     Ok(writes)
+}
+
+/// Keep every address an order was given watched: `choose_asset` can change it.
+fn order_address(order: &Order) -> Option<Write> {
+    let target = order.target.as_ref()?;
+    Some(Write {
+        kind: Kind::OrderAddress,
+        query: Query::new(INSERT_ORDER_ADDRESS)
+            .text(target.asset.chain().as_str())
+            .text(target.address.clone())
+            .text(order.id.as_str()),
+    })
 }
 
 /// Run one changeset's writes, statement by statement, inside the caller's transaction. On
@@ -903,6 +968,54 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError> {
         let q = Query::new(SELECT_PAYMENTS).text(order.as_str());
+        rows(self.backend.fetch(q).await?, codec::payment_from_row)
+    }
+
+    async fn chain_cursor(&self, chain: &ChainId) -> Result<Option<ChainCursor>, StoreError> {
+        let q = Query::new(SELECT_CURSOR).text(chain.as_str());
+        first(self.backend.fetch(q).await?, codec::cursor_from_row)
+    }
+
+    async fn watched_addresses(
+        &self,
+        chain: &ChainId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<WatchedAddress>, StoreError> {
+        let q = Query::new(SELECT_WATCHED).text(chain.as_str()).int(ms(now));
+        rows(self.backend.fetch(q).await?, |row| {
+            Ok(WatchedAddress {
+                address: row.text("address")?,
+                order_id: row
+                    .text("order_id")?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt {
+                        column: "order_addresses.order_id".into(),
+                        detail: format!("{e}"),
+                    })?,
+                asset: row.opt_text("asset")?.and_then(|a| a.parse().ok()),
+            })
+        })
+    }
+
+    async fn orders_for_address(
+        &self,
+        chain: &ChainId,
+        address: &str,
+    ) -> Result<Vec<Order>, StoreError> {
+        let q = Query::new(SELECT_ORDERS_BY_ADDRESS)
+            .text(chain.as_str())
+            .text(address);
+        rows(self.backend.fetch(q).await?, codec::order_from_row)
+    }
+
+    async fn open_payments(
+        &self,
+        chain: &ChainId,
+        from_height: u64,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let q = Query::new(SELECT_OPEN_PAYMENTS)
+            .text(chain.as_str())
+            .int(i64::try_from(from_height).unwrap_or(i64::MAX));
         rows(self.backend.fetch(q).await?, codec::payment_from_row)
     }
 
