@@ -174,3 +174,145 @@ impl Drop for Anvil {
         self.kill();
     }
 }
+
+/// A dev chain driven over JSON-RPC with anvil's unlocked default account: deploy the test
+/// token (tests/evm/contracts/TestToken.json), pay, mine. For tests and benchmarks of crates
+/// that must not depend on alloy themselves.
+pub mod devchain {
+    use alloy::network::Ethereum;
+    pub use alloy::primitives::{Address, B256, U256};
+    use alloy::providers::{Provider, RootProvider};
+    use alloy::sol;
+    use alloy::sol_types::{SolCall, SolValue};
+    use serde_json::{Value, json};
+
+    sol! {
+        function mint(address to, uint256 value);
+        function transfer(address to, uint256 value) returns (bool);
+    }
+
+    /// anvil's default account 0 (m/44'/60'/0'/0/0 of "test test … junk").
+    pub const PAYER: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct DevError(String);
+
+    fn err(e: impl std::fmt::Display) -> DevError {
+        DevError(e.to_string())
+    }
+
+    pub struct DevChain {
+        pub provider: RootProvider<Ethereum>,
+    }
+
+    impl DevChain {
+        pub fn new(url: &str) -> Result<Self, DevError> {
+            crate::install_crypto_provider();
+            Ok(Self {
+                provider: RootProvider::new_http(url.parse().map_err(err)?),
+            })
+        }
+
+        pub async fn rpc(&self, method: &'static str, params: Value) -> Result<Value, DevError> {
+            self.provider
+                .raw_request::<_, Value>(method.into(), params)
+                .await
+                .map_err(|e| DevError(format!("{method}: {e}")))
+        }
+
+        /// Send from the payer; with automine on, wait until mined.
+        pub async fn send(
+            &self,
+            to: Option<Address>,
+            data: Vec<u8>,
+            value: U256,
+        ) -> Result<B256, DevError> {
+            let mut tx = json!({"from": PAYER, "data": format!("0x{}", alloy::hex::encode(data)),
+                                "value": format!("{value:#x}"), "gas": "0x200000"});
+            if let Some(to) = to {
+                tx["to"] = json!(to.to_checksum(None));
+            }
+            let hash = self.rpc("eth_sendTransaction", json!([tx])).await?;
+            let hash: B256 = hash.as_str().unwrap_or_default().parse().map_err(err)?;
+            if self.rpc("anvil_getAutomine", json!([])).await? == json!(true) {
+                for _ in 0..500 {
+                    if self
+                        .provider
+                        .get_transaction_receipt(hash)
+                        .await
+                        .map_err(err)?
+                        .is_some()
+                    {
+                        return Ok(hash);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                return Err(DevError(format!("{hash} not mined")));
+            }
+            Ok(hash)
+        }
+
+        /// Deploy the test token and mint the payer 10^30 base units.
+        pub async fn deploy_token(
+            &self,
+            name: &str,
+            symbol: &str,
+            decimals: u8,
+        ) -> Result<Address, DevError> {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/evm/contracts/TestToken.json"
+            );
+            let raw: Value =
+                serde_json::from_str(&std::fs::read_to_string(path).map_err(err)?).map_err(err)?;
+            let code = raw["bytecode"].as_str().unwrap_or_default();
+            let mut data = alloy::hex::decode(code.trim_start_matches("0x")).map_err(err)?;
+            data.extend(
+                (name.to_owned(), symbol.to_owned(), U256::from(decimals)).abi_encode_params(),
+            );
+            let hash = self.send(None, data, U256::ZERO).await?;
+            let receipt = self
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| DevError("no deployment receipt".into()))?;
+            let token = receipt
+                .contract_address
+                .ok_or_else(|| DevError("no contract address".into()))?;
+            let payer: Address = PAYER.parse().map_err(err)?;
+            let mint = mintCall {
+                to: payer,
+                value: U256::from(10u128.pow(30)),
+            }
+            .abi_encode();
+            self.send(Some(token), mint, U256::ZERO).await?;
+            Ok(token)
+        }
+
+        pub async fn pay_token(
+            &self,
+            token: Address,
+            to: &str,
+            amount: u128,
+        ) -> Result<B256, DevError> {
+            let data = transferCall {
+                to: to.parse().map_err(err)?,
+                value: U256::from(amount),
+            }
+            .abi_encode();
+            self.send(Some(token), data, U256::ZERO).await
+        }
+
+        pub async fn mine(&self, blocks: u64) -> Result<(), DevError> {
+            self.rpc("anvil_mine", json!([format!("{blocks:#x}")]))
+                .await
+                .map(|_| ())
+        }
+
+        pub async fn tip(&self) -> Result<u64, DevError> {
+            self.provider.get_block_number().await.map_err(err)
+        }
+    }
+}

@@ -575,6 +575,13 @@ expiry_sweep_interval = "5s"
 # symbol = "USDT"
 # contract = "0x55d398326f99059fF775485246999027B3197955"
 # decimals = 18
+# start_block = 43000000       # first block the very first time (default: the tip)
+#
+# Well-known EVM chains (eth, bsc, polygon, arbitrum, base, optimism, avax) come from a
+# built-in catalogue: `id` and `rpc` are enough, anything set here overrides it.
+# [[chains]]
+# id = "eth"
+# rpc = ["https://eth-rpc.example"]
 "#;
 
 #[cfg(test)]
@@ -632,7 +639,7 @@ mod tests {
                 "chains[0].id",
             ),
             (
-                "[[chains]]\nid = \"bsc\"\nkind = \"evm\"",
+                "[[chains]]\nid = \"mychain\"\nkind = \"evm\"",
                 "chains[0].native",
             ),
             (
@@ -657,6 +664,36 @@ mod tests {
             c.database_url.unwrap().expose(),
             "postgres://u:hunter2@h/db"
         );
+    }
+
+    #[test]
+    fn catalogue_fills_what_config_leaves_out() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"bsc\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x0000000000000000000000000000000000000001\"\ndecimals = 6\n",
+        )
+        .unwrap();
+        let r = c.registry().unwrap();
+        let bsc = r.chain(&ChainId::parse("bsc").unwrap()).unwrap();
+        assert_eq!(bsc.evm_chain_id, Some(56));
+        assert_eq!(bsc.confirmations, 15);
+        assert_eq!(bsc.kind, ChainKind::Evm);
+        // the configured token overrides the catalogue's; the catalogue's USDC is added
+        let usdt = r.asset(&"bsc:USDT".parse().unwrap()).unwrap();
+        assert_eq!(usdt.decimals.get(), 6);
+        let usdc = r.asset(&"bsc:USDC".parse().unwrap()).unwrap();
+        assert_eq!(usdc.decimals.get(), 18);
+        assert!(r.asset(&"bsc:BNB".parse().unwrap()).is_some());
+        let w = c.evm_watchers().unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].evm_chain_id, Some(56));
+        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(3));
+        // a bad contract names its key
+        let bad = Config::from_toml_str(
+            "[[chains]]\nid = \"eth\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x12\"\ndecimals = 6\n",
+        )
+        .unwrap();
+        let err = bad.evm_watchers().unwrap_err().to_string();
+        assert!(err.contains("chains[0].tokens[0].contract"), "{err}");
     }
 
     #[test]

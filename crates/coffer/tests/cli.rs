@@ -302,6 +302,7 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
     let server = tokio::task::spawn_blocking(move || Server::start(url.as_deref(), &[]))
         .await
         .unwrap();
+    coffer_chain_evm::install_crypto_provider(); // reqwest is built with rustls-no-provider
     let http = reqwest::Client::new();
 
     let health = http
@@ -398,6 +399,7 @@ async fn readyz_reports_a_lost_database() {
     let server = tokio::task::spawn_blocking(move || Server::start(Some(&url), &[]))
         .await
         .unwrap();
+    coffer_chain_evm::install_crypto_provider(); // reqwest is built with rustls-no-provider
     let http = reqwest::Client::new();
     assert_eq!(
         http.get(format!("{}/readyz", server.base))
@@ -458,6 +460,7 @@ async fn metrics_on_a_separate_admin_listener() {
     })
     .await
     .unwrap();
+    coffer_chain_evm::install_crypto_provider(); // reqwest is built with rustls-no-provider
     let http = reqwest::Client::new();
     assert_eq!(
         http.get(format!("{}/metrics", server.base))
