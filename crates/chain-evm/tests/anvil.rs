@@ -280,3 +280,57 @@ both_backends! {
     reorg => reorg_reverses_then_settles_once;
     anvil_restart => anvil_restart_mid_scan;
 }
+
+/// RPC failover, a stalled tip and endpoints that disagree, as `/readyz` reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_stall_and_disagreement() {
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let env = env(&db, 1).await;
+    // a dead endpoint first: calls fail over to the live one
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        coffer_chain_evm::testtools::free_port()
+    );
+    let mut cfg = watch_config(&env);
+    cfg.rpc = vec![dead, env.anvil.url()];
+    cfg.rpc_timeout = std::time::Duration::from_secs(2);
+    cfg.stall_after = std::time::Duration::from_millis(300);
+    let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg.clone()).unwrap();
+    w.check_chain_id().await.unwrap();
+    sync(&mut w).await;
+    let o = order(&env, "1", "USDT").await;
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+    let health = w.health();
+    assert!(health.lock().unwrap().ok(), "{:?}", health.lock().unwrap());
+    // no new block for longer than stall_after: stalled
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sync(&mut w).await;
+    assert!(health.lock().unwrap().stalled);
+    assert!(!health.lock().unwrap().ok());
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert!(!health.lock().unwrap().stalled, "advancing again");
+    // a second node far behind: the tips disagree
+    let other = coffer_chain_evm::testtools::Anvil::start(&[]).unwrap();
+    mine(&env, 20).await;
+    cfg.rpc = vec![env.anvil.url(), other.url()];
+    let mut w2 = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    w2.step().await.unwrap();
+    let h2 = w2.health();
+    assert!(
+        h2.lock().unwrap().disagreement.is_some(),
+        "{:?}",
+        h2.lock().unwrap()
+    );
+    // a wrong chain id is refused at start-up
+    let mut wrong = watch_config(&env);
+    wrong.evm_chain_id = Some(56);
+    let err = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), wrong)
+        .unwrap()
+        .check_chain_id()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("31337"), "{err}");
+}

@@ -279,11 +279,23 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     // second run, killed while catching up (native payments make it fetch every block, and
     // the whole range commits as one transaction at its end)
-    let before = engine.store.chain_cursor(&chain_id).await.unwrap().unwrap().height;
+    let before = engine
+        .store
+        .chain_cursor(&chain_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .height;
     let mut serve = spawn_serve(&cfg, db);
     tokio::time::sleep(Duration::from_millis(400)).await;
     sigkill(&mut serve);
-    let after = engine.store.chain_cursor(&chain_id).await.unwrap().unwrap().height;
+    let after = engine
+        .store
+        .chain_cursor(&chain_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .height;
     let tip = chain.tip().await.unwrap();
     eprintln!("killed while catching up: cursor {before} -> {after}, tip {tip}");
 
