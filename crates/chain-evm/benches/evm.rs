@@ -168,7 +168,7 @@ async fn new_order(engine: &Engine, m: &coffer_core::MerchantId) -> coffer_core:
         .create_order(
             m,
             NewOrder {
-                amount: Decimal::from(5),
+                amount: Decimal::from(1),
                 currency: "USD".into(),
                 asset: Some(AssetId::from_str("anvil:USDT").unwrap()),
                 fixed_stablecoin_rate: true,
@@ -190,7 +190,11 @@ fn watch_cfg(url: &str, usdt: Address, poll: Duration) -> EvmWatchConfig {
 }
 
 async fn bench_catchup() {
-    const BLOCKS: u64 = 10_000;
+    // COFFER_BENCH_BLOCKS shortens the run (default: the 10,000 blocks of the target).
+    let blocks: u64 = std::env::var("COFFER_BENCH_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     const PER_BLOCK: u64 = 20;
     let anvil = Anvil::start(&[]).unwrap();
     let chain = DevChain::new(&anvil.url()).unwrap();
@@ -211,23 +215,28 @@ async fn bench_catchup() {
 
     chain.rpc("evm_setAutomine", json!([false])).await.unwrap();
     let mut rng = Rng(42);
+    let mut pending = Vec::new();
     let t0 = Instant::now();
-    for b in 0..BLOCKS {
+    for b in 0..blocks {
         for i in 0..PER_BLOCK {
-            let to = if b % 1000 == 0 && i == 0 {
-                let o = &orders[(b / 1000) as usize];
+            let to = if b % (blocks / 10).max(1) == 0 && i == 0 && b / (blocks / 10).max(1) < 10 {
+                let o = &orders[(b / (blocks / 10).max(1)) as usize];
                 o.target.as_ref().unwrap().address.clone()
             } else {
                 rng.address().to_checksum(None)
             };
-            chain.pay_token(usdt, &to, 1_000_000).await.unwrap();
+            pending.push(send_transfer(&chain, usdt, to));
+        }
+        // the block's 20 transfers, sent one after another (one sender: nonces in order), then mined
+        for r in futures_join(std::mem::take(&mut pending)).await {
+            r.unwrap();
         }
         chain.rpc("evm_mine", json!([])).await.unwrap();
     }
     chain.rpc("evm_setAutomine", json!([true])).await.unwrap();
     let tip = chain.tip().await.unwrap();
     eprintln!(
-        "generated {BLOCKS} blocks × {PER_BLOCK} transfers in {:.0} s",
+        "generated {blocks} blocks × {PER_BLOCK} transfers in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
 
@@ -263,6 +272,32 @@ async fn bench_catchup() {
         coffer,
         coffer / bare
     );
+}
+
+/// `transfer(to, 1 USDT)` from the payer, not waiting for mining (automine is off).
+async fn send_transfer(
+    chain: &DevChain,
+    token: Address,
+    to: String,
+) -> Result<serde_json::Value, coffer_chain_evm::testtools::devchain::DevError> {
+    use alloy::sol_types::SolCall;
+    alloy::sol! { function transfer(address to, uint256 value) returns (bool); }
+    let data = transferCall {
+        to: to.parse().unwrap(),
+        value: U256::from(1_000_000u64),
+    }
+    .abi_encode();
+    let tx = json!({"from": coffer_chain_evm::testtools::devchain::PAYER,
+        "to": token.to_checksum(None), "data": format!("0x{}", alloy::hex::encode(data)), "gas": "0x100000"});
+    chain.rpc("eth_sendTransaction", json!([tx])).await
+}
+
+async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futs.len());
+    for f in futs {
+        out.push(f.await);
+    }
+    out
 }
 
 async fn bench_latency() {

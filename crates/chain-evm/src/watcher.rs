@@ -515,7 +515,8 @@ impl EvmWatcher {
                     backoff = self.cfg.poll_interval;
                     self.cfg.poll_interval
                 }
-                Err(WatchError::ChangedDuringScan) => Duration::ZERO,
+                // Rescan soon (the next step's reorg check sees the new branch), without spinning.
+                Err(WatchError::ChangedDuringScan) => self.cfg.poll_interval / 4,
                 Err(e) => {
                     tracing::warn!(chain = %self.cfg.chain, error = %e, "watcher step failed; retrying");
                     let msg = e.to_string();
