@@ -20,6 +20,27 @@ if [ "${#need[@]}" -gt 0 ]; then
     as_root apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The EVM tests run real foundry tools and compile nothing at test time: anvil (the node),
+# cast (an independent address derivation) and solc (rebuilds the committed test token) come
+# from npm, pinned by tests/evm/package-lock.json.
+install_evm_tools() {
+    local dir=tests/evm
+    local anvil="$dir/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+    local cast="$dir/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+    if [ ! -x "$anvil" ] || [ ! -x "$cast" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        if ! command -v npm >/dev/null 2>&1; then
+            printf '\n==> installing npm (Debian package)\n' >&2
+            if [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+            else sudo apt-get update -qq >/dev/null; sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; fi
+        fi
+        printf '\n==> installing anvil, cast and solc (npm ci in %s)\n' "$dir" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    COFFER_TEST_ANVIL="$(pwd)/$anvil"
+    COFFER_TEST_CAST="$(pwd)/$cast"
+    export COFFER_TEST_ANVIL COFFER_TEST_CAST
+}
+install_evm_tools
 
 run_tests() {
     printf '\n==> running the test suite (SQLite and PostgreSQL)\n' >&2

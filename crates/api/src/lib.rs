@@ -120,6 +120,22 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// A readiness check registered by a background component (a chain watcher): `(ok, detail)`.
+pub type ReadinessCheck = std::sync::Arc<dyn Fn() -> (bool, serde_json::Value) + Send + Sync>;
+
+fn readiness_checks() -> &'static std::sync::RwLock<Vec<(String, ReadinessCheck)>> {
+    static CHECKS: OnceLock<std::sync::RwLock<Vec<(String, ReadinessCheck)>>> = OnceLock::new();
+    CHECKS.get_or_init(Default::default)
+}
+
+/// Add a named check to `/readyz` (process-wide; replaces a check of the same name).
+pub fn register_readiness(name: &str, check: ReadinessCheck) {
+    if let Ok(mut checks) = readiness_checks().write() {
+        checks.retain(|(n, _)| n != name);
+        checks.push((name.to_owned(), check));
+    }
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
     let started = Instant::now();
     let database = tokio::time::timeout(Duration::from_secs(2), state.engine.store.ping()).await;
@@ -137,21 +153,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
             json!({"status": "error", "backend": state.engine.store.kind(), "error": "timed out after 2 s"}),
         ),
     };
+    let mut ok = ok;
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".into(), detail);
+    if let Ok(extra) = readiness_checks().read() {
+        for (name, check) in extra.iter() {
+            let (fine, detail) = check();
+            ok &= fine;
+            checks.insert(name.clone(), detail);
+        }
+    }
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body =
-        json!({"status": if ok { "ready" } else { "not_ready" }, "checks": {"database": detail}});
     // Market rate freshness is reported, not required: an outage only stops pricing new
     // orders (they fail with rate_unavailable); checkouts, payments and webhooks go on.
     if let Some(rates) = state.engine.rates.health(state.engine.now()) {
-        body["checks"]["rates"] = json!({
-            "status": if rates.ready { "ok" } else { "degraded" },
-            "sources": rates.sources,
-        });
+        checks.insert(
+            "rates".into(),
+            json!({
+                "status": if rates.ready { "ok" } else { "degraded" },
+                "sources": rates.sources,
+            }),
+        );
     }
+    let body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
     (status, Json(body)).into_response()
 }
 

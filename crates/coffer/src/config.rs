@@ -331,6 +331,8 @@ impl<'de> Deserialize<'de> for DecimalString {
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     pub id: String,
+    /// `evm`, … May be left out for a chain of the built-in catalogue.
+    #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub network: Option<String>,
@@ -349,6 +351,9 @@ pub struct ChainConfig {
     pub native: Option<NativeConfig>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Block a chain watched for the first time starts at (default: the tip at first start).
+    #[serde(default)]
+    pub start_block: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -636,11 +641,107 @@ impl Config {
         Ok(rates)
     }
 
+    /// The configured chains with what they leave out taken from the built-in catalogue of
+    /// well-known EVM chains (matched by `chain_id` if given, else by `id`). Anything the
+    /// configuration sets wins; tokens are merged by symbol.
+    pub fn resolved_chains(&self) -> Vec<ChainConfig> {
+        self.chains
+            .iter()
+            .map(|c| {
+                let known = if c.kind.is_empty() || c.kind == "evm" {
+                    coffer_chain_evm::catalogue::lookup(&c.id, c.chain_id)
+                } else {
+                    None
+                };
+                let Some(k) = known else {
+                    return c.clone();
+                };
+                let mut r = c.clone();
+                if r.kind.is_empty() {
+                    r.kind = "evm".into();
+                }
+                r.name = r.name.or_else(|| Some(k.name.to_owned()));
+                r.chain_id = r.chain_id.or(Some(k.chain_id));
+                r.confirmations = r.confirmations.or(Some(k.confirmations));
+                r.poll_interval =
+                    r.poll_interval
+                        .or(Some(ConfigDuration(time::Duration::milliseconds(
+                            i64::try_from(k.poll_interval_ms).unwrap_or(3000),
+                        ))));
+                r.native = r.native.or_else(|| {
+                    Some(NativeConfig {
+                        symbol: k.native_symbol.to_owned(),
+                        decimals: k.native_decimals,
+                        display_decimals: None,
+                    })
+                });
+                for tok in k.tokens {
+                    if !r.tokens.iter().any(|t| t.symbol == tok.symbol) {
+                        r.tokens.push(TokenConfig {
+                            symbol: tok.symbol.to_owned(),
+                            contract: tok.contract.to_owned(),
+                            decimals: tok.decimals,
+                            usd_stablecoin: None,
+                            display_decimals: None,
+                        });
+                    }
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// What each EVM chain's watcher needs. Chains without `rpc` are configured for pricing
+    /// only and not watched.
+    pub fn evm_watchers(&self) -> Result<Vec<coffer_chain_evm::EvmWatchConfig>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, c) in self.resolved_chains().iter().enumerate() {
+            if c.kind != "evm" || c.rpc.is_empty() {
+                continue;
+            }
+            let key = |field: &str| format!("chains[{i}].{field}");
+            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
+            let mut tokens = Vec::new();
+            for (j, t) in c.tokens.iter().enumerate() {
+                let contract = t.contract.trim().parse().map_err(|_| {
+                    invalid(
+                        key(&format!("tokens[{j}].contract")),
+                        "not a 0x-prefixed 20-byte hex address",
+                    )
+                })?;
+                let symbol = Symbol::parse(&t.symbol)
+                    .map_err(|e| invalid(key(&format!("tokens[{j}].symbol")), e.to_string()))?;
+                tokens.push((contract, AssetId::new(id.clone(), symbol)));
+            }
+            let native = match &c.native {
+                Some(n) => Some(AssetId::new(
+                    id.clone(),
+                    Symbol::parse(&n.symbol).map_err(|e| invalid(key("native"), e.to_string()))?,
+                )),
+                None => None,
+            };
+            let mut w = coffer_chain_evm::EvmWatchConfig::new(
+                id,
+                c.rpc.iter().map(|s| s.expose().to_owned()).collect(),
+            );
+            w.evm_chain_id = c.chain_id;
+            if let Some(p) = c.poll_interval {
+                w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
+            }
+            w.stall_after = (w.poll_interval * 20).max(std::time::Duration::from_secs(60));
+            w.tokens = coffer_chain_evm::Tokens::new(tokens);
+            w.native = native;
+            w.start_height = c.start_block;
+            out.push(w);
+        }
+        Ok(out)
+    }
+
     /// Chains and assets as the engine sees them.
     pub fn registry(&self) -> Result<coffer_engine::AssetRegistry, ConfigError> {
         let mut chains = Vec::new();
         let mut assets = Vec::new();
-        for (i, c) in self.chains.iter().enumerate() {
+        for (i, c) in self.resolved_chains().iter().enumerate() {
             let key = |field: &str| format!("chains[{i}].{field}");
             let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
             let kind =
@@ -808,6 +909,13 @@ timeout = "5s"
 # contract = "0x55d398326f99059fF775485246999027B3197955"
 # decimals = 18
 # display_decimals = 4         # default: 4 for USD stablecoins
+# start_block = 43000000       # first block the very first time (default: the tip)
+#
+# Well-known EVM chains (eth, bsc, polygon, arbitrum, base, optimism, avax) come from a
+# built-in catalogue: `id` and `rpc` are enough, anything set here overrides it.
+# [[chains]]
+# id = "eth"
+# rpc = ["https://eth-rpc.example"]
 
 [webhooks]
 # Deliveries to private, loopback, link-local, CGNAT, metadata… addresses are refused unless
@@ -883,7 +991,7 @@ mod tests {
                 "chains[0].id",
             ),
             (
-                "[[chains]]\nid = \"bsc\"\nkind = \"evm\"",
+                "[[chains]]\nid = \"mychain\"\nkind = \"evm\"",
                 "chains[0].native",
             ),
             (
@@ -908,6 +1016,36 @@ mod tests {
             c.database_url.unwrap().expose(),
             "postgres://u:hunter2@h/db"
         );
+    }
+
+    #[test]
+    fn catalogue_fills_what_config_leaves_out() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"bsc\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x0000000000000000000000000000000000000001\"\ndecimals = 6\n",
+        )
+        .unwrap();
+        let r = c.registry().unwrap();
+        let bsc = r.chain(&ChainId::parse("bsc").unwrap()).unwrap();
+        assert_eq!(bsc.evm_chain_id, Some(56));
+        assert_eq!(bsc.confirmations, 15);
+        assert_eq!(bsc.kind, ChainKind::Evm);
+        // the configured token overrides the catalogue's; the catalogue's USDC is added
+        let usdt = r.asset(&"bsc:USDT".parse().unwrap()).unwrap();
+        assert_eq!(usdt.decimals.get(), 6);
+        let usdc = r.asset(&"bsc:USDC".parse().unwrap()).unwrap();
+        assert_eq!(usdc.decimals.get(), 18);
+        assert!(r.asset(&"bsc:BNB".parse().unwrap()).is_some());
+        let w = c.evm_watchers().unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].evm_chain_id, Some(56));
+        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(3));
+        // a bad contract names its key
+        let bad = Config::from_toml_str(
+            "[[chains]]\nid = \"eth\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x12\"\ndecimals = 6\n",
+        )
+        .unwrap();
+        let err = bad.evm_watchers().unwrap_err().to_string();
+        assert!(err.contains("chains[0].tokens[0].contract"), "{err}");
     }
 
     #[test]
@@ -949,7 +1087,11 @@ mod tests {
         assert_eq!(s.quorum, 2);
         assert_eq!(s.max_deviation_percent, Decimal::from(3));
         assert_eq!(s.max_age, time::Duration::seconds(30));
-        assert_eq!(s.symbols, vec!["ETH".to_owned()]);
+        // `eth` is in the built-in EVM catalogue, which adds its USDT and USDC.
+        assert_eq!(
+            s.symbols,
+            vec!["ETH".to_owned(), "USDC".to_owned(), "USDT".to_owned()]
+        );
         assert_eq!(
             s.base_urls
                 .get(&coffer_rates::Provider::Kraken)

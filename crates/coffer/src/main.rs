@@ -46,6 +46,9 @@ enum Command {
     /// Inspect orders.
     #[command(subcommand)]
     Order(OrderCommand),
+    /// Merchants' receiving wallets (account xpubs).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -129,6 +132,29 @@ enum OrderCommand {
 }
 
 #[derive(Subcommand)]
+enum WalletCommand {
+    /// Set a merchant's receiving wallet on a chain: the account xpub (for EVM chains the key
+    /// at m/44'/60'/0'). Order addresses are derived as …/0/i; no private key is ever needed.
+    Set {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        chain: String,
+        #[arg(long)]
+        xpub: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List a merchant's wallets.
+    List {
+        #[arg(long)]
+        merchant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print a commented example configuration.
     Example,
@@ -177,6 +203,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Merchant(cmd) => merchant(&engine(&config).await?, cmd).await,
             Command::Key(cmd) => key(&engine(&config).await?, cmd).await,
             Command::Order(cmd) => order(&engine(&config).await?, cmd).await,
+            Command::Wallet(cmd) => wallet(&engine(&config).await?, cmd).await,
             Command::Config(_) => Ok(()),
         }
     })
@@ -199,7 +226,10 @@ async fn engine(config: &Config) -> Result<Engine> {
         store,
         rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
-        derivers: Derivers::default(),
+        derivers: Derivers::default().with(
+            coffer_core::ChainKind::Evm,
+            Arc::new(coffer_chain_evm::EvmDeriver),
+        ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: config.public_url(),
@@ -354,6 +384,28 @@ async fn serve(config: Config) -> Result<()> {
             }
         });
     }
+    for cfg in config.evm_watchers()? {
+        let chain = cfg.chain.clone();
+        let watcher = coffer_chain_evm::EvmWatcher::new(engine.clone(), cfg)
+            .with_context(|| format!("chain {chain}"))?;
+        watcher
+            .check_chain_id()
+            .await
+            .with_context(|| format!("chain {chain}: start-up check against eth_chainId"))?;
+        coffer_api::register_readiness(&format!("chain:{chain}"), {
+            let health = watcher.health();
+            Arc::new(move || {
+                let h = health.lock().map(|h| h.clone()).unwrap_or_default();
+                (
+                    h.ok(),
+                    json!({"tip": h.tip, "cursor": h.cursor, "stalled": h.stalled,
+                           "disagreement": h.disagreement, "last_error": h.last_error}),
+                )
+            })
+        });
+        tracing::info!(%chain, "starting the chain watcher");
+        tasks.spawn(watcher.run(stop_rx.clone()));
+    }
     {
         let metrics = state.metrics.clone();
         let mut rx = stop_rx.clone();
@@ -403,6 +455,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn wallet(engine: &Engine, cmd: WalletCommand) -> Result<()> {
+    match cmd {
+        WalletCommand::Set {
+            merchant,
+            chain,
+            xpub,
+            out,
+        } => {
+            let merchant = parse_merchant(&merchant)?;
+            let w = engine.set_wallet(&merchant, &chain, &xpub).await?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"merchant_id": w.merchant_id, "chain": w.chain, "xpub": w.descriptor, "next_index": w.next_index})
+                );
+            } else {
+                println!(
+                    "wallet set for {} on {}; next derivation index {}",
+                    w.merchant_id, w.chain, w.next_index
+                );
+            }
+        }
+        WalletCommand::List { merchant, out } => {
+            let merchant = parse_merchant(&merchant)?;
+            let wallets = engine.list_wallets(&merchant).await?;
+            if out.json {
+                let list: Vec<_> = wallets
+                    .iter()
+                    .map(|w| json!({"chain": w.chain, "xpub": w.descriptor, "next_index": w.next_index}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for w in wallets {
+                    println!("{}  next index {}  {}", w.chain, w.next_index, w.descriptor);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_merchant(raw: &str) -> Result<MerchantId> {

@@ -8,6 +8,7 @@ mod clock;
 mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod payments;
 mod rates;
 mod registry;
 mod validate;
@@ -32,6 +33,7 @@ use time::{Duration, OffsetDateTime};
 pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to_ms};
 pub use error::EngineError;
 pub use keys::IssuedKey;
+pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
 pub use registry::AssetRegistry;
 
 /// A receiving address handed out for one order.

@@ -68,7 +68,8 @@ pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegist
     })
 }
 
-/// A payment as APIs return it: amounts as strings, in base units and as decimals.
+/// A payment as APIs return it and as `payment.*` events carry it: amounts as strings, in
+/// base units and as decimals.
 pub fn payment_json(payment: &coffer_core::Payment, assets: &AssetRegistry) -> Value {
     let decimals = assets.asset(&payment.asset).map(|a| a.decimals);
     json!({

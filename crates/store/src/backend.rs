@@ -178,6 +178,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_wallets.sql"),
     ),
     (
+        3,
+        "chain_watch",
+        include_str!("../migrations/sqlite/0003_chain_watch.sql"),
+    ),
+    (
         4,
         "idempotency",
         include_str!("../migrations/sqlite/0004_idempotency.sql"),
@@ -204,6 +209,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "wallets",
         include_str!("../migrations/postgres/0002_wallets.sql"),
+    ),
+    (
+        3,
+        "chain_watch",
+        include_str!("../migrations/postgres/0003_chain_watch.sql"),
     ),
     (
         4,

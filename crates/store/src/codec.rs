@@ -248,3 +248,18 @@ pub fn wallet_from_row(row: &impl RowExt) -> Result<WalletRecord, StoreError> {
         updated_at: time_col(row, "updated_at")?,
     })
 }
+
+pub fn cursor_from_row(row: &impl RowExt) -> Result<crate::ChainCursor, StoreError> {
+    let recent_raw = row.text("recent")?;
+    let recent: Vec<(u64, String)> =
+        serde_json::from_str(&recent_raw).map_err(|e| corrupt("chain_cursors.recent", e))?;
+    Ok(crate::ChainCursor {
+        chain: coffer_core::ChainId::parse(&row.text("chain")?)
+            .map_err(|e| corrupt("chain_cursors.chain", e))?,
+        height: u64::try_from(row.int("height")?)
+            .map_err(|e| corrupt("chain_cursors.height", e))?,
+        hash: row.text("hash")?,
+        recent,
+        updated_at: from_ms("chain_cursors.updated_at", row.int("updated_at")?)?,
+    })
+}

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, ChainId, DeliveryId, Event, EventId, EventType, KeyId, Merchant, MerchantId,
-    Order, OrderId, OrderStatus, Payment, TimelineEntry, WebhookId,
+    ApiCredential, AssetId, ChainId, DeliveryId, Event, EventId, EventType, KeyId, Merchant,
+    MerchantId, Order, OrderId, OrderStatus, Payment, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 
@@ -98,6 +98,8 @@ pub struct Changeset {
     /// Derivation indexes used by this changeset's orders: each wallet's `next_index` moves
     /// past them in the same transaction, so an index is durable exactly when its order is.
     pub wallet_marks: Vec<WalletMark>,
+    /// A chain watcher's new position, written with the payments it found.
+    pub cursor: Option<ChainCursor>,
 }
 
 /// "Index `index` of this wallet is used": advances the wallet's `next_index` to at least
@@ -123,7 +125,29 @@ impl Changeset {
             && self.idempotency_responses.is_empty()
             && self.idempotency_releases.is_empty()
             && self.wallet_marks.is_empty()
+            && self.cursor.is_none()
     }
+}
+
+/// Where a chain watcher is: the last block applied, and the hashes of the blocks before it
+/// (oldest first, ending with `height`) to find the common ancestor after a reorg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCursor {
+    pub chain: ChainId,
+    pub height: u64,
+    pub hash: String,
+    pub recent: Vec<(u64, String)>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// An address a chain watcher must look for, and the order it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedAddress {
+    pub address: String,
+    pub order_id: OrderId,
+    /// The order's current asset (a watcher can skip work no order needs, e.g. native
+    /// transfers when every watched order wants a token).
+    pub asset: Option<AssetId>,
 }
 
 /// Stable position in the order list: newest first, ties broken by id.
@@ -296,6 +320,28 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Delete idempotency keys created before `before`; returns how many.
     async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// The chain watcher's saved position, if it ever ran.
+    async fn chain_cursor(&self, chain: &ChainId) -> Result<Option<ChainCursor>, StoreError>;
+    /// Every address ever assigned to an order on `chain` whose monitoring window is open.
+    async fn watched_addresses(
+        &self,
+        chain: &ChainId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<WatchedAddress>, StoreError>;
+    /// The orders an address on `chain` was ever assigned to (normally one).
+    async fn orders_for_address(
+        &self,
+        chain: &ChainId,
+        address: &str,
+    ) -> Result<Vec<Order>, StoreError>;
+    /// Payments on `chain` that are not reversed and either unconfirmed or in a block at or
+    /// above `from_height`: those whose confirmations can still change or that a reorg from
+    /// that height would remove.
+    async fn open_payments(
+        &self,
+        chain: &ChainId,
+        from_height: u64,
+    ) -> Result<Vec<Payment>, StoreError>;
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Outbox rows not yet dispatched, oldest first.

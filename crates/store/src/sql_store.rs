@@ -11,13 +11,14 @@ use coffer_core::{
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::RowExt;
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::webhooks;
 use crate::{
-    AttemptRecord, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery, DeliveryRecord,
-    EventQuery, IdempotencyRecord, NewDelivery, OrderQuery, Store, StoreError, StoredEvent,
-    StoredResponse, WalletRecord, WebhookEndpointRecord,
+    AttemptRecord, ChainCursor, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery,
+    DeliveryRecord, EventQuery, IdempotencyRecord, NewDelivery, OrderQuery, Store, StoreError,
+    StoredEvent, StoredResponse, WalletRecord, WatchedAddress, WebhookEndpointRecord,
 };
 
 /// Largest page any list query returns.
@@ -329,6 +330,32 @@ const MARK_WALLET_INDEX: &str = "UPDATE wallets SET next_index = \
      CASE WHEN next_index > $1 THEN next_index ELSE $1 + 1 END \
      WHERE merchant_id = $2 AND chain = $3 AND descriptor = $4";
 
+const INSERT_ORDER_ADDRESS: &str = "INSERT INTO order_addresses (chain, address, order_id) \
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
+const UPSERT_CURSOR: &str = "INSERT INTO chain_cursors (chain, height, hash, recent, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (chain) DO UPDATE SET height = excluded.height, \
+     hash = excluded.hash, recent = excluded.recent, updated_at = excluded.updated_at";
+
+const SELECT_CURSOR: &str =
+    "SELECT chain, height, hash, recent, updated_at FROM chain_cursors WHERE chain = $1";
+
+const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset FROM order_addresses a \
+     JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2";
+
+const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
+     fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
+     rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
+     description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
+     monitor_until, created_at, updated_at, version, lock_window_ms \
+     FROM orders WHERE id IN (SELECT order_id FROM order_addresses WHERE chain = $1 AND address = $2) \
+     ORDER BY created_at, id";
+
+const SELECT_OPEN_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
+     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
+     detected_at, updated_at FROM payments WHERE chain = $1 AND status <> 'reversed' \
+     AND (status = 'unconfirmed' OR block_height >= $2) ORDER BY detected_at, id";
+
 const INSERT_TRANSITION: &str = "INSERT INTO order_transitions (order_id, at, from_status, from_reason, to_status, to_reason, \
      cause, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -443,14 +470,17 @@ enum Kind {
     IdempotencyRespond,
     IdempotencyRelease,
     WalletMark,
+    OrderAddress,
+    Cursor,
 }
 
 impl Kind {
     /// The kinds whose rows merge, in the order their statements run: every row that a later
     /// kind refers to is written before it.
-    const MERGED: [Kind; 6] = [
+    const MERGED: [Kind; 7] = [
         Kind::Merchant,
         Kind::Order,
+        Kind::OrderAddress,
         Kind::Payment,
         Kind::Transition,
         Kind::Event,
@@ -476,6 +506,8 @@ impl Kind {
             Kind::IdempotencyRespond => RESPOND_IDEMPOTENCY,
             Kind::IdempotencyRelease => RELEASE_IDEMPOTENCY,
             Kind::WalletMark => MARK_WALLET_INDEX,
+            Kind::OrderAddress => INSERT_ORDER_ADDRESS,
+            Kind::Cursor => UPSERT_CURSOR,
         }
     }
 
@@ -513,7 +545,8 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + changes.idempotency_reservations.len()
             + changes.idempotency_responses.len()
             + changes.idempotency_releases.len()
-            + changes.wallet_marks.len(),
+            + changes.wallet_marks.len()
+            + 2,
     );
     for mark in &changes.wallet_marks {
         let query = Query::new(MARK_WALLET_INDEX)
@@ -542,6 +575,7 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             kind: Kind::Order,
             query: insert_order(order),
         });
+        writes.extend(order_address(order));
     }
     for update in &changes.order_updates {
         if update.order.version != update.expected_version + 1 {
@@ -551,6 +585,7 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             kind: Kind::OrderUpdate,
             query: update_order(&update.order, update.expected_version),
         });
+        writes.extend(order_address(&update.order));
     }
     for p in &changes.payments {
         let query = Query::new(UPSERT_PAYMENT)
@@ -645,6 +680,23 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             query,
         });
     }
+    if let Some(cursor) = &changes.cursor {
+        let recent: Vec<serde_json::Value> = cursor
+            .recent
+            .iter()
+            .map(|(h, hash)| serde_json::json!([h, hash]))
+            .collect();
+        let query = Query::new(UPSERT_CURSOR)
+            .text(cursor.chain.as_str())
+            .int(i64::try_from(cursor.height).unwrap_or(i64::MAX))
+            .text(cursor.hash.clone())
+            .text(serde_json::Value::Array(recent).to_string())
+            .int(ms(cursor.updated_at));
+        writes.push(Write {
+            kind: Kind::Cursor,
+            query,
+        });
+    }
     Ok(writes)
 }
 
@@ -655,6 +707,18 @@ const RESPOND_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status = $3, body
      WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
 const RELEASE_IDEMPOTENCY: &str =
     "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
+
+/// Keep every address an order was given watched: `choose_asset` can change it.
+fn order_address(order: &Order) -> Option<Write> {
+    let target = order.target.as_ref()?;
+    Some(Write {
+        kind: Kind::OrderAddress,
+        query: Query::new(INSERT_ORDER_ADDRESS)
+            .text(target.asset.chain().as_str())
+            .text(target.address.clone())
+            .text(order.id.as_str()),
+    })
+}
 
 /// Run one changeset's writes, statement by statement, inside the caller's transaction. On
 /// error the caller rolls back (the whole transaction, or this changeset's savepoint).
@@ -1053,12 +1117,60 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    async fn chain_cursor(&self, chain: &ChainId) -> Result<Option<ChainCursor>, StoreError> {
+        let q = Query::new(SELECT_CURSOR).text(chain.as_str());
+        first(self.backend.fetch(q).await?, codec::cursor_from_row)
+    }
+
+    async fn watched_addresses(
+        &self,
+        chain: &ChainId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<WatchedAddress>, StoreError> {
+        let q = Query::new(SELECT_WATCHED).text(chain.as_str()).int(ms(now));
+        rows(self.backend.fetch(q).await?, |row| {
+            Ok(WatchedAddress {
+                address: row.text("address")?,
+                order_id: row
+                    .text("order_id")?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt {
+                        column: "order_addresses.order_id".into(),
+                        detail: format!("{e}"),
+                    })?,
+                asset: row.opt_text("asset")?.and_then(|a| a.parse().ok()),
+            })
+        })
+    }
+
     async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let q = Query::new("DELETE FROM idempotency_keys WHERE created_at < $1").int(ms(before));
         let mut tx = self.backend.begin().await?;
         let n = B::execute(&mut tx, q).await?;
         B::commit(tx).await?;
         Ok(n)
+    }
+
+    async fn orders_for_address(
+        &self,
+        chain: &ChainId,
+        address: &str,
+    ) -> Result<Vec<Order>, StoreError> {
+        let q = Query::new(SELECT_ORDERS_BY_ADDRESS)
+            .text(chain.as_str())
+            .text(address);
+        rows(self.backend.fetch(q).await?, codec::order_from_row)
+    }
+
+    async fn open_payments(
+        &self,
+        chain: &ChainId,
+        from_height: u64,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let q = Query::new(SELECT_OPEN_PAYMENTS)
+            .text(chain.as_str())
+            .int(i64::try_from(from_height).unwrap_or(i64::MAX));
+        rows(self.backend.fetch(q).await?, codec::payment_from_row)
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

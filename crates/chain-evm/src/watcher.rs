@@ -1,0 +1,538 @@
+//! The watcher of one EVM chain: follows the tip by polling, scans whole block ranges (never
+//! one address at a time), hands what it found to the engine with its new cursor in one
+//! transaction, and walks back to the common ancestor when the chain reorganises.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::consensus::Transaction as _;
+use alloy::network::TransactionResponse as _;
+use alloy::primitives::{Address, B256};
+use coffer_core::{AssetId, BaseUnits, ChainId};
+use coffer_engine::{BlockRef, ChainBatch, Engine, EngineError, ObservedTransfer};
+use coffer_store::{ChainCursor, Changeset, StoreError};
+use time::OffsetDateTime;
+
+use crate::matcher::{RawLog, Tokens, Watched, match_log};
+use crate::rpc::{Rpc, RpcError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("chain {chain}: configured chain_id {configured} but the node reports {actual}")]
+    ChainIdMismatch {
+        chain: ChainId,
+        configured: u64,
+        actual: u64,
+    },
+    #[error("the chain changed during the scan; rescanning")]
+    ChangedDuringScan,
+}
+
+/// What one watcher needs to know about its chain.
+#[derive(Debug, Clone)]
+pub struct EvmWatchConfig {
+    pub chain: ChainId,
+    pub evm_chain_id: Option<u64>,
+    pub rpc: Vec<String>,
+    pub poll_interval: Duration,
+    pub rpc_timeout: Duration,
+    pub tokens: Tokens,
+    pub native: Option<AssetId>,
+    /// Largest `eth_getLogs` range tried; halved when a provider refuses, grown back on success.
+    pub max_range: u64,
+    /// How many recent block hashes are kept to find the common ancestor after a reorg.
+    pub recent_blocks: usize,
+    /// Where a chain never watched before starts: `None` = at the current tip.
+    pub start_height: Option<u64>,
+    /// The tip counts as stalled when it has not advanced for this long.
+    pub stall_after: Duration,
+}
+
+impl EvmWatchConfig {
+    pub fn new(chain: ChainId, rpc: Vec<String>) -> Self {
+        Self {
+            chain,
+            evm_chain_id: None,
+            rpc,
+            poll_interval: Duration::from_secs(3),
+            rpc_timeout: Duration::from_secs(10),
+            tokens: Tokens::default(),
+            native: None,
+            max_range: 2_000,
+            recent_blocks: 64,
+            start_height: None,
+            stall_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The watcher's health, for `/readyz` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub tip: Option<u64>,
+    pub cursor: Option<u64>,
+    /// The tip has not advanced for `stall_after`.
+    pub stalled: bool,
+    /// Endpoints disagree on the tip by more than a few blocks.
+    pub disagreement: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl Health {
+    pub fn ok(&self) -> bool {
+        self.tip.is_some() && !self.stalled && self.disagreement.is_none()
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Scanned up to `to`; more blocks wait if `to < tip`.
+    Scanned { to: u64, tip: u64 },
+    /// Nothing new.
+    Idle { tip: u64 },
+}
+
+pub struct EvmWatcher {
+    engine: Engine,
+    cfg: EvmWatchConfig,
+    rpc: Rpc,
+    range: u64,
+    health: Arc<Mutex<Health>>,
+    last_tip: Option<(u64, Instant)>,
+    polls: u64,
+}
+
+fn hex_hash(h: &B256) -> String {
+    format!("{h:#x}")
+}
+
+fn block_time(secs: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl EvmWatcher {
+    pub fn new(engine: Engine, cfg: EvmWatchConfig) -> Result<Self, WatchError> {
+        let rpc = Rpc::new(&cfg.rpc, cfg.rpc_timeout)?;
+        let range = cfg.max_range.max(1);
+        Ok(Self {
+            engine,
+            cfg,
+            rpc,
+            range,
+            health: Arc::new(Mutex::new(Health::default())),
+            last_tip: None,
+            polls: 0,
+        })
+    }
+
+    pub fn health(&self) -> Arc<Mutex<Health>> {
+        self.health.clone()
+    }
+
+    pub fn rpc(&self) -> &Rpc {
+        &self.rpc
+    }
+
+    fn set_health(&self, f: impl FnOnce(&mut Health)) {
+        if let Ok(mut h) = self.health.lock() {
+            f(&mut h);
+        }
+    }
+
+    /// Check the configured chain id against the node's `eth_chainId`.
+    pub async fn check_chain_id(&self) -> Result<(), WatchError> {
+        let actual = self.rpc.chain_id().await?;
+        match self.cfg.evm_chain_id {
+            Some(configured) if configured != actual => Err(WatchError::ChainIdMismatch {
+                chain: self.cfg.chain.clone(),
+                configured,
+                actual,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn watched(&self) -> Result<(Watched, bool), WatchError> {
+        let rows = self
+            .engine
+            .store
+            .watched_addresses(&self.cfg.chain, self.engine.now())
+            .await?;
+        let mut watched = Watched::with_capacity(rows.len());
+        let mut native_wanted = false;
+        for row in rows {
+            if let Ok(addr) = row.address.parse::<Address>() {
+                native_wanted |= row.asset.is_some() && row.asset == self.cfg.native;
+                watched.insert(addr, row.address);
+            }
+        }
+        Ok((watched, native_wanted))
+    }
+
+    /// The cursor, created at the start height (or the tip) the first time.
+    async fn cursor(&self, tip: u64) -> Result<ChainCursor, WatchError> {
+        if let Some(c) = self.engine.store.chain_cursor(&self.cfg.chain).await? {
+            return Ok(c);
+        }
+        let height = match self.cfg.start_height {
+            Some(h) => h.saturating_sub(1).min(tip),
+            None => tip,
+        };
+        let hash = hex_hash(&self.rpc.header(height).await?.header.hash);
+        let cursor = ChainCursor {
+            chain: self.cfg.chain.clone(),
+            height,
+            hash: hash.clone(),
+            recent: vec![(height, hash)],
+            updated_at: self.engine.now(),
+        };
+        self.engine
+            .store
+            .commit(Changeset {
+                cursor: Some(cursor.clone()),
+                ..Changeset::default()
+            })
+            .await?;
+        Ok(cursor)
+    }
+
+    /// Walk back from the cursor to the newest block still on the canonical chain.
+    async fn rewind(&self, cursor: &ChainCursor) -> Result<Option<ChainCursor>, WatchError> {
+        let head = self.rpc.header(cursor.height).await;
+        match head {
+            Ok(b) if hex_hash(&b.header.hash) == cursor.hash => return Ok(None),
+            Ok(_) | Err(RpcError::MissingBlock(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for (i, (height, hash)) in cursor.recent.iter().enumerate().rev() {
+            if *height >= cursor.height {
+                continue;
+            }
+            match self.rpc.header(*height).await {
+                Ok(b) if hex_hash(&b.header.hash) == *hash => {
+                    tracing::warn!(chain = %self.cfg.chain, ancestor = height, was = cursor.height, "reorg: rewinding to the common ancestor");
+                    metrics::counter!("coffer_evm_reorgs_total", "chain" => self.cfg.chain.to_string()).increment(1);
+                    return Ok(Some(ChainCursor {
+                        chain: cursor.chain.clone(),
+                        height: *height,
+                        hash: hash.clone(),
+                        recent: cursor.recent[..=i].to_vec(),
+                        updated_at: self.engine.now(),
+                    }));
+                }
+                Ok(_) | Err(RpcError::MissingBlock(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Deeper than the hashes kept: restart from the oldest kept height's parent.
+        let oldest = cursor
+            .recent
+            .first()
+            .map_or(cursor.height, |(h, _)| *h)
+            .saturating_sub(1);
+        tracing::error!(chain = %self.cfg.chain, oldest, "reorg deeper than the kept block hashes");
+        let hash = hex_hash(&self.rpc.header(oldest).await?.header.hash);
+        Ok(Some(ChainCursor {
+            chain: cursor.chain.clone(),
+            height: oldest,
+            hash: hash.clone(),
+            recent: vec![(oldest, hash)],
+            updated_at: self.engine.now(),
+        }))
+    }
+
+    fn observe_tip(&mut self, tip: u64) {
+        let now = Instant::now();
+        let stalled = match self.last_tip {
+            Some((t, _)) if tip > t => {
+                self.last_tip = Some((tip, now));
+                false
+            }
+            Some((_, since)) => now.duration_since(since) >= self.cfg.stall_after,
+            None => {
+                self.last_tip = Some((tip, now));
+                false
+            }
+        };
+        let chain = self.cfg.chain.to_string();
+        metrics::gauge!("coffer_evm_tip_height", "chain" => chain.clone()).set(tip as f64);
+        metrics::gauge!("coffer_evm_stalled", "chain" => chain).set(if stalled {
+            1.0
+        } else {
+            0.0
+        });
+        self.set_health(|h| {
+            h.tip = Some(tip);
+            h.stalled = stalled;
+        });
+    }
+
+    async fn cross_check(&self) {
+        if self.rpc.endpoint_count() < 2 {
+            return;
+        }
+        let tips: Vec<u64> = self.rpc.tips().await.into_iter().flatten().collect();
+        let (Some(min), Some(max)) = (tips.iter().min(), tips.iter().max()) else {
+            return;
+        };
+        let disagreement = (max - min > 5).then(|| format!("endpoint tips range {min}..{max}"));
+        metrics::gauge!("coffer_evm_tip_disagreement", "chain" => self.cfg.chain.to_string())
+            .set(if disagreement.is_some() { 1.0 } else { 0.0 });
+        self.set_health(|h| h.disagreement = disagreement);
+    }
+
+    /// One poll: detect reorgs, scan the next range, apply it with the new cursor.
+    pub async fn step(&mut self) -> Result<Step, WatchError> {
+        let tip = self.rpc.block_number().await?;
+        self.observe_tip(tip);
+        self.polls += 1;
+        if self.polls % 10 == 1 {
+            self.cross_check().await;
+        }
+        let saved = self.cursor(tip).await?;
+        let rewound = self.rewind(&saved).await?;
+        let orphaned_from = rewound.as_ref().map(|c| c.height + 1);
+        let base = rewound.unwrap_or(saved);
+        let from = base.height + 1;
+        if from > tip {
+            // Nothing new; still update confirmations and apply a reorg to a shorter chain.
+            let batch = ChainBatch {
+                chain: self.cfg.chain.clone(),
+                transfers: Vec::new(),
+                orphaned_from,
+                tip,
+                cursor: orphaned_from.map(|_| base.clone()),
+            };
+            self.engine.apply_chain_batch(&batch).await?;
+            self.set_health(|h| h.cursor = Some(base.height));
+            return Ok(Step::Idle { tip });
+        }
+        let to = tip.min(from.saturating_add(self.range - 1));
+        let (watched, native_wanted) = self.watched().await?;
+
+        // Token transfers: one eth_getLogs for the whole range.
+        let logs = if watched.is_empty() || self.cfg.tokens.is_empty() {
+            Vec::new()
+        } else {
+            match self
+                .rpc
+                .transfer_logs(&self.cfg.tokens.contracts(), from, to)
+                .await
+            {
+                Ok(logs) => {
+                    self.range = (self.range.saturating_mul(2)).min(self.cfg.max_range.max(1));
+                    logs
+                }
+                Err(e) if self.range > 1 => {
+                    self.range = (self.range / 2).max(1);
+                    tracing::info!(chain = %self.cfg.chain, range = self.range, error = %e, "eth_getLogs refused; shrinking the range");
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+
+        // Headers of the blocks near the tip (for the reorg check), full blocks when a native
+        // transfer is wanted.
+        let keep = u64::try_from(self.cfg.recent_blocks.max(1)).unwrap_or(64);
+        let near_from = from.max(tip.saturating_sub(keep - 1));
+        let mut headers: BTreeMap<u64, (B256, B256, u64)> = BTreeMap::new();
+        let mut transfers = Vec::new();
+        let native_scan = native_wanted && self.cfg.native.is_some() && !watched.is_empty();
+        let scan_from = if native_scan { from } else { near_from.min(to) };
+        for height in scan_from..=to {
+            let block = if native_scan {
+                self.rpc.full_block(height).await?
+            } else {
+                self.rpc.header(height).await?
+            };
+            headers.insert(
+                height,
+                (
+                    block.header.hash,
+                    block.header.parent_hash,
+                    block.header.timestamp,
+                ),
+            );
+            if !native_scan {
+                continue;
+            }
+            let Some(asset) = &self.cfg.native else {
+                continue;
+            };
+            for tx in block.transactions.txns() {
+                let Some(to_addr) = tx.to() else { continue };
+                let Some(original) = watched.get(&to_addr) else {
+                    continue;
+                };
+                let value = tx.value();
+                if value.is_zero() {
+                    continue;
+                }
+                let Ok(amount) = u128::try_from(value) else {
+                    continue;
+                };
+                let hash = tx.tx_hash();
+                let succeeded = self.rpc.receipt(hash).await?.is_some_and(|r| r.status());
+                if !succeeded {
+                    continue;
+                }
+                transfers.push(ObservedTransfer {
+                    asset: asset.clone(),
+                    to: original.clone(),
+                    amount: BaseUnits::new(amount),
+                    txid: hex_hash(&hash),
+                    index: 0,
+                    from: Some(tx.from().to_checksum(None)),
+                    block: Some(BlockRef {
+                        height,
+                        hash: hex_hash(&block.header.hash),
+                        time: block_time(block.header.timestamp),
+                    }),
+                });
+            }
+        }
+        // The scanned blocks must link up with the cursor and with each other.
+        let mut prev = (base.height, base.hash.clone());
+        for (height, (hash, parent, _)) in &headers {
+            if *height == prev.0 + 1 && hex_hash(parent) != prev.1 {
+                return Err(WatchError::ChangedDuringScan);
+            }
+            prev = (*height, hex_hash(hash));
+        }
+
+        let mut seen = HashSet::new();
+        let mut block_times: BTreeMap<u64, u64> =
+            headers.iter().map(|(h, (_, _, t))| (*h, *t)).collect();
+        for log in &logs {
+            if log.removed {
+                continue;
+            }
+            let raw = RawLog {
+                contract: log.address(),
+                topics: log.topics(),
+                data: &log.data().data,
+            };
+            let Some(m) = match_log(raw, &self.cfg.tokens, &watched) else {
+                continue;
+            };
+            let (Some(height), Some(block_hash), Some(txid), Some(index)) = (
+                log.block_number,
+                log.block_hash,
+                log.transaction_hash,
+                log.log_index,
+            ) else {
+                continue;
+            };
+            if let Some((hash, _, _)) = headers.get(&height)
+                && *hash != block_hash
+            {
+                return Err(WatchError::ChangedDuringScan);
+            }
+            let time = match (log.block_timestamp, block_times.get(&height)) {
+                (Some(t), _) | (None, Some(&t)) => t,
+                (None, None) => {
+                    let t = self.rpc.header(height).await?.header.timestamp;
+                    block_times.insert(height, t);
+                    t
+                }
+            };
+            if !seen.insert((txid, index)) {
+                continue;
+            }
+            transfers.push(ObservedTransfer {
+                asset: m.asset.clone(),
+                to: m.to.clone(),
+                amount: m.amount,
+                txid: hex_hash(&txid),
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                from: Some(m.from.to_checksum(None)),
+                block: Some(BlockRef {
+                    height,
+                    hash: hex_hash(&block_hash),
+                    time: block_time(time),
+                }),
+            });
+        }
+
+        let to_hash = match headers.get(&to) {
+            Some((hash, _, _)) => hex_hash(hash),
+            None => hex_hash(&self.rpc.header(to).await?.header.hash),
+        };
+        let mut recent = base.recent.clone();
+        recent.extend(headers.iter().map(|(h, (hash, _, _))| (*h, hex_hash(hash))));
+        if recent.last().map(|(h, _)| *h) != Some(to) {
+            recent.push((to, to_hash.clone()));
+        }
+        let excess = recent.len().saturating_sub(self.cfg.recent_blocks.max(1));
+        recent.drain(..excess);
+        let cursor = ChainCursor {
+            chain: self.cfg.chain.clone(),
+            height: to,
+            hash: to_hash,
+            recent,
+            updated_at: self.engine.now(),
+        };
+        let batch = ChainBatch {
+            chain: self.cfg.chain.clone(),
+            transfers,
+            orphaned_from,
+            tip,
+            cursor: Some(cursor),
+        };
+        let applied = self.engine.apply_chain_batch(&batch).await?;
+        if applied != Default::default() {
+            tracing::info!(chain = %self.cfg.chain, from, to, ?applied, "applied chain activity");
+        }
+        metrics::gauge!("coffer_evm_cursor_height", "chain" => self.cfg.chain.to_string())
+            .set(to as f64);
+        self.set_health(|h| {
+            h.cursor = Some(to);
+            h.last_error = None;
+        });
+        Ok(Step::Scanned { to, tip })
+    }
+
+    /// Run until `stop` turns true: catch up as fast as the node answers, then poll.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut backoff = self.cfg.poll_interval;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let wait = match self.step().await {
+                Ok(Step::Scanned { to, tip }) if to < tip => Duration::ZERO,
+                Ok(_) => {
+                    backoff = self.cfg.poll_interval;
+                    self.cfg.poll_interval
+                }
+                // Rescan soon (the next step's reorg check sees the new branch), without spinning.
+                Err(WatchError::ChangedDuringScan) => self.cfg.poll_interval / 4,
+                Err(e) => {
+                    tracing::warn!(chain = %self.cfg.chain, error = %e, "watcher step failed; retrying");
+                    let msg = e.to_string();
+                    self.set_health(|h| h.last_error = Some(msg));
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    backoff
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!(chain = %self.cfg.chain, "watcher stopped");
+    }
+}

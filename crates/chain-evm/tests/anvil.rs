@@ -1,0 +1,336 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! EVM payment scenarios against a real anvil, on SQLite and PostgreSQL: the real watcher
+//! scans real blocks and the real engine applies them.
+
+mod common;
+
+use coffer_core::{MatchStatus, OrderStatus, PaymentStatus, StatusReason};
+use coffer_testkit::{TestDb, both_backends};
+use common::*;
+use serde_json::json;
+
+async fn exact_payment(db: &TestDb) {
+    let env = env(db, 2).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "12.5", "USDT").await;
+    assert_eq!(due(&o), 12_500_000);
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    // one confirmation of two: seen, not settled
+    let seen = reload(&env, &o.id).await;
+    assert_eq!(seen.state.status, OrderStatus::Processing);
+    assert_eq!(seen.totals.unconfirmed.get(), 12_500_000);
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(done.state.status, OrderStatus::Settled);
+    assert_eq!(done.state.reason, StatusReason::None);
+    assert_eq!(done.totals.confirmed.get(), 12_500_000);
+    let kinds = event_kinds(&env, &o).await;
+    for k in [
+        "payment.detected",
+        "order.processing",
+        "payment.confirmed",
+        "order.settled",
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|x| *x == k).count(),
+            1,
+            "{k} in {kinds:?}"
+        );
+    }
+    // idempotent: more polls change nothing
+    sync(&mut w).await;
+    assert_eq!(event_kinds(&env, &o).await.len(), kinds.len());
+}
+
+async fn partial_then_rest(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "100", "USDC").await;
+    let total = due(&o);
+    assert_eq!(total, 100 * 10u128.pow(18));
+    pay_token(&env, env.usdc, &address(&o), total * 6 / 10).await;
+    sync(&mut w).await;
+    let partial = reload(&env, &o.id).await;
+    assert_eq!(
+        (partial.state.status, partial.state.reason),
+        (OrderStatus::Pending, StatusReason::PaidPartial)
+    );
+    pay_token(&env, env.usdc, &address(&o), total - total * 6 / 10).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(
+        (done.state.status, done.state.reason),
+        (OrderStatus::Settled, StatusReason::None)
+    );
+    assert_eq!(done.totals.confirmed.get(), total);
+}
+
+async fn overpayment(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "10", "USDT").await;
+    pay_token(&env, env.usdt, &address(&o), due(&o) + 1_000_000).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(
+        (done.state.status, done.state.reason),
+        (OrderStatus::Settled, StatusReason::PaidOver)
+    );
+    assert_eq!(done.totals.confirmed.get(), 11_000_000);
+}
+
+async fn two_orders_one_block(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let a = order(&env, "5", "USDT").await;
+    let b = order(&env, "7", "USDT").await;
+    assert_ne!(address(&a), address(&b));
+    rpc(&env.provider, "evm_setAutomine", json!([false])).await;
+    pay_token(&env, env.usdt, &address(&a), due(&a)).await;
+    pay_token(&env, env.usdt, &address(&b), due(&b)).await;
+    rpc(&env.provider, "evm_mine", json!([])).await;
+    rpc(&env.provider, "evm_setAutomine", json!([true])).await;
+    sync(&mut w).await;
+    let pa = env.engine.store.payments_for_order(&a.id).await.unwrap();
+    let pb = env.engine.store.payments_for_order(&b.id).await.unwrap();
+    assert_eq!(pa.len(), 1);
+    assert_eq!(pb.len(), 1);
+    assert_eq!(pa[0].block_hash, pb[0].block_hash, "same block");
+    for o in [a, b] {
+        assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+    }
+}
+
+async fn native_payment(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "20", "ETH").await;
+    assert_eq!(due(&o), 10u128.pow(16)); // 20 USD at 2000 USD/ETH
+    pay_native(&env, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(done.state.status, OrderStatus::Settled);
+    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].from_address.as_deref(), Some(PAYER));
+}
+
+async fn reverted_transfer_not_counted(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "3", "USDT").await;
+    let tx = pay_token_reverting(&env, env.usdt, &address(&o), due(&o)).await;
+    let receipt = rpc(&env.provider, "eth_getTransactionReceipt", json!([tx])).await;
+    assert_eq!(receipt["status"], json!("0x0"), "mined, and reverted");
+    sync(&mut w).await;
+    assert!(
+        env.engine
+            .store
+            .payments_for_order(&o.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Pending);
+    // the same transfer that does not revert is counted
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+}
+
+async fn wrong_token_flagged(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "3", "USDT").await;
+    pay_token(&env, env.usdc, &address(&o), 3 * 10u128.pow(18)).await;
+    sync(&mut w).await;
+    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1, "recorded, never dropped");
+    assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Pending);
+}
+
+async fn paid_late(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "4", "USDT").await;
+    // the next block is mined after the rate lock expired (but inside monitor_until)
+    let late = o.expires_at.unix_timestamp() + 60;
+    rpc(&env.provider, "evm_setNextBlockTimestamp", json!([late])).await;
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(
+        (done.state.status, done.state.reason),
+        (OrderStatus::Settled, StatusReason::PaidLate)
+    );
+}
+
+async fn reorg_reverses_then_settles_once(db: &TestDb) {
+    let env = env(db, 3).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "9", "USDT").await;
+    let snapshot = rpc(&env.provider, "evm_snapshot", json!([])).await;
+    let tx = pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    let raw = rpc(&env.provider, "eth_getRawTransactionByHash", json!([tx])).await;
+    sync(&mut w).await;
+    assert_eq!(
+        reload(&env, &o.id).await.state.status,
+        OrderStatus::Processing
+    );
+    // the block with the payment is orphaned by a longer branch without it
+    rpc(&env.provider, "evm_revert", json!([snapshot])).await;
+    mine(&env, 3).await;
+    sync(&mut w).await;
+    let reversed = reload(&env, &o.id).await;
+    assert_eq!(
+        (reversed.state.status, reversed.state.reason),
+        (OrderStatus::Pending, StatusReason::Reversed)
+    );
+    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].status, PaymentStatus::Reversed);
+    // the same transaction is mined again: same payment row, settles exactly once
+    let again = rpc(&env.provider, "eth_sendRawTransaction", json!([raw])).await;
+    assert_eq!(again.as_str().unwrap(), format!("{tx:#x}"));
+    mine(&env, 3).await;
+    sync(&mut w).await;
+    let done = reload(&env, &o.id).await;
+    assert_eq!(done.state.status, OrderStatus::Settled);
+    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].status, PaymentStatus::Confirmed);
+    assert_eq!(done.totals.confirmed.get(), due(&o));
+    let kinds = event_kinds(&env, &o).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "order.settled").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "payment.reversed").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "order.reversed").count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
+async fn anvil_restart_mid_scan(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("anvil-state.json");
+    let state_arg = state.to_str().unwrap().to_owned();
+    let mut env = env_with(db, 1, &["--state", &state_arg]).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let a = order(&env, "2", "USDT").await;
+    let b = order(&env, "3", "USDT").await;
+    pay_token(&env, env.usdt, &address(&a), due(&a)).await;
+    mine(&env, 5).await;
+    // the node goes away before the watcher saw any of it
+    let port = env.anvil.port;
+    env.anvil.terminate();
+    assert!(
+        w.step().await.is_err(),
+        "no node: the step fails, nothing is written"
+    );
+    assert_eq!(reload(&env, &a.id).await.state.status, OrderStatus::Pending);
+    // it comes back with its state; the watcher catches up from its cursor
+    env.anvil =
+        coffer_chain_evm::testtools::Anvil::start_on(port, &["--state", &state_arg]).unwrap();
+    pay_token(&env, env.usdt, &address(&b), due(&b)).await;
+    sync(&mut w).await;
+    for o in [&a, &b] {
+        assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+        assert_eq!(
+            env.engine
+                .store
+                .payments_for_order(&o.id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+both_backends! {
+    exact => exact_payment;
+    partial => partial_then_rest;
+    over => overpayment;
+    two_in_one_block => two_orders_one_block;
+    native => native_payment;
+    reverted => reverted_transfer_not_counted;
+    wrong_token => wrong_token_flagged;
+    late => paid_late;
+    reorg => reorg_reverses_then_settles_once;
+    anvil_restart => anvil_restart_mid_scan;
+}
+
+/// RPC failover, a stalled tip and endpoints that disagree, as `/readyz` reports them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_stall_and_disagreement() {
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let env = env(&db, 1).await;
+    // a dead endpoint first: calls fail over to the live one
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        coffer_chain_evm::testtools::free_port()
+    );
+    let mut cfg = watch_config(&env);
+    cfg.rpc = vec![dead, env.anvil.url()];
+    cfg.rpc_timeout = std::time::Duration::from_secs(2);
+    cfg.stall_after = std::time::Duration::from_millis(300);
+    let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg.clone()).unwrap();
+    w.check_chain_id().await.unwrap();
+    sync(&mut w).await;
+    let o = order(&env, "1", "USDT").await;
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+    let health = w.health();
+    assert!(health.lock().unwrap().ok(), "{:?}", health.lock().unwrap());
+    // no new block for longer than stall_after: stalled
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sync(&mut w).await;
+    assert!(health.lock().unwrap().stalled);
+    assert!(!health.lock().unwrap().ok());
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert!(!health.lock().unwrap().stalled, "advancing again");
+    // a second node far behind: the tips disagree
+    let other = coffer_chain_evm::testtools::Anvil::start(&[]).unwrap();
+    mine(&env, 20).await;
+    cfg.rpc = vec![env.anvil.url(), other.url()];
+    let mut w2 = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    w2.step().await.unwrap();
+    let h2 = w2.health();
+    assert!(
+        h2.lock().unwrap().disagreement.is_some(),
+        "{:?}",
+        h2.lock().unwrap()
+    );
+    // a wrong chain id is refused at start-up
+    let mut wrong = watch_config(&env);
+    wrong.evm_chain_id = Some(56);
+    let err = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), wrong)
+        .unwrap()
+        .check_chain_id()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("31337"), "{err}");
+}

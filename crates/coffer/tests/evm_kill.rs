@@ -1,0 +1,353 @@
+//! The real `coffer` binary watching a real anvil, SIGKILLed while it catches up and started
+//! again: no payment lost, none counted twice. On SQLite and PostgreSQL. Also the `wallet`
+//! CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_chain_evm::testtools::Anvil;
+use coffer_chain_evm::testtools::devchain::DevChain;
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, EventType, FixedRates,
+    MerchantId, Network, Order, OrderStatus, PaymentStatus, Price,
+};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_store::EventQuery;
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
+const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
+const XPRV: &str = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi";
+
+fn coffer(config: &Path, db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COFFER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--config").arg(config);
+    cmd.env("COFFER_DATA_DIR", db.dir.path());
+    if let Some(url) = &db.url {
+        cmd.env("COFFER_DATABASE_URL", url);
+    }
+    cmd
+}
+
+fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
+    let path = dir.join("coffer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\n[[chains]]\nid = \"anvil\"\nkind = \"evm\"\nnetwork = \"regtest\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = 1\npoll_interval = \"100ms\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"{usdt}\"\ndecimals = 6\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The same chain and assets as the configuration above, for the test's own engine (it creates
+/// the orders on the same database, as the API would).
+fn engine(db: &TestDb, usdt: &str) -> Engine {
+    let chain = Chain {
+        id: ChainId::parse("anvil").unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Regtest,
+        name: "anvil".into(),
+        confirmations: 1,
+        evm_chain_id: Some(31337),
+    };
+    let asset = |s: &str, kind, d: u8, stable| Asset {
+        id: AssetId::from_str(&format!("anvil:{s}")).unwrap(),
+        kind,
+        decimals: Decimals::new(d).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    let assets = AssetRegistry::new(
+        vec![chain],
+        vec![
+            asset("ETH", AssetKind::Native, 18, false),
+            asset(
+                "USDT",
+                AssetKind::Token {
+                    contract: usdt.into(),
+                },
+                6,
+                true,
+            ),
+        ],
+    )
+    .unwrap();
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(FixedRates::new().with(
+            "ETH",
+            "USD",
+            Price::new(Decimal::from(2000)).unwrap(),
+        )),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
+
+fn spawn_serve(config: &Path, db: &TestDb) -> Child {
+    let mut child = coffer(config, db)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    child
+}
+
+fn sigkill(child: &mut Child) {
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn status(engine: &Engine, o: &Order) -> OrderStatus {
+    engine
+        .store
+        .find_order(&o.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .status
+}
+
+async fn killed_and_restarted(db: &TestDb) {
+    let anvil = Anvil::start(&[]).unwrap();
+    let chain = DevChain::new(&anvil.url()).unwrap();
+    let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
+    let usdt_s = usdt.to_checksum(None);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &anvil.url(), &usdt_s);
+
+    // merchant and wallet through the CLI
+    let out = coffer(&cfg, db)
+        .args(["merchant", "create", "--name", "Kill shop", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
+    let out = coffer(&cfg, db)
+        .args([
+            "wallet",
+            "set",
+            "--merchant",
+            merchant.as_str(),
+            "--chain",
+            "anvil",
+            "--xpub",
+            XPRV,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a private key is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PRIVATE"));
+    let out = coffer(&cfg, db)
+        .args([
+            "wallet",
+            "set",
+            "--merchant",
+            merchant.as_str(),
+            "--chain",
+            "anvil",
+            "--xpub",
+            XPUB,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = coffer(&cfg, db)
+        .args(["wallet", "list", "--merchant", merchant.as_str(), "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["chain"], "anvil");
+    assert_eq!(list[0]["xpub"], XPUB);
+
+    let engine = engine(db, &usdt_s);
+    let mut orders = Vec::new();
+    for i in 0..8u32 {
+        let asset = if i % 4 == 3 { "ETH" } else { "USDT" };
+        let o = engine
+            .create_order(
+                &merchant,
+                NewOrder {
+                    amount: Decimal::from(10 + i),
+                    currency: "USD".into(),
+                    asset: Some(AssetId::from_str(&format!("anvil:{asset}")).unwrap()),
+                    fixed_stablecoin_rate: true,
+                    dialect: "native".into(),
+                    ..NewOrder::default()
+                },
+            )
+            .await
+            .unwrap()
+            .order;
+        orders.push(o);
+    }
+    let pay = async |o: &Order| {
+        let t = o.target.as_ref().unwrap();
+        if t.asset.symbol().as_str() == "ETH" {
+            chain
+                .send(
+                    Some(t.address.parse().unwrap()),
+                    Vec::new(),
+                    alloy_u256(t.amount_due.get()),
+                )
+                .await
+                .unwrap();
+        } else {
+            chain
+                .pay_token(usdt, &t.address, t.amount_due.get())
+                .await
+                .unwrap();
+        }
+    };
+
+    // first run: the watcher starts at the tip and sees the first payments
+    let mut serve = spawn_serve(&cfg, db);
+    let chain_id = ChainId::parse("anvil").unwrap();
+    wait_until(
+        "the watcher's cursor",
+        Duration::from_secs(30),
+        async || {
+            engine
+                .store
+                .chain_cursor(&chain_id)
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await;
+    for o in &orders[..4] {
+        pay(o).await;
+        chain.mine(20).await.unwrap();
+    }
+    wait_until(
+        "the first order settled",
+        Duration::from_secs(30),
+        async || status(&engine, &orders[0]).await == OrderStatus::Settled,
+    )
+    .await;
+    sigkill(&mut serve);
+
+    // while it is down: more payments, many blocks
+    for o in &orders[4..] {
+        pay(o).await;
+        chain.mine(400).await.unwrap();
+    }
+    // second run, killed while catching up (native payments make it fetch every block, and
+    // the whole range commits as one transaction at its end)
+    let before = engine
+        .store
+        .chain_cursor(&chain_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .height;
+    let mut serve = spawn_serve(&cfg, db);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sigkill(&mut serve);
+    let after = engine
+        .store
+        .chain_cursor(&chain_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .height;
+    let tip = chain.tip().await.unwrap();
+    eprintln!("killed while catching up: cursor {before} -> {after}, tip {tip}");
+
+    // third run catches up
+    let mut serve = spawn_serve(&cfg, db);
+    for o in &orders {
+        wait_until("every order settled", Duration::from_secs(60), async || {
+            status(&engine, o).await == OrderStatus::Settled
+        })
+        .await;
+    }
+    sigkill(&mut serve);
+
+    let events = engine
+        .store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for o in &orders {
+        let payments = engine.store.payments_for_order(&o.id).await.unwrap();
+        assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
+        assert_eq!(payments[0].status, PaymentStatus::Confirmed);
+        let stored = engine.store.find_order(&o.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.totals.confirmed,
+            o.target.as_ref().unwrap().amount_due
+        );
+        let settled = events
+            .iter()
+            .filter(|e| {
+                e.event.subject == o.id.to_string() && e.event.kind == EventType::OrderSettled
+            })
+            .count();
+        assert_eq!(settled, 1, "settled exactly once: {}", o.id);
+        let detected = events
+            .iter()
+            .filter(|e| {
+                e.event.subject == payments[0].id.to_string()
+                    && e.event.kind == EventType::PaymentDetected
+            })
+            .count();
+        assert_eq!(detected, 1, "detected exactly once: {}", o.id);
+    }
+}
+
+fn alloy_u256(v: u128) -> coffer_chain_evm::testtools::devchain::U256 {
+    coffer_chain_evm::testtools::devchain::U256::from(v)
+}
+
+both_backends! {
+    sigkill_mid_scan_loses_nothing_counts_nothing_twice => killed_and_restarted;
+}

@@ -1,0 +1,296 @@
+//! Chain-agnostic payment application (`Engine::apply_chain_batch`) on real databases: what
+//! any watcher (EVM, Bitcoin) relies on. The EVM scenarios against a real node are in
+//! crates/chain-evm/tests/anvil.rs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates,
+    MatchStatus, Network, Order, OrderStatus, PaymentStatus, StatusReason,
+};
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
+    EngineError, EngineSettings, ManualClock, NewOrder, ObservedTransfer,
+};
+use coffer_store::{ChainCursor, EventQuery};
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+use time::macros::datetime;
+
+struct Deriver;
+
+impl AddressDeriver for Deriver {
+    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
+        Ok(d.to_owned())
+    }
+    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: format!("{d}-{index}"),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn chain() -> ChainId {
+    ChainId::parse("bsc").unwrap()
+}
+
+fn asset(s: &str) -> AssetId {
+    AssetId::from_str(&format!("bsc:{s}")).unwrap()
+}
+
+fn engine(db: &TestDb) -> (Engine, Arc<ManualClock>) {
+    let c = Chain {
+        id: chain(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BSC".into(),
+        confirmations: 3,
+        evm_chain_id: Some(56),
+    };
+    let a = |s: &str, kind| Asset {
+        id: asset(s),
+        kind,
+        decimals: Decimals::new(6).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: true,
+    };
+    let assets = AssetRegistry::new(
+        vec![c],
+        vec![
+            a("BNB", AssetKind::Native),
+            a(
+                "USDT",
+                AssetKind::Token {
+                    contract: "0xt".into(),
+                },
+            ),
+            a(
+                "USDC",
+                AssetKind::Token {
+                    contract: "0xc".into(),
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC)));
+    (
+        Engine {
+            store: db.store.clone(),
+            rates: Arc::new(FixedRates::new()),
+            assets: Arc::new(assets),
+            derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
+            clock: clock.clone(),
+            settings: Arc::new(EngineSettings::default()),
+        },
+        clock,
+    )
+}
+
+async fn order(e: &Engine, symbol: &str) -> Order {
+    let (m, _) = e.create_merchant("shop").await.unwrap();
+    e.set_wallet(&m.id, "bsc", "w").await.unwrap();
+    e.create_order(
+        &m.id,
+        NewOrder {
+            amount: Decimal::from(10),
+            currency: "USD".into(),
+            asset: Some(asset(symbol)),
+            fixed_stablecoin_rate: true,
+            dialect: "native".into(),
+            ..NewOrder::default()
+        },
+    )
+    .await
+    .unwrap()
+    .order
+}
+
+fn transfer(o: &Order, symbol: &str, amount: u128, tx: &str, height: u64) -> ObservedTransfer {
+    ObservedTransfer {
+        asset: asset(symbol),
+        to: o.target.as_ref().unwrap().address.clone(),
+        amount: BaseUnits::new(amount),
+        txid: tx.into(),
+        index: 0,
+        from: None,
+        block: Some(BlockRef {
+            height,
+            hash: format!("0xblock{height}"),
+            time: datetime!(2026-05-01 10:01 UTC),
+        }),
+    }
+}
+
+fn batch(transfers: Vec<ObservedTransfer>, tip: u64, orphaned_from: Option<u64>) -> ChainBatch {
+    ChainBatch {
+        chain: chain(),
+        transfers,
+        orphaned_from,
+        tip,
+        cursor: Some(ChainCursor {
+            chain: chain(),
+            height: tip,
+            hash: format!("0xblock{tip}"),
+            recent: vec![(tip, format!("0xblock{tip}"))],
+            updated_at: datetime!(2026-05-01 10:01 UTC),
+        }),
+    }
+}
+
+async fn event_count(db: &TestDb) -> usize {
+    db.store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn idempotent_and_confirms_with_the_tip(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    let b = batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xa", 100)],
+        100,
+        None,
+    );
+    let applied = e.apply_chain_batch(&b).await.unwrap();
+    assert_eq!(applied.detected, 1);
+    let events = event_count(db).await;
+    // the same batch again (a rescan after a crash) changes nothing
+    let again = e.apply_chain_batch(&b).await.unwrap();
+    assert_eq!(again, Default::default());
+    assert_eq!(event_count(db).await, events);
+    let o1 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o1.state.status, OrderStatus::Processing);
+    // cursor stored with the payments
+    let cursor = db.store.chain_cursor(&chain()).await.unwrap().unwrap();
+    assert_eq!(cursor.height, 100);
+    // two more blocks: 3 confirmations
+    e.apply_chain_batch(&batch(vec![], 101, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        e.get_order(&o.merchant_id, &o.id)
+            .await
+            .unwrap()
+            .state
+            .status,
+        OrderStatus::Processing
+    );
+    let done = e
+        .apply_chain_batch(&batch(vec![], 102, None))
+        .await
+        .unwrap();
+    assert_eq!(done.confirmed, 1);
+    let o2 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o2.state.status, OrderStatus::Settled);
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p[0].confirmations, 3);
+    assert_eq!(p[0].status, PaymentStatus::Confirmed);
+    assert_eq!(
+        db.store
+            .chain_cursor(&chain())
+            .await
+            .unwrap()
+            .unwrap()
+            .height,
+        102
+    );
+}
+
+async fn wrong_asset_recorded_never_counted(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDC", 10_000_000, "0xb", 5)],
+        10,
+        None,
+    ))
+    .await
+    .unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
+    let o1 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o1.state.status, OrderStatus::Pending);
+    assert!(o1.totals.seen().is_zero());
+}
+
+async fn orphaned_payment_reversed_then_remined_once(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xc", 50)],
+        50,
+        None,
+    ))
+    .await
+    .unwrap();
+    // blocks from 50 are orphaned; the new branch does not have the transfer
+    let r = e
+        .apply_chain_batch(&batch(vec![], 52, Some(50)))
+        .await
+        .unwrap();
+    assert_eq!(r.reversed, 1);
+    let o1 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(
+        (o1.state.status, o1.state.reason),
+        (OrderStatus::Pending, StatusReason::Reversed)
+    );
+    // re-mined at 53: the same row comes back
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xc", 53)],
+        55,
+        None,
+    ))
+    .await
+    .unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].status, PaymentStatus::Confirmed);
+    assert_eq!(p[0].block_height, Some(53));
+    let o2 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o2.state.status, OrderStatus::Settled);
+    assert_eq!(o2.totals.confirmed.get(), 10_000_000);
+}
+
+async fn old_address_stays_watched_after_asset_change(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    let old = o.target.as_ref().unwrap().address.clone();
+    let switched = e
+        .choose_asset(&o.merchant_id, &o.id, &asset("USDC"))
+        .await
+        .unwrap();
+    let new = switched.target.as_ref().unwrap().address.clone();
+    assert_ne!(old, new);
+    let watched = db.store.watched_addresses(&chain(), e.now()).await.unwrap();
+    let addrs: Vec<_> = watched.iter().map(|w| w.address.clone()).collect();
+    assert!(addrs.contains(&old) && addrs.contains(&new), "{addrs:?}");
+    // a payment to the old address is still found (and flagged: the order now wants USDC)
+    let mut t = transfer(&o, "USDT", 10_000_000, "0xd", 7);
+    t.to = old;
+    e.apply_chain_batch(&batch(vec![t], 7, None)).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
+}
+
+both_backends! {
+    idempotent_and_confirms => idempotent_and_confirms_with_the_tip;
+    wrong_asset => wrong_asset_recorded_never_counted;
+    reorg => orphaned_payment_reversed_then_remined_once;
+    old_address_watched => old_address_stays_watched_after_asset_change;
+}
