@@ -19,24 +19,7 @@ const crypto = require('crypto');
 // ---------------------------------------------------------------------------------------------
 // 1. Core's regtest encodings and soft forks, patched before any Network object exists.
 // ---------------------------------------------------------------------------------------------
-const networks = require('bcoin/lib/protocol/networks');
-const regtestParams = networks.regtest;
-regtestParams.keyPrefix = {
-  privkey: 0xef,
-  xpubkey: 0x043587cf,
-  xprivkey: 0x04358394,
-  xpubkey58: 'tpub',
-  xprivkey58: 'tprv',
-  coinType: 1
-};
-regtestParams.addressPrefix = {
-  pubkeyhash: 0x6f,
-  scripthash: 0xc4,
-  witnesspubkeyhash: 0x03,
-  witnessscripthash: 0x28,
-  bech32: 'bcrt'
-};
-regtestParams.rpcPort = 18443;
+require('./regtest-network');
 // Soft forks that Core's regtest has buried (active from the start): active from this height.
 const SOFTFORK_HEIGHT = 1;
 const BURIED = new Set(['csv', 'segwit']);
@@ -45,7 +28,6 @@ const bcoin = require('bcoin');
 const { Chain, FullNode, Mempool, TX, Amount } = bcoin;
 const thresholdStates = require('bcoin/lib/blockchain/common').thresholdStates;
 const util = require('bcoin/lib/utils/util');
-const WalletRPC = require('bcoin/lib/wallet/rpc');
 
 const originalGetState = Chain.prototype.getState;
 Chain.prototype.getState = async function getState(prev, deployment) {
