@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Bitcoin regtest node (bcoin from npm) used by crates/chain-bitcoin's tests.
+tools/bitcoin-regtest/install.sh
+
 run_tests() {
     printf '\n==> running the test suite (SQLite and PostgreSQL)\n' >&2
     if cargo nextest --version >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 // and why.
 //
 //   node regtest-node.js [--port 0] [--rpcuser coffer] [--rpcpassword coffer] [--loglevel error]
+//                        [--lifeline stdin]
 //
 // Serves Bitcoin Core's JSON-RPC (node and wallet methods, `/` and `/wallet/<name>`) on one
 // loopback port. Prints one JSON line `{"ready":true,"port":N,...}` on stdout once ready and
@@ -80,7 +81,7 @@ Mempool.prototype._handleReorg = async function _handleReorg() {
 // Command line
 // ---------------------------------------------------------------------------------------------
 function parseArgs(argv) {
-  const out = { port: 0, rpcuser: 'coffer', rpcpassword: 'coffer', loglevel: 'error' };
+  const out = { port: 0, rpcuser: 'coffer', rpcpassword: 'coffer', loglevel: 'error', lifeline: 'no' };
   for (let i = 0; i < argv.length; i++) {
     let [key, value] = argv[i].replace(/^--?/, '').split('=', 2);
     if (value === undefined) value = argv[++i];
@@ -183,8 +184,11 @@ async function main() {
   const invalidated = new Set();
 
   async function walletSynced() {
-    await waitFor(() => wdb.state.height === chain.height
-      && wdb.state.hash === chain.tip.hash, 10000);
+    await waitFor(async () => {
+      if (wdb.state.height !== chain.height) return false;
+      const tip = await wdb.getTip();
+      return Boolean(tip) && tip.hash === chain.tip.hash;
+    }, 10000);
   }
 
   function isMature(coin) {
@@ -229,7 +233,6 @@ async function main() {
   function headerJSON(entry, json) {
     json.bits = bitsHex(entry.bits);
     json.nonce = entry.nonce >>> 0;
-    json.nTx = undefined;
     if (json.previousblockhash === null) delete json.previousblockhash;
     if (json.nextblockhash === null) delete json.nextblockhash;
     return json;
@@ -649,6 +652,12 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // --lifeline stdin: exit when stdin closes (the parent test process died without stopping us).
+  if (args.lifeline === 'stdin') {
+    process.stdin.on('end', stop);
+    process.stdin.on('error', stop);
+    process.stdin.resume();
+  }
 
   const address = server.address();
   process.stdout.write(JSON.stringify({

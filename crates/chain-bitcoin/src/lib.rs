@@ -11,6 +11,7 @@
 pub mod derive;
 pub mod gap;
 pub mod matching;
+pub mod regtest;
 pub mod rpc;
 
 pub use derive::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
