@@ -164,3 +164,109 @@ pub fn mempool_diff(
     gone.sort();
     MempoolDiff { added, gone }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bitcoin::absolute::LockTime;
+    use bitcoin::hashes::Hash;
+    use bitcoin::transaction::Version;
+    use bitcoin::{Amount, OutPoint, Sequence, TxIn, TxOut, Witness};
+
+    fn script(n: u8) -> ScriptBuf {
+        let mut s = vec![0x00, 0x14];
+        s.extend_from_slice(&[n; 20]);
+        ScriptBuf::from_bytes(s)
+    }
+
+    fn tx(sequences: &[u32], outputs: &[(u8, u64)]) -> Transaction {
+        Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: sequences
+                .iter()
+                .enumerate()
+                .map(|(i, s)| TxIn {
+                    previous_output: OutPoint {
+                        txid: Txid::from_byte_array([u8::try_from(i).unwrap() + 1; 32]),
+                        vout: 0,
+                    },
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence(*s),
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: outputs
+                .iter()
+                .map(|(n, sat)| TxOut {
+                    value: Amount::from_sat(*sat),
+                    script_pubkey: script(*n),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn matches_every_watched_output_with_vout_and_amount() {
+        let t = tx(&[u32::MAX], &[(1, 1000), (2, 2000), (1, 3000), (3, 4000)]);
+        let watched: WatchedScripts = [script(1), script(3)].into_iter().collect();
+        let found = match_transaction(&t, &watched);
+        let summary: Vec<(u32, u128)> = found.iter().map(|t| (t.vout, t.amount.get())).collect();
+        assert_eq!(summary, [(0, 1000), (2, 3000), (3, 4000)]);
+        assert!(
+            found
+                .iter()
+                .all(|f| f.txid == t.compute_txid() && !f.coinbase)
+        );
+        assert!(match_transaction(&t, &WatchedScripts::new()).is_empty());
+    }
+
+    #[test]
+    fn block_round_trip_through_raw_bytes() {
+        let block = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest);
+        let raw = encode::serialize(&block);
+        let watched: WatchedScripts = [block.txdata[0].output[0].script_pubkey.clone()]
+            .into_iter()
+            .collect();
+        let m = parse_and_match_block(&raw, &watched).unwrap();
+        assert_eq!(
+            m.hash.to_string(),
+            "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
+        );
+        assert_eq!(m.transfers.len(), 1);
+        assert!(m.transfers[0].coinbase);
+        assert_eq!(m.transfers[0].amount, BaseUnits::new(5_000_000_000));
+        assert!(parse_block(&raw[..raw.len() - 1]).is_err());
+        assert!(parse_block_hex("zz").is_err());
+        assert_eq!(
+            parse_block_hex(&hex::encode(&raw)).unwrap().block_hash(),
+            m.hash
+        );
+    }
+
+    #[test]
+    fn bip125_signalling() {
+        assert!(!signals_rbf(&tx(&[u32::MAX], &[])));
+        assert!(!signals_rbf(&tx(&[0xffff_fffe, u32::MAX], &[])));
+        assert!(signals_rbf(&tx(&[u32::MAX, 0xffff_fffd], &[])));
+        assert!(signals_rbf(&tx(&[0], &[])));
+        // Inherited: a non-signalling child of a replaceable unconfirmed parent.
+        let child = tx(&[u32::MAX], &[]);
+        assert!(!is_replaceable(&child, |_| None));
+        assert!(!is_replaceable(&child, |_| Some(false)));
+        assert!(is_replaceable(&child, |_| Some(true)));
+    }
+
+    #[test]
+    fn mempool_diff_reports_new_and_vanished() {
+        let a = Txid::from_byte_array([1; 32]);
+        let b = Txid::from_byte_array([2; 32]);
+        let c = Txid::from_byte_array([3; 32]);
+        let previous: HashSet<Txid> = [a, b].into_iter().collect();
+        let pending: HashSet<Txid> = [a, b].into_iter().collect();
+        let diff = mempool_diff(&previous, &[b, c], &pending);
+        assert_eq!(diff.added, [c]);
+        assert_eq!(diff.gone, [a]);
+    }
+}
