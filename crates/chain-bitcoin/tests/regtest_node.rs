@@ -258,17 +258,13 @@ async fn errors_have_cores_codes() {
     }
 
     // Wrong credentials: 401, a typed error.
-    let mut bad = node.client(None).unwrap();
-    bad = {
-        drop(bad);
-        coffer_chain_bitcoin::BitcoindRpc::new(coffer_chain_bitcoin::RpcConfig {
-            url: node.url(),
-            user: "coffer".into(),
-            password: "wrong".into(),
-            timeout: std::time::Duration::from_secs(5),
-        })
-        .unwrap()
-    };
+    let bad = coffer_chain_bitcoin::BitcoindRpc::new(coffer_chain_bitcoin::RpcConfig {
+        url: node.url(),
+        user: "coffer".into(),
+        password: "wrong".into(),
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
     assert!(matches!(
         bad.get_blockchain_info().await.unwrap_err(),
         RpcError::Unauthorized

@@ -199,7 +199,10 @@ async fn engine(config: &Config) -> Result<Engine> {
         store,
         rates: Arc::new(config.fixed_rates()?),
         assets: Arc::new(config.registry()?),
-        derivers: Derivers::default(),
+        derivers: Derivers::default().with(
+            coffer_core::ChainKind::Bitcoin,
+            Arc::new(coffer_chain_bitcoin::BitcoinDeriver::new()),
+        ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: config.public_url(),
