@@ -248,25 +248,37 @@ async function main() {
     return isMain ? chain.height - entry.height + 1 : -1;
   }
 
+  // BIP-125: replaceable if it signals, or if an unconfirmed ancestor does.
+  function replaceable(tx, seen = new Set()) {
+    if (tx.inputs.some(input => input.sequence < 0xfffffffe)) return true;
+    for (const { prevout } of tx.inputs) {
+      if (seen.has(prevout.hash)) continue;
+      seen.add(prevout.hash);
+      const parent = mempool.getEntry(prevout.hash);
+      if (parent && replaceable(parent.tx, seen)) return true;
+    }
+    return false;
+  }
+
   function mempoolEntryJSON(entry) {
     const e = nodeRpc.entryToJSON(entry);
     const tx = entry.tx;
-    const replaceable = tx.inputs.some(input => input.sequence < 0xfffffffe);
     const fee = Amount.btc(entry.fee, true);
     return {
       vsize: tx.getVirtualSize(),
       weight: tx.getWeight(),
       time: e.time,
       height: e.height,
-      descendantcount: e.descendantcount,
+      // Core counts the transaction itself in both.
+      descendantcount: e.descendantcount + 1,
       descendantsize: e.descendantsize,
-      ancestorcount: e.ancestorcount,
+      ancestorcount: e.ancestorcount + 1,
       ancestorsize: tx.getVirtualSize(),
       wtxid: tx.wtxid(),
       fees: { base: fee, modified: fee, ancestor: fee, descendant: fee },
       depends: e.depends,
       spentby: [],
-      'bip125-replaceable': replaceable,
+      'bip125-replaceable': replaceable(tx),
       unbroadcast: false
     };
   }
@@ -309,9 +321,10 @@ async function main() {
       json.nTx = block.txs.length;
       if (!isMain) json.nextblockhash = null;
       if (verbosity >= 2) {
-        for (const tx of json.tx) {
+        json.tx.forEach((tx, i) => {
           delete tx.blockhash; delete tx.confirmations; delete tx.time; delete tx.blocktime;
-        }
+          tx.hex = block.txs[i].toRaw().toString('hex');
+        });
       }
       return headerJSON(entry, json);
     },

@@ -222,7 +222,7 @@ async fn errors_have_cores_codes() {
         .call("getblock", json!([coinbase_block.to_string(), 2]))
         .await
         .unwrap();
-    let coinbase_hex = block["tx"][0]["hex"].as_str().map(str::to_owned);
+    let coinbase_hex = block["tx"][0]["hex"].as_str().unwrap().to_owned();
     // A transaction spending an output that does not exist: missing inputs (-25).
     let spend_missing = "0200000001".to_owned()
         + &"33".repeat(32)
@@ -240,22 +240,20 @@ async fn errors_have_cores_codes() {
         .unwrap_err();
     assert!(matches!(err, RpcError::Rpc { code: -25, .. }), "{err}");
     // A coinbase is never accepted into the mempool (-26 or -27).
-    if let Some(hex) = coinbase_hex {
-        let err = rpc
-            .call::<Value>("sendrawtransaction", json!([hex]))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RpcError::Rpc {
-                    code: -26 | -27,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
+    let err = rpc
+        .call::<Value>("sendrawtransaction", json!([coinbase_hex]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RpcError::Rpc {
+                code: -26 | -27,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // Wrong credentials: 401, a typed error.
     let bad = coffer_chain_bitcoin::BitcoindRpc::new(coffer_chain_bitcoin::RpcConfig {
