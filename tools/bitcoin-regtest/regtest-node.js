@@ -548,6 +548,56 @@ async function main() {
       return txid;
     },
 
+    // bcoin's version crashes reading `details.fee` when the fee is unknown (a received tx).
+    async gettransaction(params) {
+      await walletSynced();
+      const hash = hashArg(params[0], 'txid');
+      const wallet = wdb.primary;
+      const wtx = await wallet.getTX(hash);
+      if (!wtx) throw new RpcError(RPC_INVALID_ADDRESS_OR_KEY, 'Invalid or non-wallet transaction id');
+      const details = await wallet.toDetails(wtx);
+      const receive = !details.inputs.some(member => member.path);
+      // The fee is known only when every input is the wallet's.
+      const feeKnown = details.inputs.every(member => member.path);
+      const fee = feeKnown ? details.getFee() : 0;
+      const det = [];
+      let sent = 0;
+      let received = 0;
+      details.outputs.forEach((member, i) => {
+        const address = member.address ? member.address.toString(node.network) : undefined;
+        if (member.path) {
+          if (member.path.branch === 1) return; // change
+          det.push({ address, category: 'receive', amount: Amount.btc(member.value, true), label: '', vout: i });
+          received += member.value;
+          return;
+        }
+        if (receive) return;
+        const item = { address, category: 'send', amount: -Amount.btc(member.value, true), vout: i };
+        if (feeKnown) item.fee = -Amount.btc(fee, true);
+        det.push(item);
+        sent += member.value;
+      });
+      const out = {
+        amount: Amount.btc(receive ? received : -sent, true),
+        confirmations: details.getDepth(chain.height),
+        txid: util.revHex(details.hash),
+        walletconflicts: [],
+        time: details.mtime,
+        timereceived: details.mtime,
+        'bip125-replaceable': replaceable(details.tx) ? 'yes' : 'no',
+        details: det,
+        hex: details.tx.toRaw().toString('hex')
+      };
+      if (!receive && feeKnown) out.fee = -Amount.btc(fee, true);
+      if (details.block) {
+        out.blockhash = util.revHex(details.block);
+        out.blockheight = details.height;
+        out.blockindex = details.index;
+        out.blocktime = details.time;
+      }
+      return out;
+    },
+
     async generatetoaddress(params) {
       const result = await nodeRpc.execute({ method: 'generatetoaddress', params });
       await walletSynced();

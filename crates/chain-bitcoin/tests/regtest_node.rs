@@ -147,6 +147,16 @@ async fn mining_payment_confirmations_and_reorg() {
     // With the tx index, a confirmed transaction is still found.
     assert!(rpc.get_raw_transaction(&txid).await.unwrap().is_some());
 
+    // The wallet's view: a send with its fee, confirmed once.
+    let wtx: Value = wallet_rpc
+        .call("gettransaction", json!([txid.to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(wtx["confirmations"], json!(1));
+    assert_eq!(wtx["amount"], json!(-0.125));
+    assert!(wtx["fee"].is_number() && wtx["fee"].to_string().starts_with('-'));
+    assert_eq!(wtx["blockhash"], json!(b1.to_string()));
+
     // Confirmations count up.
     assert_eq!(confirmations(&rpc, &b1).await, 1);
     let old_tip = *mine(&rpc, 2, &w).await.last().unwrap();
