@@ -41,6 +41,8 @@ install_evm_tools() {
     export COFFER_TEST_ANVIL COFFER_TEST_CAST
 }
 install_evm_tools
+# The Bitcoin regtest node (bcoin from npm) used by crates/chain-bitcoin's tests.
+tools/bitcoin-regtest/install.sh
 
 run_tests() {
     printf '\n==> running the test suite (SQLite and PostgreSQL)\n' >&2

@@ -226,10 +226,15 @@ async fn engine(config: &Config) -> Result<Engine> {
         store,
         rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
-        derivers: Derivers::default().with(
-            coffer_core::ChainKind::Evm,
-            Arc::new(coffer_chain_evm::EvmDeriver),
-        ),
+        derivers: Derivers::default()
+            .with(
+                coffer_core::ChainKind::Evm,
+                Arc::new(coffer_chain_evm::EvmDeriver),
+            )
+            .with(
+                coffer_core::ChainKind::Bitcoin,
+                Arc::new(coffer_chain_bitcoin::BitcoinDeriver::new()),
+            ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: config.public_url(),

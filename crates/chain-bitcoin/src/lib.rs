@@ -1,0 +1,27 @@
+//! Bitcoin for Coffer.
+//!
+//! - [`derive`]: receiving addresses from a merchant's xpub/ypub/zpub (tpub/upub/vpub) or a
+//!   `wpkh`/`sh(wpkh)`/`pkh` descriptor — [`BitcoinDeriver`] implements the engine's
+//!   [`coffer_engine::AddressDeriver`].
+//! - [`matching`]: parse raw blocks and transactions with the `bitcoin` crate and match
+//!   outputs against the watched scriptPubKeys; BIP-125 replaceability; mempool diffs.
+//! - [`rpc`]: a minimal bitcoind JSON-RPC client for a watcher.
+//! - [`gap`]: gap-limit awareness (runs of unpaid issued addresses).
+
+pub mod derive;
+pub mod gap;
+pub mod matching;
+pub mod regtest;
+pub mod rpc;
+
+pub use derive::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
+pub use gap::{GAP_LIMIT_WARNING, GapReport, gap_report};
+pub use matching::{
+    MatchedBlock, MempoolDiff, ParseError, Transfer, WatchedScripts, is_replaceable, match_block,
+    match_transaction, mempool_diff, parse_and_match_block, parse_block, parse_block_hex,
+    parse_transaction_hex, signals_rbf,
+};
+pub use rpc::{BitcoindRpc, BlockHeaderInfo, BlockchainInfo, RpcConfig, RpcError};
+
+/// Re-exported so callers use the same `bitcoin` version.
+pub use bitcoin;
