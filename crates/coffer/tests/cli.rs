@@ -247,6 +247,8 @@ impl Server {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        // Waited for in `terminate` or `Drop`.
+        #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();

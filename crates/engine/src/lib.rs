@@ -67,8 +67,11 @@ pub trait AddressDeriver: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Derivers {
     kinds: HashMap<ChainKind, Arc<dyn AddressDeriver>>,
-    next: Arc<Mutex<HashMap<(MerchantId, ChainId), (String, u32)>>>,
+    next: Arc<Mutex<NextIndexes>>,
 }
+
+/// Per wallet (merchant, chain): its descriptor and the next index to hand out.
+type NextIndexes = HashMap<(MerchantId, ChainId), (String, u32)>;
 
 impl Derivers {
     pub fn with(mut self, kind: ChainKind, deriver: Arc<dyn AddressDeriver>) -> Self {
@@ -89,7 +92,7 @@ impl Derivers {
         })
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<(MerchantId, ChainId), (String, u32)>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, NextIndexes> {
         // A poisoned lock only means another task panicked mid-update of a plain map entry.
         self.next
             .lock()

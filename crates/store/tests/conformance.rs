@@ -493,7 +493,7 @@ async fn pagination_is_stable_and_complete(db: &TestDb) {
         expected.push(o);
     }
     create(db, &order(&b.id, None, T0)).await.unwrap();
-    expected.sort_by(|x, y| (y.created_at, y.id.clone()).cmp(&(x.created_at, x.id.clone())));
+    expected.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id.clone())));
 
     let mut seen = Vec::new();
     let mut after = None;
