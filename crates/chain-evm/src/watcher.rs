@@ -520,7 +520,14 @@ impl EvmWatcher {
                 Err(e) => {
                     tracing::warn!(chain = %self.cfg.chain, error = %e, "watcher step failed; retrying");
                     let msg = e.to_string();
-                    self.set_health(|h| h.last_error = Some(msg));
+                    // No answer at all for `stall_after` (every endpoint down) is a stall too.
+                    let stalled = self
+                        .last_tip
+                        .is_none_or(|(_, since)| since.elapsed() >= self.cfg.stall_after);
+                    self.set_health(|h| {
+                        h.last_error = Some(msg);
+                        h.stalled |= stalled;
+                    });
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     backoff
                 }
