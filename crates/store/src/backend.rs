@@ -99,6 +99,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Begin a write transaction.
     async fn begin(&self) -> Result<Self::Tx, StoreError>;
     async fn commit(tx: Self::Tx) -> Result<(), StoreError>;
+    async fn rollback(tx: Self::Tx) -> Result<(), StoreError>;
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError>;
     async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError>;
     /// Read outside a write transaction.
@@ -249,9 +250,21 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // The writer's commits group many changesets (see `SqlStore::with_group_commit`):
+        // - statement and savepoint journals (rollback within a transaction, never needed
+        //   after a crash) stay in memory instead of a temporary file;
+        // - the WAL is checkpointed into the database every 10,000 pages (~40 MB) instead of
+        //   1,000: index pages hit again and again are copied once, and the checkpoint, which
+        //   runs inside the commit that crosses the mark, stalls the writer ten times less
+        //   often. Neither changes durability: every commit still fsyncs the WAL.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", "10000"),
+            )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
@@ -280,6 +293,10 @@ impl Backend for SqliteBackend {
 
     async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
         Ok(tx.commit().await?)
+    }
+
+    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.rollback().await?)
     }
 
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
@@ -345,6 +362,10 @@ impl Backend for PostgresBackend {
         Ok(tx.commit().await?)
     }
 
+    async fn rollback(tx: Self::Tx) -> Result<(), StoreError> {
+        Ok(tx.rollback().await?)
+    }
+
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
         Ok(query.execute(&mut **tx).await?.rows_affected())
@@ -393,5 +414,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(journal[0].text("journal_mode").unwrap(), "wal");
+        let temp = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA temp_store"))
+            .await
+            .unwrap();
+        assert_eq!(temp[0].int("temp_store").unwrap(), 2, "MEMORY");
+        let checkpoint = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA wal_autocheckpoint"))
+            .await
+            .unwrap();
+        assert_eq!(checkpoint[0].int("wal_autocheckpoint").unwrap(), 10_000);
     }
 }

@@ -142,11 +142,11 @@ const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT coffer_changeset";
 ///
 /// The changesets were queued concurrently, so any serial order is a correct one. Those that
 /// only insert (orders being created, events, payments…) are first tried together, as one
-/// multi-row statement per table inside a savepoint: a few statements for the whole group
-/// instead of several per changeset. If that fails, it is rolled back and they join the
-/// others, which run one by one, each in its own savepoint, so each failure (a duplicate
-/// `order_no`, a stale version…) rolls back that changeset alone and is reported to its
-/// caller alone. Then one COMMIT, one fsync, for all.
+/// multi-row statement per table, first thing in the transaction: a few statements for the
+/// whole group instead of several per changeset. If that fails, the transaction is rolled
+/// back and begun again, and they join the others, which run one by one, each in its own
+/// savepoint, so each failure (a duplicate `order_no`, a stale version…) rolls back that
+/// changeset alone and is reported to its caller alone. Then one COMMIT, one fsync, for all.
 async fn commit_group<B: Backend>(
     backend: &B,
     changesets: &[Changeset],
@@ -198,16 +198,16 @@ async fn run_group<B: Backend>(
             merged.into_iter().map(|(_, writes)| writes),
             B::ANONYMOUS_PLACEHOLDERS,
         );
-        B::execute(&mut tx, Query::new(SAVEPOINT)).await?;
+        // Nothing else is in the transaction yet, so a failure here needs no savepoint (whose
+        // journal would cost a copy of every page the pass touches): roll back, start over.
         if run_all::<B>(&mut tx, statements).await.is_ok() {
-            B::execute(&mut tx, Query::new(RELEASE)).await?;
             for i in members {
                 outcomes[i] = Some(Ok(()));
             }
         } else {
             // Someone's changeset fails: find out whose, one by one.
-            B::execute(&mut tx, Query::new(ROLLBACK_TO)).await?;
-            B::execute(&mut tx, Query::new(RELEASE)).await?;
+            B::rollback(tx).await?;
+            tx = backend.begin().await?;
             for i in members {
                 match plan(&changesets[i]) {
                     Ok(writes) => alone.push((i, writes)),
