@@ -1,6 +1,7 @@
 //! The [`Store`] implementation, written once over any [`Backend`].
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use crate::webhooks;
 use crate::{
     AttemptRecord, ChainCursor, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery,
     DeliveryRecord, EventQuery, IdempotencyRecord, NewDelivery, OrderQuery, Store, StoreError,
-    StoredEvent, StoredResponse, WalletRecord, WatchedAddress, WebhookEndpointRecord,
+    StoredEvent, StoredResponse, WalletMark, WalletRecord, WatchedAddress, WebhookEndpointRecord,
 };
 
 /// Largest page any list query returns.
@@ -198,9 +199,10 @@ async fn run_group<B: Backend>(
             merged.into_iter().map(|(_, writes)| writes),
             B::ANONYMOUS_PLACEHOLDERS,
         );
+        let marks = merged_marks(members.iter().map(|&i| &changesets[i]));
         // Nothing else is in the transaction yet, so a failure here needs no savepoint (whose
         // journal would cost a copy of every page the pass touches): roll back, start over.
-        if run_all::<B>(&mut tx, statements).await.is_ok() {
+        if run_fast::<B>(&mut tx, statements, marks).await.is_ok() {
             for i in members {
                 outcomes[i] = Some(Ok(()));
             }
@@ -487,10 +489,12 @@ impl Kind {
         Kind::Outbox,
     ];
 
-    /// An update must hit exactly its expected version, which a multi-row statement cannot
-    /// report row by row; every other write is a plain (up)sert.
+    /// Whether a changeset made of such writes can join the group's fast pass: the kinds in
+    /// [`Kind::MERGED`] as multi-row inserts, and wallet marks collapsed to one update per
+    /// wallet (see [`merged_marks`]). An order update must hit exactly its expected version,
+    /// which a multi-row statement cannot report row by row.
     fn mergeable(self) -> bool {
-        Kind::MERGED.contains(&self)
+        Kind::MERGED.contains(&self) || self == Kind::WalletMark
     }
 
     fn sql(self) -> &'static str {
@@ -549,11 +553,7 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + 2,
     );
     for mark in &changes.wallet_marks {
-        let query = Query::new(MARK_WALLET_INDEX)
-            .int(i64::from(mark.index))
-            .text(mark.merchant_id.as_str())
-            .text(mark.chain.as_str())
-            .text(mark.descriptor.clone());
+        let query = mark_wallet(mark);
         writes.push(Write {
             kind: Kind::WalletMark,
             query,
@@ -708,6 +708,34 @@ const RESPOND_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status = $3, body
 const RELEASE_IDEMPOTENCY: &str =
     "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
 
+fn mark_wallet(mark: &WalletMark) -> Query {
+    Query::new(MARK_WALLET_INDEX)
+        .int(i64::from(mark.index))
+        .text(mark.merchant_id.as_str())
+        .text(mark.chain.as_str())
+        .text(mark.descriptor.clone())
+}
+
+/// The wallet marks of several changesets as one update per wallet, at its highest index. A
+/// mark only ever raises `next_index`, and every mark of one wallet and descriptor matches
+/// the same row or none, so the highest one has the effect, and the outcome, of them all.
+/// Wallets come in a fixed order, so concurrent groups take their row locks in one order.
+fn merged_marks<'a>(changesets: impl IntoIterator<Item = &'a Changeset>) -> Vec<Query> {
+    let mut highest: BTreeMap<(&str, &str, &str), &WalletMark> = BTreeMap::new();
+    for mark in changesets.into_iter().flat_map(|c| &c.wallet_marks) {
+        let key = (
+            mark.merchant_id.as_str(),
+            mark.chain.as_str(),
+            mark.descriptor.as_str(),
+        );
+        let entry = highest.entry(key).or_insert(mark);
+        if mark.index > entry.index {
+            *entry = mark;
+        }
+    }
+    highest.into_values().map(mark_wallet).collect()
+}
+
 /// Keep every address an order was given watched: `choose_asset` can change it.
 fn order_address(order: &Order) -> Option<Write> {
     let target = order.target.as_ref()?;
@@ -738,9 +766,20 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
     Ok(())
 }
 
-async fn run_all<B: Backend>(tx: &mut B::Tx, statements: Vec<Query>) -> Result<(), StoreError> {
+/// The group's fast pass: its multi-row inserts, then its wallet marks, each of which must
+/// match its wallet.
+async fn run_fast<B: Backend>(
+    tx: &mut B::Tx,
+    statements: Vec<Query>,
+    marks: Vec<Query>,
+) -> Result<(), StoreError> {
     for q in statements {
         B::execute(tx, q).await?;
+    }
+    for q in marks {
+        if B::execute(tx, q).await? != 1 {
+            return Err(StoreError::Conflict("wallet"));
+        }
     }
     Ok(())
 }
@@ -759,6 +798,9 @@ fn merge(changesets: impl IntoIterator<Item = Vec<Write>>, anonymous: bool) -> V
         for Write { kind, query } in writes {
             if let Some(k) = Kind::MERGED.iter().position(|m| *m == kind) {
                 by_kind[k].push(query);
+            } else {
+                // The caller merges wallet marks itself; nothing else may reach here.
+                debug_assert_eq!(kind, Kind::WalletMark);
             }
         }
     }
@@ -1543,5 +1585,71 @@ mod tests {
             ]
         );
         assert_eq!(store.pending_outbox(100).await.unwrap().len(), 4);
+    }
+
+    async fn count<B: Backend>(backend: &B, sql: &'static str) -> i64 {
+        backend.fetch(Query::new(sql)).await.unwrap()[0]
+            .int("n")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_groups_wallet_marks_collapse_to_the_highest_and_a_stale_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = crate::SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        backend.migrate().await.unwrap();
+        let a = merchant(1);
+        let setup = [changeset(&[&a], vec![])];
+        let outcomes = commit_group(&backend, &setup, planned(&setup)).await;
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+        let mut tx = backend.begin().await.unwrap();
+        let wallet = Query::new(
+            "INSERT INTO wallets (merchant_id, chain, descriptor, next_index, created_at, \
+             updated_at) VALUES ($1, $2, $3, 0, 0, 0)",
+        )
+        .text(a.id.as_str())
+        .text("bsc")
+        .text("xpub-new");
+        crate::SqliteBackend::execute(&mut tx, wallet)
+            .await
+            .unwrap();
+        crate::SqliteBackend::commit(tx).await.unwrap();
+
+        let with_mark = |n: u8, index: u32, descriptor: &str| Changeset {
+            events: vec![event(&a, n)],
+            wallet_marks: vec![WalletMark {
+                merchant_id: a.id.clone(),
+                chain: ChainId::parse("bsc").unwrap(),
+                descriptor: descriptor.into(),
+                index,
+            }],
+            ..Changeset::default()
+        };
+        let group = [
+            with_mark(1, 3, "xpub-new"),
+            with_mark(2, 7, "xpub-new"),
+            with_mark(3, 5, "xpub-new"),
+        ];
+        let outcomes = commit_group(&backend, &group, planned(&group)).await;
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        let next = "SELECT next_index AS n FROM wallets";
+        assert_eq!(count(&backend, next).await, 8);
+
+        // A mark made with a key the merchant has replaced since fails alone.
+        let group = [with_mark(4, 9, "xpub-new"), with_mark(5, 20, "xpub-old")];
+        let outcomes = commit_group(&backend, &group, planned(&group)).await;
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Conflict("wallet"))),
+            "{outcomes:?}"
+        );
+        assert_eq!(count(&backend, next).await, 10);
+        assert_eq!(
+            count(&backend, "SELECT count(*) AS n FROM events").await,
+            4,
+            "the stale changeset's event is not written"
+        );
     }
 }
