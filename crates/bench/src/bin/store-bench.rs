@@ -1,8 +1,10 @@
 //! `store-bench`: durable order inserts and their read-back, on SQLite and PostgreSQL.
 //!
 //! Each insert is one `Store::commit` of exactly what the engine writes when it creates an
-//! order: the order (with a payment target), its `created` timeline entry and its
-//! `order.created` event (plus the event's outbox row, which the store adds). C concurrent
+//! order: the order (with a payment target at its own address), its `created` timeline
+//! entry, its `order.created` event and the mark moving the merchant's wallet past the
+//! order's derivation index (the store adds the event's outbox row and the order's address
+//! row). C concurrent
 //! tokio tasks insert until `--orders` are written (or `--duration` elapses); then the same
 //! number of tasks read every inserted order back with `get_order(merchant, id)`.
 //!
@@ -30,7 +32,7 @@ use coffer_core::{
     MerchantId, Order, OrderId, OrderState, PaymentTarget, Price, SettlementPolicy, TimelineEntry,
     Totals,
 };
-use coffer_store::{Changeset, Store};
+use coffer_store::{Changeset, Store, WalletMark};
 use rust_decimal::Decimal;
 use sqlx::Connection;
 use time::OffsetDateTime;
@@ -136,6 +138,13 @@ fn now_ms() -> anyhow::Result<OffsetDateTime> {
     Ok(now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)?)
 }
 
+/// The merchant's receiving wallet (any account xpub: the store only compares it).
+const DESCRIPTOR: &str = "xpub6CUGRUonZSQ4TWtTMmzXdrXDtypWKiKrhko4egpiMZbpiaQL2jkwSB1icqYh2cfDfVxdx4df189oLKnC5fSwqPfgyP3hooxujYzAu3fDVmz";
+
+fn asset() -> anyhow::Result<AssetId> {
+    Ok(AssetId::from_str("bsc:USDT")?)
+}
+
 /// The changeset `Engine::create_order` commits for an order with an asset.
 fn create_order_changeset(
     merchant: &MerchantId,
@@ -159,7 +168,7 @@ fn create_order_changeset(
         currency: "USD".into(),
         fixed_stablecoin_rate: true,
         target: Some(PaymentTarget {
-            asset: AssetId::from_str("bsc:USDT")?,
+            asset: asset()?,
             amount_due: BaseUnits::new(19_990_000_000_000_000_000),
             // Addresses are unique per order (migration 0007).
             address: format!("0x{}", hex::encode(rnd::<20>()?)),
@@ -223,6 +232,12 @@ fn create_order_changeset(
         )],
         new_orders: vec![order],
         events: vec![event],
+        wallet_marks: vec![WalletMark {
+            merchant_id: merchant.clone(),
+            chain: asset()?.chain().clone(),
+            descriptor: DESCRIPTOR.into(),
+            index,
+        }],
         ..Changeset::default()
     };
     Ok((changes, inserted))
@@ -334,6 +349,9 @@ async fn run(
             new_merchants: vec![merchant.clone()],
             ..Changeset::default()
         })
+        .await?;
+    store
+        .set_wallet(&merchant.id, asset()?.chain(), DESCRIPTOR, now_ms()?)
         .await?;
     let backend = store.kind();
     // Other work on the machine skews every figure: say how busy it was.
