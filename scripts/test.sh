@@ -44,6 +44,9 @@ install_evm_tools
 # The Bitcoin regtest node (bcoin from npm) used by crates/chain-bitcoin's tests.
 tools/bitcoin-regtest/install.sh
 
+# One-shot builds gain nothing from incremental state, and it doubles the target dir.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 run_tests() {
     printf '\n==> running the test suite (SQLite and PostgreSQL)\n' >&2
     if cargo nextest --version >/dev/null 2>&1; then
