@@ -173,6 +173,23 @@ fn info(record: &DialectCredentialRecord) -> DialectCredentialInfo {
     }
 }
 
+/// The merchant's newest active credential of `dialect`, opened. The same as
+/// [`Engine::active_dialect_credential`], for code that holds only a store (the webhook sender).
+pub async fn active_credential(
+    store: &dyn coffer_store::Store,
+    master: &MasterKey,
+    merchant: &MerchantId,
+    dialect: &str,
+) -> Result<Option<DialectCredential>, EngineError> {
+    let records = store
+        .list_dialect_credentials(merchant, Some(dialect))
+        .await?;
+    match records.iter().rev().find(|r| r.revoked_at.is_none()) {
+        Some(record) => open(master, record).map(Some),
+        None => Ok(None),
+    }
+}
+
 impl Engine {
     /// Create a credential of `dialect` for a merchant. The values are returned once; only
     /// hashes of the identifiers and the sealed values are stored.
@@ -289,14 +306,7 @@ impl Engine {
         merchant: &MerchantId,
         dialect: &str,
     ) -> Result<Option<DialectCredential>, EngineError> {
-        let records = self
-            .store
-            .list_dialect_credentials(merchant, Some(dialect))
-            .await?;
-        match records.iter().rev().find(|r| r.revoked_at.is_none()) {
-            Some(record) => open(master, record).map(Some),
-            None => Ok(None),
-        }
+        active_credential(&*self.store, master, merchant, dialect).await
     }
 
     /// A merchant's dialect credentials (no secret values), oldest first.
