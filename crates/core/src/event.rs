@@ -26,10 +26,13 @@ pub enum EventType {
     PaymentReversed,
     RefundCreated,
     RefundUpdated,
+    RefundRequested,
+    WithdrawalRequested,
+    WithdrawalUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         EventType::OrderCreated,
         EventType::OrderProcessing,
         EventType::OrderSettled,
@@ -45,6 +48,9 @@ impl EventType {
         EventType::PaymentReversed,
         EventType::RefundCreated,
         EventType::RefundUpdated,
+        EventType::RefundRequested,
+        EventType::WithdrawalRequested,
+        EventType::WithdrawalUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,9 @@ impl EventType {
             EventType::PaymentReversed => "payment.reversed",
             EventType::RefundCreated => "refund.created",
             EventType::RefundUpdated => "refund.updated",
+            EventType::RefundRequested => "refund.requested",
+            EventType::WithdrawalRequested => "withdrawal.requested",
+            EventType::WithdrawalUpdated => "withdrawal.updated",
         }
     }
 

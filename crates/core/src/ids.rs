@@ -104,6 +104,9 @@ typed_id!(
     /// A merchant's webhook endpoint.
     WebhookId, "whk_", "webhook");
 typed_id!(
+    /// A payout request (refund or withdrawal) awaiting the merchant's approval.
+    PayoutId, "pout_", "payout");
+typed_id!(
     /// One event's delivery to one destination (webhook endpoint or order callback URL).
     DeliveryId, "dlv_", "delivery");
 

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod merchant;
 pub mod money;
 pub mod order;
+pub mod payout;
 pub mod rate;
 pub mod state;
 pub mod uri;
@@ -17,7 +18,7 @@ pub mod uri;
 pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
 pub use event::{Event, EventType};
 pub use ids::{
-    CheckoutToken, DeliveryId, EventId, KeyId, MerchantId, OrderId, PaymentId, WebhookId,
+    CheckoutToken, DeliveryId, EventId, KeyId, MerchantId, OrderId, PaymentId, PayoutId, WebhookId,
 };
 pub use merchant::{ApiCredential, Merchant, Scope};
 pub use money::{BaseUnits, Decimals, MoneyError, Price, Rounding};
@@ -25,5 +26,6 @@ pub use order::{
     LockedRate, MatchStatus, Order, OrderLinks, Payment, PaymentStatus, PaymentTarget,
     SettlementPolicy, TimelineEntry,
 };
+pub use payout::{PayoutError, PayoutKind, PayoutRequest, PayoutStatus};
 pub use rate::{FixedRates, Quote, RateError, RateSource, RatesHealth, SourceHealth};
 pub use state::{Cause, OrderState, OrderStatus, StatusReason, Totals};

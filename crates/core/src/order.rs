@@ -161,6 +161,10 @@ pub struct Order {
     /// Which API created the order (`native`, `aurpay`, `payprotocol`, `zaepe`): decides the
     /// shape of its callbacks.
     pub dialect: String,
+    /// Fields the creating dialect must echo back or use in its callbacks (Pay Protocol's
+    /// `notifyUrl`, Aurpay's `timeout_callback`, …): a JSON object, empty for native orders.
+    #[serde(default)]
+    pub dialect_data: serde_json::Map<String, serde_json::Value>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

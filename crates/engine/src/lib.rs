@@ -10,6 +10,7 @@ mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod payments;
+pub mod payouts;
 mod rates;
 mod registry;
 mod validate;
@@ -36,6 +37,7 @@ pub use dialect_keys::{DialectCredential, DialectCredentialInfo, NewDialectCrede
 pub use error::EngineError;
 pub use keys::IssuedKey;
 pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
+pub use payouts::{RefundInput, WithdrawalInput, payout_json};
 pub use registry::AssetRegistry;
 
 /// A receiving address handed out for one order.
@@ -168,6 +170,8 @@ pub struct NewOrder {
     pub fixed_stablecoin_rate: bool,
     /// `native`, `aurpay`, `payprotocol`, `zaepe`.
     pub dialect: String,
+    /// Stored on the order as `Order::dialect_data` (a dialect's own fields).
+    pub dialect_data: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Result of creating an order: a replay of the same `order_no` returns the existing order.
@@ -331,6 +335,7 @@ impl Engine {
             } else {
                 input.dialect.clone()
             },
+            dialect_data: input.dialect_data.clone(),
             expires_at,
             monitor_until: expires_at + self.settings.monitor_for,
             created_at: now,

@@ -199,6 +199,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_unique_addresses.sql"),
     ),
     (
+        10,
+        "payouts_dialects",
+        include_str!("../migrations/sqlite/0010_payouts_dialects.sql"),
+    ),
+    (
         11,
         "dialect_credentials",
         include_str!("../migrations/sqlite/0011_dialect_credentials.sql"),
@@ -235,6 +240,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "unique_addresses",
         include_str!("../migrations/postgres/0007_unique_addresses.sql"),
+    ),
+    (
+        10,
+        "payouts_dialects",
+        include_str!("../migrations/postgres/0010_payouts_dialects.sql"),
     ),
     (
         11,

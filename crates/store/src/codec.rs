@@ -167,6 +167,7 @@ pub fn order_from_row(row: &impl RowExt) -> Result<Order, StoreError> {
         updated_at: time_col(row, "updated_at")?,
         version: row.int("version")?,
         lock_window: time::Duration::milliseconds(row.int("lock_window_ms")?),
+        dialect_data: json("orders.dialect_data", &row.text("dialect_data")?)?,
     })
 }
 
@@ -261,5 +262,40 @@ pub fn cursor_from_row(row: &impl RowExt) -> Result<crate::ChainCursor, StoreErr
         hash: row.text("hash")?,
         recent,
         updated_at: from_ms("chain_cursors.updated_at", row.int("updated_at")?)?,
+    })
+}
+
+pub fn payout_from_row(row: &impl RowExt) -> Result<coffer_core::PayoutRequest, StoreError> {
+    Ok(coffer_core::PayoutRequest {
+        id: parse("payout_requests.id", &row.text("id")?)?,
+        seq: row.int("seq")?,
+        merchant_id: parse("payout_requests.merchant_id", &row.text("merchant_id")?)?,
+        kind: parse("payout_requests.kind", &row.text("kind")?)?,
+        order_id: row
+            .opt_text("order_id")?
+            .map(|v| parse("payout_requests.order_id", &v))
+            .transpose()?,
+        asset: row
+            .opt_text("asset")?
+            .map(|v| parse::<AssetId>("payout_requests.asset", &v))
+            .transpose()?,
+        amount: row
+            .opt_text("amount")?
+            .map(|v| parse::<BaseUnits>("payout_requests.amount", &v))
+            .transpose()?,
+        fiat_amount: row
+            .opt_text("fiat_amount")?
+            .map(|v| parse::<Decimal>("payout_requests.fiat_amount", &v))
+            .transpose()?,
+        fiat_currency: row.opt_text("fiat_currency")?,
+        destination: row.opt_text("destination")?,
+        memo: row.opt_text("memo")?,
+        status: parse("payout_requests.status", &row.text("status")?)?,
+        dialect: row.text("dialect")?,
+        reference: row.opt_text("reference")?,
+        dialect_data: json("payout_requests.dialect_data", &row.text("dialect_data")?)?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+        version: row.int("version")?,
     })
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::{
     ApiCredential, AssetId, ChainId, DeliveryId, Event, EventId, EventType, KeyId, Merchant,
-    MerchantId, Order, OrderId, OrderStatus, Payment, TimelineEntry, WebhookId,
+    MerchantId, Order, OrderId, OrderStatus, Payment, PayoutId, PayoutKind, PayoutRequest,
+    PayoutStatus, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 
@@ -102,6 +103,34 @@ pub struct Changeset {
     pub wallet_marks: Vec<WalletMark>,
     /// A chain watcher's new position, written with the payments it found.
     pub cursor: Option<ChainCursor>,
+    /// Payout requests (refunds, withdrawals) to insert; a repeated dialect reference fails
+    /// the changeset with `Duplicate("payout reference")`.
+    pub new_payouts: Vec<PayoutRequest>,
+    /// Payout updates guarded by the version the caller read (`Conflict("payout")` if stale).
+    pub payout_updates: Vec<PayoutUpdate>,
+}
+
+/// A payout request update guarded by the version the caller read.
+#[derive(Debug, Clone)]
+pub struct PayoutUpdate {
+    /// The payout as it must be stored; its `version` must be `expected_version + 1`.
+    pub payout: PayoutRequest,
+    pub expected_version: i64,
+}
+
+/// Filters for a merchant's payout requests, newest first. Paging by `offset` (dialects with
+/// page numbers) or by `after` (a cursor: the last request's `seq`, exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct PayoutQuery {
+    pub merchant_id: Option<MerchantId>,
+    pub kind: Option<PayoutKind>,
+    pub order_id: Option<OrderId>,
+    pub status: Option<PayoutStatus>,
+    pub dialect: Option<String>,
+    /// Requests with a smaller `seq` than this (the next page after a cursor).
+    pub before_seq: Option<i64>,
+    pub offset: u32,
+    pub limit: u32,
 }
 
 /// "Index `index` of this wallet is used": advances the wallet's `next_index` to at least
@@ -128,6 +157,8 @@ impl Changeset {
             && self.idempotency_releases.is_empty()
             && self.wallet_marks.is_empty()
             && self.cursor.is_none()
+            && self.new_payouts.is_empty()
+            && self.payout_updates.is_empty()
     }
 }
 
@@ -457,6 +488,43 @@ pub trait Store: Send + Sync {
         &self,
         username: &str,
     ) -> Result<Option<MerchantLoginRecord>, StoreError>;
+
+    // ---- payout requests, nonces (dialects) ----------------------------------------------
+
+    /// A merchant's payout request (another merchant's is `None`).
+    async fn get_payout(
+        &self,
+        merchant: &MerchantId,
+        id: &PayoutId,
+    ) -> Result<Option<PayoutRequest>, StoreError>;
+    /// A merchant's payout request by its store sequence number.
+    async fn get_payout_by_seq(
+        &self,
+        merchant: &MerchantId,
+        seq: i64,
+    ) -> Result<Option<PayoutRequest>, StoreError>;
+    /// A merchant's payout request by the reference a dialect gave it.
+    async fn get_payout_by_reference(
+        &self,
+        merchant: &MerchantId,
+        kind: PayoutKind,
+        dialect: &str,
+        reference: &str,
+    ) -> Result<Option<PayoutRequest>, StoreError>;
+    /// Payout requests matching `query`, newest first.
+    async fn list_payouts(&self, query: &PayoutQuery) -> Result<Vec<PayoutRequest>, StoreError>;
+    /// How many payout requests match `query` (ignoring its paging).
+    async fn count_payouts(&self, query: &PayoutQuery) -> Result<u64, StoreError>;
+    /// Record a single-use nonce: `true` if `(scope, nonce)` was seen before and has not yet
+    /// expired (a replay), `false` if it is new (it is now recorded until `expires_at`).
+    /// Rows expired at `now` are pruned on the way.
+    async fn seen_nonce(
+        &self,
+        scope: &str,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

@@ -246,7 +246,7 @@ const ORDER_COLUMNS: &str = "id, merchant_id, order_no, checkout_token, status, 
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms";
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data";
 
 // `concat!` needs literals, so the column list is repeated in the SELECTs below; a unit test
 // checks every copy against ORDER_COLUMNS.
@@ -254,31 +254,31 @@ const SELECT_ORDER_BY_MERCHANT_AND_ID: &str = "SELECT id, merchant_id, order_no,
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE merchant_id = $1 AND id = $2";
 const SELECT_ORDER_BY_NO: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE merchant_id = $1 AND order_no = $2";
 const SELECT_ORDER_BY_ID: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE id = $1";
 const SELECT_ORDER_BY_TOKEN: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE checkout_token = $1";
 const SELECT_ORDERS_PAGE: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders \
      WHERE ($1 IS NULL OR merchant_id = $1) \
        AND ($2 IS NULL OR status = $2) \
@@ -292,7 +292,7 @@ const SELECT_ORDERS_DUE_FOR_EXPIRY: &str = "SELECT id, merchant_id, order_no, ch
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 
 const INSERT_MERCHANT: &str =
@@ -302,9 +302,9 @@ const INSERT_ORDER: &str = "INSERT INTO orders (id, merchant_id, order_no, check
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms) \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)";
+     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)";
 
 // Identity columns (id, merchant, order_no, token, created_at) never change after insert.
 const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $2, amount = $3, currency = $4, \
@@ -312,8 +312,8 @@ const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $2, amount =
      derivation_path = $10, rate_price = $11, rate_source = $12, rate_at = $13, confirmed = $14, \
      unconfirmed = $15, any_late = $16, any_reversed = $17, policy = $18, description = $19, \
      metadata = $20, success_url = $21, expired_url = $22, callback_url = $23, dialect = $24, \
-     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28, lock_window_ms = $29 \
-     WHERE id = $30 AND version = $31";
+     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28, lock_window_ms = $29, dialect_data = $30 \
+     WHERE id = $31 AND version = $32";
 
 const UPSERT_PAYMENT: &str = "INSERT INTO payments (id, order_id, merchant_id, chain, asset, amount, txid, output_index, \
      from_address, to_address, block_height, block_hash, confirmations, status, match_status, late, \
@@ -350,7 +350,7 @@ const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checko
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
      rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, policy, \
      description, metadata, success_url, expired_url, callback_url, dialect, expires_at, \
-     monitor_until, created_at, updated_at, version, lock_window_ms \
+     monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data \
      FROM orders WHERE id IN (SELECT order_id FROM order_addresses WHERE chain = $1 AND address = $2) \
      ORDER BY created_at, id";
 
@@ -428,6 +428,7 @@ fn insert_order(order: &Order) -> Query {
         .int(ms(order.updated_at))
         .int(order.version)
         .int(window_ms(order))
+        .text(to_json(&order.dialect_data))
 }
 
 fn update_order(order: &Order, expected_version: i64) -> Query {
@@ -435,6 +436,7 @@ fn update_order(order: &Order, expected_version: i64) -> Query {
         .int(ms(order.updated_at))
         .int(order.version)
         .int(window_ms(order))
+        .text(to_json(&order.dialect_data))
         .text(order.id.as_str())
         .int(expected_version)
 }
@@ -475,6 +477,8 @@ enum Kind {
     WalletMark,
     OrderAddress,
     Cursor,
+    Payout,
+    PayoutUpdate,
 }
 
 impl Kind {
@@ -513,6 +517,8 @@ impl Kind {
             Kind::WalletMark => MARK_WALLET_INDEX,
             Kind::OrderAddress => INSERT_ORDER_ADDRESS,
             Kind::Cursor => UPSERT_CURSOR,
+            Kind::Payout => INSERT_PAYOUT,
+            Kind::PayoutUpdate => UPDATE_PAYOUT,
         }
     }
 
@@ -524,6 +530,7 @@ impl Kind {
             (Kind::IdempotencyReserve, StoreError::Duplicate(_)) => {
                 StoreError::Duplicate("idempotency_key")
             }
+            (Kind::Payout, StoreError::Duplicate(_)) => StoreError::Duplicate("payout reference"),
             (Kind::Payment, StoreError::Duplicate(_)) => {
                 StoreError::Duplicate("payment (chain, txid, output)")
             }
@@ -681,6 +688,32 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             query,
         });
     }
+    for payout in &changes.new_payouts {
+        writes.push(Write {
+            kind: Kind::Payout,
+            query: payout_values(
+                Query::new(INSERT_PAYOUT)
+                    .text(payout.id.as_str())
+                    .text(payout.merchant_id.as_str())
+                    .text(payout.kind.as_str())
+                    .opt_text(payout.order_id.as_ref().map(|o| o.as_str().to_owned())),
+                payout,
+            )
+            .int(ms(payout.created_at)),
+        });
+    }
+    for update in &changes.payout_updates {
+        let payout = &update.payout;
+        if payout.version != update.expected_version + 1 {
+            return Err(StoreError::Conflict("payout version"));
+        }
+        writes.push(Write {
+            kind: Kind::PayoutUpdate,
+            query: payout_values(Query::new(UPDATE_PAYOUT), payout)
+                .text(payout.id.as_str())
+                .int(update.expected_version),
+        });
+    }
     if let Some(cursor) = &changes.cursor {
         let recent: Vec<serde_json::Value> = cursor
             .recent
@@ -699,6 +732,52 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
         });
     }
     Ok(writes)
+}
+
+const INSERT_PAYOUT: &str = "INSERT INTO payout_requests (id, merchant_id, kind, order_id, asset, \
+     amount, fiat_amount, fiat_currency, destination, memo, status, dialect, reference, \
+     dialect_data, updated_at, version, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+// Identity columns (id, merchant, kind, order, created_at) never change after insert.
+const UPDATE_PAYOUT: &str = "UPDATE payout_requests SET asset = $1, amount = $2, fiat_amount = $3, \
+     fiat_currency = $4, destination = $5, memo = $6, status = $7, dialect = $8, reference = $9, \
+     dialect_data = $10, updated_at = $11, version = $12 WHERE id = $13 AND version = $14";
+
+const PAYOUT_COLUMNS: &str = "SELECT seq, id, merchant_id, kind, order_id, asset, amount, \
+     fiat_amount, fiat_currency, destination, memo, status, dialect, reference, dialect_data, \
+     created_at, updated_at, version FROM payout_requests";
+
+const PAYOUT_FILTER: &str = " WHERE ($1 IS NULL OR merchant_id = $1) \
+       AND ($2 IS NULL OR kind = $2) \
+       AND ($3 IS NULL OR order_id = $3) \
+       AND ($4 IS NULL OR status = $4) \
+       AND ($5 IS NULL OR dialect = $5) \
+       AND ($6 IS NULL OR seq < $6)";
+
+/// The mutable middle of a payout row, in `UPDATE_PAYOUT` order.
+fn payout_values(q: Query, p: &coffer_core::PayoutRequest) -> Query {
+    q.opt_text(p.asset.as_ref().map(|a| a.to_string()))
+        .opt_text(p.amount.map(|a| a.to_string()))
+        .opt_text(p.fiat_amount.map(|a| a.to_string()))
+        .opt_text(p.fiat_currency.clone())
+        .opt_text(p.destination.clone())
+        .opt_text(p.memo.clone())
+        .text(p.status.as_str())
+        .text(p.dialect.clone())
+        .opt_text(p.reference.clone())
+        .text(to_json(&p.dialect_data))
+        .int(ms(p.updated_at))
+        .int(p.version)
+}
+
+fn payout_filter(q: Query, query: &crate::PayoutQuery) -> Query {
+    q.opt_text(query.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
+        .opt_text(query.kind.map(|k| k.as_str()))
+        .opt_text(query.order_id.as_ref().map(|o| o.as_str().to_owned()))
+        .opt_text(query.status.map(|s| s.as_str()))
+        .opt_text(query.dialect.clone())
+        .opt_int(query.before_seq)
 }
 
 const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
@@ -759,6 +838,9 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
         }
         if kind == Kind::OrderUpdate && n != 1 {
             return Err(StoreError::Conflict("order"));
+        }
+        if kind == Kind::PayoutUpdate && n != 1 {
+            return Err(StoreError::Conflict("payout"));
         }
         if kind == Kind::IdempotencyRespond && n != 1 {
             return Err(StoreError::Conflict("idempotency key"));
@@ -1369,6 +1451,116 @@ impl<B: Backend> Store for SqlStore<B> {
         username: &str,
     ) -> Result<Option<crate::MerchantLoginRecord>, StoreError> {
         dialect::find_login(&*self.backend, username).await
+    }
+
+    async fn get_payout(
+        &self,
+        merchant: &MerchantId,
+        id: &coffer_core::PayoutId,
+    ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
+        let q = Query {
+            sql: Cow::Owned(format!(
+                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND id = $2"
+            )),
+            args: Vec::new(),
+        }
+        .text(merchant.as_str())
+        .text(id.as_str());
+        first(self.backend.fetch(q).await?, codec::payout_from_row)
+    }
+
+    async fn get_payout_by_seq(
+        &self,
+        merchant: &MerchantId,
+        seq: i64,
+    ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
+        let q = Query {
+            sql: Cow::Owned(format!(
+                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND seq = $2"
+            )),
+            args: Vec::new(),
+        }
+        .text(merchant.as_str())
+        .int(seq);
+        first(self.backend.fetch(q).await?, codec::payout_from_row)
+    }
+
+    async fn get_payout_by_reference(
+        &self,
+        merchant: &MerchantId,
+        kind: coffer_core::PayoutKind,
+        dialect: &str,
+        reference: &str,
+    ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
+        let q = Query {
+            sql: Cow::Owned(format!(
+                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND kind = $2 AND dialect = $3 \
+                 AND reference = $4"
+            )),
+            args: Vec::new(),
+        }
+        .text(merchant.as_str())
+        .text(kind.as_str())
+        .text(dialect)
+        .text(reference);
+        first(self.backend.fetch(q).await?, codec::payout_from_row)
+    }
+
+    async fn list_payouts(
+        &self,
+        query: &crate::PayoutQuery,
+    ) -> Result<Vec<coffer_core::PayoutRequest>, StoreError> {
+        let q = Query {
+            sql: Cow::Owned(format!(
+                "{PAYOUT_COLUMNS}{PAYOUT_FILTER} ORDER BY seq DESC LIMIT $7 OFFSET $8"
+            )),
+            args: Vec::new(),
+        };
+        let q = payout_filter(q, query)
+            .int(page_limit(query.limit))
+            .int(i64::from(query.offset));
+        rows(self.backend.fetch(q).await?, codec::payout_from_row)
+    }
+
+    async fn count_payouts(&self, query: &crate::PayoutQuery) -> Result<u64, StoreError> {
+        let q = Query {
+            sql: Cow::Owned(format!(
+                "SELECT count(*) AS n FROM payout_requests{PAYOUT_FILTER}"
+            )),
+            args: Vec::new(),
+        };
+        let found = first(self.backend.fetch(payout_filter(q, query)).await?, |r| {
+            r.int("n")
+        })?;
+        Ok(u64::try_from(found.unwrap_or(0)).unwrap_or(0))
+    }
+
+    async fn seen_nonce(
+        &self,
+        scope: &str,
+        nonce: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.backend.begin().await?;
+        B::execute(
+            &mut tx,
+            Query::new("DELETE FROM seen_nonces WHERE expires_at <= $1").int(ms(now)),
+        )
+        .await?;
+        let inserted = B::execute(
+            &mut tx,
+            Query::new(
+                "INSERT INTO seen_nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (scope, nonce) DO NOTHING",
+            )
+            .text(scope)
+            .text(nonce)
+            .int(ms(expires_at)),
+        )
+        .await?;
+        B::commit(tx).await?;
+        Ok(inserted == 0)
     }
 }
 

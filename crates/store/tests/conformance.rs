@@ -96,6 +96,7 @@ fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTi
         created_at,
         updated_at: created_at,
         version: 1,
+        dialect_data: Default::default(),
         lock_window: Duration::minutes(30),
     }
 }

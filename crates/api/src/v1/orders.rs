@@ -183,6 +183,7 @@ pub async fn create_order(
         expires_in,
         fixed_stablecoin_rate: body.fixed_stablecoin_rate.unwrap_or(false),
         dialect: "native".into(),
+        dialect_data: Default::default(),
     };
     let created = state.engine.create_order(merchant, input).await?;
     let status = if created.created {

@@ -199,6 +199,7 @@ fn create_order_changeset(
         created_at: now,
         updated_at: now,
         version: 1,
+        dialect_data: Default::default(),
         lock_window: time::Duration::minutes(30),
     };
     // The engine's event carries the order's API view; the serialized order is a payload of

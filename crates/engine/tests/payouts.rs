@@ -1,0 +1,481 @@
+//! Seam S2 on real databases: payout requests (refunds, withdrawals), order dialect data,
+//! single-use nonces.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
+    Order, OrderStatus,
+};
+use coffer_core::{PayoutKind, PayoutStatus};
+use coffer_engine::Clock;
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
+    EngineError, EngineSettings, ManualClock, NewOrder, ObservedTransfer, RefundInput,
+    WithdrawalInput,
+};
+use coffer_store::{ChainCursor, EventQuery, PayoutQuery};
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+use time::macros::datetime;
+
+struct Deriver;
+
+impl AddressDeriver for Deriver {
+    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
+        Ok(d.to_owned())
+    }
+    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: format!("{d}-{index}"),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn chain() -> ChainId {
+    ChainId::parse("bsc").unwrap()
+}
+
+fn asset(s: &str) -> AssetId {
+    AssetId::from_str(&format!("bsc:{s}")).unwrap()
+}
+
+fn engine(db: &TestDb) -> (Engine, Arc<ManualClock>) {
+    let c = Chain {
+        id: chain(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BSC".into(),
+        confirmations: 3,
+        evm_chain_id: Some(56),
+    };
+    let a = |s: &str, kind| Asset {
+        id: asset(s),
+        kind,
+        decimals: Decimals::new(6).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: true,
+    };
+    let assets = AssetRegistry::new(
+        vec![c],
+        vec![
+            a("BNB", AssetKind::Native),
+            a(
+                "USDT",
+                AssetKind::Token {
+                    contract: "0xt".into(),
+                },
+            ),
+            a(
+                "USDC",
+                AssetKind::Token {
+                    contract: "0xc".into(),
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC)));
+    (
+        Engine {
+            store: db.store.clone(),
+            rates: Arc::new(FixedRates::new()),
+            assets: Arc::new(assets),
+            derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
+            clock: clock.clone(),
+            settings: Arc::new(EngineSettings::default()),
+        },
+        clock,
+    )
+}
+
+async fn order(e: &Engine, symbol: &str) -> Order {
+    let (m, _) = e.create_merchant("shop").await.unwrap();
+    e.set_wallet(&m.id, "bsc", "w").await.unwrap();
+    e.create_order(
+        &m.id,
+        NewOrder {
+            amount: Decimal::from(10),
+            currency: "USD".into(),
+            asset: Some(asset(symbol)),
+            fixed_stablecoin_rate: true,
+            dialect: "native".into(),
+            ..NewOrder::default()
+        },
+    )
+    .await
+    .unwrap()
+    .order
+}
+
+fn transfer(o: &Order, symbol: &str, amount: u128, tx: &str, height: u64) -> ObservedTransfer {
+    ObservedTransfer {
+        asset: asset(symbol),
+        to: o.target.as_ref().unwrap().address.clone(),
+        amount: BaseUnits::new(amount),
+        txid: tx.into(),
+        index: 0,
+        from: None,
+        block: Some(BlockRef {
+            height,
+            hash: format!("0xblock{height}"),
+            time: datetime!(2026-05-01 10:01 UTC),
+        }),
+    }
+}
+
+fn batch(transfers: Vec<ObservedTransfer>, tip: u64, orphaned_from: Option<u64>) -> ChainBatch {
+    ChainBatch {
+        chain: chain(),
+        transfers,
+        orphaned_from,
+        tip,
+        cursor: Some(ChainCursor {
+            chain: chain(),
+            height: tip,
+            hash: format!("0xblock{tip}"),
+            recent: vec![(tip, format!("0xblock{tip}"))],
+            updated_at: datetime!(2026-05-01 10:01 UTC),
+        }),
+    }
+}
+
+async fn count_of(db: &TestDb, kind: coffer_core::EventType) -> usize {
+    db.store
+        .list_events(&EventQuery {
+            kind: Some(kind),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A settled USDT order of 10 USD (10_000_000 base units), paid from `0xpayer`.
+async fn settled(e: &Engine) -> Order {
+    let o = order(e, "USDT").await;
+    let mut t = transfer(&o, "USDT", 10_000_000, "0xpaid", 100);
+    t.from = Some("0xpayer".into());
+    e.apply_chain_batch(&batch(vec![t], 102, None))
+        .await
+        .unwrap();
+    let o = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o.state.status, OrderStatus::Settled);
+    o
+}
+
+async fn refunds_are_requests_within_what_was_received(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = settled(&e).await;
+    let m = o.merchant_id.clone();
+    let before = count_of(db, coffer_core::EventType::RefundRequested).await;
+
+    // defaults: everything received, back to the payer
+    let r1 = e
+        .request_refund(
+            &m,
+            &o.id,
+            RefundInput {
+                amount: Some(BaseUnits::new(4_000_000)),
+                dialect: "payprotocol".into(),
+                ..RefundInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(r1.id.as_str().starts_with("pout_"));
+    assert!(r1.seq > 0);
+    assert_eq!(r1.kind, PayoutKind::Refund);
+    assert_eq!(r1.status, PayoutStatus::Requested);
+    assert_eq!(r1.destination.as_deref(), Some("0xpayer"));
+    assert_eq!(r1.asset, Some(asset("USDT")));
+    assert_eq!(
+        count_of(db, coffer_core::EventType::RefundRequested).await,
+        before + 1
+    );
+
+    // more than what is left: refused, nothing written
+    let err = e
+        .request_refund(
+            &m,
+            &o.id,
+            RefundInput {
+                amount: Some(BaseUnits::new(6_000_001)),
+                ..RefundInput::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_amount");
+    assert_eq!(
+        count_of(db, coffer_core::EventType::RefundRequested).await,
+        before + 1
+    );
+
+    // the rest, with a reference: idempotent per reference
+    let input = RefundInput {
+        destination: Some("0xelsewhere".into()),
+        reference: Some("R-1".into()),
+        dialect: "payprotocol".into(),
+        ..RefundInput::default()
+    };
+    let r2 = e.request_refund(&m, &o.id, input.clone()).await.unwrap();
+    assert_eq!(r2.amount, Some(BaseUnits::new(6_000_000)));
+    assert_eq!(r2.destination.as_deref(), Some("0xelsewhere"));
+    let again = e.request_refund(&m, &o.id, input).await.unwrap();
+    assert_eq!(again.id, r2.id);
+    assert_eq!(
+        count_of(db, coffer_core::EventType::RefundRequested).await,
+        before + 2
+    );
+
+    // nothing left
+    let err = e
+        .request_refund(&m, &o.id, RefundInput::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_amount");
+
+    // a rejected refund frees its amount again
+    let rejected = e
+        .set_payout_status(&m, &r1.id, PayoutStatus::Rejected)
+        .await
+        .unwrap();
+    assert_eq!(rejected.status, PayoutStatus::Rejected);
+    assert_eq!(
+        e.set_payout_status(&m, &r1.id, PayoutStatus::Approved)
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_state"
+    );
+    let r3 = e
+        .request_refund(&m, &o.id, RefundInput::default())
+        .await
+        .unwrap();
+    assert_eq!(r3.amount, Some(BaseUnits::new(4_000_000)));
+
+    // listing, newest first, with counts and paging; by seq; other merchants see nothing
+    let (all, total) = e
+        .list_payouts(
+            &m,
+            PayoutQuery {
+                order_id: Some(o.id.clone()),
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        all.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        vec![r3.id.clone(), r2.id.clone()]
+    );
+    let (page2, _) = e
+        .list_payouts(
+            &m,
+            PayoutQuery {
+                offset: 2,
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_eq!(page2[0].id, r1.id);
+    assert_eq!(e.get_payout_by_seq(&m, r2.seq).await.unwrap().id, r2.id);
+    let (other, _) = e.create_merchant("other").await.unwrap();
+    assert_eq!(
+        e.get_payout(&other.id, &r1.id).await.unwrap_err().code(),
+        "not_found"
+    );
+    let (none, total) = e
+        .list_payouts(&other.id, PayoutQuery::default())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(total, 0);
+    assert_eq!(
+        e.request_refund(&other.id, &o.id, RefundInput::default())
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+}
+
+async fn unpaid_orders_cannot_be_refunded(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    let err = e
+        .request_refund(&o.merchant_id, &o.id, RefundInput::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_state");
+    let (items, _) = e
+        .list_payouts(&o.merchant_id, PayoutQuery::default())
+        .await
+        .unwrap();
+    assert!(items.is_empty());
+}
+
+async fn withdrawals_are_requests(db: &TestDb) {
+    let (e, _) = engine(db);
+    let (m, _) = e.create_merchant("shop").await.unwrap();
+    let input = WithdrawalInput {
+        asset: asset("USDT"),
+        amount: BaseUnits::new(1_500_000),
+        destination: "0xcold".into(),
+        memo: None,
+        dialect: "payprotocol".into(),
+        reference: Some("W-1".into()),
+        dialect_data: serde_json::Map::from_iter([(
+            "notifyUrl".to_owned(),
+            serde_json::Value::from("https://shop.example/n"),
+        )]),
+    };
+    let w = e.request_withdrawal(&m.id, input.clone()).await.unwrap();
+    assert!(w.id.as_str().starts_with("pout_"));
+    assert_eq!(w.kind, PayoutKind::Withdrawal);
+    assert_eq!(w.order_id, None);
+    assert_eq!(w.dialect_data["notifyUrl"], "https://shop.example/n");
+    let again = e.request_withdrawal(&m.id, input.clone()).await.unwrap();
+    assert_eq!(again.id, w.id);
+    assert_eq!(
+        count_of(db, coffer_core::EventType::WithdrawalRequested).await,
+        1
+    );
+    let bad = WithdrawalInput {
+        destination: "not an address!".into(),
+        reference: None,
+        ..input.clone()
+    };
+    assert_eq!(
+        e.request_withdrawal(&m.id, bad).await.unwrap_err().code(),
+        "invalid_address"
+    );
+    let zero = WithdrawalInput {
+        amount: BaseUnits::ZERO,
+        reference: None,
+        ..input
+    };
+    assert_eq!(
+        e.request_withdrawal(&m.id, zero).await.unwrap_err().code(),
+        "invalid_amount"
+    );
+    let approved = e
+        .set_payout_status(&m.id, &w.id, PayoutStatus::Approved)
+        .await
+        .unwrap();
+    assert_eq!(approved.version, 2);
+    assert_eq!(
+        count_of(db, coffer_core::EventType::WithdrawalUpdated).await,
+        1
+    );
+}
+
+async fn dialect_data_round_trips(db: &TestDb) {
+    let (e, _) = engine(db);
+    let (m, _) = e.create_merchant("shop").await.unwrap();
+    e.set_wallet(&m.id, "bsc", "wdd").await.unwrap();
+    let data = serde_json::json!({"notifyUrl": "https://shop.example/n", "attach": {"a": 1}});
+    let created = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                fixed_stablecoin_rate: true,
+                dialect: "payprotocol".into(),
+                dialect_data: data.as_object().unwrap().clone(),
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let read = e.get_order(&m.id, &created.id).await.unwrap();
+    assert_eq!(serde_json::Value::Object(read.dialect_data.clone()), data);
+    // an update (choosing the asset) keeps it
+    let chosen = e
+        .choose_asset(&m.id, &created.id, &asset("USDT"))
+        .await
+        .unwrap();
+    assert_eq!(chosen.version, 2);
+    let read = e.get_order(&m.id, &created.id).await.unwrap();
+    assert_eq!(serde_json::Value::Object(read.dialect_data.clone()), data);
+    // a native order has none
+    let native = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    assert!(
+        e.get_order(&m.id, &native.id)
+            .await
+            .unwrap()
+            .dialect_data
+            .is_empty()
+    );
+}
+
+async fn nonces_are_single_use(db: &TestDb) {
+    let (e, clock) = engine(db);
+    let now = clock.now();
+    let until = now + time::Duration::minutes(10);
+    e.use_nonce("zaepe:key1", "abc", until).await.unwrap();
+    assert_eq!(
+        e.use_nonce("zaepe:key1", "abc", until)
+            .await
+            .unwrap_err()
+            .code(),
+        "nonce_reused"
+    );
+    // another scope is another namespace
+    e.use_nonce("zaepe:key2", "abc", until).await.unwrap();
+    assert!(
+        db.store
+            .seen_nonce("zaepe:key1", "abc", until, now)
+            .await
+            .unwrap()
+    );
+    // once expired, the row is pruned (the timestamp window refuses such requests anyway)
+    let later = until + time::Duration::seconds(1);
+    assert!(
+        !db.store
+            .seen_nonce(
+                "zaepe:key1",
+                "abc",
+                later + time::Duration::minutes(10),
+                later
+            )
+            .await
+            .unwrap()
+    );
+}
+
+both_backends! {
+    refunds => refunds_are_requests_within_what_was_received;
+    unpaid_refund => unpaid_orders_cannot_be_refunded;
+    withdrawals => withdrawals_are_requests;
+    dialect_data => dialect_data_round_trips;
+    nonces => nonces_are_single_use;
+}
