@@ -75,6 +75,17 @@ enum MerchantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Set (or replace) a merchant's console login, exchanged for its Aurpay API-Key by
+    /// `POST /api/plugin/key/aurpay`. The password is read from standard input.
+    Login {
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,12 +314,23 @@ async fn serve(config: Config) -> Result<()> {
     };
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
+    let webhook_settings = config.webhooks.settings();
+    // Callbacks of orders created through a dialect are built by that dialect's formatter.
+    let formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone()).with(
+        coffer_dialect_aurpay::DIALECT,
+        coffer_dialect_aurpay::formatter(&engine, webhook_settings.retry.clone()),
+    );
+    let aurpay = coffer_dialect_aurpay::routes(coffer_dialect_aurpay::AurpayState {
+        engine: engine.clone(),
+        master: key.clone(),
+    });
     let webhooks = coffer_webhooks::Webhooks::new(
         engine.store.clone(),
         engine.clock.clone(),
         key,
-        config.webhooks.settings(),
-    );
+        webhook_settings,
+    )
+    .with_formatters(formatters);
     let api = coffer_api::webhooks_routes::router(coffer_api::webhooks_routes::WebhooksApi {
         engine: engine.clone(),
         service: webhooks.service(),
@@ -321,7 +343,7 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
-    let api = api.merge(native);
+    let api = api.merge(native).merge(aurpay);
     let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -547,6 +569,21 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                     );
                 }
             }
+        }
+        MerchantCommand::Login {
+            merchant,
+            username,
+            password_stdin: _,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            engine
+                .set_merchant_login(&parse_merchant(&merchant)?, &username, password)
+                .await?;
+            println!("login set for {merchant} (username {username})");
         }
     }
     Ok(())

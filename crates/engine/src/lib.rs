@@ -9,6 +9,8 @@ pub mod dialect_keys;
 mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod logins;
+pub mod pages;
 pub mod payments;
 pub mod payouts;
 mod rates;

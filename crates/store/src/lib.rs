@@ -525,6 +525,20 @@ pub trait Store: Send + Sync {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    // ---- page-numbered lists (the dialects' `page`/`size` APIs) ----------------------------
+
+    /// How many orders a merchant has.
+    async fn count_orders(&self, merchant: &MerchantId) -> Result<u64, StoreError>;
+    /// A merchant's payments over all its orders, newest first, skipping `offset`.
+    async fn merchant_payments(
+        &self,
+        merchant: &MerchantId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError>;
+    /// How many payments a merchant has.
+    async fn count_merchant_payments(&self, merchant: &MerchantId) -> Result<u64, StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

@@ -328,6 +328,19 @@ const SELECT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, 
      to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
      detected_at, updated_at FROM payments WHERE order_id = $1 ORDER BY detected_at, id";
 
+const SELECT_MERCHANT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
+     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
+     detected_at, updated_at FROM payments WHERE merchant_id = $1 \
+     ORDER BY detected_at DESC, id DESC LIMIT $2 OFFSET $3";
+
+/// The `n` of a `SELECT COUNT(*) AS n` (0 without a row).
+fn count_of<R: RowExt>(rows: Vec<R>) -> Result<u64, StoreError> {
+    match rows.first() {
+        Some(r) => Ok(u64::try_from(r.int("n")?).unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
 // Monotonic: concurrent orders may commit their indexes in any order.
 const MARK_WALLET_INDEX: &str = "UPDATE wallets SET next_index = \
      CASE WHEN next_index > $1 THEN next_index ELSE $1 + 1 END \
@@ -1561,6 +1574,31 @@ impl<B: Backend> Store for SqlStore<B> {
         .await?;
         B::commit(tx).await?;
         Ok(inserted == 0)
+    }
+
+    async fn count_orders(&self, merchant: &MerchantId) -> Result<u64, StoreError> {
+        let q = Query::new("SELECT COUNT(*) AS n FROM orders WHERE merchant_id = $1")
+            .text(merchant.as_str());
+        count_of(self.backend.fetch(q).await?)
+    }
+
+    async fn merchant_payments(
+        &self,
+        merchant: &MerchantId,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let q = Query::new(SELECT_MERCHANT_PAYMENTS)
+            .text(merchant.as_str())
+            .int(page_limit(limit))
+            .int(i64::try_from(offset).unwrap_or(i64::MAX));
+        rows(self.backend.fetch(q).await?, codec::payment_from_row)
+    }
+
+    async fn count_merchant_payments(&self, merchant: &MerchantId) -> Result<u64, StoreError> {
+        let q = Query::new("SELECT COUNT(*) AS n FROM payments WHERE merchant_id = $1")
+            .text(merchant.as_str());
+        count_of(self.backend.fetch(q).await?)
     }
 }
 

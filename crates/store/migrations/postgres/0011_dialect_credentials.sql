@@ -26,3 +26,6 @@ CREATE TABLE merchant_logins (
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
 );
+
+-- A merchant's payments over all its orders, newest first (Aurpay's transaction list).
+CREATE INDEX payments_merchant ON payments (merchant_id, detected_at);

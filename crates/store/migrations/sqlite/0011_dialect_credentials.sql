@@ -26,3 +26,6 @@ CREATE TABLE merchant_logins (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 ) STRICT;
+
+-- A merchant's payments over all its orders, newest first (Aurpay's transaction list).
+CREATE INDEX payments_merchant ON payments (merchant_id, detected_at);

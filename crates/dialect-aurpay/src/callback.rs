@@ -1,0 +1,146 @@
+//! Aurpay callbacks through Coffer's durable outbox.
+//!
+//! - `callback_url` is called when the order becomes successful (`SUCCESS`/`RESOLVED`), and
+//!   `timeout_callback` when it times out (`OVERDUE`); no other event produces a callback.
+//! - GET without a body; POST with the order object as JSON when the order was created with
+//!   `enable_post_callback`.
+//! - Headers `Callback-Token`, `Date` (ISO-8601 UTC) and `Signature` =
+//!   base64(HMAC-SHA256(callback secret, "{Date} | {full URL}")), plus `API-Key` when the order
+//!   was created in API-Key mode. Success is exactly HTTP 200.
+
+use std::sync::Arc;
+
+use coffer_core::{Event, EventType, Order};
+use coffer_engine::AssetRegistry;
+use coffer_webhooks::{
+    DeliveryRequest, FormatError, FormatInput, Formatter, RetrySchedule, SuccessRule,
+};
+use time::OffsetDateTime;
+
+use crate::auth::callback_signature;
+use crate::view;
+
+pub struct AurpayFormatter {
+    pub assets: Arc<AssetRegistry>,
+    pub retry: RetrySchedule,
+}
+
+/// The callback `Date`: ISO-8601 UTC to the second, as in Aurpay's example
+/// (`2024-06-17T00:00:00Z`).
+pub fn callback_date(now: OffsetDateTime) -> String {
+    let t = now.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn data_str<'a>(order: &'a Order, key: &str) -> Option<&'a str> {
+    order
+        .dialect_data
+        .get(key)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+}
+
+fn data_flag(order: &Order, key: &str) -> bool {
+    order
+        .dialect_data
+        .get(key)
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Whether `event` moved the order into a successful state (settled, whatever the reason).
+fn became_successful(event: &Event) -> bool {
+    let data = &event.data;
+    let now = data
+        .get("object")
+        .and_then(|o| o.get("status"))
+        .and_then(|s| s.as_str());
+    let before = data.get("previous_status").and_then(|s| s.as_str());
+    now == Some("settled") && before != Some("settled")
+}
+
+impl Formatter for AurpayFormatter {
+    fn callback_url(&self, event: &Event, order: &Order) -> Option<String> {
+        match event.kind {
+            EventType::OrderExpired => data_str(order, "timeout_callback").map(str::to_owned),
+            EventType::PaymentDetected
+            | EventType::PaymentConfirmed
+            | EventType::PaymentReversed
+            | EventType::OrderCreated => None,
+            _ if became_successful(event) => order
+                .links
+                .callback_url
+                .clone()
+                .filter(|u| !u.is_empty()),
+            _ => None,
+        }
+    }
+
+    fn needs_context(&self) -> bool {
+        true
+    }
+
+    fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError> {
+        let context = input
+            .context
+            .ok_or_else(|| FormatError("no dialect context".into()))?;
+        let order = context
+            .order
+            .as_ref()
+            .ok_or_else(|| FormatError("the order of the event no longer exists".into()))?;
+        let credential = context.credential.as_ref().ok_or_else(|| {
+            FormatError("the merchant has no active aurpay credential to sign callbacks".into())
+        })?;
+        let (token, secret) = match (&credential.callback_token, &credential.callback_secret) {
+            (Some(t), Some(s)) => (t, s),
+            _ => {
+                return Err(FormatError(
+                    "the aurpay credential has no callback token and secret".into(),
+                ));
+            }
+        };
+        let url = input.delivery.url.clone();
+        let date = callback_date(input.now);
+        let mut headers = vec![
+            (
+                "user-agent".to_owned(),
+                concat!("Coffer-Aurpay/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ),
+            ("callback-token".to_owned(), token.clone()),
+            ("date".to_owned(), date.clone()),
+            (
+                "signature".to_owned(),
+                callback_signature(secret, &date, &url),
+            ),
+        ];
+        if data_str(order, "auth_mode") == Some("api_key") {
+            headers.push(("api-key".to_owned(), credential.key.clone()));
+        }
+        let (method, body) = if data_flag(order, "enable_post_callback") {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            let body = view::order_json(order, &context.payments, &self.assets);
+            (
+                http::Method::POST,
+                serde_json::to_vec(&body).map_err(|e| FormatError(e.to_string()))?,
+            )
+        } else {
+            (http::Method::GET, Vec::new())
+        };
+        Ok(DeliveryRequest {
+            method,
+            url,
+            headers,
+            body,
+            success: SuccessRule::Exactly200,
+            retry: self.retry.clone(),
+        })
+    }
+}
