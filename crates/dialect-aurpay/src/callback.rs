@@ -75,11 +75,9 @@ impl Formatter for AurpayFormatter {
             | EventType::PaymentConfirmed
             | EventType::PaymentReversed
             | EventType::OrderCreated => None,
-            _ if became_successful(event) => order
-                .links
-                .callback_url
-                .clone()
-                .filter(|u| !u.is_empty()),
+            _ if became_successful(event) => {
+                order.links.callback_url.clone().filter(|u| !u.is_empty())
+            }
             _ => None,
         }
     }

@@ -18,9 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::{self, SignedHeaders};
 use crate::envelope::{AurpayError, ok};
-use crate::mapping::{
-    self, asset_for, chain_name, code_for_chain, currency_code, naive_time,
-};
+use crate::mapping::{self, asset_for, chain_name, code_for_chain, currency_code, naive_time};
 use crate::view::{self, number};
 use crate::{AurpayState, DIALECT};
 
@@ -154,7 +152,9 @@ fn flag(v: Option<&Value>, field: &str) -> Result<bool, AurpayError> {
         }
         Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
         Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
-        Some(_) => Err(AurpayError::bad_request(format!("{field} must be a boolean"))),
+        Some(_) => Err(AurpayError::bad_request(format!(
+            "{field} must be a boolean"
+        ))),
     }
 }
 
@@ -164,7 +164,9 @@ fn text(v: Option<&Value>, field: &str) -> Result<Option<String>, AurpayError> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(AurpayError::bad_request(format!("{field} must be a string"))),
+        Some(_) => Err(AurpayError::bad_request(format!(
+            "{field} must be a string"
+        ))),
     }
 }
 
@@ -236,7 +238,11 @@ struct Common {
     order_no: Option<String>,
 }
 
-fn common(body: &Map<String, Value>, mode: AuthMode, endpoint: &str) -> Result<Common, AurpayError> {
+fn common(
+    body: &Map<String, Value>,
+    mode: AuthMode,
+    endpoint: &str,
+) -> Result<Common, AurpayError> {
     // The docs spell it both ways (`succend_url` in the prose, `succeed_url` in the example).
     let succeed = match text(body.get("succeed_url"), "succeed_url")? {
         Some(u) => Some(u),
@@ -420,7 +426,12 @@ pub async fn list_orders(
         .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for order in &result.items {
-        let payments = state.engine.store.payments_for_order(&order.id).await.map_err(EngineError::from)?;
+        let payments = state
+            .engine
+            .store
+            .payments_for_order(&order.id)
+            .await
+            .map_err(EngineError::from)?;
         data.push(view::order_json(order, &payments, &state.engine.assets));
     }
     Ok(ok(page_json(page, size, result.total, data)))
@@ -438,7 +449,11 @@ pub async fn order_detail(
     let id = parse_order_id(&order_id)?;
     let order = state.engine.get_order(&authed.merchant, &id).await?;
     let payments = state.engine.order_payments(&authed.merchant, &id).await?;
-    Ok(ok(view::order_json(&order, &payments, &state.engine.assets)))
+    Ok(ok(view::order_json(
+        &order,
+        &payments,
+        &state.engine.assets,
+    )))
 }
 
 // ---- refunds -----------------------------------------------------------------------------
@@ -512,7 +527,15 @@ pub async fn refund_info(
     let mut data = refund_json(&id, refund.as_ref(), assets);
     let base = view::order_json(&order, &payments, assets);
     if let (Value::Object(d), Value::Object(b)) = (&mut data, base) {
-        for key in ["chain", "chain_name", "currency", "amount", "obtained", "status", "from_addr"] {
+        for key in [
+            "chain",
+            "chain_name",
+            "currency",
+            "amount",
+            "obtained",
+            "status",
+            "from_addr",
+        ] {
             d.insert(key.into(), b.get(key).cloned().unwrap_or(Value::Null));
         }
         d.insert("refund".into(), refund.is_some().into());
@@ -547,7 +570,9 @@ pub async fn refund(
         },
     };
     let amount = match decimal(
-        req.get("amount").and_then(|v| RawValue::from_string(v.to_string()).ok()).as_deref(),
+        req.get("amount")
+            .and_then(|v| RawValue::from_string(v.to_string()).ok())
+            .as_deref(),
         "amount",
         false,
     )? {
@@ -654,7 +679,10 @@ pub async fn crypto_currencies(
     Ok(ok(data))
 }
 
-async fn wallet_list(state: &AurpayState, merchant: &MerchantId) -> Result<Vec<Value>, AurpayError> {
+async fn wallet_list(
+    state: &AurpayState,
+    merchant: &MerchantId,
+) -> Result<Vec<Value>, AurpayError> {
     let assets = &state.engine.assets;
     let wallets = state.engine.list_wallets(merchant).await?;
     Ok(wallets
@@ -726,7 +754,9 @@ pub async fn withdraw(
     let amount = decimal(req.amount.as_deref(), "amount", true)?.unwrap_or_default();
     let assets = &state.engine.assets;
     let asset_id = asset_for(&chain, &currency, assets).ok_or_else(|| {
-        AurpayError::bad_request(format!("currency: {currency} on chain {chain} is not supported"))
+        AurpayError::bad_request(format!(
+            "currency: {currency} on chain {chain} is not supported"
+        ))
     })?;
     let decimals = assets
         .asset(&asset_id)
@@ -871,7 +901,10 @@ mod tests {
             "18.000000000000000001"
         );
         let raw = RawValue::from_string("\"19.5\"".into()).unwrap();
-        assert_eq!(decimal(Some(&raw), "p", true).unwrap().unwrap().to_string(), "19.5");
+        assert_eq!(
+            decimal(Some(&raw), "p", true).unwrap().unwrap().to_string(),
+            "19.5"
+        );
         let raw = RawValue::from_string("true".into()).unwrap();
         assert!(decimal(Some(&raw), "p", true).is_err());
         assert!(decimal(None, "p", true).is_err());

@@ -72,7 +72,10 @@ pub fn code_for_chain(chain: &ChainId) -> String {
     CHAINS
         .iter()
         .find(|(_, id, _)| *id == chain.as_str())
-        .map_or_else(|| chain.as_str().to_ascii_uppercase(), |(c, _, _)| (*c).to_owned())
+        .map_or_else(
+            || chain.as_str().to_ascii_uppercase(),
+            |(c, _, _)| (*c).to_owned(),
+        )
 }
 
 fn token_suffix(chain: &ChainId) -> Option<&'static str> {
@@ -161,17 +164,38 @@ mod tests {
                 assert!(AURPAY_STATUSES.contains(&aurpay_status(state(status, reason))));
             }
         }
-        assert_eq!(aurpay_status(state(OrderStatus::Pending, R::None)), "PENDING");
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Pending, R::None)),
+            "PENDING"
+        );
         assert_eq!(
             aurpay_status(state(OrderStatus::Pending, R::PaidPartial)),
             "PARTIAL"
         );
-        assert_eq!(aurpay_status(state(OrderStatus::Processing, R::None)), "PENDING");
-        assert_eq!(aurpay_status(state(OrderStatus::Settled, R::PaidOver)), "SUCCESS");
-        assert_eq!(aurpay_status(state(OrderStatus::Settled, R::Resolved)), "RESOLVED");
-        assert_eq!(aurpay_status(state(OrderStatus::Expired, R::PaidPartial)), "OVERDUE");
-        assert_eq!(aurpay_status(state(OrderStatus::Invalid, R::Marked)), "TERMINATED");
-        assert_eq!(aurpay_status(state(OrderStatus::Refunded, R::None)), "REFUNDED");
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Processing, R::None)),
+            "PENDING"
+        );
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Settled, R::PaidOver)),
+            "SUCCESS"
+        );
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Settled, R::Resolved)),
+            "RESOLVED"
+        );
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Expired, R::PaidPartial)),
+            "OVERDUE"
+        );
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Invalid, R::Marked)),
+            "TERMINATED"
+        );
+        assert_eq!(
+            aurpay_status(state(OrderStatus::Refunded, R::None)),
+            "REFUNDED"
+        );
     }
 
     #[test]

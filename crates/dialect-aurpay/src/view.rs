@@ -2,8 +2,8 @@
 
 use coffer_core::{AssetKind, Order, Payment, PaymentStatus};
 use coffer_engine::AssetRegistry;
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use crate::mapping::{
     aurpay_status, chain_name, code_for_chain, currency_code, fiat_text, naive_time,

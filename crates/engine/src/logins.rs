@@ -2,8 +2,8 @@
 //! key (Aurpay "Get API-Key"). Passwords are hashed with Argon2id (the crate's default
 //! parameters, a random 128-bit salt) and stored only as PHC strings.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use coffer_core::MerchantId;
 use coffer_store::{MerchantLoginRecord, StoreError};
 
@@ -13,9 +13,8 @@ use crate::{Engine, EngineError, random16};
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 fn hash_password(password: &str) -> Result<String, EngineError> {
-    let salt = SaltString::encode_b64(&random16()).map_err(|e| {
-        EngineError::Store(StoreError::Database(format!("password salt: {e}")))
-    })?;
+    let salt = SaltString::encode_b64(&random16())
+        .map_err(|e| EngineError::Store(StoreError::Database(format!("password salt: {e}"))))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
