@@ -12,6 +12,8 @@ use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+type Headers = Vec<(&'static str, String)>;
+
 const USDT_CONTRACT: &str = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
 
 async fn env(db: &TestDb) -> Env {
@@ -339,7 +341,8 @@ async fn authentication_failures_write_nothing(db: &TestDb) {
     let path = "/api/order/pay-info";
     let body = PAY_INFO_EXAMPLE;
     let before = counts(&env).await;
-    let good = || signed_headers(&env, "POST", path, body, &iso_now(0));
+    let good_once = signed_headers(&env, "POST", path, body, &iso_now(0));
+    let good = || good_once.clone();
     let replace = |mut h: Vec<(&'static str, String)>, name: &str, value: &str| {
         for (k, v) in &mut h {
             if *k == name {
@@ -368,7 +371,7 @@ async fn authentication_failures_write_nothing(db: &TestDb) {
             ("Signature", py_hmac_b64("not-the-secret", &origin)),
         ]
     };
-    let cases: Vec<(&str, Vec<(&'static str, String)>, &str)> = vec![
+    let cases: Vec<(&str, Headers, &str)> = vec![
         ("no credentials", vec![], "API-Key"),
         (
             "unknown API-Key",

@@ -179,14 +179,44 @@ pub fn signed_headers(
         ("Algorithm", "HMAC-SHA256".into()),
         ("Date", date.to_owned()),
     ];
-    let origin = if body.is_empty() {
-        format!("HMAC-SHA256 | {date} | {method} {signed_path}")
-    } else {
-        let md5 = py_md5(body);
-        headers.push(("Body-MD5", md5.clone()));
-        format!("HMAC-SHA256 | {date} | {method} {signed_path} | {md5}")
-    };
-    headers.push(("Signature", py_hmac_b64(&env.cred.secret, &origin)));
+    // One python3 run computes Body-MD5 and the signature, as the public JS client does.
+    let script = r#"
+import hmac, hashlib, base64, sys
+secret, method, path, date, body = sys.argv[1:6]
+origin = "HMAC-SHA256 | %s | %s %s" % (date, method, path)
+md5 = ""
+if body:
+    md5 = hashlib.md5(body.encode()).hexdigest()
+    origin += " | " + md5
+sig = base64.b64encode(hmac.new(secret.encode(), origin.encode(), hashlib.sha256).digest()).decode()
+print(md5)
+print(sig)
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &env.cred.secret,
+            method,
+            signed_path,
+            date,
+            body,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let md5 = lines.next().unwrap_or_default().to_owned();
+    let sig = lines.next().unwrap().to_owned();
+    if !body.is_empty() {
+        headers.push(("Body-MD5", md5));
+    }
+    headers.push(("Signature", sig));
     headers
 }
 

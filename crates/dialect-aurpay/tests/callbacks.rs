@@ -1,0 +1,272 @@
+//! Aurpay callbacks end to end: an order created through `pay-info` on a real anvil, paid with
+//! a real USDT-like token transfer, seen by the real watcher, and the callback delivered by the
+//! real outbox to a loopback receiver that verifies it the way the shop's plugin does (the
+//! Signature recomputed by python3). Also the timeout callback (GET, with the API-Key), on a
+//! manual clock. Both databases.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method as HttpMethod, Uri};
+use coffer_chain_evm::testtools::Anvil;
+use coffer_chain_evm::testtools::devchain::DevChain;
+use coffer_chain_evm::{EvmWatchConfig, EvmWatcher, Tokens};
+use coffer_core::{AssetId, ChainId, OrderStatus};
+use coffer_engine::{Engine, ManualClock};
+use coffer_testkit::{TestDb, both_backends};
+use coffer_webhooks::{Formatters, RetrySchedule, Settings, Webhooks};
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+struct Hit {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+type Hits = Arc<Mutex<Vec<Hit>>>;
+
+async fn receive(
+    State(hits): State<Hits>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    hits.lock().unwrap().push(Hit {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers,
+        body: body.to_vec(),
+    });
+    "ok"
+}
+
+/// A loopback receiver answering 200 to everything; returns its base URL.
+async fn receiver(hits: Hits) -> String {
+    let app = axum::Router::new().fallback(receive).with_state(hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The outbox machinery with the Aurpay formatter, allowed to call loopback (tests only).
+fn start_webhooks(env: &Env) -> tokio::sync::watch::Sender<bool> {
+    let retry = RetrySchedule {
+        delays: vec![Duration::from_millis(200); 3],
+    };
+    let settings = Settings {
+        allow_private: true,
+        retry: retry.clone(),
+        poll_interval: Duration::from_millis(20),
+        connect_timeout: Duration::from_secs(1),
+        timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(5),
+        ..Settings::default()
+    };
+    let formatters = Formatters::new(retry.clone()).with(
+        coffer_dialect_aurpay::DIALECT,
+        coffer_dialect_aurpay::formatter(&env.engine, retry),
+    );
+    let hooks = Webhooks::new(
+        env.engine.store.clone(),
+        env.engine.clock.clone(),
+        env.master.clone(),
+        settings,
+    )
+    .with_formatters(formatters);
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move { hooks.run(rx).await.unwrap() });
+    stop
+}
+
+async fn wait_for_hit(hits: &Hits, deadline: Duration) -> Hit {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if let Some(hit) = hits.lock().unwrap().first().cloned() {
+            return hit;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no callback arrived");
+}
+
+fn header(hit: &Hit, name: &str) -> String {
+    hit.headers
+        .get(name)
+        .unwrap_or_else(|| panic!("callback without {name}: {hit:?}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What the plugin does: `Callback-Token` equals the dashboard's, and `Signature` equals
+/// base64(HMAC-SHA256(callback secret, "{Date} | {full callback URL}")).
+fn verify_like_the_plugin(env: &Env, hit: &Hit, full_url: &str) {
+    assert_eq!(
+        header(hit, "callback-token"),
+        env.cred.callback_token.clone().unwrap()
+    );
+    let date = header(hit, "date");
+    assert!(date.ends_with('Z') && date.contains('T'), "{date}");
+    let expected = py_hmac_b64(
+        env.cred.callback_secret.as_deref().unwrap(),
+        &format!("{date} | {full_url}"),
+    );
+    assert_eq!(header(hit, "signature"), expected);
+    // A plugin with another secret would refuse it.
+    assert_ne!(
+        py_hmac_b64("another secret", &format!("{date} | {full_url}")),
+        expected
+    );
+}
+
+async fn paid_order_calls_back_signed(db: &TestDb) {
+    let anvil = Anvil::start(&[]).unwrap();
+    let chain = DevChain::new(&anvil.url()).unwrap();
+    let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
+    let usdt_hex = usdt.to_checksum(None);
+    let env = serve(engine(db, registry("anvil", "Anvil", &usdt_hex)), "anvil").await;
+    let hits: Hits = Arc::default();
+    let base = receiver(hits.clone()).await;
+    let stop = start_webhooks(&env);
+
+    // The shop creates the order through pay-info, signed, with POST callbacks.
+    let callback = format!("{base}/aurpay/callback?id=32");
+    let body = serde_json::json!({
+        "chain": "ANVIL", "currency": "USDT", "vs_currency": "USD", "vs_price": 25,
+        "fixed_encrypt_price": true, "callback_url": callback,
+        "timeout_callback": format!("{base}/aurpay/timeout?id=32"),
+        "enable_post_callback": true,
+    })
+    .to_string();
+    let (status, resp) = with_signature(&env, Method::POST, "/api/order/pay-info", &body).await;
+    let data = data_of(status, &resp);
+    let address = data["address"].as_str().unwrap().to_owned();
+    assert_eq!(data["contract_addr"].as_str().unwrap(), usdt_hex);
+    // fixed_encrypt_price: 25 USD is exactly 25 USDT.
+    assert_eq!(data["amount"], serde_json::json!(25));
+    let order_id = data["order_id"].as_str().unwrap().to_owned();
+
+    // The watcher runs; the buyer pays with a real token transfer.
+    let mut cfg = EvmWatchConfig::new(ChainId::parse("anvil").unwrap(), vec![anvil.url()]);
+    cfg.evm_chain_id = Some(31337);
+    cfg.poll_interval = Duration::from_millis(100);
+    cfg.tokens = Tokens::new([(usdt, AssetId::from_str("anvil:USDT").unwrap())]);
+    cfg.native = Some(AssetId::from_str("anvil:ETH").unwrap());
+    let mut watcher = EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    watcher.check_chain_id().await.unwrap();
+    watcher.step().await.unwrap();
+    let tx = chain.pay_token(usdt, &address, 25_000_000).await.unwrap();
+    chain.mine(1).await.unwrap();
+    let id = order_id.parse().unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Err(e) = watcher.step().await {
+            eprintln!("watcher step: {e}");
+        }
+        let order = env.engine.get_order(&env.merchant, &id).await.unwrap();
+        if order.state.status == OrderStatus::Settled {
+            break;
+        }
+        assert!(Instant::now() < end, "order not settled: {:?}", order.state);
+        chain.mine(1).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Exactly one callback: to callback_url, POST with the order, signed.
+    let hit = wait_for_hit(&hits, Duration::from_secs(20)).await;
+    assert_eq!(hit.method, "POST");
+    assert_eq!(hit.uri, "/aurpay/callback?id=32");
+    verify_like_the_plugin(&env, &hit, &callback);
+    assert!(
+        hit.headers.get("api-key").is_none(),
+        "signature mode: no API-Key"
+    );
+    let order: Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!(order["order_id"], serde_json::json!(order_id));
+    assert_eq!(order["status"], "SUCCESS");
+    assert_eq!(order["amount"], "25");
+    assert_eq!(order["currency"], "USDT");
+    assert_eq!(order["to_addr"].as_str().unwrap(), address);
+    assert_eq!(order["tx_hash"].as_str().unwrap(), tx.to_string());
+    assert_eq!(order["obtained"], "25");
+    // The shop's status check (`SUCCESS`) sees the same through the detail endpoint.
+    let (s, b) = with_key(
+        &env,
+        Method::GET,
+        &format!("/api/v2/order/detail/{order_id}"),
+        "",
+    )
+    .await;
+    assert_eq!(data_of(s, &b)["status"], "SUCCESS");
+    // The transactions list shows the transfer.
+    let (s, b) = with_key(&env, Method::GET, "/api/v2/tx", "").await;
+    let txs = data_of(s, &b);
+    assert_eq!(txs["total"], serde_json::json!(1));
+    assert_eq!(txs["data"][0]["tx_hash"].as_str().unwrap(), tx.to_string());
+    assert_eq!(txs["data"][0]["tx_type"], "ORDER");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hits.lock().unwrap().len(), 1, "only the success callback");
+    let _ = stop.send(true);
+}
+
+async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let mut engine: Engine = engine(
+        db,
+        registry(
+            "eth",
+            "Ethereum",
+            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
+        ),
+    );
+    engine.clock = clock.clone();
+    let env = serve(engine, "eth").await;
+    let hits: Hits = Arc::default();
+    let base = receiver(hits.clone()).await;
+    let stop = start_webhooks(&env);
+    let timeout = format!("{base}/timeout?order=7&x=a%20b");
+    let body = serde_json::json!({
+        "price": "9.99", "currency": "EUR", "callback_url": format!("{base}/paid"),
+        "timeout_callback": timeout,
+    })
+    .to_string();
+    let (s, b) = with_key(&env, Method::POST, "/api/order/pay-url", &body).await;
+    data_of(s, &b);
+    // 31 minutes later the order times out.
+    clock.advance(time::Duration::minutes(31));
+    assert_eq!(env.engine.expire_due(10).await.unwrap(), 1);
+    let hit = wait_for_hit(&hits, Duration::from_secs(20)).await;
+    assert_eq!(hit.method, "GET");
+    assert!(hit.body.is_empty());
+    assert_eq!(hit.uri, "/timeout?order=7&x=a%20b");
+    verify_like_the_plugin(&env, &hit, &timeout);
+    assert_eq!(header(&hit, "api-key"), env.cred.key);
+    let order = &env
+        .engine
+        .orders_page(&env.merchant, 1, 1)
+        .await
+        .unwrap()
+        .items[0];
+    assert_eq!(order.state.status, OrderStatus::Expired);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hits.lock().unwrap().len(), 1, "no success callback");
+    let _ = stop.send(true);
+}
+
+both_backends! {
+    paid_order_calls_back_signed => paid_order_calls_back_signed;
+    timeout_callback_is_a_get_with_the_api_key => timeout_callback_is_a_get_with_the_api_key;
+}
