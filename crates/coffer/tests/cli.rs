@@ -240,6 +240,34 @@ fn merchant_and_key_lifecycle(db_url: Option<&str>) {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("stripe"));
 
+    // The console login for Aurpay's "Get API-Key", password from stdin.
+    let login = |password: &str| {
+        let mut child = cmd()
+            .args([
+                "merchant",
+                "login",
+                "--merchant",
+                &merchant,
+                "--username",
+                "shop@example.com",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = login("correct horse battery staple");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("correct horse"));
+    let out = login("short");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+
     let out = run(cmd().args([
         "key",
         "create",
@@ -452,6 +480,18 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
         .await
         .unwrap();
     assert_eq!(orders.status(), 401);
+    // So is the Aurpay dialect, at Aurpay's paths, with Aurpay's error envelope.
+    let aurpay = http
+        .post(format!("{}/api/order/pay-url", server.base))
+        .header("content-type", "application/json")
+        .body(r#"{"price":10,"currency":"USD"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(aurpay.status(), 401);
+    let body: serde_json::Value = aurpay.json().await.unwrap();
+    assert_eq!(body["code"], 401);
+    assert_eq!(body["result"], false);
 
     let (code, logs) = tokio::task::spawn_blocking(move || server.terminate())
         .await

@@ -796,6 +796,133 @@ pub async fn withdraw(
     })))
 }
 
+// ---- legacy plugin order endpoints ---------------------------------------------------------
+
+/// Create an order from a legacy plugin's `origin` object (`id`, `price`, `currency`,
+/// `callback_url`, `succeed_url`, `url`), optionally for a coin.
+async fn legacy_order(
+    state: &AurpayState,
+    merchant: &MerchantId,
+    body: &Map<String, Value>,
+    asset: Option<coffer_core::AssetId>,
+) -> Result<coffer_core::Order, AurpayError> {
+    let origin = match body.get("origin") {
+        Some(Value::Object(o)) => o.clone(),
+        _ => return Err(AurpayError::bad_request("origin is required (an object)")),
+    };
+    let price_raw = origin
+        .get("price")
+        .and_then(|v| RawValue::from_string(v.to_string()).ok());
+    let price = decimal(price_raw.as_deref(), "origin.price", true)?.unwrap_or_default();
+    let currency = text(origin.get("currency"), "origin.currency")?
+        .ok_or_else(|| AurpayError::bad_request("origin.currency is required"))?;
+    let callback = match text(origin.get("callback_url"), "origin.callback_url")? {
+        Some(u) => Some(u),
+        None => text(body.get("callback"), "callback")?,
+    };
+    let links = OrderLinks {
+        success_url: http_url(
+            text(origin.get("succeed_url"), "origin.succeed_url")?,
+            "origin.succeed_url",
+        )?,
+        expired_url: None,
+        callback_url: http_url(callback, "origin.callback_url")?,
+    };
+    let mut dialect_data = Map::new();
+    dialect_data.insert("endpoint".into(), "legacy-plugin".into());
+    dialect_data.insert("auth_mode".into(), AuthMode::ApiKey.as_str().into());
+    if let Some(p) = text(body.get("platform"), "platform")? {
+        dialect_data.insert("platform".into(), p.into());
+    }
+    let created = state
+        .engine
+        .create_order(
+            merchant,
+            NewOrder {
+                amount: price,
+                currency: currency.to_ascii_uppercase(),
+                asset,
+                order_no: text(origin.get("id"), "origin.id")?,
+                links,
+                dialect: DIALECT.into(),
+                dialect_data,
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .map_err(|e| {
+            engine_err(
+                e,
+                &[
+                    ("amount", "origin.price"),
+                    ("currency", "origin.currency"),
+                    ("order_no", "origin.id"),
+                ],
+            )
+        })?;
+    Ok(created.order)
+}
+
+/// Legacy WooCommerce plugin: `POST /api/order/plugin` → `data.pay_url`.
+pub async fn legacy_plugin_order(
+    State(state): State<AurpayState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AurpayError> {
+    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let req: Map<String, Value> = parse_json(&body)?;
+    let asset = match (
+        text(req.get("chain"), "chain")?,
+        text(req.get("currency"), "currency")?,
+    ) {
+        (Some(chain), Some(currency)) => Some(
+            asset_for(&chain, &currency, &state.engine.assets).ok_or_else(|| {
+                AurpayError::bad_request(format!(
+                    "currency: {currency} on chain {chain} is not supported"
+                ))
+            })?,
+        ),
+        _ => None,
+    };
+    let order = legacy_order(&state, &authed.merchant, &req, asset).await?;
+    let pay_url = coffer_engine::view::checkout_url(&order, &state.engine.settings);
+    Ok(ok(json!({ "pay_url": pay_url })))
+}
+
+/// Legacy EDD plugin: `POST /api/order/pay/token` (the key in the body or the header) →
+/// `data.token`, the order's checkout token (Coffer's page is `/pay/{token}`).
+pub async fn legacy_pay_token(
+    State(state): State<AurpayState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AurpayError> {
+    let req: Map<String, Value> = parse_json(&body)?;
+    let merchant =
+        if header(&headers, "api-key").is_some() || header(&headers, "api-token").is_some() {
+            authenticate(&state, &method, &uri, &headers, &body)
+                .await?
+                .merchant
+        } else {
+            let key = text(req.get("key"), "key")?
+                .ok_or_else(|| AurpayError::unauthorized("missing API-Key header (or key)"))?;
+            state
+                .engine
+                .find_dialect_credential(&state.master, DIALECT, &key)
+                .await?
+                .ok_or_else(|| AurpayError::unauthorized("invalid API-Key"))?
+                .merchant_id
+        };
+    let order = legacy_order(&state, &merchant, &req, None).await?;
+    Ok(ok(json!({
+        "token": order.checkout_token.to_string(),
+        "pay_url": coffer_engine::view::checkout_url(&order, &state.engine.settings),
+    })))
+}
+
 // ---- Lightning, API-Key login, legacy plugin endpoints -------------------------------------
 
 pub async fn lightning_disabled(

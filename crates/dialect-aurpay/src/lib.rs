@@ -61,6 +61,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: AurpayState) -> Router<S>
         .route("/api/bln/balance", get(h::lightning_disabled))
         .route("/api/plugin/key/aurpay", post(h::get_api_key))
         .route("/api/plugin/key/verify", get(h::verify_key))
+        .route("/api/order/plugin", post(h::legacy_plugin_order))
+        .route("/api/order/pay/token", post(h::legacy_pay_token))
         .with_state(state)
 }
 

@@ -673,7 +673,77 @@ async fn get_api_key_with_the_console_login(db: &TestDb) {
     assert_eq!(body["data"], json!(true));
 }
 
+async fn shop_order_id_and_legacy_plugin_endpoints(db: &TestDb) {
+    let env = env(db).await;
+    // The undocumented `id` some clients send: a repeat returns the same order, a different
+    // amount under the same id is refused.
+    let body = r#"{"price":10,"currency":"USD","id":"wc-1001"}"#;
+    let (s, b) = with_key(&env, Method::POST, "/api/order/pay-url", body).await;
+    let first = data_of(s, &b)["pay_url"].clone();
+    let (s, b) = with_key(&env, Method::POST, "/api/order/pay-url", body).await;
+    assert_eq!(data_of(s, &b)["pay_url"], first);
+    assert_eq!(
+        env.engine.store.count_orders(&env.merchant).await.unwrap(),
+        1
+    );
+    let (s, b) = with_key(
+        &env,
+        Method::POST,
+        "/api/order/pay-url",
+        r#"{"price":11,"currency":"USD","id":"wc-1001"}"#,
+    )
+    .await;
+    error_of(s, &b, 409);
+
+    // Old WooCommerce plugin: a coin chosen in the shop, `data.pay_url`.
+    let body = r#"{"chain":"ETH","currency":"USDT-ERC20","callback":"https://shop.example/cb","platform":"WOOCOMMERCE","origin":{"id":"77","currency":"USD","price":"19.9","url":"https://shop.example","callback_url":"https://shop.example/cb?order=77"}}"#;
+    let (s, b) = with_key(&env, Method::POST, "/api/order/plugin", body).await;
+    let data = data_of(s, &b);
+    assert!(data["pay_url"].as_str().unwrap().starts_with(PUBLIC_URL));
+    let order = env
+        .engine
+        .store
+        .get_order_by_no(&env.merchant, "77")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(order.target.is_some());
+    assert_eq!(
+        order.links.callback_url.as_deref(),
+        Some("https://shop.example/cb?order=77")
+    );
+
+    // Old EDD plugin: the key in the body, `data.token` (the checkout token).
+    let body = format!(
+        r#"{{"platform":"EASYDIGITALDOWNLOADS","origin":{{"id":"edd-5","price":5,"currency":"USD","callback_url":"https://shop.example/edd","succeed_url":"https://shop.example/thanks","url":"https://shop.example"}},"user_id":"u1","key":"{}"}}"#,
+        env.cred.key
+    );
+    let (s, b) = send(&env, Method::POST, "/api/order/pay/token", &[], &body).await;
+    let data = data_of(s, &b);
+    let token = data["token"].as_str().unwrap();
+    let order = env
+        .engine
+        .store
+        .find_order_by_token(token)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.order_no.as_deref(), Some("edd-5"));
+    let before = counts(&env).await;
+    let (s, b) = send(
+        &env,
+        Method::POST,
+        "/api/order/pay/token",
+        &[],
+        &body.replace(&env.cred.key, "aurk_wrong"),
+    )
+    .await;
+    error_of(s, &b, 401);
+    assert_eq!(counts(&env).await, before);
+}
+
 both_backends! {
+    shop_order_id_and_legacy_plugin_endpoints => shop_order_id_and_legacy_plugin_endpoints;
     pay_url_documented_example => pay_url_documented_example;
     pay_info_documented_example => pay_info_documented_example;
     orders_list_and_detail => orders_list_and_detail;
