@@ -217,6 +217,43 @@ async fn paid_order_calls_back_signed(db: &TestDb) {
     assert_eq!(txs["total"], serde_json::json!(1));
     assert_eq!(txs["data"][0]["tx_hash"].as_str().unwrap(), tx.to_string());
     assert_eq!(txs["data"][0]["tx_type"], "ORDER");
+    // A refund of the paid order: recorded, awaiting the merchant's approval; no body field
+    // → the address the payment came from.
+    let (s, b) = with_signature(
+        &env,
+        Method::POST,
+        &format!("/api/v2/order/refund/{order_id}"),
+        "",
+    )
+    .await;
+    let refund = data_of(s, &b);
+    assert_eq!(refund["refund_status"], "PENDING");
+    assert_eq!(refund["refund_amount"], "25");
+    assert_eq!(
+        refund["refund_address"].as_str().unwrap().to_lowercase(),
+        coffer_chain_evm::testtools::devchain::PAYER.to_lowercase()
+    );
+    let (s, b) = with_key(
+        &env,
+        Method::GET,
+        &format!("/api/v2/order/refund-info/{order_id}"),
+        "",
+    )
+    .await;
+    let info = data_of(s, &b);
+    assert_eq!(info["refund"], serde_json::json!(true));
+    assert_eq!(info["refund_status"], "PENDING");
+    assert_eq!(info["refund_id"], refund["refund_id"]);
+    // Nothing more is refundable: a second request is refused.
+    let (s, b) = with_key(
+        &env,
+        Method::POST,
+        &format!("/api/v2/order/refund/{order_id}"),
+        "",
+    )
+    .await;
+    assert!(!b["result"].as_bool().unwrap(), "{b}");
+    assert!(s == 409 || s == 400, "{s} {b}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(hits.lock().unwrap().len(), 1, "only the success callback");
     let _ = stop.send(true);
