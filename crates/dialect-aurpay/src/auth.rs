@@ -12,7 +12,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
 
 /// The only algorithm Aurpay names.
 pub const ALGORITHM: &str = "HMAC-SHA256";
@@ -103,9 +103,17 @@ pub struct SignedHeaders<'a> {
     pub signature: Option<&'a str>,
 }
 
-/// Parse an ISO-8601 / RFC 3339 `Date` (a trailing `Z` or an offset; fractions optional).
+/// Parse a `Date`: ISO-8601 / RFC 3339 with `Z` or an offset (fractions optional), or without
+/// a zone (taken as UTC, the way Aurpay writes its own timestamps), or an HTTP date (RFC 2822).
 pub fn parse_date(raw: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(raw.trim(), &Rfc3339).ok()
+    let raw = raw.trim();
+    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(t);
+    }
+    if let Ok(t) = time::PrimitiveDateTime::parse(raw, &Iso8601::DEFAULT) {
+        return Some(t.assume_utc());
+    }
+    OffsetDateTime::parse(raw, &Rfc2822).ok()
 }
 
 /// Verify a signed request against `secret`. `path` is the path as sent; `query` the raw
@@ -177,7 +185,20 @@ mod tests {
             parse_date("2024-06-17T00:00:00Z"),
             Some(datetime!(2024-06-17 00:00 UTC))
         );
+        assert_eq!(
+            parse_date("2024-06-17T00:00:00.250"),
+            Some(datetime!(2024-06-17 00:00:00.25 UTC))
+        );
+        assert_eq!(
+            parse_date("2024-06-17T02:00:00+02:00"),
+            Some(datetime!(2024-06-17 00:00 UTC))
+        );
+        assert_eq!(
+            parse_date("Mon, 17 Jun 2024 00:00:00 +0000"),
+            Some(datetime!(2024-06-17 00:00 UTC))
+        );
         assert!(parse_date("yesterday").is_none());
+        assert!(parse_date("").is_none());
     }
 
     #[test]
