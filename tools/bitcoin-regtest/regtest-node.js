@@ -362,6 +362,18 @@ async function main() {
       return out;
     },
 
+    // Test helper, not a Core method: evict a transaction (and its descendants) from the
+    // mempool, as Core does when it expires (-mempoolexpiry) or the mempool is full. Lets tests
+    // produce "a watched payment left the mempool without being mined" (bcoin 1.0.2 cannot
+    // replace by fee).
+    async evictmempooltransaction(params) {
+      const hash = hashArg(params[0], 'txid');
+      const entry = mempool.getEntry(hash);
+      if (!entry) throw new RpcError(RPC_INVALID_ADDRESS_OR_KEY, 'Transaction not in mempool');
+      mempool.evictEntry(entry);
+      return null;
+    },
+
     async getmempoolinfo() {
       let bytes = 0;
       for (const entry of mempool.map.values()) bytes += entry.tx.getVirtualSize();

@@ -165,13 +165,29 @@ pub async fn list_wallets(
     auth: Auth,
 ) -> Result<Json<Value>, ApiError> {
     let merchant = auth.require(Scope::OrdersRead)?;
-    let data: Vec<Value> = state
-        .engine
-        .list_wallets(merchant)
-        .await?
-        .iter()
-        .map(wallet_json)
-        .collect();
+    let mut data = Vec::new();
+    for w in state.engine.list_wallets(merchant).await? {
+        let mut json = wallet_json(&w);
+        // Bitcoin wallets: a run of more than 20 unpaid addresses may hide later payments
+        // from the merchant's wallet (its gap limit); null when there is nothing to warn about.
+        if let Some(report) = state.engine.wallet_gap(merchant, &w.chain).await? {
+            json["gap_warning"] = if report.warn {
+                json!({
+                    "longest_unpaid_run": report.longest_run,
+                    "run_start_index": report.run_start,
+                    "threshold": coffer_core::gap::GAP_LIMIT_WARNING,
+                    "payment_beyond_gap": report.payment_beyond_gap,
+                    "message": format!(
+                        "{} consecutive addresses from index {} are unpaid: wallets with a gap limit of {} may not show later payments; raise the wallet's gap limit",
+                        report.longest_run, report.run_start, coffer_core::gap::GAP_LIMIT_WARNING
+                    ),
+                })
+            } else {
+                Value::Null
+            };
+        }
+        data.push(json);
+    }
     Ok(Json(
         json!({"object": "list", "data": data, "has_more": false}),
     ))
