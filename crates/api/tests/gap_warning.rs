@@ -1,5 +1,7 @@
-//! `GET /api/v1/wallets` warns about the gap limit on Bitcoin wallets: more than 20
-//! consecutive issued addresses unpaid. On SQLite and PostgreSQL, over real HTTP.
+//! `GET /api/v1/wallets` warns about the gap limit on Bitcoin wallets (more than 20
+//! consecutive issued addresses unpaid) and shows each chain's confirmations, which
+//! `PUT /api/v1/wallets/{chain}/confirmations` sets per merchant. On SQLite and PostgreSQL,
+//! over real HTTP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -189,6 +191,119 @@ async fn gap_warning_on_bitcoin_wallets(db: &TestDb) {
     assert!(w["message"].as_str().unwrap().contains("gap limit"));
 }
 
+async fn put_confirmations(base: &str, key: &str, chain: &str, body: Value) -> (u16, Value) {
+    let res = coffer_testkit::http_client()
+        .put(format!("{base}/api/v1/wallets/{chain}/confirmations"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+async fn confirmations_per_merchant_and_chain(db: &TestDb) {
+    let e = engine(db);
+    let state = AppState {
+        engine: e.clone(),
+        metrics: coffer_api::metrics_handle(),
+    };
+    let api = coffer_api::v1::router(&state, &ApiSettings::default());
+    let app = coffer_api::router(state, &HttpSettings::default(), api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(coffer_api::serve(listener, app, std::future::pending()));
+    let (m, key) = e.create_merchant("Policy shop").await.unwrap();
+    let (_, other) = e.create_merchant("Other shop").await.unwrap();
+    e.set_wallet(&m.id, "bitcoin", "tpubPOLICY").await.unwrap();
+    e.set_wallet(&m.id, "eth", "xpubPOLICY").await.unwrap();
+    let list = wallets(&base, &key.token).await;
+    assert_eq!(
+        by_chain(&list, "bitcoin")["confirmations"],
+        1,
+        "chain default"
+    );
+
+    // Bitcoin takes 0, 1, 2 or 6; other chains 1 to 1000; unknown chains are refused.
+    for (chain, body, code) in [
+        (
+            "bitcoin",
+            serde_json::json!({"confirmations": 3}),
+            "invalid_confirmations",
+        ),
+        (
+            "eth",
+            serde_json::json!({"confirmations": 0}),
+            "invalid_confirmations",
+        ),
+        (
+            "dogecoin",
+            serde_json::json!({"confirmations": 1}),
+            "unknown_chain",
+        ),
+    ] {
+        let (status, body) = put_confirmations(&base, &key.token, chain, body).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let (status, body) = put_confirmations(
+        &base,
+        &key.token,
+        "bitcoin",
+        serde_json::json!({"confirmations": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["confirmations"].clone(), body["effective"].clone()),
+        (0.into(), 0.into())
+    );
+    let list = wallets(&base, &key.token).await;
+    assert_eq!(by_chain(&list, "bitcoin")["confirmations"], 0);
+    assert_eq!(by_chain(&list, "eth")["confirmations"], 1);
+    // New orders snapshot it.
+    let o = e
+        .create_order(
+            &m.id,
+            NewOrder {
+                amount: Decimal::from(25),
+                currency: "USD".into(),
+                asset: Some(AssetId::from_str("bitcoin:BTC").unwrap()),
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(o.policy.confirmations_for("bitcoin"), Some(0));
+    // Another merchant's setting is its own.
+    let (_, body) = put_confirmations(
+        &base,
+        &other.token,
+        "bitcoin",
+        serde_json::json!({"confirmations": 6}),
+    )
+    .await;
+    assert_eq!(body["effective"], 6);
+    assert_eq!(
+        by_chain(&wallets(&base, &key.token).await, "bitcoin")["confirmations"],
+        0
+    );
+    // null goes back to the chain's default.
+    let (_, body) = put_confirmations(
+        &base,
+        &key.token,
+        "bitcoin",
+        serde_json::json!({"confirmations": null}),
+    )
+    .await;
+    assert_eq!(
+        (body["confirmations"].clone(), body["effective"].clone()),
+        (Value::Null, 1.into())
+    );
+}
+
 both_backends! {
     gap_warning => gap_warning_on_bitcoin_wallets;
+    confirmations => confirmations_per_merchant_and_chain;
 }
