@@ -397,6 +397,7 @@ impl BitcoinWatcher {
     pub async fn step(&mut self) -> Result<Step, WatchError> {
         let info = self.rpc.get_blockchain_info().await?;
         let tip = info.blocks;
+        let best = info.bestblockhash;
         let tip_time = self
             .rpc
             .get_block_header(&info.bestblockhash)
@@ -481,10 +482,17 @@ impl BitcoinWatcher {
                     transfers.extend(found);
                 }
             }
-            for txid in &self.pending {
-                if current.contains(txid) || mined.contains(txid) {
-                    continue;
-                }
+            let gone: Vec<Txid> = self
+                .pending
+                .iter()
+                .filter(|t| !current.contains(*t) && !mined.contains(*t))
+                .copied()
+                .collect();
+            // A block found meanwhile may hold them: decide on the next poll, after applying it
+            // (this also keeps a node without -txindex from reporting a mined one as dropped).
+            let settled_tip =
+                gone.is_empty() || self.rpc.get_blockchain_info().await?.bestblockhash == best;
+            for txid in gone.iter().filter(|_| settled_tip) {
                 // Gone from the mempool without being seen in a block here: mined in a block
                 // not applied yet (the index knows it), or dropped (replaced, double spent,
                 // evicted).
