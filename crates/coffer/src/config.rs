@@ -1161,6 +1161,79 @@ mod tests {
     }
 
     #[test]
+    fn bitcoin_watchers_from_config() {
+        let base = "[[chains]]\nid = \"bitcoin\"\nkind = \"bitcoin\"\nnetwork = \"regtest\"\nnative = { symbol = \"BTC\", decimals = 8 }\n";
+        // Without rpc: configured for pricing and addresses, not watched.
+        assert!(
+            Config::from_toml_str(base)
+                .unwrap()
+                .bitcoin_watchers()
+                .unwrap()
+                .is_empty()
+        );
+        let c = Config::from_toml_str(&format!(
+            "{base}rpc = [\"http://127.0.0.1:18443/\"]\nrpc_user = \"u\"\nrpc_password = \"p\"\npoll_interval = \"2s\"\nmempool = false\nstart_block = 7\n"
+        ))
+        .unwrap();
+        let w = c.bitcoin_watchers().unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].network,
+            coffer_chain_bitcoin::bitcoin::Network::Regtest
+        );
+        assert_eq!(w[0].asset.to_string(), "bitcoin:BTC");
+        assert_eq!(
+            (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(2));
+        assert_eq!((w[0].mempool, w[0].start_height), (false, Some(7)));
+        assert!(c.evm_watchers().unwrap().is_empty());
+        // The password is not printed with the configuration.
+        assert!(!format!("{c:?}").contains("rpc_password: Some(\"p\")"));
+        // A cookie file instead of a user and password.
+        let dir = tempfile::tempdir().unwrap();
+        let cookie = dir.path().join(".cookie");
+        std::fs::write(&cookie, "__cookie__:s3cret\n").unwrap();
+        let c = Config::from_toml_str(&format!(
+            "{base}rpc = [\"http://127.0.0.1:18443/\"]\nrpc_cookie_file = {:?}\n",
+            cookie.display().to_string()
+        ))
+        .unwrap();
+        let w = c.bitcoin_watchers().unwrap();
+        assert_eq!(
+            (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
+            ("__cookie__", "s3cret")
+        );
+        // Mistakes name their key.
+        for (extra, key) in [
+            ("rpc = [\"http://a/\", \"http://b/\"]\n", "chains[0].rpc"),
+            ("rpc = [\"127.0.0.1:8332\"]\n", "chains[0].rpc"),
+            (
+                "rpc = [\"http://a/\"]\nrpc_user = \"u\"\n",
+                "chains[0].rpc_user",
+            ),
+            (
+                "rpc = [\"http://a/\"]\nrpc_cookie_file = \"/nonexistent/.cookie\"\n",
+                "chains[0].rpc_cookie_file",
+            ),
+        ] {
+            let err = Config::from_toml_str(&format!("{base}{extra}"))
+                .unwrap()
+                .bitcoin_watchers()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+        let err = Config::from_toml_str(
+            "[[chains]]\nid = \"bitcoin\"\nkind = \"bitcoin\"\nnetwork = \"signet\"\nrpc = [\"http://a/\"]\nnative = { symbol = \"BTC\", decimals = 8 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chains[0].network"), "{err}");
+    }
+
+    #[test]
     fn chain_config_builds_registry() {
         let c = Config::from_toml_str(
             "[[chains]]\nid = \"bsc\"\nkind = \"evm\"\nconfirmations = 15\nnative = { symbol = \"BNB\", decimals = 18 }\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x55d398326f99059fF775485246999027B3197955\"\ndecimals = 18\n",
