@@ -159,6 +159,9 @@ async function main() {
     walletWitness: true,
     apiKey: crypto.randomBytes(32).toString('hex')
   });
+  // Like Core, accept transactions that signal BIP-125 replaceability (stock bcoin refuses them
+  // as non-standard; it still cannot replace one, a conflicting spend is rejected).
+  node.mempool.options.replaceByFee = true;
   node.use(bcoin.wallet.plugin);
   const walletPlugin = node.require('walletdb');
 

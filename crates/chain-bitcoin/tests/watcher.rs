@@ -147,6 +147,51 @@ impl Fixture {
             .unwrap()
     }
 
+    /// Pay `btc` to the order with a transaction that signals BIP-125 replaceability (the
+    /// wallet's own sends do not): built, signed and broadcast by hand.
+    async fn send_rbf(&self, order: &Order, btc: &str) -> Txid {
+        let unspent: Vec<Value> = self.wallet.call("listunspent", json!([])).await.unwrap();
+        let coin = unspent
+            .iter()
+            .find(|u| u["amount"].to_string().starts_with("50"))
+            .expect("a mature 50 BTC coinbase");
+        let amount = Decimal::from_str(&coin["amount"].to_string()).unwrap();
+        let pay = Decimal::from_str(btc).unwrap();
+        let change = amount - pay - Decimal::from_str("0.0001").unwrap();
+        let number = |d: Decimal| serde_json::from_str::<Value>(&d.to_string()).unwrap();
+        let change_address: String = self.wallet.call("getnewaddress", json!([])).await.unwrap();
+        let mut outputs = serde_json::Map::new();
+        outputs.insert(order.target.as_ref().unwrap().address.clone(), number(pay));
+        outputs.insert(change_address, number(change));
+        let unsigned: String = self
+            .rpc
+            .call(
+                "createrawtransaction",
+                json!([[{"txid": coin["txid"], "vout": coin["vout"], "sequence": 0xffff_fffd_u32}], outputs]),
+            )
+            .await
+            .unwrap();
+        let key: String = self
+            .wallet
+            .call("dumpprivkey", json!([coin["address"]]))
+            .await
+            .unwrap();
+        let signed: Value = self
+            .rpc
+            .call(
+                "signrawtransaction",
+                json!([unsigned, [{"txid": coin["txid"], "vout": coin["vout"],
+                    "scriptPubKey": coin["scriptPubKey"], "amount": coin["amount"]}], [key]]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(signed["complete"], json!(true), "{signed}");
+        self.rpc
+            .call("sendrawtransaction", json!([signed["hex"]]))
+            .await
+            .unwrap()
+    }
+
     async fn mine(&self, n: u32) -> Vec<BlockHash> {
         self.rpc
             .call("generatetoaddress", json!([n, self.miner]))
@@ -360,6 +405,27 @@ async fn zero_conf_and_mempool_drop(db: &TestDb) {
     let kinds = kinds_for(db, &zc).await;
     assert_eq!(count(&kinds, "payment.confirmed"), 1, "{kinds:?}");
     assert_eq!(count(&kinds, "order.settled"), 1, "{kinds:?}");
+
+    // Same merchant, a payment that signals RBF: processing only, settled at one confirmation.
+    let r = f.order(&zc, 25).await;
+    let rbf = f.send_rbf(&r, "0.0005").await;
+    assert_eq!(f.rpc.mempool_replaceable(&rbf).await.unwrap(), Some(true));
+    sync(&mut w).await;
+    assert_eq!(
+        f.state(&r).await,
+        (OrderStatus::Processing, StatusReason::None)
+    );
+    let p = db.store.payments_for_order(&r.id).await.unwrap();
+    assert_eq!(
+        (p[0].txid.clone(), p[0].status),
+        (rbf.to_string(), PaymentStatus::Unconfirmed)
+    );
+    f.mine(1).await;
+    sync(&mut w).await;
+    assert_eq!(
+        f.state(&r).await,
+        (OrderStatus::Settled, StatusReason::None)
+    );
 
     // The default merchant (1 confirmation): a payment leaves the mempool without being mined
     // (evicted) → payment.reversed, the order back to pending.
