@@ -159,6 +159,9 @@ async function main() {
     walletWitness: true,
     apiKey: crypto.randomBytes(32).toString('hex')
   });
+  // Like Core, accept transactions that signal BIP-125 replaceability (stock bcoin refuses them
+  // as non-standard; it still cannot replace one, a conflicting spend is rejected).
+  node.mempool.options.replaceByFee = true;
   node.use(bcoin.wallet.plugin);
   const walletPlugin = node.require('walletdb');
 
@@ -360,6 +363,18 @@ async function main() {
       const out = {};
       for (const entry of mempool.map.values()) out[entry.txid()] = mempoolEntryJSON(entry);
       return out;
+    },
+
+    // Test helper, not a Core method: evict a transaction (and its descendants) from the
+    // mempool, as Core does when it expires (-mempoolexpiry) or the mempool is full. Lets tests
+    // produce "a watched payment left the mempool without being mined" (bcoin 1.0.2 cannot
+    // replace by fee).
+    async evictmempooltransaction(params) {
+      const hash = hashArg(params[0], 'txid');
+      const entry = mempool.getEntry(hash);
+      if (!entry) throw new RpcError(RPC_INVALID_ADDRESS_OR_KEY, 'Transaction not in mempool');
+      mempool.evictEntry(entry);
+      return null;
     },
 
     async getmempoolinfo() {

@@ -1193,6 +1193,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rates"),
     ("get", "/api/v1/wallets"),
     ("put", "/api/v1/wallets/{chain}"),
+    ("put", "/api/v1/wallets/{chain}/confirmations"),
 ];
 
 async fn openapi_and_docs(db: &TestDb) {

@@ -7,12 +7,14 @@
 //!   outputs against the watched scriptPubKeys; BIP-125 replaceability; mempool diffs.
 //! - [`rpc`]: a minimal bitcoind JSON-RPC client for a watcher.
 //! - [`gap`]: gap-limit awareness (runs of unpaid issued addresses).
+//! - [`watcher`]: [`BitcoinWatcher`], the chain watcher (tip, blocks, mempool, reorgs).
 
 pub mod derive;
 pub mod gap;
 pub mod matching;
 pub mod regtest;
 pub mod rpc;
+pub mod watcher;
 
 pub use derive::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
 pub use gap::{GAP_LIMIT_WARNING, GapReport, gap_report};
@@ -22,6 +24,7 @@ pub use matching::{
     parse_transaction_hex, signals_rbf,
 };
 pub use rpc::{BitcoindRpc, BlockHeaderInfo, BlockchainInfo, RpcConfig, RpcError};
+pub use watcher::{BitcoinWatchConfig, BitcoinWatcher, Health, Step, WatchError};
 
 /// Re-exported so callers use the same `bitcoin` version.
 pub use bitcoin;

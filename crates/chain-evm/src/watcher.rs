@@ -311,6 +311,8 @@ impl EvmWatcher {
                 orphaned_from,
                 tip,
                 cursor: orphaned_from.map(|_| base.clone()),
+                dropped_txids: Vec::new(),
+                non_replaceable_txids: Vec::new(),
             };
             self.engine.apply_chain_batch(&batch).await?;
             self.set_health(|h| h.cursor = Some(base.height));
@@ -488,6 +490,8 @@ impl EvmWatcher {
             orphaned_from,
             tip,
             cursor: Some(cursor),
+            dropped_txids: Vec::new(),
+            non_replaceable_txids: Vec::new(),
         };
         let applied = self.engine.apply_chain_batch(&batch).await?;
         if applied != Default::default() {

@@ -354,6 +354,20 @@ pub struct ChainConfig {
     /// Block a chain watched for the first time starts at (default: the tip at first start).
     #[serde(default)]
     pub start_block: Option<u64>,
+    /// Bitcoin: RPC basic-auth credentials (`rpcuser`/`rpcpassword` of the node), or
+    /// `rpc_cookie_file` (the node's `.cookie`, read at start-up) instead.
+    #[serde(default)]
+    pub rpc_user: Option<Secret>,
+    #[serde(default)]
+    pub rpc_password: Option<Secret>,
+    #[serde(default)]
+    pub rpc_cookie_file: Option<std::path::PathBuf>,
+    /// Bitcoin: per-request RPC timeout (default 30s).
+    #[serde(default)]
+    pub rpc_timeout: Option<ConfigDuration>,
+    /// Bitcoin: follow the mempool (unconfirmed payments, zero-conf; default true).
+    #[serde(default)]
+    pub mempool: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -737,6 +751,87 @@ impl Config {
         Ok(out)
     }
 
+    /// What each Bitcoin chain's watcher needs. Chains without `rpc` are not watched.
+    pub fn bitcoin_watchers(
+        &self,
+    ) -> Result<Vec<coffer_chain_bitcoin::BitcoinWatchConfig>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, c) in self.resolved_chains().iter().enumerate() {
+            if c.kind != "bitcoin" || c.rpc.is_empty() {
+                continue;
+            }
+            let key = |field: &str| format!("chains[{i}].{field}");
+            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
+            let network = match c.network.as_deref().unwrap_or("mainnet") {
+                "mainnet" => coffer_chain_bitcoin::bitcoin::Network::Bitcoin,
+                "testnet" => coffer_chain_bitcoin::bitcoin::Network::Testnet,
+                "regtest" => coffer_chain_bitcoin::bitcoin::Network::Regtest,
+                other => {
+                    return Err(invalid(
+                        key("network"),
+                        format!("{other:?}: expected mainnet, testnet or regtest"),
+                    ));
+                }
+            };
+            let native = c.native.as_ref().ok_or_else(|| {
+                invalid(
+                    key("native"),
+                    "a chain needs its native coin: native = { symbol, decimals }",
+                )
+            })?;
+            let asset = AssetId::new(
+                id.clone(),
+                Symbol::parse(&native.symbol).map_err(|e| invalid(key("native"), e.to_string()))?,
+            );
+            if c.rpc.len() > 1 {
+                return Err(invalid(key("rpc"), "a Bitcoin chain takes one node URL"));
+            }
+            let url = c.rpc[0].expose().to_owned();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    key("rpc"),
+                    "expected an http:// URL of the node's RPC",
+                ));
+            }
+            let (user, password) = match (&c.rpc_user, &c.rpc_password, &c.rpc_cookie_file) {
+                (Some(u), Some(p), None) => (u.expose().to_owned(), p.expose().to_owned()),
+                (None, None, Some(path)) => {
+                    let cookie = std::fs::read_to_string(path).map_err(|e| {
+                        invalid(key("rpc_cookie_file"), format!("{}: {e}", path.display()))
+                    })?;
+                    let (u, p) = cookie
+                        .trim()
+                        .split_once(':')
+                        .ok_or_else(|| invalid(key("rpc_cookie_file"), "expected user:password"))?;
+                    (u.to_owned(), p.to_owned())
+                }
+                (None, None, None) => (String::new(), String::new()),
+                _ => {
+                    return Err(invalid(
+                        key("rpc_user"),
+                        "give rpc_user and rpc_password together, or rpc_cookie_file alone",
+                    ));
+                }
+            };
+            let rpc = coffer_chain_bitcoin::RpcConfig {
+                url,
+                user,
+                password,
+                timeout: c
+                    .rpc_timeout
+                    .map_or(std::time::Duration::from_secs(30), |d| d.std()),
+            };
+            let mut w = coffer_chain_bitcoin::BitcoinWatchConfig::new(id, asset, network, rpc);
+            if let Some(p) = c.poll_interval {
+                w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
+            }
+            w.start_height = c.start_block;
+            w.mempool = c.mempool.unwrap_or(true);
+            out.push(w);
+        }
+        Ok(out)
+    }
+
     /// Chains and assets as the engine sees them.
     pub fn registry(&self) -> Result<coffer_engine::AssetRegistry, ConfigError> {
         let mut chains = Vec::new();
@@ -916,6 +1011,23 @@ timeout = "5s"
 # [[chains]]
 # id = "eth"
 # rpc = ["https://eth-rpc.example"]
+#
+# Bitcoin over a bitcoind-compatible node's JSON-RPC (example; see docs/chains-bitcoin.md).
+# Start the node with -txindex. Merchants pick 0, 1, 2 or 6 confirmations
+# (`coffer merchant set --confirmations bitcoin=0`); this is the default.
+# [[chains]]
+# id = "bitcoin"
+# kind = "bitcoin"
+# network = "mainnet"          # mainnet | testnet | regtest
+# native = { symbol = "BTC", decimals = 8 }
+# rpc = ["http://127.0.0.1:8332/"]
+# rpc_user = "coffer"          # or rpc_cookie_file = "/var/lib/bitcoind/.cookie"
+# rpc_password = "secret"
+# confirmations = 2
+# poll_interval = "5s"
+# rpc_timeout = "30s"
+# mempool = true               # follow unconfirmed payments (zero-conf, replacements)
+# start_block = 870000         # first block the very first time (default: the tip)
 
 [webhooks]
 # Deliveries to private, loopback, link-local, CGNAT, metadata… addresses are refused unless
@@ -1046,6 +1158,79 @@ mod tests {
         .unwrap();
         let err = bad.evm_watchers().unwrap_err().to_string();
         assert!(err.contains("chains[0].tokens[0].contract"), "{err}");
+    }
+
+    #[test]
+    fn bitcoin_watchers_from_config() {
+        let base = "[[chains]]\nid = \"bitcoin\"\nkind = \"bitcoin\"\nnetwork = \"regtest\"\nnative = { symbol = \"BTC\", decimals = 8 }\n";
+        // Without rpc: configured for pricing and addresses, not watched.
+        assert!(
+            Config::from_toml_str(base)
+                .unwrap()
+                .bitcoin_watchers()
+                .unwrap()
+                .is_empty()
+        );
+        let c = Config::from_toml_str(&format!(
+            "{base}rpc = [\"http://127.0.0.1:18443/\"]\nrpc_user = \"u\"\nrpc_password = \"p\"\npoll_interval = \"2s\"\nmempool = false\nstart_block = 7\n"
+        ))
+        .unwrap();
+        let w = c.bitcoin_watchers().unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].network,
+            coffer_chain_bitcoin::bitcoin::Network::Regtest
+        );
+        assert_eq!(w[0].asset.to_string(), "bitcoin:BTC");
+        assert_eq!(
+            (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(2));
+        assert_eq!((w[0].mempool, w[0].start_height), (false, Some(7)));
+        assert!(c.evm_watchers().unwrap().is_empty());
+        // The password is not printed with the configuration.
+        assert!(!format!("{c:?}").contains("rpc_password: Some(\"p\")"));
+        // A cookie file instead of a user and password.
+        let dir = tempfile::tempdir().unwrap();
+        let cookie = dir.path().join(".cookie");
+        std::fs::write(&cookie, "__cookie__:s3cret\n").unwrap();
+        let c = Config::from_toml_str(&format!(
+            "{base}rpc = [\"http://127.0.0.1:18443/\"]\nrpc_cookie_file = {:?}\n",
+            cookie.display().to_string()
+        ))
+        .unwrap();
+        let w = c.bitcoin_watchers().unwrap();
+        assert_eq!(
+            (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
+            ("__cookie__", "s3cret")
+        );
+        // Mistakes name their key.
+        for (extra, key) in [
+            ("rpc = [\"http://a/\", \"http://b/\"]\n", "chains[0].rpc"),
+            ("rpc = [\"127.0.0.1:8332\"]\n", "chains[0].rpc"),
+            (
+                "rpc = [\"http://a/\"]\nrpc_user = \"u\"\n",
+                "chains[0].rpc_user",
+            ),
+            (
+                "rpc = [\"http://a/\"]\nrpc_cookie_file = \"/nonexistent/.cookie\"\n",
+                "chains[0].rpc_cookie_file",
+            ),
+        ] {
+            let err = Config::from_toml_str(&format!("{base}{extra}"))
+                .unwrap()
+                .bitcoin_watchers()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+        let err = Config::from_toml_str(
+            "[[chains]]\nid = \"bitcoin\"\nkind = \"bitcoin\"\nnetwork = \"signet\"\nrpc = [\"http://a/\"]\nnative = { symbol = \"BTC\", decimals = 8 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("chains[0].network"), "{err}");
     }
 
     #[test]

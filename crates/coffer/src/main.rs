@@ -86,6 +86,18 @@ enum MerchantCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Change a merchant's settings for new orders.
+    Set {
+        #[arg(long)]
+        merchant: String,
+        /// Confirmations per chain, `CHAIN=N` (repeatable): bitcoin takes 0, 1, 2 or 6 (0 =
+        /// zero-conf for transactions that do not signal RBF); `CHAIN=default` goes back to the
+        /// chain's configured default.
+        #[arg(long = "confirmations", value_name = "CHAIN=N")]
+        confirmations: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -442,6 +454,36 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(%chain, "starting the chain watcher");
         tasks.spawn(watcher.run(stop_rx.clone()));
     }
+    for cfg in config.bitcoin_watchers()? {
+        let chain = cfg.chain.clone();
+        let watcher = coffer_chain_bitcoin::BitcoinWatcher::new(engine.clone(), cfg)
+            .with_context(|| format!("chain {chain}"))?;
+        // A node that is down at start-up is retried by the watcher; a wrong network is not.
+        match watcher.check_network().await {
+            Err(e @ coffer_chain_bitcoin::WatchError::NetworkMismatch { .. }) => {
+                return Err(anyhow::Error::new(e).context(format!("chain {chain}")));
+            }
+            Err(e) => {
+                tracing::warn!(%chain, error = %e, "bitcoin node not reachable yet; retrying")
+            }
+            Ok(()) => {}
+        }
+        coffer_api::register_readiness(&format!("chain:{chain}"), {
+            let health = watcher.health();
+            Arc::new(move || {
+                let h = health.lock().map(|h| h.clone()).unwrap_or_default();
+                (
+                    h.ok(),
+                    json!({"tip": h.tip, "cursor": h.cursor, "lag": h.lag(),
+                           "tip_age_secs": h.tip_age_secs, "stalled": h.stalled,
+                           "unreachable": h.unreachable, "mempool_watched": h.mempool_watched,
+                           "last_error": h.last_error}),
+                )
+            })
+        });
+        tracing::info!(%chain, "starting the bitcoin watcher");
+        tasks.spawn(watcher.run(stop_rx.clone()));
+    }
     {
         let metrics = state.metrics.clone();
         let mut rx = stop_rx.clone();
@@ -553,6 +595,42 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                     "merchant id: {}\nname:        {}\napi key:     {}\n\nThe API key is shown only once. Store it now.",
                     m.id, m.name, key.token
                 );
+            }
+        }
+        MerchantCommand::Set {
+            merchant,
+            confirmations,
+            out,
+        } => {
+            let id = parse_merchant(&merchant)?;
+            if confirmations.is_empty() {
+                anyhow::bail!("nothing to set: give --confirmations CHAIN=N");
+            }
+            let mut last = None;
+            for raw in &confirmations {
+                let (chain, n) = raw
+                    .split_once('=')
+                    .with_context(|| format!("--confirmations {raw:?}: expected CHAIN=N"))?;
+                let n = match n.trim() {
+                    "default" => None,
+                    v => Some(v.parse::<u32>().with_context(|| {
+                        format!("--confirmations {raw:?}: {v:?} is not a number")
+                    })?),
+                };
+                last = Some(engine.set_chain_confirmations(&id, chain.trim(), n).await?);
+            }
+            if let Some(m) = last {
+                if out.json {
+                    println!("{}", serde_json::to_string(&m)?);
+                } else {
+                    let per_chain: Vec<String> = m
+                        .policy
+                        .chain_confirmations
+                        .iter()
+                        .map(|(c, n)| format!("{c}={n}"))
+                        .collect();
+                    println!("{}  confirmations: {}", m.id, per_chain.join(" "));
+                }
             }
         }
         MerchantCommand::List { out } => {

@@ -372,7 +372,12 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        let logs: Vec<String> = self.logs.try_iter().collect();
+        // The process has exited: read its stderr to the end (the reader thread may not have
+        // forwarded the last lines yet; it hangs up at end of file).
+        let mut logs = Vec::new();
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(5)) {
+            logs.push(line);
+        }
         (status.code(), logs)
     }
 }

@@ -6,6 +6,7 @@
 pub mod asset;
 pub mod event;
 pub mod fiat;
+pub mod gap;
 pub mod ids;
 pub mod merchant;
 pub mod money;

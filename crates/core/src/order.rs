@@ -1,5 +1,7 @@
 //! Orders, payments and the settlement rules that connect them.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -30,6 +32,10 @@ pub struct SettlementPolicy {
     pub match_max: Decimal,
     /// Confirmations a payment needs; `None` means the chain's default.
     pub confirmations: Option<u32>,
+    /// Per-chain overrides of `confirmations` (chain id → confirmations), e.g.
+    /// `bitcoin = 2`. Absent chains use `confirmations`, then the chain's default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chain_confirmations: BTreeMap<String, u32>,
 }
 
 impl Default for SettlementPolicy {
@@ -39,6 +45,7 @@ impl Default for SettlementPolicy {
             match_min: Decimal::new(5, 1),
             match_max: Decimal::new(12, 1),
             confirmations: None,
+            chain_confirmations: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +75,15 @@ impl SettlementPolicy {
         Ok(())
     }
 
+    /// The confirmations this policy asks for on `chain`: the chain's override, else the
+    /// general setting; `None` means the chain's configured default.
+    pub fn confirmations_for(&self, chain: &str) -> Option<u32> {
+        self.chain_confirmations
+            .get(chain)
+            .copied()
+            .or(self.confirmations)
+    }
+
     /// The least confirmed amount that settles an order owing `due`.
     pub fn settlement_threshold(&self, due: BaseUnits) -> BaseUnits {
         let fraction = self.underpayment_tolerance_percent / Decimal::from(100);
@@ -88,6 +104,19 @@ impl SettlementPolicy {
             .unwrap_or(BaseUnits::new(u128::MAX));
         amount >= min && amount <= max
     }
+}
+
+/// Whether a payment with `confirmations` counts as confirmed under a policy asking for
+/// `required` confirmations. Zero-conf (`required == 0`) accepts a payment still in the
+/// mempool only when its transaction cannot be replaced (`replaceable == false`: no BIP-125
+/// signal on it or on an unconfirmed ancestor); a replaceable one waits for one confirmation.
+pub fn payment_confirmed(required: u32, confirmations: u32, replaceable: bool) -> bool {
+    let needed = if replaceable {
+        required.max(1)
+    } else {
+        required
+    };
+    confirmations >= needed
 }
 
 /// The rate used to price an order, locked until `expires_at`.
@@ -406,6 +435,46 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(bad_max.validate(), Err(PolicyError::MatchWindow));
+    }
+
+    #[test]
+    fn zero_conf_only_for_non_replaceable_transactions() {
+        // Exhaustive over the policies a merchant can pick and the depths that matter.
+        for required in [0u32, 1, 2, 6] {
+            for confirmations in 0u32..=8 {
+                for replaceable in [false, true] {
+                    let got = payment_confirmed(required, confirmations, replaceable);
+                    let expected = if confirmations == 0 {
+                        required == 0 && !replaceable
+                    } else {
+                        confirmations >= required
+                    };
+                    assert_eq!(got, expected, "{required} {confirmations} {replaceable}");
+                }
+            }
+        }
+        // An RBF-signalling payment under policy 0 settles at its first confirmation.
+        assert!(!payment_confirmed(0, 0, true));
+        assert!(payment_confirmed(0, 1, true));
+    }
+
+    #[test]
+    fn chain_confirmations_override_the_general_setting() {
+        let mut p = SettlementPolicy::default();
+        assert_eq!(p.confirmations_for("bitcoin"), None);
+        p.confirmations = Some(3);
+        assert_eq!(p.confirmations_for("bitcoin"), Some(3));
+        p.chain_confirmations.insert("bitcoin".into(), 0);
+        assert_eq!(p.confirmations_for("bitcoin"), Some(0));
+        assert_eq!(p.confirmations_for("ethereum"), Some(3));
+        // Stored policies written before the field existed still load.
+        let old: SettlementPolicy = serde_json::from_str(
+            r#"{"underpayment_tolerance_percent":"0","match_min":"0.5","match_max":"1.2","confirmations":null}"#,
+        )
+        .unwrap();
+        assert_eq!(old, SettlementPolicy::default());
+        let json = serde_json::to_string(&SettlementPolicy::default()).unwrap();
+        assert!(!json.contains("chain_confirmations"), "{json}");
     }
 
     #[test]

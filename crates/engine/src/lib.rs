@@ -200,6 +200,62 @@ impl Engine {
 
     // ---- merchants and keys ------------------------------------------------------------
 
+    /// Set (`Some`) or clear (`None`) the confirmations a merchant's new orders need on one
+    /// chain. Bitcoin chains accept 0, 1, 2 or 6 (0 = zero-conf, which still waits for one
+    /// confirmation when the transaction signals RBF); other chains 1 to 1000. Orders already
+    /// created keep the policy they were created with.
+    pub async fn set_chain_confirmations(
+        &self,
+        merchant: &MerchantId,
+        chain: &str,
+        confirmations: Option<u32>,
+    ) -> Result<Merchant, EngineError> {
+        let chain_id = ChainId::parse(chain)
+            .ok()
+            .and_then(|id| self.assets.chain(&id).cloned())
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "unknown_chain",
+                    "chain",
+                    format!("chain {chain:?} is not configured"),
+                )
+            })?;
+        if let Some(n) = confirmations {
+            let ok = match chain_id.kind {
+                ChainKind::Bitcoin => matches!(n, 0 | 1 | 2 | 6),
+                _ => (1..=1000).contains(&n),
+            };
+            if !ok {
+                return Err(EngineError::invalid(
+                    "invalid_confirmations",
+                    "confirmations",
+                    match chain_id.kind {
+                        ChainKind::Bitcoin => {
+                            format!("confirmations on {chain} must be 0, 1, 2 or 6, not {n}")
+                        }
+                        _ => format!("confirmations on {chain} must be 1 to 1000, not {n}"),
+                    },
+                ));
+            }
+        }
+        let mut m = self
+            .store
+            .get_merchant(merchant)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))?;
+        match confirmations {
+            Some(n) => m
+                .policy
+                .chain_confirmations
+                .insert(chain_id.id.to_string(), n),
+            None => m.policy.chain_confirmations.remove(chain_id.id.as_str()),
+        };
+        if !self.store.set_merchant_policy(&m.id, &m.policy).await? {
+            return Err(EngineError::NotFound("merchant"));
+        }
+        Ok(m)
+    }
+
     /// Create a merchant and its first key (scope `admin`).
     pub async fn create_merchant(&self, name: &str) -> Result<(Merchant, IssuedKey), EngineError> {
         let name = validate::merchant_name(name)?;
@@ -538,6 +594,31 @@ impl Engine {
         merchant: &MerchantId,
     ) -> Result<Vec<WalletRecord>, EngineError> {
         Ok(self.store.list_wallets(merchant).await?)
+    }
+
+    /// The gap-limit report of a merchant's wallet on a Bitcoin chain (`None` on other
+    /// chains, whose wallets have no gap limit): the longest run of issued but unpaid
+    /// addresses, warned about above [`coffer_core::gap::GAP_LIMIT_WARNING`].
+    pub async fn wallet_gap(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<Option<coffer_core::gap::GapReport>, EngineError> {
+        let Some(c) = self.assets.chain(chain) else {
+            return Ok(None);
+        };
+        if c.kind != ChainKind::Bitcoin {
+            return Ok(None);
+        }
+        let usage = self.store.address_usage(merchant, chain).await?;
+        let issued: std::collections::BTreeSet<u32> = usage.iter().map(|(i, _)| *i).collect();
+        let paid: std::collections::BTreeSet<u32> =
+            usage.iter().filter(|(_, p)| *p).map(|(i, _)| *i).collect();
+        Ok(Some(coffer_core::gap::gap_report(
+            &issued,
+            &paid,
+            coffer_core::gap::GAP_LIMIT_WARNING,
+        )))
     }
 
     /// Choose or change the asset of a pending order that has received nothing yet: a new

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use coffer_core::order::{classify_payment, totals_of};
+use coffer_core::order::{classify_payment, payment_confirmed, totals_of};
 use coffer_core::{
     AssetId, BaseUnits, Cause, Chain, ChainId, Event, EventId, EventType, Order, OrderId, Payment,
     PaymentId, PaymentStatus, TimelineEntry,
@@ -55,6 +55,13 @@ pub struct ChainBatch {
     /// Height of the chain tip: confirmations are `tip - height + 1`.
     pub tip: u64,
     pub cursor: Option<ChainCursor>,
+    /// Mempool transactions that vanished without being mined (replaced, double spent,
+    /// evicted): their payments still without a block are reversed. Empty on EVM.
+    pub dropped_txids: Vec<String>,
+    /// Mempool transactions that cannot be replaced (no BIP-125 signal, none inherited): only
+    /// these may count as confirmed with zero confirmations, under a policy of 0. Empty on
+    /// EVM (every mempool transaction there counts as replaceable).
+    pub non_replaceable_txids: Vec<String>,
 }
 
 /// What a batch changed.
@@ -134,9 +141,9 @@ impl Engine {
         for (order_id, (order, mut payments)) in orders {
             let required = order
                 .policy
-                .confirmations
-                .unwrap_or(chain.confirmations)
-                .max(1);
+                .confirmations_for(chain.id.as_str())
+                .unwrap_or(chain.confirmations);
+            let replaceable = |txid: &str| !batch.non_replaceable_txids.iter().any(|t| t == txid);
             let confirmations_at = |block: Option<&BlockRef>| -> u32 {
                 block.map_or(0, |b| {
                     u32::try_from(batch.tip.saturating_add(1).saturating_sub(b.height))
@@ -150,7 +157,7 @@ impl Engine {
 
             for t in routed.get(&order_id).into_iter().flatten() {
                 let confirmations = confirmations_at(t.block.as_ref());
-                let status = if t.block.is_some() && confirmations >= required {
+                let status = if payment_confirmed(required, confirmations, replaceable(&t.txid)) {
                     PaymentStatus::Confirmed
                 } else {
                     PaymentStatus::Unconfirmed
@@ -180,6 +187,11 @@ impl Engine {
                             (PaymentStatus::Reversed, _) => Some(EventType::PaymentDetected),
                             (PaymentStatus::Unconfirmed, PaymentStatus::Confirmed) => {
                                 Some(EventType::PaymentConfirmed)
+                            }
+                            // Counted as confirmed, now back below the policy (its block was
+                            // reorged out and it waits in the mempool again): say so.
+                            (PaymentStatus::Confirmed, PaymentStatus::Unconfirmed) => {
+                                Some(EventType::PaymentReversed)
                             }
                             _ => None,
                         };
@@ -234,7 +246,8 @@ impl Engine {
                     (Some(from), Some(h)) => h >= from,
                     _ => false,
                 };
-                if orphaned {
+                let dropped = p.block_height.is_none() && batch.dropped_txids.contains(&p.txid);
+                if orphaned || dropped {
                     p.status = PaymentStatus::Reversed;
                     p.updated_at = now;
                     changed.push((i, Some(EventType::PaymentReversed)));
@@ -249,7 +262,7 @@ impl Engine {
                     }
                     p.confirmations = confirmations;
                     p.updated_at = now;
-                    if confirmations >= required {
+                    if payment_confirmed(required, confirmations, true) {
                         p.status = PaymentStatus::Confirmed;
                         changed.push((i, Some(EventType::PaymentConfirmed)));
                     } else {

@@ -143,6 +143,8 @@ fn batch(transfers: Vec<ObservedTransfer>, tip: u64, orphaned_from: Option<u64>)
             recent: vec![(tip, format!("0xblock{tip}"))],
             updated_at: datetime!(2026-05-01 10:01 UTC),
         }),
+        dropped_txids: Vec::new(),
+        non_replaceable_txids: Vec::new(),
     }
 }
 
@@ -288,9 +290,247 @@ async fn old_address_stays_watched_after_asset_change(db: &TestDb) {
     assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
 }
 
+async fn event_kinds(db: &TestDb) -> Vec<String> {
+    db.store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.kind.as_str().to_owned())
+        .collect()
+}
+
+fn mempool(mut t: ObservedTransfer) -> ObservedTransfer {
+    t.block = None;
+    t
+}
+
+async fn with_confirmations(e: &Engine, n: u32) -> Order {
+    let (m, _) = e.create_merchant("zero-conf shop").await.unwrap();
+    let mut policy = e.store.get_merchant(&m.id).await.unwrap().unwrap().policy;
+    policy.chain_confirmations.insert("bsc".into(), n);
+    assert!(e.store.set_merchant_policy(&m.id, &policy).await.unwrap());
+    let wallet = format!("z{}", coffer_testkit::random_suffix());
+    e.set_wallet(&m.id, "bsc", &wallet).await.unwrap();
+    e.create_order(
+        &m.id,
+        NewOrder {
+            amount: Decimal::from(10),
+            currency: "USD".into(),
+            asset: Some(asset("USDT")),
+            fixed_stablecoin_rate: true,
+            dialect: "native".into(),
+            ..NewOrder::default()
+        },
+    )
+    .await
+    .unwrap()
+    .order
+}
+
+async fn mempool_payment_dropped_is_reversed(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await;
+    let t = mempool(transfer(&o, "USDT", 10_000_000, "0xm", 0));
+    let r = e
+        .apply_chain_batch(&batch(vec![t], 20, None))
+        .await
+        .unwrap();
+    assert_eq!(r.detected, 1);
+    let o1 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o1.state.status, OrderStatus::Processing);
+    // Another txid vanishing changes nothing.
+    let mut other = batch(vec![], 21, None);
+    other.dropped_txids = vec!["0xother".into()];
+    assert_eq!(e.apply_chain_batch(&other).await.unwrap().reversed, 0);
+    // The payment's transaction left the mempool unmined: reversed, order back to pending.
+    let mut b = batch(vec![], 21, None);
+    b.dropped_txids = vec!["0xm".into()];
+    let r = e.apply_chain_batch(&b).await.unwrap();
+    assert_eq!((r.reversed, r.orders_changed), (1, 1));
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p[0].status, PaymentStatus::Reversed);
+    let o2 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(
+        (o2.state.status, o2.state.reason),
+        (OrderStatus::Pending, StatusReason::Reversed)
+    );
+    // Idempotent: the same drop again changes nothing.
+    assert_eq!(e.apply_chain_batch(&b).await.unwrap(), Default::default());
+    // A mined payment is never reversed by a mempool drop.
+    let o3 = with_confirmations(&e, 3).await;
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o3, "USDT", 10_000_000, "0xn", 30)],
+        30,
+        None,
+    ))
+    .await
+    .unwrap();
+    let mut b = batch(vec![], 31, None);
+    b.dropped_txids = vec!["0xn".into()];
+    assert_eq!(e.apply_chain_batch(&b).await.unwrap().reversed, 0);
+}
+
+async fn zero_conf_only_without_rbf(db: &TestDb) {
+    let (e, _) = engine(db);
+    // Policy 0, a replaceable transaction: processing until its first confirmation.
+    let o = with_confirmations(&e, 0).await;
+    assert_eq!(o.policy.confirmations_for("bsc"), Some(0));
+    let t = mempool(transfer(&o, "USDT", 10_000_000, "0xr", 0));
+    e.apply_chain_batch(&batch(vec![t], 40, None))
+        .await
+        .unwrap();
+    let o1 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o1.state.status, OrderStatus::Processing);
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xr", 41)],
+        41,
+        None,
+    ))
+    .await
+    .unwrap();
+    let o2 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o2.state.status, OrderStatus::Settled);
+
+    // Policy 0, a non-replaceable transaction: settled straight from the mempool.
+    let o = with_confirmations(&e, 0).await;
+    let before = event_kinds(db).await.len();
+    let mut b = batch(
+        vec![mempool(transfer(&o, "USDT", 10_000_000, "0xf", 0))],
+        42,
+        None,
+    );
+    b.non_replaceable_txids = vec!["0xf".into()];
+    let r = e.apply_chain_batch(&b).await.unwrap();
+    assert_eq!((r.detected, r.confirmed), (1, 1));
+    let o3 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o3.state.status, OrderStatus::Settled);
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(
+        (p[0].status, p[0].confirmations),
+        (PaymentStatus::Confirmed, 0)
+    );
+    // Mined later: confirmations recorded, no second confirmation event.
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xf", 43)],
+        44,
+        None,
+    ))
+    .await
+    .unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(
+        (p[0].status, p[0].confirmations),
+        (PaymentStatus::Confirmed, 2)
+    );
+    let kinds = event_kinds(db).await;
+    assert_eq!(
+        kinds[before..]
+            .iter()
+            .filter(|k| k.as_str() == "payment.confirmed")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Policy 0, non-replaceable, then it vanishes from the mempool: reversed.
+    let o = with_confirmations(&e, 0).await;
+    let mut b = batch(
+        vec![mempool(transfer(&o, "USDT", 10_000_000, "0xg", 0))],
+        45,
+        None,
+    );
+    b.non_replaceable_txids = vec!["0xg".into()];
+    e.apply_chain_batch(&b).await.unwrap();
+    let mut b = batch(vec![], 45, None);
+    b.dropped_txids = vec!["0xg".into()];
+    assert_eq!(e.apply_chain_batch(&b).await.unwrap().reversed, 1);
+    let o4 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o4.state.status, OrderStatus::Pending);
+
+    // Policy 2 ignores the zero-conf list.
+    let o = with_confirmations(&e, 2).await;
+    let mut b = batch(
+        vec![mempool(transfer(&o, "USDT", 10_000_000, "0xh", 0))],
+        46,
+        None,
+    );
+    b.non_replaceable_txids = vec!["0xh".into()];
+    e.apply_chain_batch(&b).await.unwrap();
+    let o5 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o5.state.status, OrderStatus::Processing);
+}
+
+async fn reorged_back_to_mempool_is_reversed_then_settled_once(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = with_confirmations(&e, 1).await;
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xk", 60)],
+        60,
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        e.get_order(&o.merchant_id, &o.id)
+            .await
+            .unwrap()
+            .state
+            .status,
+        OrderStatus::Settled
+    );
+    // Block 60 orphaned; the transaction is back in the mempool (seen in the same batch).
+    let r = e
+        .apply_chain_batch(&batch(
+            vec![mempool(transfer(&o, "USDT", 10_000_000, "0xk", 0))],
+            59,
+            Some(60),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.reversed, 1);
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(
+        (p[0].status, p[0].block_height),
+        (PaymentStatus::Unconfirmed, None)
+    );
+    assert_eq!(
+        e.get_order(&o.merchant_id, &o.id)
+            .await
+            .unwrap()
+            .state
+            .status,
+        OrderStatus::Processing
+    );
+    // Re-mined on the new branch.
+    e.apply_chain_batch(&batch(
+        vec![transfer(&o, "USDT", 10_000_000, "0xk", 61)],
+        61,
+        None,
+    ))
+    .await
+    .unwrap();
+    let o2 = e.get_order(&o.merchant_id, &o.id).await.unwrap();
+    assert_eq!(o2.state.status, OrderStatus::Settled);
+    assert_eq!(o2.totals.confirmed.get(), 10_000_000);
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1);
+    let kinds = event_kinds(db).await;
+    let count = |k: &str| kinds.iter().filter(|x| x.as_str() == k).count();
+    assert_eq!(count("payment.detected"), 1, "{kinds:?}");
+    assert_eq!(count("payment.confirmed"), 2, "{kinds:?}");
+    assert_eq!(count("payment.reversed"), 1, "{kinds:?}");
+}
+
 both_backends! {
     idempotent_and_confirms => idempotent_and_confirms_with_the_tip;
     wrong_asset => wrong_asset_recorded_never_counted;
     reorg => orphaned_payment_reversed_then_remined_once;
     old_address_watched => old_address_stays_watched_after_asset_change;
+    mempool_dropped => mempool_payment_dropped_is_reversed;
+    zero_conf => zero_conf_only_without_rbf;
+    reorg_to_mempool => reorged_back_to_mempool_is_reversed_then_settled_once;
 }

@@ -145,6 +145,8 @@ fn batch(transfers: Vec<ObservedTransfer>, tip: u64, orphaned_from: Option<u64>)
             recent: vec![(tip, format!("0xblock{tip}"))],
             updated_at: datetime!(2026-05-01 10:01 UTC),
         }),
+        dropped_txids: Vec::new(),
+        non_replaceable_txids: Vec::new(),
     }
 }
 

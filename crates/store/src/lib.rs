@@ -283,6 +283,13 @@ pub trait Store: Send + Sync {
 
     async fn get_merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, StoreError>;
     async fn list_merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+    /// Replace a merchant's settlement defaults (new orders snapshot them); `false` if the
+    /// merchant does not exist.
+    async fn set_merchant_policy(
+        &self,
+        id: &MerchantId,
+        policy: &coffer_core::SettlementPolicy,
+    ) -> Result<bool, StoreError>;
 
     async fn insert_credential(&self, record: CredentialRecord) -> Result<(), StoreError>;
     async fn get_credential(&self, id: &KeyId) -> Result<Option<CredentialRecord>, StoreError>;
@@ -367,14 +374,23 @@ pub trait Store: Send + Sync {
         chain: &ChainId,
         address: &str,
     ) -> Result<Vec<Order>, StoreError>;
-    /// Payments on `chain` that are not reversed and either unconfirmed or in a block at or
-    /// above `from_height`: those whose confirmations can still change or that a reorg from
-    /// that height would remove.
+    /// Payments on `chain` that are not reversed and either unconfirmed, still in the mempool
+    /// (no block: a zero-conf payment counted as confirmed) or in a block at or above
+    /// `from_height`: those whose confirmations can still change, that a reorg from that
+    /// height would remove, or that can vanish from the mempool.
     async fn open_payments(
         &self,
         chain: &ChainId,
         from_height: u64,
     ) -> Result<Vec<Payment>, StoreError>;
+
+    /// The derivation indexes a merchant's orders hold on `chain`, each with whether a
+    /// payment (not reversed) arrived for the order: what the gap-limit report needs.
+    async fn address_usage(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<Vec<(u32, bool)>, StoreError>;
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
     /// Outbox rows not yet dispatched, oldest first.

@@ -370,7 +370,8 @@ const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checko
 const SELECT_OPEN_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
      to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
      detected_at, updated_at FROM payments WHERE chain = $1 AND status <> 'reversed' \
-     AND (status = 'unconfirmed' OR block_height >= $2) ORDER BY detected_at, id";
+     AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
+     ORDER BY detected_at, id";
 
 const INSERT_TRANSITION: &str = "INSERT INTO order_transitions (order_id, at, from_status, from_reason, to_status, to_reason, \
      cause, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -1045,6 +1046,20 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    async fn set_merchant_policy(
+        &self,
+        id: &MerchantId,
+        policy: &coffer_core::SettlementPolicy,
+    ) -> Result<bool, StoreError> {
+        let q = Query::new("UPDATE merchants SET policy = $1 WHERE id = $2")
+            .text(to_json(policy))
+            .text(id.as_str());
+        let mut tx = self.backend.begin().await?;
+        let n = B::execute(&mut tx, q).await?;
+        B::commit(tx).await?;
+        Ok(n == 1)
+    }
+
     async fn revoke_credential(
         &self,
         merchant: &MerchantId,
@@ -1309,6 +1324,28 @@ impl<B: Backend> Store for SqlStore<B> {
             .text(chain.as_str())
             .int(i64::try_from(from_height).unwrap_or(i64::MAX));
         rows(self.backend.fetch(q).await?, codec::payment_from_row)
+    }
+
+    async fn address_usage(
+        &self,
+        merchant: &MerchantId,
+        chain: &ChainId,
+    ) -> Result<Vec<(u32, bool)>, StoreError> {
+        let q = Query::new(
+            "SELECT o.derivation_index AS idx, CAST(CASE WHEN EXISTS (SELECT 1 FROM payments p \
+             WHERE p.order_id = o.id AND p.status <> 'reversed') THEN 1 ELSE 0 END AS BIGINT) AS paid \
+             FROM orders o WHERE o.merchant_id = $1 AND o.asset LIKE $2 \
+             AND o.derivation_index IS NOT NULL",
+        )
+        .text(merchant.as_str())
+        .text(format!("{}:%", chain.as_str()));
+        rows(self.backend.fetch(q).await?, |row| {
+            let idx = u32::try_from(row.int("idx")?).map_err(|e| StoreError::Corrupt {
+                column: "orders.derivation_index".into(),
+                detail: e.to_string(),
+            })?;
+            Ok((idx, row.int("paid")? != 0))
+        })
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {

@@ -26,6 +26,16 @@ pub struct SetWallet {
     pub xpub: String,
 }
 
+/// How many confirmations the merchant's new orders on a chain need.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetConfirmations {
+    /// Bitcoin: 0, 1, 2 or 6 (0 = zero-conf, only for transactions that do not signal RBF;
+    /// those wait for one confirmation). Other chains: 1 to 1000. `null` goes back to the
+    /// chain's configured default.
+    pub confirmations: Option<u32>,
+}
+
 fn wallet_json(w: &WalletRecord) -> Value {
     json!({
         "object": "wallet",
@@ -165,14 +175,79 @@ pub async fn list_wallets(
     auth: Auth,
 ) -> Result<Json<Value>, ApiError> {
     let merchant = auth.require(Scope::OrdersRead)?;
-    let data: Vec<Value> = state
+    let policy = state
         .engine
-        .list_wallets(merchant)
-        .await?
-        .iter()
-        .map(wallet_json)
-        .collect();
+        .store
+        .get_merchant(merchant)
+        .await
+        .map_err(coffer_engine::EngineError::from)?
+        .map(|m| m.policy)
+        .unwrap_or_default();
+    let mut data = Vec::new();
+    for w in state.engine.list_wallets(merchant).await? {
+        let mut json = wallet_json(&w);
+        // Confirmations new orders on this chain need (the merchant's setting, else the
+        // chain's default).
+        json["confirmations"] = json!(
+            policy.confirmations_for(w.chain.as_str()).or_else(|| state
+                .engine
+                .assets
+                .chain(&w.chain)
+                .map(|c| c.confirmations))
+        );
+        // Bitcoin wallets: a run of more than 20 unpaid addresses may hide later payments
+        // from the merchant's wallet (its gap limit); null when there is nothing to warn about.
+        if let Some(report) = state.engine.wallet_gap(merchant, &w.chain).await? {
+            json["gap_warning"] = if report.warn {
+                json!({
+                    "longest_unpaid_run": report.longest_run,
+                    "run_start_index": report.run_start,
+                    "threshold": coffer_core::gap::GAP_LIMIT_WARNING,
+                    "payment_beyond_gap": report.payment_beyond_gap,
+                    "message": format!(
+                        "{} consecutive addresses from index {} are unpaid: wallets with a gap limit of {} may not show later payments; raise the wallet's gap limit",
+                        report.longest_run, report.run_start, coffer_core::gap::GAP_LIMIT_WARNING
+                    ),
+                })
+            } else {
+                Value::Null
+            };
+        }
+        data.push(json);
+    }
     Ok(Json(
         json!({"object": "list", "data": data, "has_more": false}),
     ))
+}
+
+/// Set how many confirmations the merchant's new orders on a chain need (orders already created
+/// keep theirs). Answers the stored setting and the effective value.
+#[utoipa::path(put, path = "/api/v1/wallets/{chain}/confirmations", tag = "wallets",
+    request_body = SetConfirmations,
+    params(("chain" = String, Path, description = "Configured chain id, e.g. bitcoin")),
+    responses((status = 200, description = "The confirmation policy"), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
+pub async fn put_confirmations(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(chain): Path<String>,
+    ApiJson(body): ApiJson<SetConfirmations>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::Admin)?;
+    let m = state
+        .engine
+        .set_chain_confirmations(merchant, &chain, body.confirmations)
+        .await?;
+    let default = state
+        .engine
+        .assets
+        .chains()
+        .find(|c| c.id.as_str() == chain)
+        .map(|c| c.confirmations);
+    Ok(Json(json!({
+        "object": "confirmation_policy",
+        "chain": chain,
+        "confirmations": m.policy.chain_confirmations.get(&chain),
+        "effective": m.policy.confirmations_for(&chain).or(default),
+    })))
 }

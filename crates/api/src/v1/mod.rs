@@ -57,6 +57,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::list_rates))
         .routes(routes!(catalog::list_wallets))
         .routes(routes!(catalog::put_wallet))
+        .routes(routes!(catalog::put_confirmations))
         .split_for_parts()
 }
 
