@@ -79,13 +79,18 @@ enum MerchantCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Create an API key. The key is shown once.
+    /// Create an API key, or with --dialect a vendor-dialect credential. Shown once.
     Create {
         #[arg(long)]
         merchant: String,
         /// Comma-separated: orders:read, orders:write, refunds:write, wallets:write, admin.
+        #[arg(long, required_unless_present = "dialect", conflicts_with = "dialect")]
+        scopes: Option<String>,
+        /// Create a credential of a vendor-compatible dialect instead: aurpay (API-Key,
+        /// API-Token + API-Secret, callback token + secret), payprotocol (X-PAY-KEY + secret)
+        /// or zaepe (X-API-Key + secret).
         #[arg(long)]
-        scopes: String,
+        dialect: Option<String>,
         #[arg(long, default_value = "")]
         label: String,
         /// Lifetime, e.g. 90d or 12h. Default: no expiry.
@@ -101,7 +106,7 @@ enum KeyCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Revoke a key at once.
+    /// Revoke a key (key_…) or a dialect credential (dcr_…) at once.
     Revoke {
         #[arg(long)]
         merchant: String,
@@ -201,7 +206,11 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
             Command::Merchant(cmd) => merchant(&engine(&config).await?, cmd).await,
-            Command::Key(cmd) => key(&engine(&config).await?, cmd).await,
+            Command::Key(cmd) => {
+                let master = coffer_webhooks::MasterKey::load(&config.data_dir)
+                    .context("cannot load the master key")?;
+                key(&engine(&config).await?, &master, cmd).await
+            }
             Command::Order(cmd) => order(&engine(&config).await?, cmd).await,
             Command::Wallet(cmd) => wallet(&engine(&config).await?, cmd).await,
             Command::Config(_) => Ok(()),
@@ -543,17 +552,74 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
     Ok(())
 }
 
-async fn key(engine: &Engine, cmd: KeyCommand) -> Result<()> {
+const DIALECT_ID_PREFIX: &str = coffer_engine::dialect_keys::CREDENTIAL_ID_PREFIX;
+
+/// Create a vendor-dialect credential and print it once, named as the vendor names it.
+async fn dialect_key(
+    engine: &Engine,
+    master: &coffer_webhooks::MasterKey,
+    merchant: &MerchantId,
+    dialect: &str,
+    as_json: bool,
+) -> Result<()> {
+    let c = engine
+        .create_dialect_credential(master, merchant, dialect)
+        .await?;
+    if as_json {
+        println!(
+            "{}",
+            json!({"credential_id": c.id, "dialect": c.dialect, "key": c.key, "secret": c.secret,
+                "token": c.token, "callback_token": c.callback_token,
+                "callback_secret": c.callback_secret})
+        );
+        return Ok(());
+    }
+    println!("credential id:   {}", c.id);
+    match c.dialect.as_str() {
+        "aurpay" => {
+            println!("API-Key:         {}", c.key);
+            println!(
+                "API-Token:       {}",
+                c.token.as_deref().unwrap_or_default()
+            );
+            println!("API-Secret:      {}", c.secret);
+            println!(
+                "Callback-Token:  {}",
+                c.callback_token.as_deref().unwrap_or_default()
+            );
+            println!(
+                "callback secret: {}",
+                c.callback_secret.as_deref().unwrap_or_default()
+            );
+        }
+        "payprotocol" => {
+            println!("X-PAY-KEY:       {}", c.key);
+            println!("secret:          {}", c.secret);
+        }
+        _ => {
+            println!("X-API-Key:       {}", c.key);
+            println!("secret:          {}", c.secret);
+        }
+    }
+    println!("\nThese values are shown only once. Store them now.");
+    Ok(())
+}
+
+async fn key(engine: &Engine, master: &coffer_webhooks::MasterKey, cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Create {
             merchant,
             scopes,
+            dialect,
             label,
             expires_in,
             out,
         } => {
             let merchant = parse_merchant(&merchant)?;
-            let scopes = coffer_core::merchant::parse_scopes(&scopes)?;
+            if let Some(dialect) = dialect {
+                return dialect_key(engine, master, &merchant, &dialect, out.json).await;
+            }
+            let scopes = coffer_core::merchant::parse_scopes(scopes.as_deref().unwrap_or(""))?;
             let expires_at = match expires_in {
                 Some(raw) => {
                     let d: config::ConfigDuration = raw
@@ -579,13 +645,30 @@ async fn key(engine: &Engine, cmd: KeyCommand) -> Result<()> {
             }
         }
         KeyCommand::List { merchant, out } => {
-            let keys = engine
-                .store
-                .list_credentials(&parse_merchant(&merchant)?)
-                .await?;
+            let merchant = parse_merchant(&merchant)?;
+            let keys = engine.store.list_credentials(&merchant).await?;
+            let dialect_keys = engine.list_dialect_credentials(&merchant, None).await?;
             if out.json {
-                println!("{}", serde_json::to_string(&keys)?);
+                // One array: API keys, then dialect credentials (they carry `dialect`).
+                let mut all: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?;
+                all.extend(dialect_keys.iter().map(|k| {
+                    json!({"id": k.id, "dialect": k.dialect, "key_prefix": k.key_prefix,
+                        "created_at": coffer_engine::view::rfc3339(k.created_at),
+                        "revoked_at": k.revoked_at.map(coffer_engine::view::rfc3339)})
+                }));
+                println!("{}", serde_json::Value::Array(all));
             } else {
+                for k in &dialect_keys {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!("{}  {:7}  {}  {}…", k.id, state, k.dialect, k.key_prefix);
+                }
                 for k in keys {
                     let state = if k.revoked_at.is_some() {
                         "revoked"
@@ -598,6 +681,12 @@ async fn key(engine: &Engine, cmd: KeyCommand) -> Result<()> {
                     println!("{}  {:7}  {}  {}", k.id, state, scopes.join(","), k.label);
                 }
             }
+        }
+        KeyCommand::Revoke { merchant, key } if key.starts_with(DIALECT_ID_PREFIX) => {
+            engine
+                .revoke_dialect_credential(&parse_merchant(&merchant)?, &key)
+                .await?;
+            println!("revoked {key}");
         }
         KeyCommand::Revoke { merchant, key } => {
             let id: KeyId = key

@@ -188,6 +188,58 @@ fn merchant_and_key_lifecycle(db_url: Option<&str>) {
     let out = run(cmd().args(["key", "revoke", "--merchant", &merchant, "--key", &key_id]));
     assert_eq!(out.status.code(), Some(1), "revoking twice is an error");
 
+    // Vendor-dialect credentials: shown once under the vendor's names, listed without secrets.
+    let out = run(cmd().args([
+        "key",
+        "create",
+        "--merchant",
+        &merchant,
+        "--dialect",
+        "aurpay",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for label in [
+        "API-Key:",
+        "API-Token:",
+        "API-Secret:",
+        "Callback-Token:",
+        "callback secret:",
+    ] {
+        assert!(text.contains(label), "{label} in {text}");
+    }
+    let out = run(cmd().args([
+        "key",
+        "create",
+        "--merchant",
+        &merchant,
+        "--dialect",
+        "zaepe",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let zaepe: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let dcr = zaepe["credential_id"].as_str().unwrap().to_owned();
+    assert!(dcr.starts_with("dcr_"));
+    let out = run(cmd().args(["key", "list", "--merchant", &merchant, "--json"]));
+    let listed = stdout(&out);
+    assert!(!listed.contains(zaepe["secret"].as_str().unwrap()));
+    assert!(!listed.contains(zaepe["key"].as_str().unwrap()));
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 4);
+    let out = run(cmd().args(["key", "revoke", "--merchant", &merchant, "--key", &dcr]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(cmd().args([
+        "key",
+        "create",
+        "--merchant",
+        &merchant,
+        "--dialect",
+        "stripe",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stripe"));
+
     let out = run(cmd().args([
         "key",
         "create",

@@ -5,6 +5,7 @@
 //! its own that the core could own, and it never talks HTTP.
 
 mod clock;
+pub mod dialect_keys;
 mod error;
 pub mod idempotency;
 pub mod keys;
@@ -32,6 +33,7 @@ use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 
 pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to_ms};
+pub use dialect_keys::{DialectCredential, DialectCredentialInfo, NewDialectCredential};
 pub use error::EngineError;
 pub use keys::IssuedKey;
 pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};

@@ -203,6 +203,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "payouts_dialects",
         include_str!("../migrations/sqlite/0010_payouts_dialects.sql"),
     ),
+    (
+        11,
+        "dialect_credentials",
+        include_str!("../migrations/sqlite/0011_dialect_credentials.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -240,6 +245,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "payouts_dialects",
         include_str!("../migrations/postgres/0010_payouts_dialects.sql"),
+    ),
+    (
+        11,
+        "dialect_credentials",
+        include_str!("../migrations/postgres/0011_dialect_credentials.sql"),
     ),
 ];
 

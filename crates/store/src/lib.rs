@@ -6,6 +6,7 @@
 
 mod backend;
 mod codec;
+mod dialect;
 mod sql_store;
 mod webhooks;
 
@@ -21,6 +22,7 @@ use coffer_core::{
 use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
+pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
 pub use sql_store::{MAX_GROUP, SqlStore};
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
@@ -488,6 +490,41 @@ pub trait Store: Send + Sync {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+
+    // ---- dialect credentials and console logins -------------------------------------------
+
+    /// Insert a dialect credential; `Duplicate("record")` if an identifier hash exists.
+    async fn insert_dialect_credential(
+        &self,
+        record: &DialectCredentialRecord,
+    ) -> Result<(), StoreError>;
+    /// The credential of `dialect` whose key (or token) hashes to `hash`, revoked or not.
+    async fn find_dialect_credential(
+        &self,
+        dialect: &str,
+        by: DialectIdentifier,
+        hash: &str,
+    ) -> Result<Option<DialectCredentialRecord>, StoreError>;
+    /// A merchant's dialect credentials (all dialects, or one), oldest first.
+    async fn list_dialect_credentials(
+        &self,
+        merchant: &MerchantId,
+        dialect: Option<&str>,
+    ) -> Result<Vec<DialectCredentialRecord>, StoreError>;
+    /// Revoke a merchant's dialect credential. `false` if no such active one exists.
+    async fn revoke_dialect_credential(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Create or replace a merchant's console login; `Duplicate("record")` if another
+    /// merchant has the username.
+    async fn set_merchant_login(&self, record: &MerchantLoginRecord) -> Result<(), StoreError>;
+    async fn find_merchant_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<MerchantLoginRecord>, StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

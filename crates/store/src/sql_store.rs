@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::RowExt;
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
+use crate::dialect;
 use crate::webhooks;
 use crate::{
     AttemptRecord, ChainCursor, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery,
@@ -1513,6 +1514,53 @@ impl<B: Backend> Store for SqlStore<B> {
         .await?;
         B::commit(tx).await?;
         Ok(inserted == 0)
+    }
+
+    async fn insert_dialect_credential(
+        &self,
+        record: &crate::DialectCredentialRecord,
+    ) -> Result<(), StoreError> {
+        dialect::insert_credential(&*self.backend, record).await
+    }
+
+    async fn find_dialect_credential(
+        &self,
+        dialect_name: &str,
+        by: crate::DialectIdentifier,
+        hash: &str,
+    ) -> Result<Option<crate::DialectCredentialRecord>, StoreError> {
+        dialect::find_credential(&*self.backend, dialect_name, by, hash).await
+    }
+
+    async fn list_dialect_credentials(
+        &self,
+        merchant: &MerchantId,
+        dialect_name: Option<&str>,
+    ) -> Result<Vec<crate::DialectCredentialRecord>, StoreError> {
+        dialect::list_credentials(&*self.backend, merchant, dialect_name).await
+    }
+
+    async fn revoke_dialect_credential(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        dialect::revoke_credential(&*self.backend, merchant, id, at).await
+    }
+
+    async fn set_merchant_login(
+        &self,
+        record: &crate::MerchantLoginRecord,
+    ) -> Result<(), StoreError> {
+        dialect::set_login(&*self.backend, record).await
+    }
+
+    async fn find_merchant_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<crate::MerchantLoginRecord>, StoreError> {
+        dialect::find_login(&*self.backend, username).await
     }
 }
 

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::Event;
+use coffer_core::{Event, Order, Payment};
+use coffer_engine::DialectCredential;
 use coffer_store::DeliveryRecord;
 use time::OffsetDateTime;
 
@@ -105,6 +106,18 @@ pub struct FormatInput<'a> {
     /// a merchant without endpoints.
     pub secrets: &'a [String],
     pub now: OffsetDateTime,
+    /// Loaded before each attempt for formatters whose [`Formatter::needs_context`] is true.
+    pub context: Option<&'a DialectContext>,
+}
+
+/// What a dialect formatter may need beyond the event: the order the event is about (as it is
+/// now), its payments, and the merchant's active credential of the delivery's dialect (opened:
+/// callback tokens and secrets). Loaded by the sender before each attempt.
+#[derive(Clone, Default)]
+pub struct DialectContext {
+    pub order: Option<Order>,
+    pub payments: Vec<Payment>,
+    pub credential: Option<DialectCredential>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +126,17 @@ pub struct FormatError(pub String);
 
 pub trait Formatter: Send + Sync {
     fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError>;
+
+    /// Where the order's own callback for `event` goes, or `None` for no callback (asked by the
+    /// dispatcher). Default: the order's `callback_url`, for every event about the order.
+    fn callback_url(&self, _event: &Event, order: &Order) -> Option<String> {
+        order.links.callback_url.clone().filter(|u| !u.is_empty())
+    }
+
+    /// Whether `build` needs a [`DialectContext`] (loaded by the sender). Default: no.
+    fn needs_context(&self) -> bool {
+        false
+    }
 }
 
 /// Coffer's own format: the event as the events API returns it, signed with

@@ -31,8 +31,8 @@ use tokio::sync::{Notify, watch};
 
 pub use crypto::MasterKey;
 pub use format::{
-    DeliveryRequest, FormatError, FormatInput, Formatter, Formatters, NativeFormatter,
-    RetrySchedule, SuccessRule,
+    DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, Formatters,
+    NativeFormatter, RetrySchedule, SuccessRule,
 };
 pub use service::{ServiceError, WebhookService};
 pub use ssrf::{Guard, SsrfError};
@@ -226,10 +226,10 @@ impl Webhooks {
         let Some(order) = self.store.find_order(&order_id).await? else {
             return Ok(None);
         };
-        Ok(order
-            .links
-            .callback_url
-            .filter(|u| !u.is_empty())
-            .map(|u| (u, order.dialect)))
+        let url = self
+            .formatters
+            .get(&order.dialect)
+            .callback_url(event, &order);
+        Ok(url.map(|u| (u, order.dialect)))
     }
 }

@@ -63,6 +63,39 @@ pub(crate) struct Sender {
 type Done = mpsc::Sender<Finished>;
 
 impl Sender {
+    /// The order, its payments and the merchant's credential of the delivery's dialect.
+    async fn dialect_context(
+        &self,
+        delivery: &coffer_store::DeliveryRecord,
+        event: &coffer_core::Event,
+    ) -> Result<crate::format::DialectContext, String> {
+        let store = &self.hooks.store;
+        let order = match event.subject.parse::<coffer_core::OrderId>() {
+            Ok(id) => store.find_order(&id).await.map_err(|e| e.to_string())?,
+            Err(_) => None,
+        };
+        let payments = match &order {
+            Some(o) => store
+                .payments_for_order(&o.id)
+                .await
+                .map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        let credential = coffer_engine::dialect_keys::active_credential(
+            &**store,
+            &self.hooks.key,
+            &delivery.merchant_id,
+            &delivery.dialect,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(crate::format::DialectContext {
+            order,
+            payments,
+            credential,
+        })
+    }
+
     pub(crate) fn new(hooks: Webhooks, client: reqwest::Client) -> Self {
         let settings = hooks.settings.clone();
         Self {
@@ -272,11 +305,23 @@ impl Sender {
             }
         };
         let formatter = self.hooks.formatters.get(&delivery.dialect);
+        let context = if formatter.needs_context() {
+            match self.dialect_context(&delivery, &event).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, delivery = %delivery.id, "cannot load the dialect context");
+                    return fail_final_retry(&delivery, now, &e);
+                }
+            }
+        } else {
+            None
+        };
         let request = match formatter.build(&FormatInput {
             event: &event,
             delivery: &delivery,
             secrets: &secrets,
             now,
+            context: context.as_ref(),
         }) {
             Ok(r) => r,
             Err(e) => return fail_final(&e.to_string()),
