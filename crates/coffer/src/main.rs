@@ -303,12 +303,24 @@ async fn serve(config: Config) -> Result<()> {
     };
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
+    let dialect_master = std::sync::Arc::new(key.clone());
+    let webhook_settings = config.webhooks.settings();
+    let formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone())
+        .with(
+            coffer_dialect_payprotocol::DIALECT,
+            coffer_dialect_payprotocol::formatter(&engine),
+        )
+        .with(
+            coffer_dialect_zaepe::DIALECT,
+            coffer_dialect_zaepe::formatter(&engine, webhook_settings.retry.clone()),
+        );
     let webhooks = coffer_webhooks::Webhooks::new(
         engine.store.clone(),
         engine.clock.clone(),
         key,
-        config.webhooks.settings(),
-    );
+        webhook_settings,
+    )
+    .with_formatters(formatters);
     let api = coffer_api::webhooks_routes::router(coffer_api::webhooks_routes::WebhooksApi {
         engine: engine.clone(),
         service: webhooks.service(),
@@ -321,7 +333,13 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
-    let api = api.merge(native);
+    let api = api
+        .merge(native)
+        .merge(coffer_dialect_payprotocol::routes(
+            engine.clone(),
+            dialect_master.clone(),
+        ))
+        .merge(coffer_dialect_zaepe::routes(engine.clone(), dialect_master));
     let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
