@@ -134,6 +134,19 @@ enum OrderCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Accept payments recorded outside the auto-match window (0.5×–1.2×): those of one
+    /// transaction (--txid) or all; with --accept-amount, settle with what was received.
+    Repair {
+        id: String,
+        #[arg(long)]
+        txid: Option<String>,
+        #[arg(long)]
+        accept_amount: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -773,6 +786,40 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
                 println!("{view}");
             } else {
                 println!("{}", serde_json::to_string_pretty(&view)?);
+            }
+        }
+        OrderCommand::Repair {
+            id,
+            txid,
+            accept_amount,
+            reason,
+            out,
+        } => {
+            let id: OrderId = id
+                .parse()
+                .with_context(|| format!("{id:?} is not an order id (ord_…)"))?;
+            let Some(o) = engine.store.find_order(&id).await? else {
+                bail!("order {id} not found");
+            };
+            let repaired = engine
+                .repair_order(
+                    &o.merchant_id,
+                    &id,
+                    coffer_engine::RepairInput {
+                        txid,
+                        accept_amount,
+                        note: reason,
+                    },
+                )
+                .await?;
+            let view = coffer_engine::view::order_json(&repaired, &engine.settings, &engine.assets);
+            if out.json {
+                println!("{view}");
+            } else {
+                println!(
+                    "{}  {} ({})",
+                    repaired.id, repaired.state.status, repaired.state.reason
+                );
             }
         }
     }
