@@ -268,3 +268,45 @@ pub fn currencies_json(engine: &Engine, chain: Option<i64>) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_maps_to_a_documented_value() {
+        for s in OrderState::all_valid() {
+            assert!(payment_status(s) <= 5, "{s}");
+        }
+        assert_eq!(
+            payment_status(OrderState::new(
+                OrderStatus::Settled,
+                StatusReason::PaidOver
+            )),
+            0
+        );
+        assert_eq!(
+            payment_status(OrderState::new(
+                OrderStatus::Pending,
+                StatusReason::PaidPartial
+            )),
+            3
+        );
+        assert_eq!(payment_status(OrderState::NEW), 1);
+        let mut seen: Vec<u8> = PayoutStatus::ALL.into_iter().map(refund_status).collect();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            vec![0, 1, 2, 3, 4, 5],
+            "one vendor value per payout status"
+        );
+    }
+
+    #[test]
+    fn out_payment_numbers() {
+        let no = out_payment_no(time::macros::datetime!(2023-12-18 10:35:35 UTC), [7; 16]);
+        assert_eq!(no.len(), 21);
+        assert!(no.starts_with("20231218103535"));
+        assert!(no.bytes().all(|b| b.is_ascii_digit()));
+    }
+}
