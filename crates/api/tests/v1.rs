@@ -1187,6 +1187,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/orders/{id}/cancel"),
     ("post", "/api/v1/orders/{id}/mark"),
     ("post", "/api/v1/orders/{id}/resolve"),
+    ("post", "/api/v1/orders/{id}/repair"),
     ("get", "/api/v1/orders/{id}/payments"),
     ("get", "/api/v1/assets"),
     ("get", "/api/v1/fiat-currencies"),
