@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use coffer_core::order::OrderLinks;
-use coffer_core::{BaseUnits, MerchantId, Order, OrderId, PayoutKind, PayoutRequest, PayoutStatus};
+use coffer_core::{BaseUnits, MerchantId, Order, OrderId, PayoutKind, PayoutRequest};
 use coffer_engine::{Engine, EngineError, NewOrder, RefundInput, WithdrawalInput};
 use coffer_secrets::MasterKey;
 use coffer_store::{DeliveryQuery, OrderQuery, PayoutQuery};
@@ -201,14 +201,7 @@ async fn merchant(
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PpError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error_free(de)
-}
-
-fn serde_path_to_error_free<'de, T: serde::de::DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
-) -> Result<T, PpError> {
-    T::deserialize(de).map_err(|e| PpError::bad(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| PpError::bad(format!("invalid request body: {e}")))
 }
 
 fn decimal_field(field: &str, raw: &str) -> Result<Decimal, PpError> {
@@ -891,7 +884,6 @@ async fn withdraw_apply(
             },
         )
         .await?;
-    debug_assert_eq!(w.status, PayoutStatus::Requested);
     Ok(ok(json!({"withdrawId": w.seq})))
 }
 
