@@ -1187,6 +1187,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/orders/{id}/cancel"),
     ("post", "/api/v1/orders/{id}/mark"),
     ("post", "/api/v1/orders/{id}/resolve"),
+    ("post", "/api/v1/orders/{id}/repair"),
     ("get", "/api/v1/orders/{id}/payments"),
     ("get", "/api/v1/assets"),
     ("get", "/api/v1/fiat-currencies"),
@@ -1297,7 +1298,102 @@ async fn openapi_and_docs(db: &TestDb) {
     assert!(res.headers().get("x-request-id").is_some());
 }
 
+/// `POST /api/v1/orders/{id}/repair`: a payment outside the 0.5×–1.2× window is accepted by
+/// its transaction hash, then the short amount is accepted as payment in full.
+async fn repair(db: &TestDb) {
+    let app = App::start(db).await;
+    let a = &app.a;
+    app.wallet(a).await;
+    let (status, order) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "10", "currency": "USD", "asset": "bsc:USDT", "fixed_stablecoin_rate": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+    let stored = app
+        .engine
+        .store
+        .find_order(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let target = stored.target.clone().unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    let chain = ChainId::parse("bsc").unwrap();
+    app.engine
+        .apply_chain_batch(&coffer_engine::ChainBatch {
+            chain: chain.clone(),
+            transfers: vec![coffer_engine::ObservedTransfer {
+                asset: target.asset.clone(),
+                to: target.address.clone(),
+                amount: coffer_core::BaseUnits::new(3_000_000_000_000_000_000),
+                txid: "0xabc123".into(),
+                index: 0,
+                from: None,
+                block: Some(coffer_engine::BlockRef {
+                    height: 100,
+                    hash: "0xb100".into(),
+                    time: at,
+                }),
+            }],
+            orphaned_from: None,
+            tip: 120,
+            dropped_txids: Vec::new(),
+            non_replaceable_txids: Vec::new(),
+            cursor: Some(coffer_store::ChainCursor {
+                chain,
+                height: 120,
+                hash: "0xb120".into(),
+                recent: vec![(120, "0xb120".into())],
+                updated_at: at,
+            }),
+        })
+        .await
+        .unwrap();
+    let path = format!("/api/v1/orders/{id}/repair");
+    let (status, body) = app.get(&format!("/api/v1/orders/{id}"), a).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["status"].as_str(), body["reason"].as_str()),
+        (Some("pending"), Some("none"))
+    );
+    // bad input and other merchants: refused, nothing changes
+    let (status, body) = app.post(&path, a, json!({"txid": "not a hash!"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(code(&body), "invalid_txid");
+    let (status, _) = app.post(&path, &app.b, json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app.post(&path, a, json!({"txid": "0xother"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // attach the transaction hash: counted, partially paid
+    let (status, body) = app.post(&path, a, json!({"txid": "0xabc123"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["reason"].as_str()),
+        (Some("pending"), Some("paid_partial"))
+    );
+    // accept the amount: settled
+    let (status, body) = app
+        .post(
+            &path,
+            a,
+            json!({"accept_amount": true, "reason": "customer paid short"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["reason"].as_str()),
+        (Some("settled"), Some("marked"))
+    );
+    let (status, body) = app.post(&path, a, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
 both_backends! {
+    repair => repair;
     order_lifecycle => order_lifecycle;
     pagination => pagination;
     merchants_are_isolated => merchants_are_isolated;

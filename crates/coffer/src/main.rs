@@ -157,6 +157,19 @@ enum OrderCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Accept payments recorded outside the auto-match window (0.5×–1.2×): those of one
+    /// transaction (--txid) or all; with --accept-amount, settle with what was received.
+    Repair {
+        id: String,
+        #[arg(long)]
+        txid: Option<String>,
+        #[arg(long)]
+        accept_amount: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,12 +339,22 @@ async fn serve(config: Config) -> Result<()> {
     };
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
+    let dialect_master = std::sync::Arc::new(key.clone());
     let webhook_settings = config.webhooks.settings();
     // Callbacks of orders created through a dialect are built by that dialect's formatter.
-    let formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone()).with(
-        coffer_dialect_aurpay::DIALECT,
-        coffer_dialect_aurpay::formatter(&engine, webhook_settings.retry.clone()),
-    );
+    let formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone())
+        .with(
+            coffer_dialect_aurpay::DIALECT,
+            coffer_dialect_aurpay::formatter(&engine, webhook_settings.retry.clone()),
+        )
+        .with(
+            coffer_dialect_payprotocol::DIALECT,
+            coffer_dialect_payprotocol::formatter(&engine),
+        )
+        .with(
+            coffer_dialect_zaepe::DIALECT,
+            coffer_dialect_zaepe::formatter(&engine, webhook_settings.retry.clone()),
+        );
     let aurpay = coffer_dialect_aurpay::routes(coffer_dialect_aurpay::AurpayState {
         engine: engine.clone(),
         master: key.clone(),
@@ -355,7 +378,14 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
-    let api = api.merge(native).merge(aurpay);
+    let api = api
+        .merge(native)
+        .merge(aurpay)
+        .merge(coffer_dialect_payprotocol::routes(
+            engine.clone(),
+            dialect_master.clone(),
+        ))
+        .merge(coffer_dialect_zaepe::routes(engine.clone(), dialect_master));
     let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -870,6 +900,40 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
                 println!("{view}");
             } else {
                 println!("{}", serde_json::to_string_pretty(&view)?);
+            }
+        }
+        OrderCommand::Repair {
+            id,
+            txid,
+            accept_amount,
+            reason,
+            out,
+        } => {
+            let id: OrderId = id
+                .parse()
+                .with_context(|| format!("{id:?} is not an order id (ord_…)"))?;
+            let Some(o) = engine.store.find_order(&id).await? else {
+                bail!("order {id} not found");
+            };
+            let repaired = engine
+                .repair_order(
+                    &o.merchant_id,
+                    &id,
+                    coffer_engine::RepairInput {
+                        txid,
+                        accept_amount,
+                        note: reason,
+                    },
+                )
+                .await?;
+            let view = coffer_engine::view::order_json(&repaired, &engine.settings, &engine.assets);
+            if out.json {
+                println!("{view}");
+            } else {
+                println!(
+                    "{}  {} ({})",
+                    repaired.id, repaired.state.status, repaired.state.reason
+                );
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod payments;
 pub mod payouts;
 mod rates;
 mod registry;
+pub mod repair;
 mod validate;
 pub mod view;
 
@@ -41,6 +42,7 @@ pub use keys::IssuedKey;
 pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
 pub use payouts::{RefundInput, WithdrawalInput, payout_json};
 pub use registry::AssetRegistry;
+pub use repair::RepairInput;
 
 /// A receiving address handed out for one order.
 #[derive(Debug, Clone, PartialEq, Eq)]

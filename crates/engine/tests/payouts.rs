@@ -15,7 +15,7 @@ use coffer_core::{PayoutKind, PayoutStatus};
 use coffer_engine::Clock;
 use coffer_engine::{
     AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
-    EngineError, EngineSettings, ManualClock, NewOrder, ObservedTransfer, RefundInput,
+    EngineError, EngineSettings, ManualClock, NewOrder, ObservedTransfer, RefundInput, RepairInput,
     WithdrawalInput,
 };
 use coffer_store::{ChainCursor, EventQuery, PayoutQuery};
@@ -474,7 +474,156 @@ async fn nonces_are_single_use(db: &TestDb) {
     );
 }
 
+/// Pay Protocol's window: 0.5×–1.2× matches by itself; outside it, repair.
+async fn repair_outside_the_window(db: &TestDb) {
+    let (e, _) = engine(db);
+    let o = order(&e, "USDT").await; // 10 USDT = 10_000_000
+    let m = o.merchant_id.clone();
+    let mut t = transfer(&o, "USDT", 3_000_000, "0xlow", 100);
+    t.index = 0;
+    e.apply_chain_batch(&batch(vec![t], 102, None))
+        .await
+        .unwrap();
+    let before = e.get_order(&m, &o.id).await.unwrap();
+    assert_eq!(before.state.status, OrderStatus::Pending);
+    assert!(before.totals.seen().is_zero(), "0.3× is outside the window");
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p[0].match_status, coffer_core::MatchStatus::OutsideWindow);
+
+    assert_eq!(
+        e.repair_order(
+            &m,
+            &o.id,
+            RepairInput {
+                txid: Some("0xnone".into()),
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        "not_found"
+    );
+    let (other, _) = e.create_merchant("other").await.unwrap();
+    assert_eq!(
+        e.repair_order(&other.id, &o.id, RepairInput::default())
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+    // attach the tx hash: counted, the order is partially paid
+    let r = e
+        .repair_order(
+            &m,
+            &o.id,
+            RepairInput {
+                txid: Some("0xLOW".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state.reason, coffer_core::StatusReason::PaidPartial);
+    assert_eq!(r.totals.confirmed, BaseUnits::new(3_000_000));
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p[0].match_status, coffer_core::MatchStatus::Accepted);
+    assert_eq!(
+        e.repair_order(&m, &o.id, RepairInput::default())
+            .await
+            .unwrap_err()
+            .code(),
+        "nothing_to_repair"
+    );
+    // accept the amount: settled with what was received
+    let r = e
+        .repair_order(
+            &m,
+            &o.id,
+            RepairInput {
+                accept_amount: true,
+                note: Some("short".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state.status, OrderStatus::Settled);
+    assert_eq!(r.state.reason, coffer_core::StatusReason::Marked);
+    let timeline = db.store.timeline(&o.id).await.unwrap();
+    assert_eq!(
+        timeline.last().unwrap().cause,
+        coffer_core::Cause::MarkSettled
+    );
+
+    // 1.5× is outside the window too; accepting it settles the order as overpaid
+    let (e2, _) = engine(db);
+    let o2 = {
+        let (m2, _) = e2.create_merchant("shop2").await.unwrap();
+        e2.set_wallet(&m2.id, "bsc", "w2").await.unwrap();
+        e2.create_order(
+            &m2.id,
+            NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                asset: Some(asset("USDT")),
+                fixed_stablecoin_rate: true,
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order
+    };
+    let t = transfer(&o2, "USDT", 15_000_000, "0xhigh", 200);
+    e2.apply_chain_batch(&batch(vec![t], 202, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        e2.get_order(&o2.merchant_id, &o2.id)
+            .await
+            .unwrap()
+            .state
+            .status,
+        OrderStatus::Pending
+    );
+    let r = e2
+        .repair_order(&o2.merchant_id, &o2.id, RepairInput::default())
+        .await
+        .unwrap();
+    assert_eq!(r.state.status, OrderStatus::Settled);
+    assert_eq!(r.state.reason, coffer_core::StatusReason::PaidOver);
+    // 1.2× exactly matches by itself
+    let o3 = e2
+        .create_order(
+            &o2.merchant_id,
+            NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                asset: Some(asset("USDT")),
+                fixed_stablecoin_rate: true,
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let t = transfer(&o3, "USDT", 12_000_000, "0xedge", 300);
+    e2.apply_chain_batch(&batch(vec![t], 302, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        e2.get_order(&o3.merchant_id, &o3.id)
+            .await
+            .unwrap()
+            .state
+            .status,
+        OrderStatus::Settled
+    );
+}
+
 both_backends! {
+    repair => repair_outside_the_window;
     refunds => refunds_are_requests_within_what_was_received;
     unpaid_refund => unpaid_orders_cannot_be_refunded;
     withdrawals => withdrawals_are_requests;

@@ -51,6 +51,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::cancel_order))
         .routes(routes!(orders::mark_order))
         .routes(routes!(orders::resolve_order))
+        .routes(routes!(orders::repair_order))
         .routes(routes!(orders::order_payments))
         .routes(routes!(catalog::list_assets))
         .routes(routes!(catalog::list_fiat))

@@ -82,6 +82,18 @@ pub struct Note {
     pub reason: Option<String>,
 }
 
+/// Repair an order whose payment fell outside the auto-match window (0.5×–1.2×).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repair {
+    /// Accept the payments of this transaction (default: every payment outside the window).
+    pub txid: Option<String>,
+    /// Also settle the order with what it received, even if short. Default false.
+    pub accept_amount: Option<bool>,
+    /// Why (kept in the order's timeline), at most 500 characters.
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -412,6 +424,35 @@ pub async fn resolve_order(
 ) -> Result<Json<Value>, ApiError> {
     let note = reason(body.reason, false)?;
     manual(&state, &auth, &id, Cause::Resolve, note).await
+}
+
+/// Repair an order: accept payments recorded outside the auto-match window (by `txid`, or all
+/// of them), and with `accept_amount` settle it with what it received.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/repair", tag = "orders", request_body = Repair,
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, body = OrderBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = ["orders:write"])))]
+pub async fn repair_order(
+    State(state): State<AppState>,
+    auth: Auth,
+    OrderPath(id): OrderPath,
+    ApiJson(body): ApiJson<Repair>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersWrite)?;
+    let note = reason(body.reason, false)?;
+    let order = state
+        .engine
+        .repair_order(
+            merchant,
+            &id,
+            coffer_engine::RepairInput {
+                txid: body.txid,
+                accept_amount: body.accept_amount.unwrap_or(false),
+                note,
+            },
+        )
+        .await?;
+    Ok(Json(order_response(&state, &order)))
 }
 
 /// The on-chain payments seen for an order.

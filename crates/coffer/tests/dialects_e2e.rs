@@ -1,0 +1,418 @@
+//! End to end on a real anvil with the real `coffer` binary, per dialect: an order created
+//! through Pay Protocol's and Zaepe's APIs, paid with a real USDT transfer, and the dialect's
+//! callback received at a loopback receiver and verified the way a shop's plugin would
+//! (signature recomputed with Python's `hmac`). The Pay Protocol receiver first answers `ok`,
+//! which is not `success`, so the callback must come again. On SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use coffer_chain_evm::testtools::Anvil;
+use coffer_chain_evm::testtools::devchain::{DevChain, PAYER};
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
+    Network, Price,
+};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_testkit::{TestDb, both_backends};
+use coffer_webhooks::MasterKey;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+const MASTER_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+
+const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
+const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
+
+fn coffer(config: &Path, db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COFFER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--config").arg(config);
+    cmd.env("COFFER_DATA_DIR", db.dir.path());
+    cmd.env("COFFER_MASTER_KEY", MASTER_HEX);
+    if let Some(url) = &db.url {
+        cmd.env("COFFER_DATABASE_URL", url);
+    }
+    cmd
+}
+
+fn config(dir: &Path, rpc: &str, usdt: &str, port: u16) -> std::path::PathBuf {
+    let path = dir.join("coffer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nlog_format = \"json\"\n\n[webhooks]\nallow_private = true\n\n[[chains]]\nid = \"bsc\"\nkind = \"evm\"\nnetwork = \"regtest\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = 1\npoll_interval = \"100ms\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"{usdt}\"\ndecimals = 6\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The same chain and assets as the configuration above, for the test's own engine (it creates
+/// the orders on the same database, as the API would).
+fn engine(db: &TestDb, usdt: &str) -> Engine {
+    let chain = Chain {
+        id: ChainId::parse("bsc").unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Regtest,
+        name: "bsc".into(),
+        confirmations: 1,
+        evm_chain_id: Some(31337),
+    };
+    let asset = |s: &str, kind, d: u8, stable| Asset {
+        id: AssetId::from_str(&format!("bsc:{s}")).unwrap(),
+        kind,
+        decimals: Decimals::new(d).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    let assets = AssetRegistry::new(
+        vec![chain],
+        vec![
+            asset("ETH", AssetKind::Native, 18, false),
+            asset(
+                "USDT",
+                AssetKind::Token {
+                    contract: usdt.into(),
+                },
+                6,
+                true,
+            ),
+        ],
+    )
+    .unwrap();
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(FixedRates::new().with(
+            "ETH",
+            "USD",
+            Price::new(Decimal::from(2000)).unwrap(),
+        )),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
+
+fn spawn_serve(config: &Path, db: &TestDb) -> Child {
+    let mut child = coffer(config, db)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    child
+}
+
+fn stop(child: &mut Child) {
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// The shop: records every callback; Pay Protocol's first one is answered `ok`.
+async fn receiver() -> (String, Calls, Calls) {
+    let pp: Calls = Arc::default();
+    let z: Calls = Arc::default();
+    let (pp2, z2) = (pp.clone(), z.clone());
+    let app = axum::Router::new()
+        .route(
+            "/pp/notify",
+            axum::routing::post(move |h: HeaderMap, b: Bytes| {
+                let calls = pp2.clone();
+                async move {
+                    let mut c = calls.lock().unwrap();
+                    c.push((h, String::from_utf8(b.to_vec()).unwrap()));
+                    if c.len() == 1 { "ok" } else { "success" }
+                }
+            }),
+        )
+        .route(
+            "/z/notify",
+            axum::routing::post(move |h: HeaderMap, b: Bytes| {
+                let calls = z2.clone();
+                async move {
+                    calls
+                        .lock()
+                        .unwrap()
+                        .push((h, String::from_utf8(b.to_vec()).unwrap()));
+                    "ok"
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), pp, z)
+}
+
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+const B64: &str = "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())";
+const HEX: &str = "import hashlib,hmac,sys; print(hmac.new(sys.argv[1].encode(), (sys.argv[2]+chr(10)+sys.argv[3]+chr(10)+sys.argv[4]).encode(), hashlib.sha256).hexdigest())";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn pay_through_dialects(db: &TestDb) {
+    let anvil = Anvil::start(&[]).unwrap();
+    let chain = DevChain::new(&anvil.url()).unwrap();
+    let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
+    let usdt_s = usdt.to_checksum(None);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), &anvil.url(), &usdt_s, port);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let out = coffer(&cfg, db)
+        .args(["merchant", "create", "--name", "Dialect shop", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
+    let out = coffer(&cfg, db)
+        .args([
+            "wallet",
+            "set",
+            "--merchant",
+            merchant.as_str(),
+            "--chain",
+            "bsc",
+            "--xpub",
+            XPUB,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let engine = engine(db, &usdt_s);
+    let master = MasterKey::from_hex(MASTER_HEX).unwrap();
+    let pp = engine
+        .create_dialect_credential(&master, &merchant, "payprotocol")
+        .await
+        .unwrap();
+    let z = engine
+        .create_dialect_credential(&master, &merchant, "zaepe")
+        .await
+        .unwrap();
+
+    let (shop, pp_calls, z_calls) = receiver().await;
+    let mut serve = spawn_serve(&cfg, db);
+    let http = coffer_testkit::http_client();
+    wait_until("the server", Duration::from_secs(30), async || {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    let chain_id = ChainId::parse("bsc").unwrap();
+    wait_until(
+        "the watcher's cursor",
+        Duration::from_secs(30),
+        async || {
+            engine
+                .store
+                .chain_cursor(&chain_id)
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await;
+
+    // Pay Protocol: create, signed like the vendor's plugin
+    let pp_body = format!(
+        r#"{{"chainId":31337,"description":"E2E","outTradeNo":"PP-E2E-1","isLegalTender":0,"quoteCurrencySymbol":"USDT","quoteAmount":"12.5","notifyUrl":"{shop}/pp/notify"}}"#
+    );
+    let pp_call = async |method: &str, path: &str, body: &str| -> Value {
+        let ts = unix_now().to_string();
+        let sign = python(B64, &[&pp.secret, &format!("{ts}{method}{path}{body}")]);
+        let mut req = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header("X-PAY-KEY", &pp.key)
+            .header("X-PAY-TIMESTAMP", &ts)
+            .header("X-PAY-SIGN", sign);
+        if method == "POST" {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["code"], 200, "{path}: {v}");
+        v["data"].clone()
+    };
+    let created = pp_call("POST", "/api/mer/payment/createPaymentOrder", &pp_body).await;
+    let pp_address = created["userWalletAddress"].as_str().unwrap().to_owned();
+
+    // Zaepe: create
+    let z_body = format!(
+        r#"{{"order_no":"ZaepeE2E0001","currency":"USDT","amount":"3.25","chain_type":"bsc","notify_url":"{shop}/z/notify"}}"#
+    );
+    let ts = unix_now().to_string();
+    let nonce = coffer_testkit::random_suffix();
+    let sig = python(HEX, &[&z.secret, &z_body, &ts, &nonce]);
+    let v: Value = http
+        .post(format!("{base}/v1/payment"))
+        .header("content-type", "application/json")
+        .header("X-API-Key", &z.key)
+        .header("X-Timestamp", &ts)
+        .header("X-Nonce", &nonce)
+        .header("X-Signature", sig)
+        .body(z_body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["code"], 10000, "{v}");
+    assert_eq!(v["data"]["order_amount"], "3.25");
+    // the buyer's page shows the address
+    let z_order = engine
+        .store
+        .get_order_by_no(&merchant, "ZaepeE2E0001")
+        .await
+        .unwrap()
+        .unwrap();
+    let z_address = z_order.target.as_ref().unwrap().address.clone();
+
+    // the buyers pay with real token transfers
+    chain
+        .pay_token(usdt, &pp_address, 12_500_000)
+        .await
+        .unwrap();
+    chain.pay_token(usdt, &z_address, 3_250_000).await.unwrap();
+    chain.mine(2).await.unwrap();
+
+    // Zaepe's callback, verified as a plugin would
+    wait_until("the Zaepe callback", Duration::from_secs(60), async || {
+        !z_calls.lock().unwrap().is_empty()
+    })
+    .await;
+    let (h, body) = z_calls.lock().unwrap()[0].clone();
+    let hv = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(hv("x-api-key"), z.key);
+    let ts: i64 = hv("x-timestamp").parse().unwrap();
+    assert!((unix_now() - ts).abs() <= 300);
+    let expected = python(HEX, &[&z.secret, &body, &hv("x-timestamp"), &hv("x-nonce")]);
+    assert_eq!(hv("x-signature"), expected, "Zaepe callback signature");
+    let cb: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cb["order_no"], "ZaepeE2E0001");
+    assert_eq!(cb["state"], 2);
+    assert_eq!(cb["pay_amount"], "3.25");
+    assert!(cb["txid"].as_str().unwrap().starts_with("0x"));
+
+    // Pay Protocol's callback: answered `ok` first, so it comes again (15 s later)
+    wait_until(
+        "the Pay Protocol callback, retried",
+        Duration::from_secs(60),
+        async || pp_calls.lock().unwrap().len() >= 2,
+    )
+    .await;
+    let calls = pp_calls.lock().unwrap().clone();
+    for (h, body) in &calls {
+        let hv = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(hv("x-pay-key"), pp.key);
+        assert_eq!(hv("content-type"), "application/json");
+        let ts = hv("x-pay-timestamp");
+        assert!((unix_now() - ts.parse::<i64>().unwrap()).abs() <= 120);
+        let expected = python(B64, &[&pp.secret, &format!("{ts}POST/pp/notify{body}")]);
+        assert_eq!(
+            hv("x-pay-sign"),
+            expected,
+            "Pay Protocol callback signature"
+        );
+        let cb: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(cb["outTradeNo"], "PP-E2E-1");
+        assert_eq!(cb["paymentStatus"], 0);
+        assert_eq!(cb["expectedAmount"], "12500000");
+        assert_eq!(cb["settlementAmount"], "12500000");
+        assert_eq!(
+            cb["fromAddress"].as_str().unwrap().to_lowercase(),
+            PAYER.to_lowercase()
+        );
+    }
+    // like the vendor's plugin, re-query the order before trusting it
+    let detail = pp_call("GET", "/api/mer/payment/detail?outTradeNo=PP-E2E-1", "").await;
+    assert_eq!(detail["paymentStatus"], 0);
+    assert_eq!(detail["userWalletAddress"].as_str().unwrap(), pp_address);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        pp_calls.lock().unwrap().len(),
+        2,
+        "no attempt after `success`"
+    );
+
+    // manual re-trigger: one more callback through the delivery log
+    pp_call("GET", "/api/mer/payment/notify?outTradeNo=PP-E2E-1", "").await;
+    wait_until(
+        "the re-triggered callback",
+        Duration::from_secs(30),
+        async || pp_calls.lock().unwrap().len() >= 3,
+    )
+    .await;
+    stop(&mut serve);
+}
+
+both_backends! {
+    pay_through_dialects => pay_through_dialects;
+}

@@ -1,0 +1,628 @@
+//! The Pay Protocol API over real HTTP on loopback, on SQLite and PostgreSQL: every endpoint's
+//! documented example, field by field; signatures computed independently (Python's `hmac`);
+//! bad signatures, stale timestamps and missing headers answered in the vendor's envelope with
+//! nothing written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
+    Price,
+};
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
+    EngineError, EngineSettings, ObservedTransfer, SystemClock,
+};
+use coffer_secrets::MasterKey;
+use coffer_store::{ChainCursor, OrderQuery, PayoutQuery};
+use coffer_testkit::{TestDb, both_backends};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+struct Deriver;
+
+impl AddressDeriver for Deriver {
+    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
+        Ok(d.to_owned())
+    }
+    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: format!("0x{d}{index:038x}"),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn engine(db: &TestDb) -> Engine {
+    let chain = Chain {
+        id: ChainId::parse("bsc").unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BNB Smart Chain".into(),
+        confirmations: 1,
+        evm_chain_id: Some(56),
+    };
+    let a = |s: &str, kind, stable| Asset {
+        id: AssetId::from_str(&format!("bsc:{s}")).unwrap(),
+        kind,
+        decimals: Decimals::new(6).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    let assets = AssetRegistry::new(
+        vec![chain],
+        vec![
+            a("BNB", AssetKind::Native, false),
+            a(
+                "USDT",
+                AssetKind::Token {
+                    contract: "0x55d398326f99059fF775485246999027B3197955".into(),
+                },
+                true,
+            ),
+        ],
+    )
+    .unwrap();
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(
+            FixedRates::new()
+                .with("USDT", "USD", Price::new(Decimal::ONE).unwrap())
+                .with("BNB", "USD", Price::new(Decimal::from(600)).unwrap()),
+        ),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
+
+struct Harness {
+    engine: Engine,
+    base: String,
+    key: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+async fn start(db: &TestDb) -> Harness {
+    let engine = engine(db);
+    let master = MasterKey::from_bytes([9; 32]);
+    let (m, cred) = engine
+        .create_merchant_with_dialect_credential(&master, "PP Shop", "payprotocol")
+        .await
+        .unwrap();
+    engine.set_wallet(&m.id, "bsc", "ab").await.unwrap();
+    let app = coffer_dialect_payprotocol::routes(engine.clone(), Arc::new(master));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Harness {
+        engine,
+        base: format!("http://{addr}"),
+        key: cred.key,
+        secret: cred.secret,
+        http: coffer_testkit::http_client(),
+    }
+}
+
+/// Base64 HMAC-SHA256, computed by Python's standard library (independent of the crate).
+fn py_sign(secret: &str, message: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())",
+            secret,
+            message,
+        ])
+        .output()
+        .expect("python3");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Harness {
+    async fn call_at(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        ts: i64,
+        sign: Option<String>,
+    ) -> (u16, Value) {
+        let ts = ts.to_string();
+        let sig =
+            sign.unwrap_or_else(|| py_sign(&self.secret, &format!("{ts}{method}{path}{body}")));
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("X-PAY-KEY", &self.key)
+            .header("X-PAY-TIMESTAMP", &ts)
+            .header("X-PAY-SIGN", sig);
+        if method == "POST" {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.call_at(method, path, body, now(), None).await
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: &str) -> Value {
+        let (status, v) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert_eq!(v["code"], 200, "{v}");
+        assert_eq!(v["msg"], "success");
+        v["data"].clone()
+    }
+
+    async fn orders(&self) -> usize {
+        self.engine
+            .store
+            .list_orders(&OrderQuery {
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+/// Assert that `v` has exactly these fields with these JSON types.
+fn shape(v: &Value, fields: &[(&str, &str)]) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    for (name, kind) in fields {
+        let f = obj
+            .get(*name)
+            .unwrap_or_else(|| panic!("missing {name} in {v}"));
+        let ok = match *kind {
+            "string" => f.is_string(),
+            "int" => f.is_i64() || f.is_u64(),
+            "intstr" => f
+                .as_str()
+                .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())),
+            "array" => f.is_array(),
+            "object" => f.is_object(),
+            other => panic!("unknown kind {other}"),
+        };
+        assert!(ok, "{name} should be {kind}: {f}");
+    }
+    assert_eq!(obj.len(), fields.len(), "unexpected fields in {v}");
+}
+
+const PAYMENT_FIELDS: &[(&str, &str)] = &[
+    ("chainId", "int"),
+    ("orgId", "int"),
+    ("outTradeNo", "string"),
+    ("outPaymentNo", "intstr"),
+    ("description", "string"),
+    ("isLegalTender", "int"),
+    ("quoteCurrencySymbol", "string"),
+    ("quoteAmount", "string"),
+    ("paymentStatus", "int"),
+    ("paymentType", "int"),
+    ("expectedAmount", "intstr"),
+    ("settlementAmount", "intstr"),
+    ("settlementCurrencySymbol", "string"),
+    ("transferHash", "string"),
+    ("userWalletAddress", "string"),
+    ("fromAddress", "string"),
+    ("createTime", "string"),
+    ("blockTime", "int"),
+];
+
+const CREATE: &str = r#"{"chainId":56,"description":"Order 1001","outTradeNo":"T1001","isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"10.5","notifyUrl":"https://shop.example/pp/notify","redirectionUrl":"https://shop.example/done"}"#;
+
+async fn payments_endpoints(db: &TestDb) {
+    let h = start(db).await;
+    // createPaymentOrder: the documented example's shape
+    let data = h
+        .ok("POST", "/api/mer/payment/createPaymentOrder", CREATE)
+        .await;
+    shape(
+        &data,
+        &[
+            ("outPaymentNo", "intstr"),
+            ("paymentUrl", "string"),
+            ("userWalletAddress", "string"),
+            ("saltHash", "string"),
+        ],
+    );
+    let out_payment_no = data["outPaymentNo"].as_str().unwrap().to_owned();
+    assert_eq!(out_payment_no.len(), 21);
+    assert!(data["paymentUrl"].as_str().unwrap().starts_with("/pay/"));
+    let salt = data["saltHash"].as_str().unwrap();
+    assert!(salt.starts_with("0x") && salt.len() == 66);
+    // the same outTradeNo again is the same order
+    let again = h
+        .ok("POST", "/api/mer/payment/createPaymentOrder", CREATE)
+        .await;
+    assert_eq!(again["outPaymentNo"], out_payment_no);
+    assert_eq!(h.orders().await, 1);
+
+    // detail, with the query string signed (the vendor's plugin) …
+    let path = format!("/api/mer/payment/detail?outTradeNo=T1001&outPaymentNo={out_payment_no}");
+    let d = h.ok("GET", &path, "").await;
+    shape(&d, PAYMENT_FIELDS);
+    assert_eq!(d["chainId"], 56);
+    assert_eq!(d["paymentStatus"], 1);
+    assert_eq!(d["paymentType"], 1);
+    assert_eq!(d["isLegalTender"], 1);
+    assert_eq!(d["quoteAmount"], "10.5");
+    assert_eq!(d["expectedAmount"], "10500000"); // 10.5 USDT × 10^6
+    assert_eq!(d["settlementAmount"], "0");
+    assert_eq!(d["settlementCurrencySymbol"], "USDT");
+    assert_eq!(d["userWalletAddress"], data["userWalletAddress"]);
+    assert_eq!(d["createTime"].as_str().unwrap().len(), 19);
+    // … and without it
+    let ts = now();
+    let sig = py_sign(&h.secret, &format!("{ts}GET/api/mer/payment/detail"));
+    let (s, v) = h
+        .call_at(
+            "GET",
+            "/api/mer/payment/detail?outTradeNo=T1001",
+            "",
+            ts,
+            Some(sig),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // a wrong outPaymentNo, an unknown order: the vendor's 404
+    let (s, v) = h
+        .call(
+            "GET",
+            "/api/mer/payment/detail?outTradeNo=T1001&outPaymentNo=1",
+            "",
+        )
+        .await;
+    assert_eq!((s, v["code"].clone()), (404, json!(404)));
+    assert!(v["data"].is_null() && v["msg"].is_string() && v["description"].is_string());
+
+    // list
+    let l = h
+        .ok("GET", "/api/mer/payment/list?page=1&size=10", "")
+        .await;
+    shape(
+        &l,
+        &[
+            ("count", "int"),
+            ("page", "int"),
+            ("size", "int"),
+            ("list", "array"),
+        ],
+    );
+    assert_eq!(l["count"], 1);
+    shape(&l["list"][0], PAYMENT_FIELDS);
+    let l = h
+        .ok("GET", "/api/mer/payment/list?paymentStatus=0", "")
+        .await;
+    assert_eq!(l["count"], 0);
+    let (s, _) = h.call("GET", "/api/mer/payment/list?size=501", "").await;
+    assert_eq!(s, 400);
+
+    // payInfo
+    let p = h
+        .ok("GET", "/api/mer/payment/payInfo?outTradeNo=T1001", "")
+        .await;
+    shape(
+        &p,
+        &[
+            ("countDown", "int"),
+            ("orgName", "string"),
+            ("userWalletAddress", "string"),
+            ("saltHash", "string"),
+        ],
+    );
+    assert_eq!(p["orgName"], "PP Shop");
+    let left = p["countDown"].as_i64().unwrap();
+    assert!((1700..=1800).contains(&left), "{left}");
+
+    // chain and currency lists; payInfo/update to BNB
+    let chains = h.ok("GET", "/api/mer/conf/list/chain", "").await;
+    assert_eq!(chains[0]["chainId"], 56);
+    assert!(chains[0]["chainName"].is_string());
+    let currencies = h
+        .ok("GET", "/api/mer/conf/list/currency?chainId=56", "")
+        .await;
+    let usdt = currencies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["symbol"] == "USDT")
+        .unwrap()
+        .clone();
+    shape(
+        &usdt,
+        &[
+            ("currencyId", "int"),
+            ("chainId", "int"),
+            ("name", "string"),
+            ("symbol", "string"),
+            ("address", "string"),
+            ("decimals", "int"),
+            ("createTime", "string"),
+            ("icon", "string"),
+            ("exchangeRate", "string"),
+        ],
+    );
+    let bnb = currencies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["symbol"] == "BNB")
+        .unwrap()
+        .clone();
+    let body = format!(
+        r#"{{"chainId":56,"currencyId":{},"outTradeNo":"T1001"}}"#,
+        bnb["currencyId"]
+    );
+    let u = h.ok("POST", "/api/mer/payment/payInfo/update", &body).await;
+    shape(
+        &u,
+        &[
+            ("expectedAmount", "intstr"),
+            ("userWalletAddress", "string"),
+            ("saltHash", "string"),
+        ],
+    );
+    assert_eq!(u["expectedAmount"], "17500"); // 10.5 USD / 600 = 0.0175 BNB
+    assert_ne!(u["userWalletAddress"], data["userWalletAddress"]);
+
+    // bad input: the vendor's 400 naming the field, nothing written
+    let (s, v) = h
+        .call("POST", "/api/mer/payment/createPaymentOrder", r#"{"chainId":56,"description":"x","outTradeNo":"T2","isLegalTender":1,"quoteCurrencySymbol":"usd","quoteAmount":"1","notifyUrl":"https://a.example"}"#)
+        .await;
+    assert_eq!((s, v["code"].clone()), (400, json!(400)), "{v}");
+    assert!(
+        v["description"]
+            .as_str()
+            .unwrap()
+            .contains("quoteCurrencySymbol")
+    );
+    let (s, v) = h
+        .call("POST", "/api/mer/payment/createPaymentOrder", r#"{"chainId":999,"description":"x","outTradeNo":"T2","isLegalTender":1,"quoteCurrencySymbol":"USD","quoteAmount":"1","notifyUrl":"https://a.example"}"#)
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["description"].as_str().unwrap().contains("chainId"));
+    assert_eq!(h.orders().await, 1);
+}
+
+async fn auth_failures_write_nothing(db: &TestDb) {
+    let h = start(db).await;
+    let path = "/api/mer/payment/createPaymentOrder";
+    let check = |s: u16, v: &Value| {
+        assert_eq!(s, 401, "{v}");
+        assert_eq!(v["code"], 401);
+        assert!(v["msg"].is_string() && v["description"].is_string() && v["data"].is_null());
+    };
+    // wrong signature (another secret)
+    let ts = now();
+    let bad = py_sign("not-the-secret", &format!("{ts}POST{path}{CREATE}"));
+    let (s, v) = h.call_at("POST", path, CREATE, ts, Some(bad)).await;
+    check(s, &v);
+    // a signature over another body
+    let other = py_sign(&h.secret, &format!("{ts}POST{path}{{}}"));
+    let (s, v) = h.call_at("POST", path, CREATE, ts, Some(other)).await;
+    check(s, &v);
+    // stale timestamp, correctly signed
+    let (s, v) = h.call_at("POST", path, CREATE, now() - 90, None).await;
+    check(s, &v);
+    let (s, v) = h.call_at("POST", path, CREATE, now() + 90, None).await;
+    check(s, &v);
+    // missing header
+    let resp = h
+        .http
+        .post(format!("{}{path}", h.base))
+        .header("X-PAY-KEY", &h.key)
+        .header("X-PAY-TIMESTAMP", now().to_string())
+        .body(CREATE)
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    check(s, &resp.json().await.unwrap());
+    // unknown key
+    let ts = now();
+    let resp = h
+        .http
+        .post(format!("{}{path}", h.base))
+        .header("X-PAY-KEY", "ppr_unknown")
+        .header("X-PAY-TIMESTAMP", ts.to_string())
+        .header(
+            "X-PAY-SIGN",
+            py_sign(&h.secret, &format!("{ts}POST{path}{CREATE}")),
+        )
+        .body(CREATE)
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status().as_u16();
+    check(s, &resp.json().await.unwrap());
+    assert_eq!(h.orders().await, 0, "nothing written");
+    // and the same request, correctly signed, works
+    h.ok("POST", path, CREATE).await;
+    assert_eq!(h.orders().await, 1);
+}
+
+async fn refunds_and_withdrawals(db: &TestDb) {
+    let h = start(db).await;
+    h.ok("POST", "/api/mer/payment/createPaymentOrder", CREATE)
+        .await;
+    // not paid yet: refused in the envelope, nothing written
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/mer/refund/createRefundOrder",
+            r#"{"outTradeNo":"T1001"}"#,
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["code"], 409);
+    // pay it (as a watcher would report it)
+    let order = h
+        .engine
+        .list_orders(&OrderQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let target = order.target.clone().unwrap();
+    let chain = ChainId::parse("bsc").unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    h.engine
+        .apply_chain_batch(&ChainBatch {
+            chain: chain.clone(),
+            transfers: vec![ObservedTransfer {
+                asset: target.asset.clone(),
+                to: target.address.clone(),
+                amount: target.amount_due,
+                txid: "0xfeed".into(),
+                index: 0,
+                from: Some("0xbuyer".into()),
+                block: Some(BlockRef {
+                    height: 10,
+                    hash: "0xb10".into(),
+                    time: at,
+                }),
+            }],
+            orphaned_from: None,
+            tip: 10,
+            dropped_txids: Vec::new(),
+            non_replaceable_txids: Vec::new(),
+            cursor: Some(ChainCursor {
+                chain: chain.clone(),
+                height: 10,
+                hash: "0xb10".into(),
+                recent: vec![(10, "0xb10".into())],
+                updated_at: at,
+            }),
+        })
+        .await
+        .unwrap();
+    let d = h
+        .ok("GET", "/api/mer/payment/detail?outTradeNo=T1001", "")
+        .await;
+    assert_eq!(d["paymentStatus"], 0, "{d}");
+    assert_eq!(d["settlementAmount"], "10500000");
+    assert_eq!(d["transferHash"], "0xfeed");
+    assert_eq!(d["fromAddress"], "0xbuyer");
+    assert!(d["blockTime"].as_i64().unwrap() > 0);
+
+    // refund create → refundId (int); detail and list with the documented fields
+    let r = h
+        .ok(
+            "POST",
+            "/api/mer/refund/createRefundOrder",
+            r#"{"outTradeNo":"T1001","amount":"2.5","notifyUrl":"https://shop.example/refund"}"#,
+        )
+        .await;
+    shape(&r, &[("refundId", "int")]);
+    let id = r["refundId"].as_i64().unwrap();
+    let refund_fields: &[(&str, &str)] = &[
+        ("chainId", "int"),
+        ("currencyId", "int"),
+        ("refundId", "int"),
+        ("outTradeNo", "string"),
+        ("outPaymentNo", "intstr"),
+        ("refundAddress", "string"),
+        ("refundAmount", "intstr"),
+        ("refundFee", "string"),
+        ("refundStatus", "int"),
+        ("refundTime", "string"),
+        ("transferHash", "string"),
+    ];
+    let d = h
+        .ok("GET", &format!("/api/mer/refund/detail?refundId={id}"), "")
+        .await;
+    shape(&d, refund_fields);
+    assert_eq!(d["refundAmount"], "2500000");
+    assert_eq!(d["refundAddress"], "0xbuyer");
+    assert_eq!(d["refundStatus"], 1, "pending approval");
+    let d2 = h
+        .ok("GET", "/api/mer/refund/detail?outTradeNo=T1001", "")
+        .await;
+    assert_eq!(d2["refundId"], id);
+    // more than what is left: 400 naming amount
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/mer/refund/createRefundOrder",
+            r#"{"outTradeNo":"T1001","amount":"9"}"#,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let l = h.ok("GET", "/api/mer/refund/list?page=1&size=10", "").await;
+    assert_eq!(l["count"], 1);
+    shape(&l["list"][0], refund_fields);
+
+    // withdraw apply → withdrawId; recorded as a request
+    let w = h
+        .ok("POST", "/api/mer/withdraw/apply", &format!(
+            r#"{{"chainId":56,"currencyId":{},"withdrawAddress":"0xcold","withdrawAmount":"5","outTradeNo":"W1"}}"#,
+            d["currencyId"]
+        ))
+        .await;
+    shape(&w, &[("withdrawId", "int")]);
+    let (items, _) = h
+        .engine
+        .list_payouts(
+            &order.merchant_id,
+            PayoutQuery {
+                kind: Some(coffer_core::PayoutKind::Withdrawal),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].amount, Some(BaseUnits::new(5_000_000)));
+    assert_eq!(items[0].reference.as_deref(), Some("W1"));
+    let (s, _) = h
+        .call(
+            "POST",
+            "/api/mer/withdraw/apply",
+            r#"{"chainId":56,"currencyId":1,"withdrawAddress":"0xa,0xb","withdrawAmount":"1,2"}"#,
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // recharge users: a clear error in the envelope
+    let (s, v) = h
+        .call("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
+        .await;
+    assert_eq!(s, 501);
+    assert_eq!(v["code"], 501);
+    assert!(v["description"].as_str().unwrap().contains("not supported"));
+    // manual notify: no callback was sent yet
+    let (s, _) = h
+        .call("GET", "/api/mer/payment/notify?outTradeNo=T1001", "")
+        .await;
+    assert_eq!(s, 404);
+}
+
+both_backends! {
+    payments => payments_endpoints;
+    auth => auth_failures_write_nothing;
+    refunds => refunds_and_withdrawals;
+}
