@@ -354,6 +354,10 @@ pub struct ChainConfig {
     /// Block a chain watched for the first time starts at (default: the tip at first start).
     #[serde(default)]
     pub start_block: Option<u64>,
+    /// The block explorer's transaction page, `{txid}` standing for the transaction id
+    /// (`https://bscscan.com/tx/{txid}`): linked from the checkout's success screen.
+    #[serde(default)]
+    pub explorer_tx: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -494,6 +498,7 @@ impl Config {
             .map_err(|e| invalid("log_level", e.to_string()))?;
         self.fixed_rates()?;
         self.registry()?;
+        self.explorers()?;
         self.rates_settings()?;
         Ok(())
     }
@@ -663,6 +668,7 @@ impl Config {
                 r.name = r.name.or_else(|| Some(k.name.to_owned()));
                 r.chain_id = r.chain_id.or(Some(k.chain_id));
                 r.confirmations = r.confirmations.or(Some(k.confirmations));
+                r.explorer_tx = r.explorer_tx.or_else(|| Some(k.explorer_tx.to_owned()));
                 r.poll_interval =
                     r.poll_interval
                         .or(Some(ConfigDuration(time::Duration::milliseconds(
@@ -689,6 +695,42 @@ impl Config {
                 r
             })
             .collect()
+    }
+
+    /// Per chain, the explorer's transaction URL template for the checkout page: as
+    /// configured, else the built-in catalogue's (EVM) or mempool.space (Bitcoin mainnet and
+    /// testnet). Regtest and unknown chains get no link.
+    pub fn explorers(&self) -> Result<BTreeMap<ChainId, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (i, c) in self.resolved_chains().iter().enumerate() {
+            let key = format!("chains[{i}].explorer_tx");
+            let id = ChainId::parse(&c.id)
+                .map_err(|e| invalid(format!("chains[{i}].id"), e.to_string()))?;
+            let template = match (&c.explorer_tx, c.kind.as_str(), c.network.as_deref()) {
+                (Some(t), _, _) => Some(t.clone()),
+                (None, "bitcoin", None | Some("mainnet")) => {
+                    Some("https://mempool.space/tx/{txid}".to_owned())
+                }
+                (None, "bitcoin", Some("testnet")) => {
+                    Some("https://mempool.space/testnet/tx/{txid}".to_owned())
+                }
+                _ => None,
+            };
+            let Some(template) = template.filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let ok = template.contains("{txid}")
+                && url::Url::parse(&template.replace("{txid}", "0"))
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid(
+                    key,
+                    "must be an http(s) URL containing {txid}, e.g. \"https://bscscan.com/tx/{txid}\"",
+                ));
+            }
+            out.insert(id, template);
+        }
+        Ok(out)
     }
 
     /// What each EVM chain's watcher needs. Chains without `rpc` are configured for pricing
@@ -910,6 +952,8 @@ timeout = "5s"
 # decimals = 18
 # display_decimals = 4         # default: 4 for USD stablecoins
 # start_block = 43000000       # first block the very first time (default: the tip)
+# explorer_tx = "https://bscscan.com/tx/{txid}"  # checkout's transaction link (built-in for
+#                              # catalogue chains and Bitcoin mainnet/testnet; none on regtest)
 #
 # Well-known EVM chains (eth, bsc, polygon, arbitrum, base, optimism, avax) come from a
 # built-in catalogue: `id` and `rpc` are enough, anything set here overrides it.

@@ -312,7 +312,16 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
-    let api = api.merge(native);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let checkout = coffer_checkout::router(coffer_checkout::Checkout::new(
+        engine.clone(),
+        coffer_checkout::CheckoutSettings {
+            explorers: config.explorers()?,
+            ..coffer_checkout::CheckoutSettings::default()
+        },
+        stop_rx.clone(),
+    ));
+    let api = api.merge(native).merge(checkout);
     let app = coffer_api::router(state.clone(), &http, api);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -321,7 +330,6 @@ async fn serve(config: Config) -> Result<()> {
     // Printed for scripts and tests that bind port 0.
     tracing::info!(address = %local, database = engine.store.kind(), "listening");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = config.admin_listen {
         let admin_listener = tokio::net::TcpListener::bind(admin)
