@@ -134,10 +134,11 @@ try {
     await waitScreen(desktop, 'pay');
     await markNoReload(desktop);
     const target = await readTarget(desktop);
-    phase = 'pay';
-    say({ event: 'pay', ...target, qr: (await desktop.$('svg.qr')) !== null,
-      wallet: await desktop.getAttribute('#open-wallet', 'href') });
+    const qr = (await desktop.$('svg.qr')) !== null;
+    const wallet = await desktop.getAttribute('#open-wallet', 'href');
     await shot('pay');
+    phase = 'pay';
+    say({ event: 'pay', ...target, qr, wallet });
     await desktop.bringToFront();
     await waitScreen(desktop, 'processing');
     await assertNoReload(desktop, 'processing');

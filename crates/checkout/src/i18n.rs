@@ -339,9 +339,15 @@ mod tests {
     #[test]
     fn accept_language_picks_the_best_supported() {
         assert_eq!(Lang::negotiate("pt-BR,pt;q=0.9,en;q=0.8"), Some(Lang::Pt));
-        assert_eq!(Lang::negotiate("de-DE,de;q=0.9,ru;q=0.5,en;q=0.4"), Some(Lang::Ru));
+        assert_eq!(
+            Lang::negotiate("de-DE,de;q=0.9,ru;q=0.5,en;q=0.4"),
+            Some(Lang::Ru)
+        );
         assert_eq!(Lang::negotiate("zh-Hans-CN"), Some(Lang::ZhCn));
-        assert_eq!(Lang::negotiate("fr;q=1, es;q=0.2, en;q=0.1"), Some(Lang::Es));
+        assert_eq!(
+            Lang::negotiate("fr;q=1, es;q=0.2, en;q=0.1"),
+            Some(Lang::Es)
+        );
         assert_eq!(Lang::negotiate("en;q=0, es"), Some(Lang::Es));
         assert_eq!(Lang::negotiate("de, fr"), None);
         assert_eq!(Lang::negotiate(""), None);

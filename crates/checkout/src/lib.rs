@@ -170,7 +170,10 @@ fn html(status: StatusCode, body: String, nonce: &str, lang: Lang) -> Response {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -320,15 +323,15 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    json_response(
-        status,
-        json!({"error": {"code": code, "message": message}}),
-    )
+    json_response(status, json!({"error": {"code": code, "message": message}}))
 }
 
 async fn status(State(c): State<Checkout>, Path(token): Path<String>) -> Response {
@@ -407,8 +410,7 @@ async fn next_event(mut s: Stream) -> Option<(Result<Event, Infallible>, Stream)
     }
     loop {
         if !s.first {
-            if s.started.elapsed() >= s.checkout.settings.max_stream || *s.checkout.stop.borrow()
-            {
+            if s.started.elapsed() >= s.checkout.settings.max_stream || *s.checkout.stop.borrow() {
                 return None;
             }
             let mut stop = s.checkout.stop.clone();

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use coffer_core::{
-    Asset, BaseUnits, Chain, ChainId, Order, OrderStatus, Payment, PaymentStatus,
-};
+use coffer_core::{Asset, BaseUnits, Chain, ChainId, Order, OrderStatus, Payment, PaymentStatus};
 use coffer_engine::AssetRegistry;
 use coffer_engine::view::rfc3339;
 use serde_json::{Value, json};
@@ -136,10 +134,12 @@ impl Checkout {
                     .unwrap_or(0)
             };
             Some(PayTarget {
-                uri: coffer_core::uri::payment_uri(&chain, &asset, &t.address, remaining_or_due(
-                    t.amount_due,
-                    remaining_units,
-                )),
+                uri: coffer_core::uri::payment_uri(
+                    &chain,
+                    &asset,
+                    &t.address,
+                    remaining_or_due(t.amount_due, remaining_units),
+                ),
                 address: t.address.clone(),
                 amount_due: t.amount_due.format(asset.decimals),
                 amount_due_units: t.amount_due,
@@ -274,19 +274,15 @@ fn remaining_or_due(due: BaseUnits, remaining: BaseUnits) -> BaseUnits {
 
 /// `https://bscscan.com/tx/{txid}` with the transaction id filled in.
 pub fn explorer_url(template: &str, txid: &str) -> String {
-    let safe: String = txid
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let safe: String = txid.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     template.replace("{txid}", &safe)
 }
 
 /// A merchant's redirect URL with `{order_id}` and `{order_no}` filled in (URL-encoded);
 /// `None` unless the result is an http(s) URL.
 pub fn fill_placeholders(template: &str, order: &Order) -> Option<String> {
-    let encode = |s: &str| -> String {
-        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-    };
+    let encode =
+        |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
     let id = encode(order.id.as_str());
     let no = encode(order.order_no.as_deref().unwrap_or_default());
     let filled = template
@@ -333,6 +329,225 @@ pub fn choices(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    use std::str::FromStr;
+
+    use coffer_core::order::{LockedRate, OrderLinks, PaymentTarget};
+    use coffer_core::{
+        AssetId, AssetKind, ChainKind, CheckoutToken, Decimals, MatchStatus, MerchantId, Network,
+        OrderId, OrderState, PaymentId, Price, SettlementPolicy, StatusReason,
+    };
+    use rust_decimal::Decimal;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+    fn registry() -> AssetRegistry {
+        let chain = Chain {
+            id: ChainId::parse("bsc").unwrap(),
+            kind: ChainKind::Evm,
+            network: Network::Mainnet,
+            name: "BNB Smart Chain".into(),
+            confirmations: 15,
+            evm_chain_id: Some(56),
+        };
+        let usdt = Asset {
+            id: AssetId::from_str("bsc:USDT").unwrap(),
+            kind: AssetKind::Token {
+                contract: "0x55d398326f99059fF775485246999027B3197955".into(),
+            },
+            decimals: Decimals::new(18).unwrap(),
+            display_decimals: 4,
+            usd_stablecoin: true,
+        };
+        AssetRegistry::new(vec![chain], vec![usdt]).unwrap()
+    }
+
+    fn order(target: bool) -> Order {
+        Order {
+            id: OrderId::from_random([1; 16]),
+            merchant_id: MerchantId::from_random([2; 16]),
+            order_no: Some("A 1/2&3".into()),
+            checkout_token: CheckoutToken::from_random([3; 32]),
+            state: OrderState::NEW,
+            amount: Decimal::new(1000, 2),
+            currency: "USD".into(),
+            fixed_stablecoin_rate: true,
+            target: target.then(|| PaymentTarget {
+                asset: AssetId::from_str("bsc:USDT").unwrap(),
+                amount_due: BaseUnits::new(10_000_000_000_000_000_000),
+                address: "0x1111111111111111111111111111111111111111".into(),
+                derivation: None,
+                rate: LockedRate {
+                    price: Price::new(Decimal::ONE).unwrap(),
+                    source: "peg".into(),
+                    at: T0,
+                },
+            }),
+            totals: Default::default(),
+            policy: SettlementPolicy::default(),
+            description: None,
+            metadata: Default::default(),
+            links: OrderLinks {
+                success_url: Some("https://shop.example/ok?o={order_id}&n={order_no}".into()),
+                expired_url: Some("https://shop.example/expired".into()),
+                callback_url: None,
+            },
+            dialect: "native".into(),
+            expires_at: T0 + time::Duration::minutes(30),
+            monitor_until: T0 + time::Duration::hours(24),
+            created_at: T0,
+            updated_at: T0,
+            version: 1,
+            lock_window: time::Duration::minutes(30),
+        }
+    }
+
+    fn payment(o: &Order, amount: u128, confirmations: u32, status: PaymentStatus) -> Payment {
+        Payment {
+            id: PaymentId::from_random([4; 16]),
+            order_id: o.id.clone(),
+            merchant_id: o.merchant_id.clone(),
+            asset: AssetId::from_str("bsc:USDT").unwrap(),
+            amount: BaseUnits::new(amount),
+            txid: "0xabc".into(),
+            output_index: 0,
+            from_address: None,
+            to_address: "0x1111111111111111111111111111111111111111".into(),
+            block_height: Some(1),
+            block_hash: None,
+            confirmations,
+            status,
+            match_status: MatchStatus::Matched,
+            late: false,
+            occurred_at: T0,
+            detected_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    fn explorers() -> BTreeMap<ChainId, String> {
+        BTreeMap::from([(
+            ChainId::parse("bsc").unwrap(),
+            "https://bscscan.com/tx/{txid}".to_owned(),
+        )])
+    }
+
+    fn build(o: Order, payments: &[Payment], now: OffsetDateTime, chooser: bool) -> Checkout {
+        Checkout::build(
+            o,
+            "Shop".into(),
+            payments,
+            &registry(),
+            &explorers(),
+            now,
+            chooser,
+        )
+    }
+
+    #[test]
+    fn screens_follow_the_order() {
+        let now = T0 + time::Duration::minutes(1);
+        assert_eq!(build(order(false), &[], now, false).screen, Screen::Choose);
+        assert_eq!(build(order(true), &[], now, false).screen, Screen::Pay);
+        assert_eq!(build(order(true), &[], now, true).screen, Screen::Choose);
+        // the clock alone expires a pending order, before any sweep ran
+        let late = T0 + time::Duration::minutes(31);
+        let expired = build(order(true), &[], late, false);
+        assert_eq!(expired.screen, Screen::Expired);
+        assert_eq!(
+            expired.redirect.as_deref(),
+            Some("https://shop.example/expired")
+        );
+        assert_eq!(expired.seconds_left(), 0);
+        let mut closed = order(true);
+        closed.state = OrderState::new(OrderStatus::Invalid, StatusReason::Marked);
+        assert_eq!(build(closed, &[], now, false).screen, Screen::Closed);
+    }
+
+    #[test]
+    fn partial_payment_shows_the_remainder_and_keeps_the_chooser_away() {
+        let mut o = order(true);
+        let p = payment(&o, 4_000_000_000_000_000_000, 2, PaymentStatus::Unconfirmed);
+        o.totals = coffer_core::order::totals_of([&p]);
+        o.state = OrderState::new(OrderStatus::Pending, StatusReason::PaidPartial);
+        let c = build(o, &[p], T0, true);
+        assert_eq!(
+            c.screen,
+            Screen::Pay,
+            "no changing the asset once paid into"
+        );
+        let t = c.target.as_ref().unwrap();
+        assert_eq!(t.received, "4");
+        assert_eq!(t.remaining, "6");
+        assert_eq!(t.confirmations, 2);
+        assert_eq!(t.confirmations_required, 15);
+        // the wallet link asks for the rest only
+        assert!(
+            t.uri
+                .as_deref()
+                .unwrap()
+                .ends_with("uint256=6000000000000000000")
+        );
+        let json = c.status_json();
+        assert_eq!(
+            json["payment"]["amount_remaining_base_units"],
+            "6000000000000000000"
+        );
+        assert_eq!(
+            json["transactions"][0]["explorer_url"],
+            "https://bscscan.com/tx/0xabc"
+        );
+    }
+
+    #[test]
+    fn processing_then_paid_with_redirect_placeholders_filled() {
+        let mut o = order(true);
+        let mut p = payment(
+            &o,
+            10_000_000_000_000_000_000,
+            1,
+            PaymentStatus::Unconfirmed,
+        );
+        o.totals = coffer_core::order::totals_of([&p]);
+        o.state = OrderState::new(OrderStatus::Processing, StatusReason::None);
+        o.version = 2;
+        let processing = build(o.clone(), std::slice::from_ref(&p), T0, false);
+        assert_eq!(processing.screen, Screen::Processing);
+        assert_eq!(processing.redirect, None);
+        // one more confirmation changes what the page shows, hence the fingerprint
+        p.confirmations = 2;
+        let later = build(o.clone(), std::slice::from_ref(&p), T0, false);
+        assert_ne!(processing.fingerprint(), later.fingerprint());
+        assert_eq!(later.target.as_ref().unwrap().confirmations, 2);
+        p.confirmations = 15;
+        p.status = PaymentStatus::Confirmed;
+        o.totals = coffer_core::order::totals_of([&p]);
+        o.state = OrderState::new(OrderStatus::Settled, StatusReason::None);
+        o.version = 3;
+        let paid = build(o.clone(), &[p], T0, false);
+        assert_eq!(paid.screen, Screen::Paid);
+        assert_eq!(paid.target.as_ref().unwrap().confirmations, 15);
+        assert_eq!(
+            paid.redirect.as_deref(),
+            Some(format!("https://shop.example/ok?o={}&n=A+1%2F2%263", o.id).as_str())
+        );
+    }
+
+    #[test]
+    fn only_http_redirects_are_followed() {
+        let mut o = order(true);
+        for (url, ok) in [
+            ("https://x.example/{order_id}", true),
+            ("http://x.example/?n={order_no}", true),
+            ("javascript:alert(1)", false),
+            ("data:text/html,hi", false),
+            ("not a url", false),
+        ] {
+            o.links.success_url = Some(url.into());
+            assert_eq!(fill_placeholders(url, &o).is_some(), ok, "{url}");
+        }
+    }
 
     #[test]
     fn explorer_template_gets_the_txid_and_nothing_else() {

@@ -404,7 +404,16 @@ pub fn not_found_page(lang: Lang, nonce: &str) -> String {
             }
         }
     };
-    layout(lang, nonce, t.not_found, &Brand::default(), html! {}, body, None).into_string()
+    layout(
+        lang,
+        nonce,
+        t.not_found,
+        &Brand::default(),
+        html! {},
+        body,
+        None,
+    )
+    .into_string()
 }
 
 /// A short page for a server-side failure (database unavailable): try again.

@@ -1093,6 +1093,40 @@ mod tests {
     }
 
     #[test]
+    fn explorer_links_per_chain() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"bsc\"\n[[chains]]\nid = \"eth\"\nexplorer_tx = \"https://eth.example/t/{txid}\"\n[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnative = { symbol = \"BTC\", decimals = 8 }\n[[chains]]\nid = \"reg\"\nkind = \"bitcoin\"\nnetwork = \"regtest\"\nnative = { symbol = \"BTC\", decimals = 8 }\n",
+        )
+        .unwrap();
+        let e = c.explorers().unwrap();
+        let get = |id: &str| e.get(&ChainId::parse(id).unwrap()).map(String::as_str);
+        assert_eq!(
+            get("bsc"),
+            Some("https://bscscan.com/tx/{txid}"),
+            "catalogue"
+        );
+        assert_eq!(
+            get("eth"),
+            Some("https://eth.example/t/{txid}"),
+            "configured"
+        );
+        assert_eq!(
+            get("btc"),
+            Some("https://mempool.space/tx/{txid}"),
+            "bitcoin"
+        );
+        assert_eq!(get("reg"), None, "no explorer for regtest");
+        for bad in ["https://x.example/tx/", "ftp://x.example/{txid}", "{txid}"] {
+            let err = Config::from_toml_str(&format!(
+                "[[chains]]\nid = \"bsc\"\nexplorer_tx = \"{bad}\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("chains[0].explorer_tx"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn chain_config_builds_registry() {
         let c = Config::from_toml_str(
             "[[chains]]\nid = \"bsc\"\nkind = \"evm\"\nconfirmations = 15\nnative = { symbol = \"BNB\", decimals = 18 }\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x55d398326f99059fF775485246999027B3197955\"\ndecimals = 18\n",

@@ -354,7 +354,13 @@ async fn checkout_in_chromium(db: &TestDb) {
         let without_nonce: String = body
             .split("nonce=\"")
             .enumerate()
-            .map(|(i, p)| if i == 0 { p } else { &p[p.find('"').unwrap()..] })
+            .map(|(i, p)| {
+                if i == 0 {
+                    p
+                } else {
+                    &p[p.find('"').unwrap()..]
+                }
+            })
             .collect();
         bodies.push(without_nonce);
     }
@@ -386,12 +392,8 @@ async fn checkout_in_chromium(db: &TestDb) {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.starts_with("event: status\n"), "{text}");
-    let data: Value = serde_json::from_str(
-        text.lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap(),
-    )
-    .unwrap();
+    let data: Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
     assert_eq!(data["fingerprint"], status["fingerprint"]);
     drop(sse);
 
@@ -441,10 +443,7 @@ async fn checkout_in_chromium(db: &TestDb) {
     let redirected = b.expect("redirected");
     assert_eq!(
         redirected["url"],
-        format!(
-            "{back}?paid={}&no=A-1001",
-            order["id"].as_str().unwrap()
-        )
+        format!("{back}?paid={}&no=A-1001", order["id"].as_str().unwrap())
     );
     b.finish();
 
@@ -508,10 +507,7 @@ async fn checkout_in_chromium(db: &TestDb) {
     assert_eq!(zh["lang"], "zh-CN");
     assert_eq!(zh["text"], "此付款请求已过期");
     let redirected = b.expect("redirected");
-    assert_eq!(
-        redirected["url"],
-        format!("{back}?expired={}", expired.id)
-    );
+    assert_eq!(redirected["url"], format!("{back}?expired={}", expired.id));
     b.finish();
 
     for name in ["choose", "pay", "paid", "partial", "expired"] {
