@@ -111,10 +111,16 @@ impl Checkout {
     async fn view(&self, order: Order, want_chooser: bool) -> Result<(View, Brand), EngineError> {
         let payments = self.engine.store.payments_for_order(&order.id).await?;
         let merchant = self.engine.store.get_merchant(&order.merchant_id).await?;
+        let branding = self.engine.store.get_branding(&order.merchant_id).await?;
+        let (display_name, logo, color) = branding
+            .map(|b| (b.display_name, b.logo, b.color))
+            .unwrap_or_default();
         let brand = Brand {
-            name: merchant.map(|m| m.name).unwrap_or_default(),
-            logo: None,
-            color: None,
+            name: display_name
+                .or_else(|| merchant.map(|m| m.name))
+                .unwrap_or_default(),
+            logo,
+            color,
         };
         let view = View::build(
             order,

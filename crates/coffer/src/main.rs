@@ -75,6 +75,23 @@ enum MerchantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Set how the merchant's checkout page looks (replaces earlier settings; what is left
+    /// out is cleared).
+    Brand {
+        #[arg(long)]
+        merchant: String,
+        /// Name shown to buyers (default: the merchant's name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Brand colour, e.g. "#1d4ed8".
+        #[arg(long)]
+        color: Option<String>,
+        /// Logo image (PNG, JPEG, WebP, GIF or SVG, at most 24 KiB): embedded in the page.
+        #[arg(long)]
+        logo: Option<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -511,6 +528,32 @@ async fn wallet(engine: &Engine, cmd: WalletCommand) -> Result<()> {
     Ok(())
 }
 
+/// An image file as a `data:` URL, its type from the file name.
+fn logo_data_url(path: &std::path::Path) -> Result<String> {
+    use base64::Engine as _;
+    let kind = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => "png",
+        Some("jpg" | "jpeg") => "jpeg",
+        Some("webp") => "webp",
+        Some("gif") => "gif",
+        Some("svg") => "svg+xml",
+        _ => bail!(
+            "--logo {}: use a .png, .jpg, .webp, .gif or .svg file",
+            path.display()
+        ),
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!(
+        "data:image/{kind};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
 fn parse_merchant(raw: &str) -> Result<MerchantId> {
     raw.parse()
         .with_context(|| format!("{raw:?} is not a merchant id (mch_…)"))
@@ -530,6 +573,34 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                     "merchant id: {}\nname:        {}\napi key:     {}\n\nThe API key is shown only once. Store it now.",
                     m.id, m.name, key.token
                 );
+            }
+        }
+        MerchantCommand::Brand {
+            merchant,
+            display_name,
+            color,
+            logo,
+            out,
+        } => {
+            let merchant = parse_merchant(&merchant)?;
+            let logo = logo.map(|path| logo_data_url(&path)).transpose()?;
+            let b = engine
+                .set_branding(
+                    &merchant,
+                    coffer_engine::branding::Branding {
+                        display_name,
+                        logo,
+                        color,
+                    },
+                )
+                .await?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"merchant_id": b.merchant_id, "display_name": b.display_name, "color": b.color, "logo_bytes": b.logo.as_ref().map(String::len)})
+                );
+            } else {
+                println!("checkout branding set for {}", b.merchant_id);
             }
         }
         MerchantCommand::List { out } => {

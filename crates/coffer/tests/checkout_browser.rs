@@ -288,6 +288,32 @@ async fn checkout_in_chromium(db: &TestDb) {
         .unwrap();
     assert!(out.status.success());
 
+    // branding: a coffee-brown colour and an SVG logo, embedded in the page
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 40 40"><rect width="40" height="40" rx="10" fill="#6f4e37"/><path d="M11 14h15v9a6 6 0 0 1-6 6h-3a6 6 0 0 1-6-6z" fill="#fff"/><path d="M26 16h2a3.5 3.5 0 0 1 0 7h-2" stroke="#fff" stroke-width="2" fill="none"/></svg>"##,
+    )
+    .unwrap();
+    let out = coffer(&cfg, db)
+        .args(["merchant", "brand", "--merchant", merchant.as_str()])
+        .args(["--color", "#zz0000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("color"));
+    let out = coffer(&cfg, db)
+        .args(["merchant", "brand", "--merchant", merchant.as_str()])
+        .args(["--color", "#6F4E37", "--logo"])
+        .arg(&logo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let server = serve(&cfg, db);
     let base = server.base.clone();
     let http = coffer_testkit::http_client();
@@ -330,6 +356,8 @@ async fn checkout_in_chromium(db: &TestDb) {
         "{html}"
     );
     assert!(html.contains("data-screen=\"choose\""));
+    assert!(html.contains(":root{--brand:#6f4e37}"));
+    assert!(html.contains("class=\"logo\" src=\"data:image/svg+xml;base64,"));
     assert!(!html.contains("stylesheet") && !html.contains(" src=\"http"));
     // languages from Accept-Language
     let es = http

@@ -4,6 +4,7 @@
 //! — state change, timeline entry, events — as one [`Changeset`]. It owns no business rule of
 //! its own that the core could own, and it never talks HTTP.
 
+pub mod branding;
 mod clock;
 mod error;
 pub mod idempotency;

@@ -1322,6 +1322,17 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<bool, StoreError> {
         webhooks::redeliver(&*self.backend, merchant, id, at).await
     }
+
+    async fn get_branding(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Option<crate::BrandingRecord>, StoreError> {
+        crate::branding::get(&*self.backend, merchant).await
+    }
+
+    async fn set_branding(&self, branding: &crate::BrandingRecord) -> Result<(), StoreError> {
+        crate::branding::set(&*self.backend, branding).await
+    }
 }
 
 #[cfg(test)]
