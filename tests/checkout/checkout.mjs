@@ -142,6 +142,7 @@ try {
     await desktop.bringToFront();
     await waitScreen(desktop, 'processing');
     await assertNoReload(desktop, 'processing');
+    await shot('processing');
     say({ event: 'processing', confirmations: (await desktop.textContent('#confirmations')).trim() });
     await waitScreen(desktop, 'paid');
     await assertNoReload(desktop, 'paid');

@@ -538,7 +538,7 @@ async fn checkout_in_chromium(db: &TestDb) {
     assert_eq!(redirected["url"], format!("{back}?expired={}", expired.id));
     b.finish();
 
-    for name in ["choose", "pay", "paid", "partial", "expired"] {
+    for name in ["choose", "pay", "processing", "paid", "partial", "expired"] {
         for size in ["phone", "desktop"] {
             let file = shots.join(format!("{name}-{size}.png"));
             assert!(
