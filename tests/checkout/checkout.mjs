@@ -4,8 +4,8 @@
 //
 //   node checkout.mjs <scenario> <page-url> <screenshot-dir> [<redirect-prefix>]
 //
-// Scenarios: pay (choose USDT, pay, processing, paid, redirect), partial (pay part, see the
-// remainder), expired (expired screen, redirect). Output: one JSON object per line on stdout,
+// Scenarios: pay (choose USDT, pay, processing, paid, redirect; live updates by SSE),
+// partial (pay part, see the remainder; EventSource removed, so by polling), expired (expired screen, redirect). Output: one JSON object per line on stdout,
 // `{"event": ...}`; the last is `{"event":"done","ok":true|false,"errors":[...]}`. Any
 // request to another origin than the server's fails the run.
 import { chromium } from 'playwright-core';
@@ -118,6 +118,9 @@ async function assertNoReload(page, when) {
   if (v !== 'still here') errors.push(`the page reloaded before ${when}`);
 }
 
+// The partial scenario runs without EventSource: the page must fall back to polling.
+if (scenario === 'partial') await desktop.addInitScript(() => { delete window.EventSource; });
+
 try {
   const response = await desktop.goto(pageUrl, { waitUntil: 'load' });
   say({ event: 'opened', status: response.status(), screen: await screen(desktop),
@@ -134,6 +137,12 @@ try {
     await waitScreen(desktop, 'pay');
     await markNoReload(desktop);
     const target = await readTarget(desktop);
+    // the copy button puts the exact amount on the clipboard
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+    await desktop.click('#pay-amount ~ button.copy, .value:has(#pay-amount) button.copy');
+    await desktop.waitForSelector('.value:has(#pay-amount) button.copy:text("Copied")', { timeout: 5000 });
+    const copied = await desktop.evaluate(() => navigator.clipboard.readText());
+    if (copied !== target.amount) errors.push(`copy button copied ${copied}, not ${target.amount}`);
     const qr = (await desktop.$('svg.qr')) !== null;
     const wallet = await desktop.getAttribute('#open-wallet', 'href');
     await shot('pay');
@@ -152,6 +161,7 @@ try {
     await checkPage(desktop, 'paid desktop');
     await desktop.waitForURL((u) => u.toString().startsWith(redirectPrefix), { timeout: TIMEOUT });
     say({ event: 'redirected', url: desktop.url() });
+    if (!requests.some((u) => u.endsWith('/events'))) errors.push('the page never opened its event stream');
     await phone.goto(pageUrl, { waitUntil: 'load' });
     await phone.screenshot({ path: join(shotDir, 'paid-phone.png'), fullPage: true, caret: 'initial' });
     await phone.goto('about:blank');
@@ -162,6 +172,8 @@ try {
     await desktop.waitForSelector('#live[data-partial]', { timeout: TIMEOUT });
     await assertNoReload(desktop, 'the partial payment');
     say({ event: 'partial', ...(await readTarget(desktop)), text: (await desktop.textContent('#live')).trim() });
+    if (!requests.some((u) => u.endsWith('/status'))) errors.push('without EventSource the page did not poll /status');
+    if (requests.some((u) => u.endsWith('/events'))) errors.push('EventSource was used although it was removed');
     await shot('partial');
   } else if (scenario === 'expired') {
     await waitScreen(desktop, 'expired');

@@ -424,6 +424,22 @@ async fn checkout_in_chromium(db: &TestDb) {
         serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
     assert_eq!(data["fingerprint"], status["fingerprint"]);
     drop(sse);
+    // the chooser refuses an asset the merchant cannot be paid in, and says so
+    let res = http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("asset=anvil%3ADOGE&lang=pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "303 back to the chooser, followed");
+    assert!(
+        res.url().as_str().ends_with("?lang=pt&choose=1&error=1"),
+        "{}",
+        res.url()
+    );
+    let body = res.text().await.unwrap();
+    assert!(body.contains("role=\"alert\"") && body.contains("Escolha como pagar"));
 
     // ---- 1. choose USDT, pay what the page says, processing → paid → redirect ----------
     let mut b = Browser::run("pay", &url, &shots, &back);
