@@ -1193,6 +1193,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/rates"),
     ("get", "/api/v1/wallets"),
     ("put", "/api/v1/wallets/{chain}"),
+    ("get", "/api/v1/branding"),
+    ("put", "/api/v1/branding"),
 ];
 
 async fn openapi_and_docs(db: &TestDb) {

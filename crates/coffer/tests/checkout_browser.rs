@@ -319,6 +319,35 @@ async fn checkout_in_chromium(db: &TestDb) {
     let http = coffer_testkit::http_client();
     let back = format!("{base}/healthz");
 
+    // the branding the CLI set, through the API; a bad colour is refused naming the field
+    let branding: Value = http
+        .get(format!("{base}/api/v1/branding"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(branding["color"], "#6f4e37");
+    assert!(
+        branding["logo"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/svg+xml;base64,")
+    );
+    let res = http
+        .put(format!("{base}/api/v1/branding"))
+        .bearer_auth(&key)
+        .json(&json!({"color": "blue", "logo": branding["logo"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "invalid_color");
+    assert_eq!(err["error"]["field"], "color");
+
     // ---- without a browser: headers, weight, 404, status JSON, SSE ----------------------
     let order = create_order(
         &http,
