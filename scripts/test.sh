@@ -41,6 +41,22 @@ install_evm_tools() {
     export COFFER_TEST_ANVIL COFFER_TEST_CAST
 }
 install_evm_tools
+# The checkout page's browser tests drive Debian's Chromium with playwright-core (npm, pinned
+# by tests/checkout/package-lock.json). Missing Chromium is a test failure, not a skip.
+install_browser() {
+    if [ ! -x /usr/bin/chromium ]; then
+        printf '\n==> installing chromium (Debian package)\n' >&2
+        if [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        else sudo apt-get update -qq >/dev/null; sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+    fi
+    local dir=tests/checkout
+    if [ ! -d "$dir/node_modules/playwright-core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        printf '\n==> installing playwright-core (npm ci in %s)\n' "$dir" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    export COFFER_TEST_CHROMIUM=/usr/bin/chromium
+}
+install_browser
 # The Bitcoin regtest node (bcoin from npm) used by crates/chain-bitcoin's tests.
 tools/bitcoin-regtest/install.sh
 

@@ -1195,6 +1195,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/wallets"),
     ("put", "/api/v1/wallets/{chain}"),
     ("put", "/api/v1/wallets/{chain}/confirmations"),
+    ("get", "/api/v1/branding"),
+    ("put", "/api/v1/branding"),
 ];
 
 async fn openapi_and_docs(db: &TestDb) {

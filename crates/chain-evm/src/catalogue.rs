@@ -23,6 +23,8 @@ pub struct KnownChain {
     /// Default poll interval, milliseconds (about the block time).
     pub poll_interval_ms: u64,
     pub tokens: &'static [KnownToken],
+    /// The block explorer's transaction page, `{txid}` standing for the hash (checkout links).
+    pub explorer_tx: &'static str,
 }
 
 const fn t(symbol: &'static str, contract: &'static str, decimals: u8) -> KnownToken {
@@ -46,6 +48,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
             t("USDC", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6),
         ],
+        explorer_tx: "https://etherscan.io/tx/{txid}",
     },
     KnownChain {
         id: "bsc",
@@ -59,6 +62,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0x55d398326f99059fF775485246999027B3197955", 18),
             t("USDC", "0x8AC76a51cc950d9822D68b83fE1Ad97B32Cd580d", 18),
         ],
+        explorer_tx: "https://bscscan.com/tx/{txid}",
     },
     KnownChain {
         id: "polygon",
@@ -72,6 +76,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0xc2132D05D31c914a87C6611C10748AEb04B58e8F", 6),
             t("USDC", "0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359", 6),
         ],
+        explorer_tx: "https://polygonscan.com/tx/{txid}",
     },
     KnownChain {
         id: "arbitrum",
@@ -85,6 +90,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0xFd086bC7CD5C481DCC9C85ebE478A1C0b69FCbb9", 6),
             t("USDC", "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", 6),
         ],
+        explorer_tx: "https://arbiscan.io/tx/{txid}",
     },
     KnownChain {
         id: "base",
@@ -95,6 +101,7 @@ pub const CATALOGUE: &[KnownChain] = &[
         confirmations: 20,
         poll_interval_ms: 2_000,
         tokens: &[t("USDC", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", 6)],
+        explorer_tx: "https://basescan.org/tx/{txid}",
     },
     KnownChain {
         id: "optimism",
@@ -108,6 +115,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0x94b008aA00579c1307B0EF2c499aD98a8ce58e58", 6),
             t("USDC", "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", 6),
         ],
+        explorer_tx: "https://optimistic.etherscan.io/tx/{txid}",
     },
     KnownChain {
         id: "avax",
@@ -121,6 +129,7 @@ pub const CATALOGUE: &[KnownChain] = &[
             t("USDT", "0x9702230A8Ea53601f5cD2dc00fDBc13d4dF4A8c7", 6),
             t("USDC", "0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E", 6),
         ],
+        explorer_tx: "https://snowtrace.io/tx/{txid}",
     },
 ];
 

@@ -368,6 +368,10 @@ pub struct ChainConfig {
     /// Bitcoin: follow the mempool (unconfirmed payments, zero-conf; default true).
     #[serde(default)]
     pub mempool: Option<bool>,
+    /// The block explorer's transaction page, `{txid}` standing for the transaction id
+    /// (`https://bscscan.com/tx/{txid}`): linked from the checkout's success screen.
+    #[serde(default)]
+    pub explorer_tx: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -508,6 +512,7 @@ impl Config {
             .map_err(|e| invalid("log_level", e.to_string()))?;
         self.fixed_rates()?;
         self.registry()?;
+        self.explorers()?;
         self.rates_settings()?;
         Ok(())
     }
@@ -677,6 +682,7 @@ impl Config {
                 r.name = r.name.or_else(|| Some(k.name.to_owned()));
                 r.chain_id = r.chain_id.or(Some(k.chain_id));
                 r.confirmations = r.confirmations.or(Some(k.confirmations));
+                r.explorer_tx = r.explorer_tx.or_else(|| Some(k.explorer_tx.to_owned()));
                 r.poll_interval =
                     r.poll_interval
                         .or(Some(ConfigDuration(time::Duration::milliseconds(
@@ -703,6 +709,42 @@ impl Config {
                 r
             })
             .collect()
+    }
+
+    /// Per chain, the explorer's transaction URL template for the checkout page: as
+    /// configured, else the built-in catalogue's (EVM) or mempool.space (Bitcoin mainnet and
+    /// testnet). Regtest and unknown chains get no link.
+    pub fn explorers(&self) -> Result<BTreeMap<ChainId, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (i, c) in self.resolved_chains().iter().enumerate() {
+            let key = format!("chains[{i}].explorer_tx");
+            let id = ChainId::parse(&c.id)
+                .map_err(|e| invalid(format!("chains[{i}].id"), e.to_string()))?;
+            let template = match (&c.explorer_tx, c.kind.as_str(), c.network.as_deref()) {
+                (Some(t), _, _) => Some(t.clone()),
+                (None, "bitcoin", None | Some("mainnet")) => {
+                    Some("https://mempool.space/tx/{txid}".to_owned())
+                }
+                (None, "bitcoin", Some("testnet")) => {
+                    Some("https://mempool.space/testnet/tx/{txid}".to_owned())
+                }
+                _ => None,
+            };
+            let Some(template) = template.filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let ok = template.contains("{txid}")
+                && url::Url::parse(&template.replace("{txid}", "0"))
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid(
+                    key,
+                    "must be an http(s) URL containing {txid}, e.g. \"https://bscscan.com/tx/{txid}\"",
+                ));
+            }
+            out.insert(id, template);
+        }
+        Ok(out)
     }
 
     /// What each EVM chain's watcher needs. Chains without `rpc` are configured for pricing
@@ -1005,6 +1047,8 @@ timeout = "5s"
 # decimals = 18
 # display_decimals = 4         # default: 4 for USD stablecoins
 # start_block = 43000000       # first block the very first time (default: the tip)
+# explorer_tx = "https://bscscan.com/tx/{txid}"  # checkout's transaction link (built-in for
+#                              # catalogue chains and Bitcoin mainnet/testnet; none on regtest)
 #
 # Well-known EVM chains (eth, bsc, polygon, arbitrum, base, optimism, avax) come from a
 # built-in catalogue: `id` and `rpc` are enough, anything set here overrides it.
@@ -1231,6 +1275,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("chains[0].network"), "{err}");
+    }
+
+    #[test]
+    fn explorer_links_per_chain() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"bsc\"\n[[chains]]\nid = \"eth\"\nexplorer_tx = \"https://eth.example/t/{txid}\"\n[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnative = { symbol = \"BTC\", decimals = 8 }\n[[chains]]\nid = \"reg\"\nkind = \"bitcoin\"\nnetwork = \"regtest\"\nnative = { symbol = \"BTC\", decimals = 8 }\n",
+        )
+        .unwrap();
+        let e = c.explorers().unwrap();
+        let get = |id: &str| e.get(&ChainId::parse(id).unwrap()).map(String::as_str);
+        assert_eq!(
+            get("bsc"),
+            Some("https://bscscan.com/tx/{txid}"),
+            "catalogue"
+        );
+        assert_eq!(
+            get("eth"),
+            Some("https://eth.example/t/{txid}"),
+            "configured"
+        );
+        assert_eq!(
+            get("btc"),
+            Some("https://mempool.space/tx/{txid}"),
+            "bitcoin"
+        );
+        assert_eq!(get("reg"), None, "no explorer for regtest");
+        for bad in ["https://x.example/tx/", "ftp://x.example/{txid}", "{txid}"] {
+            let err = Config::from_toml_str(&format!(
+                "[[chains]]\nid = \"bsc\"\nexplorer_tx = \"{bad}\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("chains[0].explorer_tx"), "{bad}: {err}");
+        }
     }
 
     #[test]

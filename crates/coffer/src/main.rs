@@ -98,6 +98,23 @@ enum MerchantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Set how the merchant's checkout page looks (replaces earlier settings; what is left
+    /// out is cleared).
+    Brand {
+        #[arg(long)]
+        merchant: String,
+        /// Name shown to buyers (default: the merchant's name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Brand colour, e.g. "#1d4ed8".
+        #[arg(long)]
+        color: Option<String>,
+        /// Logo image (PNG, JPEG, WebP, GIF or SVG, at most 24 KiB): embedded in the page.
+        #[arg(long)]
+        logo: Option<PathBuf>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand)]
@@ -378,8 +395,18 @@ async fn serve(config: Config) -> Result<()> {
             ..coffer_api::v1::ApiSettings::default()
         },
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let checkout = coffer_checkout::router(coffer_checkout::Checkout::new(
+        engine.clone(),
+        coffer_checkout::CheckoutSettings {
+            explorers: config.explorers()?,
+            ..coffer_checkout::CheckoutSettings::default()
+        },
+        stop_rx.clone(),
+    ));
     let api = api
         .merge(native)
+        .merge(checkout)
         .merge(aurpay)
         .merge(coffer_dialect_payprotocol::routes(
             engine.clone(),
@@ -394,7 +421,6 @@ async fn serve(config: Config) -> Result<()> {
     // Printed for scripts and tests that bind port 0.
     tracing::info!(address = %local, database = engine.store.kind(), "listening");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = config.admin_listen {
         let admin_listener = tokio::net::TcpListener::bind(admin)
@@ -606,6 +632,32 @@ async fn wallet(engine: &Engine, cmd: WalletCommand) -> Result<()> {
     Ok(())
 }
 
+/// An image file as a `data:` URL, its type from the file name.
+fn logo_data_url(path: &std::path::Path) -> Result<String> {
+    use base64::Engine as _;
+    let kind = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => "png",
+        Some("jpg" | "jpeg") => "jpeg",
+        Some("webp") => "webp",
+        Some("gif") => "gif",
+        Some("svg") => "svg+xml",
+        _ => bail!(
+            "--logo {}: use a .png, .jpg, .webp, .gif or .svg file",
+            path.display()
+        ),
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!(
+        "data:image/{kind};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
 fn parse_merchant(raw: &str) -> Result<MerchantId> {
     raw.parse()
         .with_context(|| format!("{raw:?} is not a merchant id (mch_…)"))
@@ -661,6 +713,34 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                         .collect();
                     println!("{}  confirmations: {}", m.id, per_chain.join(" "));
                 }
+            }
+        }
+        MerchantCommand::Brand {
+            merchant,
+            display_name,
+            color,
+            logo,
+            out,
+        } => {
+            let merchant = parse_merchant(&merchant)?;
+            let logo = logo.map(|path| logo_data_url(&path)).transpose()?;
+            let b = engine
+                .set_branding(
+                    &merchant,
+                    coffer_engine::branding::Branding {
+                        display_name,
+                        logo,
+                        color,
+                    },
+                )
+                .await?;
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"merchant_id": b.merchant_id, "display_name": b.display_name, "color": b.color, "logo_bytes": b.logo.as_ref().map(String::len)})
+                );
+            } else {
+                println!("checkout branding set for {}", b.merchant_id);
             }
         }
         MerchantCommand::List { out } => {

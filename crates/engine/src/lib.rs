@@ -4,6 +4,7 @@
 //! — state change, timeline entry, events — as one [`Changeset`]. It owns no business rule of
 //! its own that the core could own, and it never talks HTTP.
 
+pub mod branding;
 mod clock;
 pub mod dialect_keys;
 mod error;
@@ -134,6 +135,16 @@ impl Derivers {
     fn forget(&self, merchant: &MerchantId, chain: &ChainId) {
         self.slots().remove(&(merchant.clone(), chain.clone()));
     }
+}
+
+/// An asset's price for an order, and the amount due at it.
+struct Priced<'a> {
+    chain: &'a Chain,
+    asset_id: AssetId,
+    amount_due: money::BaseUnits,
+    price: Price,
+    source: String,
+    at: OffsetDateTime,
 }
 
 /// How often order creation retries after another instance took the same address index.
@@ -463,13 +474,24 @@ impl Engine {
         }
     }
 
-    /// Lock a rate for `asset` and allocate the address the buyer pays to.
-    async fn price_and_address(
+    /// What `order` would cost in `asset` now (the amount due, in base units), without
+    /// choosing it: for a checkout page's chooser.
+    pub fn quote(
+        &self,
+        order: &Order,
+        asset_id: &AssetId,
+    ) -> Result<money::BaseUnits, EngineError> {
+        self.price(order, asset_id, self.now())
+            .map(|priced| priced.amount_due)
+    }
+
+    /// The rate for `asset` and the amount due at it.
+    fn price(
         &self,
         order: &Order,
         asset_id: &AssetId,
         now: OffsetDateTime,
-    ) -> Result<(PaymentTarget, WalletMark), EngineError> {
+    ) -> Result<Priced<'_>, EngineError> {
         let asset = self.assets.asset(asset_id).ok_or_else(|| {
             EngineError::invalid(
                 "unknown_asset",
@@ -508,9 +530,34 @@ impl Engine {
                 format!("cannot price this amount: {e}"),
             )
         })?;
+        Ok(Priced {
+            chain,
+            asset_id: asset.id.clone(),
+            amount_due,
+            price,
+            source,
+            at,
+        })
+    }
+
+    /// Lock a rate for `asset` and allocate the address the buyer pays to.
+    async fn price_and_address(
+        &self,
+        order: &Order,
+        asset_id: &AssetId,
+        now: OffsetDateTime,
+    ) -> Result<(PaymentTarget, WalletMark), EngineError> {
+        let Priced {
+            chain,
+            asset_id,
+            amount_due,
+            price,
+            source,
+            at,
+        } = self.price(order, asset_id, now)?;
         let (allocated, mark) = self.allocate_address(&order.merchant_id, chain).await?;
         let target = PaymentTarget {
-            asset: asset.id.clone(),
+            asset: asset_id,
             amount_due,
             address: allocated.address,
             derivation: allocated.derivation,

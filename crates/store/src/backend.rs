@@ -208,6 +208,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dialect_credentials",
         include_str!("../migrations/sqlite/0011_dialect_credentials.sql"),
     ),
+    (
+        12,
+        "merchant_branding",
+        include_str!("../migrations/sqlite/0012_merchant_branding.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -250,6 +255,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "dialect_credentials",
         include_str!("../migrations/postgres/0011_dialect_credentials.sql"),
+    ),
+    (
+        12,
+        "merchant_branding",
+        include_str!("../migrations/postgres/0012_merchant_branding.sql"),
     ),
 ];
 

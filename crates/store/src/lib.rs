@@ -5,6 +5,7 @@
 //! its timeline entries, its events and their outbox rows land together or not at all.
 
 mod backend;
+mod branding;
 mod codec;
 mod dialect;
 mod sql_store;
@@ -23,6 +24,7 @@ use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
 pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
+pub use branding::BrandingRecord;
 pub use sql_store::{MAX_GROUP, SqlStore};
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
@@ -352,6 +354,14 @@ pub trait Store: Send + Sync {
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError>;
 
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError>;
+
+    /// A merchant's checkout branding, if it set one.
+    async fn get_branding(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Option<BrandingRecord>, StoreError>;
+    /// Set (or replace) a merchant's checkout branding.
+    async fn set_branding(&self, branding: &BrandingRecord) -> Result<(), StoreError>;
 
     async fn get_idempotency(
         &self,

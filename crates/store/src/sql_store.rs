@@ -1637,6 +1637,17 @@ impl<B: Backend> Store for SqlStore<B> {
             .text(merchant.as_str());
         count_of(self.backend.fetch(q).await?)
     }
+
+    async fn get_branding(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Option<crate::BrandingRecord>, StoreError> {
+        crate::branding::get(&*self.backend, merchant).await
+    }
+
+    async fn set_branding(&self, branding: &crate::BrandingRecord) -> Result<(), StoreError> {
+        crate::branding::set(&*self.backend, branding).await
+    }
 }
 
 #[cfg(test)]

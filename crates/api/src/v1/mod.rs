@@ -2,6 +2,7 @@
 //! behind API-key authentication, per-key rate limits and idempotency keys; its OpenAPI 3.1
 //! document is generated from the handlers and served with a browsable page at `/docs`.
 
+pub mod branding;
 pub mod catalog;
 pub mod docs;
 pub mod error;
@@ -59,6 +60,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::list_wallets))
         .routes(routes!(catalog::put_wallet))
         .routes(routes!(catalog::put_confirmations))
+        .routes(routes!(branding::get_branding, branding::put_branding))
         .split_for_parts()
 }
 

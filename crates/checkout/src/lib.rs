@@ -1,0 +1,449 @@
+//! Coffer's hosted checkout page, what the buyer sees at the order's `checkout_url`:
+//!
+//! - `GET /pay/{token}`: the page (chooser, amount and address, QR code, countdown, live
+//!   status, success and expired screens), server-rendered, usable without JavaScript;
+//! - `POST /pay/{token}`: the chooser's form (`asset=bsc:USDT`), then back to the page;
+//! - `GET /pay/{token}/status`: the same state as JSON, for shops with their own UI;
+//! - `GET /pay/{token}/events`: Server-Sent Events, one `status` event per change.
+//!
+//! Everything is computed by [`model::Checkout`] from the order, its payments and the
+//! configuration, so the three views never disagree. Handlers stay thin: the engine prices,
+//! chooses and stores; this crate only renders.
+
+pub mod i18n;
+pub mod model;
+pub mod page;
+pub mod qr;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use coffer_core::{AssetId, ChainId, CheckoutToken, Order};
+use coffer_engine::{Engine, EngineError};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::i18n::Lang;
+use crate::model::{Checkout as View, ChoiceGroups, Screen};
+use crate::page::Brand;
+
+/// Checkout options from the configuration.
+#[derive(Debug, Clone)]
+pub struct CheckoutSettings {
+    /// Per chain: the explorer's transaction URL with `{txid}` (`https://bscscan.com/tx/{txid}`).
+    pub explorers: BTreeMap<ChainId, String>,
+    /// How often a live-update stream re-reads its order.
+    pub live_interval: Duration,
+    /// A live-update stream ends after this long; the browser reconnects by itself.
+    pub max_stream: Duration,
+}
+
+impl Default for CheckoutSettings {
+    fn default() -> Self {
+        Self {
+            explorers: BTreeMap::new(),
+            live_interval: Duration::from_secs(1),
+            max_stream: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The checkout's shared state.
+#[derive(Clone)]
+pub struct Checkout {
+    engine: Engine,
+    settings: Arc<CheckoutSettings>,
+    /// Flips to `true` at shutdown: live-update streams end so the server can stop.
+    stop: watch::Receiver<bool>,
+}
+
+impl Checkout {
+    pub fn new(engine: Engine, settings: CheckoutSettings, stop: watch::Receiver<bool>) -> Self {
+        Self {
+            engine,
+            settings: Arc::new(settings),
+            stop,
+        }
+    }
+}
+
+/// The checkout routes, to merge next to the APIs.
+pub fn router<S: Clone + Send + Sync + 'static>(checkout: Checkout) -> Router<S> {
+    Router::new()
+        .route("/pay/{token}", get(show).post(choose))
+        .route("/pay/{token}/status", get(status))
+        .route("/pay/{token}/events", get(events))
+        .with_state(checkout)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    lang: Option<String>,
+    choose: Option<String>,
+    error: Option<String>,
+    /// `main`: only the `<main>` element (the page's live updates swap it in).
+    part: Option<String>,
+}
+
+/// A well-formed token nobody holds: misses look up this one, so a malformed token costs the
+/// same database round trip as an unknown one.
+const ABSENT: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+impl Checkout {
+    async fn order(&self, token: &str) -> Result<Option<Order>, EngineError> {
+        let token = CheckoutToken::parse(token);
+        let key = token.as_ref().map_or(ABSENT, CheckoutToken::as_str);
+        let found = self.engine.store.find_order_by_token(key).await?;
+        Ok(found.filter(|_| token.is_some()))
+    }
+
+    async fn view(&self, order: Order, want_chooser: bool) -> Result<(View, Brand), EngineError> {
+        let payments = self.engine.store.payments_for_order(&order.id).await?;
+        let merchant = self.engine.store.get_merchant(&order.merchant_id).await?;
+        let branding = self.engine.store.get_branding(&order.merchant_id).await?;
+        let (display_name, logo, color) = branding
+            .map(|b| (b.display_name, b.logo, b.color))
+            .unwrap_or_default();
+        let brand = Brand {
+            name: display_name
+                .or_else(|| merchant.map(|m| m.name))
+                .unwrap_or_default(),
+            logo,
+            color,
+        };
+        let view = View::build(
+            order,
+            brand.name.clone(),
+            &payments,
+            &self.engine.assets,
+            &self.settings.explorers,
+            self.engine.now(),
+            want_chooser,
+        );
+        Ok((view, brand))
+    }
+
+    async fn choices(&self, order: &Order) -> Result<ChoiceGroups, EngineError> {
+        let wallets = self.engine.store.list_wallets(&order.merchant_id).await?;
+        let chains: Vec<ChainId> = wallets.into_iter().map(|w| w.chain).collect();
+        Ok(model::choices(&self.engine, order, &chains))
+    }
+}
+
+fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
+    query
+        .lang
+        .as_deref()
+        .and_then(Lang::from_tag)
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Lang::negotiate)
+        })
+        .unwrap_or(Lang::En)
+}
+
+fn nonce() -> String {
+    STANDARD.encode(coffer_engine::random16())
+}
+
+/// An HTML response with the page's security headers.
+fn html(status: StatusCode, body: String, nonce: &str, lang: Lang) -> Response {
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+         base-uri 'none'"
+    );
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(lang.tag()),
+    );
+    response
+}
+
+fn not_found(lang: Lang) -> Response {
+    let nonce = nonce();
+    html(
+        StatusCode::NOT_FOUND,
+        page::not_found_page(lang, &nonce),
+        &nonce,
+        lang,
+    )
+}
+
+fn unavailable(lang: Lang, error: &EngineError) -> Response {
+    tracing::warn!(error = %error, "checkout page failed");
+    let nonce = nonce();
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        page::unavailable_page(lang, &nonce),
+        &nonce,
+        lang,
+    )
+}
+
+async fn show(
+    State(c): State<Checkout>,
+    Path(token): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = language(&query, &headers);
+    let order = match c.order(&token).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return not_found(lang),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let want_chooser = query.choose.as_deref() == Some("1");
+    let (view, brand) = match c.view(order, want_chooser).await {
+        Ok(v) => v,
+        Err(e) => return unavailable(lang, &e),
+    };
+    let choices = if view.screen == Screen::Choose {
+        match c.choices(&view.order).await {
+            Ok(groups) => Some(groups),
+            Err(e) => return unavailable(lang, &e),
+        }
+    } else {
+        None
+    };
+    let nonce = nonce();
+    let body = if query.part.as_deref() == Some("main") {
+        page::checkout_main(&view, choices.as_ref(), &brand, lang, query.error.is_some())
+    } else {
+        page::checkout_page(
+            &view,
+            choices.as_ref(),
+            &brand,
+            lang,
+            &nonce,
+            query.error.is_some(),
+        )
+    };
+    html(StatusCode::OK, body, &nonce, lang)
+}
+
+/// The chooser's form: choose the asset, then show the page again (303, so a reload does not
+/// post twice). A choice that cannot be made now shows the chooser with a notice.
+async fn choose(
+    State(c): State<Checkout>,
+    Path(token): Path<String>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut asset = None;
+    let mut form_lang = None;
+    for (k, v) in url::form_urlencoded::parse(body.as_bytes()) {
+        match k.as_ref() {
+            "asset" => asset = Some(v.into_owned()),
+            "lang" => form_lang = Lang::from_tag(&v),
+            _ => {}
+        }
+    }
+    let lang = form_lang.unwrap_or_else(|| language(&query, &headers));
+    let order = match c.order(&token).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return not_found(lang),
+        Err(e) => return unavailable(lang, &e),
+    };
+    let back = |error: bool| {
+        let location = format!(
+            "{}?lang={}{}",
+            order.checkout_token,
+            lang.tag(),
+            if error { "&choose=1&error=1" } else { "" }
+        );
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    let Some(asset) = asset.and_then(|a| a.parse::<AssetId>().ok()) else {
+        return back(true);
+    };
+    // Only the merchant's own choosable assets (a chain it has a wallet for).
+    let allowed = match c.choices(&order).await {
+        Ok(groups) => groups
+            .iter()
+            .flat_map(|(_, list)| list)
+            .any(|choice| choice.asset.id == asset && choice.amount.is_some()),
+        Err(e) => return unavailable(lang, &e),
+    };
+    if !allowed {
+        return back(true);
+    }
+    match c
+        .engine
+        .choose_asset(&order.merchant_id, &order.id, &asset)
+        .await
+    {
+        Ok(_) => back(false),
+        Err(EngineError::Store(e)) => unavailable(lang, &EngineError::Store(e)),
+        Err(e) => {
+            tracing::info!(code = e.code(), order = %order.id, "checkout choice refused");
+            back(true)
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_response(status, json!({"error": {"code": code, "message": message}}))
+}
+
+async fn status(State(c): State<Checkout>, Path(token): Path<String>) -> Response {
+    let order = match c.order(&token).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "no such checkout"),
+        Err(e) => {
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "the checkout is temporarily unavailable",
+            );
+        }
+    };
+    match c.view(order, false).await {
+        Ok((view, _)) => json_response(StatusCode::OK, view.status_json()),
+        Err(e) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            "the checkout is temporarily unavailable",
+        ),
+    }
+}
+
+/// Live updates: the current status at once, then one `status` event whenever what the page
+/// shows changes (the order's version, a confirmation, the clock passing the expiry). The
+/// order is re-read every `live_interval`; the stream ends on a final screen, at shutdown and
+/// after `max_stream` (browsers reconnect by themselves).
+async fn events(State(c): State<Checkout>, Path(token): Path<String>) -> Response {
+    let order = match c.order(&token).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "no such checkout"),
+        Err(e) => {
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "the checkout is temporarily unavailable",
+            );
+        }
+    };
+    let started = tokio::time::Instant::now();
+    let state = Stream {
+        checkout: c.clone(),
+        token: order.checkout_token.clone(),
+        last: None,
+        first: true,
+        done: false,
+        started,
+    };
+    let stream = futures_util::stream::unfold(state, next_event);
+    let mut r = Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+struct Stream {
+    checkout: Checkout,
+    token: CheckoutToken,
+    last: Option<String>,
+    first: bool,
+    done: bool,
+    started: tokio::time::Instant,
+}
+
+async fn next_event(mut s: Stream) -> Option<(Result<Event, Infallible>, Stream)> {
+    if s.done {
+        return None;
+    }
+    loop {
+        if !s.first {
+            if s.started.elapsed() >= s.checkout.settings.max_stream || *s.checkout.stop.borrow() {
+                return None;
+            }
+            let mut stop = s.checkout.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(s.checkout.settings.live_interval) => {}
+                Ok(()) = stop.changed() => return None,
+            }
+        }
+        s.first = false;
+        let order = match s.checkout.order(s.token.as_str()).await {
+            Ok(Some(order)) => order,
+            Ok(None) => return None,
+            // A database hiccup: try again next tick.
+            Err(_) => continue,
+        };
+        let Ok((view, _)) = s.checkout.view(order, false).await else {
+            continue;
+        };
+        let fingerprint = view.fingerprint();
+        if s.last.as_deref() == Some(fingerprint.as_str()) {
+            continue;
+        }
+        s.done = view.screen.is_final();
+        s.last = Some(fingerprint);
+        let event = Event::default()
+            .event("status")
+            .data(view.status_json().to_string());
+        return Some((Ok(event), s));
+    }
+}
