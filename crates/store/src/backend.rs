@@ -198,6 +198,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "unique_addresses",
         include_str!("../migrations/sqlite/0007_unique_addresses.sql"),
     ),
+    (
+        13,
+        "watched_since",
+        include_str!("../migrations/sqlite/0013_watched_since.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -230,6 +235,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "unique_addresses",
         include_str!("../migrations/postgres/0007_unique_addresses.sql"),
+    ),
+    (
+        13,
+        "watched_since",
+        include_str!("../migrations/postgres/0013_watched_since.sql"),
     ),
 ];
 
