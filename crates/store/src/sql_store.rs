@@ -345,9 +345,11 @@ const SELECT_CURSOR: &str =
 const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM order_addresses a \
      JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2";
 
+// CROSS JOIN makes SQLite walk the few recently updated orders (orders_updated) and look up
+// their addresses, rather than every address of the chain; PostgreSQL plans it as any join.
 const SELECT_WATCHED_SINCE: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM orders o \
-     JOIN order_addresses a ON a.order_id = o.id \
-     WHERE o.updated_at >= $3 AND a.chain = $1 AND o.monitor_until > $2";
+     CROSS JOIN order_addresses a \
+     WHERE a.order_id = o.id AND o.updated_at >= $3 AND a.chain = $1 AND o.monitor_until > $2";
 
 const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
