@@ -3,6 +3,7 @@
 //!   cargo bench -p coffer-chain-evm --bench evm -- match      # (a) in-memory log matching
 //!   cargo bench -p coffer-chain-evm --bench evm -- catchup    # (b) catch-up vs bare eth_getLogs
 //!   cargo bench -p coffer-chain-evm --bench evm -- latency    # (c) block mined → order status
+//!   cargo bench -p coffer-chain-evm --bench evm -- watched    # watched-set reload per poll
 //!
 //! (b) and (c) run a real anvil (COFFER_TEST_ANVIL or tests/evm/node_modules) and a SQLite database
 //! in a temp dir.
@@ -190,114 +191,167 @@ fn watch_cfg(url: &str, usdt: Address, poll: Duration) -> EvmWatchConfig {
 }
 
 async fn bench_catchup() {
-    // COFFER_BENCH_BLOCKS shortens the run (default: the 10,000 blocks of the target).
-    let blocks: u64 = std::env::var("COFFER_BENCH_BLOCKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    // COFFER_BENCH_BLOCKS shortens the run (default: the 10,000 blocks of the target);
+    // COFFER_BENCH_ROUNDS: how many (bare, Coffer) pairs are measured on the generated chain.
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let blocks = env("COFFER_BENCH_BLOCKS", 10_000);
+    let rounds = env("COFFER_BENCH_ROUNDS", 3);
     const PER_BLOCK: u64 = 20;
-    let anvil = Anvil::start(&[]).unwrap();
+    const ORDERS: u64 = 10;
+    // anvil's mining slows down as its chain and state grow; keeping no historical states
+    // (`--prune-history`) and paying a fixed pool of recipients (the state stops growing)
+    // keeps generation time manageable. Blocks, receipts and logs are all kept.
+    let anvil = Anvil::start(&["--prune-history"]).unwrap();
     let chain = DevChain::new(&anvil.url()).unwrap();
     let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, m) = setup(dir.path(), usdt).await;
-    // a few watched orders; 10 of the 200,000 transfers pay them
-    let mut orders = Vec::new();
-    for _ in 0..10 {
-        orders.push(new_order(&engine, &m).await);
-    }
+    // The watched orders' addresses: index 0..ORDERS of the xpub, the same in every round's
+    // fresh database.
+    let addresses: Vec<String> = {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, m) = setup(dir.path(), usdt).await;
+        let mut v = Vec::new();
+        for _ in 0..ORDERS {
+            v.push(new_order(&engine, &m).await.target.unwrap().address);
+        }
+        v
+    };
     let start_height = chain.tip().await.unwrap() + 1;
-    let mut cfg = watch_cfg(&anvil.url(), usdt, Duration::from_millis(250));
-    cfg.start_height = Some(start_height);
-    let mut watcher = EvmWatcher::new(engine.clone(), cfg).unwrap();
-    // initialise the cursor before the blocks exist
-    watcher.step().await.unwrap();
 
+    // Generation (not timed against anything): one transferBatch per block, i.e. 20 real
+    // ERC-20 Transfer logs per block, to fresh addresses and (10 of them) to the orders.
     chain.rpc("evm_setAutomine", json!([false])).await.unwrap();
     let mut rng = Rng(42);
-    let mut pending = Vec::new();
+    let pool: Vec<Address> = (0..500).map(|_| rng.address()).collect();
+    let every = (blocks / ORDERS).max(1);
     let t0 = Instant::now();
+    let mut lap = Instant::now();
     for b in 0..blocks {
+        let mut to = Vec::with_capacity(PER_BLOCK as usize);
         for i in 0..PER_BLOCK {
-            let to = if b % (blocks / 10).max(1) == 0 && i == 0 && b / (blocks / 10).max(1) < 10 {
-                let o = &orders[(b / (blocks / 10).max(1)) as usize];
-                o.target.as_ref().unwrap().address.clone()
+            if b % every == 0 && i == 0 && b / every < ORDERS {
+                to.push(addresses[(b / every) as usize].parse::<Address>().unwrap());
             } else {
-                rng.address().to_checksum(None)
-            };
-            pending.push(send_transfer(&chain, usdt, to));
+                to.push(pool[(rng.next() % pool.len() as u64) as usize]);
+            }
         }
-        // the block's 20 transfers, sent one after another (one sender: nonces in order), then mined
-        for r in futures_join(std::mem::take(&mut pending)).await {
-            r.unwrap();
-        }
+        send_batch(&chain, usdt, to).await.unwrap();
         chain.rpc("evm_mine", json!([])).await.unwrap();
+        if (b + 1) % 1_000 == 0 {
+            eprintln!(
+                "generated {} blocks ({:.1} s for the last 1,000)",
+                b + 1,
+                lap.elapsed().as_secs_f64()
+            );
+            lap = Instant::now();
+        }
     }
     chain.rpc("evm_setAutomine", json!([true])).await.unwrap();
     let tip = chain.tip().await.unwrap();
+    assert_eq!(tip + 1 - start_height, blocks, "one block per batch");
     eprintln!(
         "generated {blocks} blocks × {PER_BLOCK} transfers in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
 
-    // bare eth_getLogs of the same range, same 2,000-block chunks as the watcher
-    let rpc = watcher.rpc().clone();
-    let t = Instant::now();
-    let mut n = 0;
-    let mut from = start_height;
-    while from <= tip {
-        let to = tip.min(from + 1_999);
-        n += rpc.transfer_logs(&[usdt], from, to).await.unwrap().len();
-        from = to + 1;
-    }
-    let bare = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
-    loop {
-        match watcher.step().await.unwrap() {
-            Step::Scanned { to, tip } if to < tip => continue,
-            _ => break,
+    for round in 1..=rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, m) = setup(dir.path(), usdt).await;
+        let mut orders = Vec::new();
+        for _ in 0..ORDERS {
+            orders.push(new_order(&engine, &m).await);
         }
+        assert_eq!(
+            orders
+                .iter()
+                .map(|o| o.target.as_ref().unwrap().address.clone())
+                .collect::<Vec<_>>(),
+            addresses
+        );
+        let mut cfg = watch_cfg(&anvil.url(), usdt, Duration::from_millis(250));
+        cfg.start_height = Some(start_height);
+        // profiling knobs: COFFER_BENCH_NATIVE=0 leaves the native coin out (no block bodies),
+        // COFFER_BENCH_BATCH sets the blocks per JSON-RPC batch
+        if env("COFFER_BENCH_NATIVE", 1) == 0 {
+            cfg.native = None;
+        }
+        cfg.block_batch = env("COFFER_BENCH_BATCH", cfg.block_batch);
+        let mut watcher = EvmWatcher::new(engine.clone(), cfg).unwrap();
+
+        // bare eth_getLogs of the same range, same 2,000-block chunks as the watcher
+        let rpc = watcher.rpc().clone();
+        let t = Instant::now();
+        let mut n = 0;
+        let mut from = start_height;
+        while from <= tip {
+            let to = tip.min(from + 1_999);
+            n += rpc.transfer_logs(&[usdt], from, to).await.unwrap().len();
+            from = to + 1;
+        }
+        let bare = t.elapsed().as_secs_f64();
+
+        // Coffer's watcher from its first step (it creates the cursor) to the tip
+        let t = Instant::now();
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            match watcher.step().await.unwrap() {
+                Step::Scanned { to, tip } if to < tip => continue,
+                _ => break,
+            }
+        }
+        let coffer = t.elapsed().as_secs_f64();
+        if env("COFFER_BENCH_PROFILE", 0) == 1 {
+            // the parts on their own: block bodies (batched as the watcher does), headers only
+            for full in [true, false] {
+                let t = Instant::now();
+                let mut from = start_height;
+                while from <= tip {
+                    let to = tip.min(from + 99);
+                    rpc.blocks(from, to, full).await.unwrap();
+                    from = to + 1;
+                }
+                println!(
+                    "  profile: eth_getBlockByNumber(full={full}) of the range in 100-block batches: {:.2} s",
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let mut settled = 0;
+        for o in &orders {
+            let o = engine.store.find_order(&o.id).await.unwrap().unwrap();
+            settled += usize::from(o.state.status == OrderStatus::Settled);
+        }
+        println!(
+            "catchup round {round}: {} blocks, {n} Transfer logs: bare eth_getLogs {:.2} s, Coffer watcher {:.2} s ({steps} steps) = {:.2}× ({settled}/{ORDERS} watched orders settled)",
+            tip + 1 - start_height,
+            bare,
+            coffer,
+            coffer / bare
+        );
     }
-    let coffer = t.elapsed().as_secs_f64();
-    let mut settled = 0;
-    for o in &orders {
-        let o = engine.store.find_order(&o.id).await.unwrap().unwrap();
-        settled += usize::from(o.state.status == OrderStatus::Settled);
-    }
-    println!(
-        "catchup: {} blocks, {n} Transfer logs: bare eth_getLogs {:.2} s, Coffer watcher {:.2} s = {:.2}× ({settled}/10 watched orders settled)",
-        tip + 1 - start_height,
-        bare,
-        coffer,
-        coffer / bare
-    );
 }
 
-/// `transfer(to, 1 USDT)` from the payer, not waiting for mining (automine is off).
-async fn send_transfer(
+/// `transferBatch(to, 1 USDT)` from the payer: one transaction, one Transfer log per recipient.
+async fn send_batch(
     chain: &DevChain,
     token: Address,
-    to: String,
+    to: Vec<Address>,
 ) -> Result<serde_json::Value, coffer_chain_evm::testtools::devchain::DevError> {
     use alloy::sol_types::SolCall;
-    alloy::sol! { function transfer(address to, uint256 value) returns (bool); }
-    let data = transferCall {
-        to: to.parse().unwrap(),
+    alloy::sol! { function transferBatch(address[] to, uint256 value) returns (bool); }
+    let data = transferBatchCall {
+        to,
         value: U256::from(1_000_000u64),
     }
     .abi_encode();
     let tx = json!({"from": coffer_chain_evm::testtools::devchain::PAYER,
-        "to": token.to_checksum(None), "data": format!("0x{}", alloy::hex::encode(data)), "gas": "0x100000"});
+        "to": token.to_checksum(None), "data": format!("0x{}", alloy::hex::encode(data)), "gas": "0x200000"});
     chain.rpc("eth_sendTransaction", json!([tx])).await
-}
-
-async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futs.len());
-    for f in futs {
-        out.push(f.await);
-    }
-    out
 }
 
 async fn bench_latency() {
@@ -347,6 +401,56 @@ async fn bench_latency() {
     );
 }
 
+/// The watched set's reload per poll: in full (what every poll did before) vs the incremental
+/// query of orders updated since the previous poll, with COFFER_BENCH_ORDERS open orders.
+async fn bench_watched() {
+    let n: usize = std::env::var("COFFER_BENCH_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let usdt: Address = "0x55d398326f99059fF775485246999027B3197955"
+        .parse()
+        .unwrap();
+    let (engine, m) = setup(dir.path(), usdt).await;
+    let t = Instant::now();
+    for _ in 0..n {
+        new_order(&engine, &m).await;
+    }
+    eprintln!("created {n} orders in {:.1} s", t.elapsed().as_secs_f64());
+    let chain = ChainId::parse("anvil").unwrap();
+    let now = engine.now();
+    let (mut full, mut full_rows) = (f64::MAX, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        full_rows = engine
+            .store
+            .watched_addresses(&chain, now)
+            .await
+            .unwrap()
+            .len();
+        full = full.min(t.elapsed().as_secs_f64());
+    }
+    // one poll later: nothing changed since the previous load
+    let later = now + time::Duration::seconds(3);
+    let (mut delta, mut delta_rows) = (f64::MAX, 0);
+    for _ in 0..5 {
+        let t = Instant::now();
+        delta_rows = engine
+            .store
+            .watched_addresses_since(&chain, later, now + time::Duration::seconds(1))
+            .await
+            .unwrap()
+            .len();
+        delta = delta.min(t.elapsed().as_secs_f64());
+    }
+    println!(
+        "watched: {n} open orders (SQLite): full reload {:.1} ms ({full_rows} rows), incremental {:.2} ms ({delta_rows} rows), best of 5",
+        full * 1e3,
+        delta * 1e3
+    );
+}
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
@@ -364,6 +468,9 @@ fn main() {
     }
     if want("latency") {
         rt.block_on(bench_latency());
+    }
+    if want("watched") {
+        rt.block_on(bench_watched());
     }
     if want("catchup") {
         rt.block_on(bench_catchup());

@@ -47,6 +47,10 @@ impl Watched {
         self.0.insert(address, original);
     }
 
+    pub fn remove(&mut self, address: &Address) -> Option<String> {
+        self.0.remove(address)
+    }
+
     pub fn get(&self, address: &Address) -> Option<&String> {
         self.0.get(address)
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::Ethereum;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U64, U256};
 use alloy::providers::{Provider, RootProvider};
-use alloy::rpc::client::RpcClient;
+use alloy::rpc::client::{BatchRequest, RpcClient};
 use alloy::rpc::types::{Block, Filter, Log, TransactionReceipt};
 use alloy::transports::http::Http;
 
@@ -24,6 +24,41 @@ pub enum RpcError {
     Exhausted { method: &'static str, last: String },
     #[error("block {0} not found")]
     MissingBlock(u64),
+}
+
+/// A block as the watcher scans it: only the fields it reads are decoded (cheaper than a full
+/// typed block, and indifferent to chain-specific transaction types such as OP-stack deposits
+/// or Arbitrum's system transactions, which a typed Ethereum transaction would refuse).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScannedBlock {
+    pub hash: B256,
+    pub parent_hash: B256,
+    pub timestamp: U64,
+    /// Empty unless fetched with full transactions.
+    #[serde(skip)]
+    pub transactions: Vec<ScannedTx>,
+}
+
+/// [`ScannedBlock`] with its transactions (`eth_getBlockByNumber(n, true)`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FullBlock {
+    hash: B256,
+    parent_hash: B256,
+    timestamp: U64,
+    transactions: Vec<ScannedTx>,
+}
+
+/// The part of a transaction a native-coin transfer is recognised by.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ScannedTx {
+    pub hash: B256,
+    pub from: Address,
+    #[serde(default)]
+    pub to: Option<Address>,
+    #[serde(default)]
+    pub value: U256,
 }
 
 /// One endpoint. The URL may carry an API key: it is never logged, only its index.
@@ -159,6 +194,63 @@ impl Rpc {
             })
             .await?;
         block.ok_or(RpcError::MissingBlock(number))
+    }
+
+    /// Blocks `from..=to` in one JSON-RPC batch request, reduced to what the watcher reads
+    /// (see [`ScannedBlock`]); with `full`, their transactions too. `None` for a block the
+    /// endpoint does not have.
+    pub async fn blocks(
+        &self,
+        from: u64,
+        to: u64,
+        full: bool,
+    ) -> Result<Vec<Option<ScannedBlock>>, RpcError> {
+        if !full {
+            return self.batch_blocks::<ScannedBlock>(from, to, false).await;
+        }
+        let blocks = self.batch_blocks::<FullBlock>(from, to, true).await?;
+        Ok(blocks
+            .into_iter()
+            .map(|b| {
+                b.map(|b| ScannedBlock {
+                    hash: b.hash,
+                    parent_hash: b.parent_hash,
+                    timestamp: b.timestamp,
+                    transactions: b.transactions,
+                })
+            })
+            .collect())
+    }
+
+    async fn batch_blocks<
+        T: serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
+    >(
+        &self,
+        from: u64,
+        to: u64,
+        full: bool,
+    ) -> Result<Vec<Option<T>>, RpcError> {
+        self.with_failover("eth_getBlockByNumber", |p| async move {
+            let client = p.client();
+            let mut batch = BatchRequest::new(client);
+            let mut waiters = Vec::new();
+            for n in from..=to {
+                let w = batch
+                    .add_call::<_, Option<T>>(
+                        "eth_getBlockByNumber",
+                        &(BlockNumberOrTag::Number(n), full),
+                    )
+                    .map_err(|e| e.to_string())?;
+                waiters.push(w);
+            }
+            batch.send().await.map_err(|e| e.to_string())?;
+            let mut out = Vec::with_capacity(waiters.len());
+            for w in waiters {
+                out.push(w.await.map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     pub async fn receipt(&self, tx: B256) -> Result<Option<TransactionReceipt>, RpcError> {

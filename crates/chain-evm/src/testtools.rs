@@ -45,23 +45,52 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// A running anvil on loopback, killed (by pid) when dropped.
+/// A running anvil on loopback, killed (by pid) when dropped — and also when the test process
+/// dies without unwinding (SIGKILL, a runner's timeout): anvil runs under a small `sh`
+/// watchdog that holds the read end of a pipe whose write end only this process holds; when
+/// it closes, for whatever reason, the watchdog kills anvil by its pid.
 pub struct Anvil {
+    /// The watchdog shell; it exits when anvil does.
     child: Child,
+    anvil_pid: u32,
     pub port: u16,
     pub args: Vec<String>,
 }
 
+/// `sh -c WATCHDOG anvil ARGS…`: start anvil, print its pid, kill it when stdin reaches EOF,
+/// exit with anvil's status once anvil exits.
+const WATCHDOG: &str = r#"exec 3<&0
+"$0" "$@" </dev/null &
+a=$!
+echo "anvil-pid $a"
+(read -r _ <&3; kill -9 "$a" 2>/dev/null) &
+w=$!
+wait "$a"
+s=$?
+kill "$w" 2>/dev/null
+exit "$s""#;
+
 impl Anvil {
-    /// Start anvil on a port the OS picks (`--port 0`; no race between parallel tests) with
-    /// `args` (e.g. `--state FILE`); returns once it listens.
-    pub fn start(args: &[&str]) -> Result<Self, ToolError> {
+    fn spawn(
+        extra: &[&str],
+        args: &[&str],
+    ) -> Result<
+        (
+            Self,
+            std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+        ),
+        ToolError,
+    > {
         use std::io::BufRead;
         let bin = try_tool("anvil")?;
-        let mut child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", "0"])
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(&bin)
+            .args(["--host", "127.0.0.1"])
+            .args(extra)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -70,6 +99,27 @@ impl Anvil {
             return Err(ToolError::Start("anvil".into(), "no stdout".into()));
         };
         let mut lines = std::io::BufReader::new(stdout).lines();
+        let anvil_pid = lines.next().and_then(Result::ok).and_then(|l| {
+            l.strip_prefix("anvil-pid ")
+                .and_then(|p| p.trim().parse().ok())
+        });
+        let mut anvil = Anvil {
+            child,
+            anvil_pid: anvil_pid.unwrap_or(0),
+            port: 0,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        if anvil_pid.is_none() {
+            anvil.kill();
+            return Err(ToolError::Start("anvil".into(), "no pid reported".into()));
+        }
+        Ok((anvil, lines))
+    }
+
+    /// Start anvil on a port the OS picks (`--port 0`; no race between parallel tests) with
+    /// `args` (e.g. `--state FILE`); returns once it listens.
+    pub fn start(args: &[&str]) -> Result<Self, ToolError> {
+        let (mut anvil, mut lines) = Self::spawn(&["--port", "0"], args)?;
         let mut port = None;
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
@@ -83,11 +133,6 @@ impl Anvil {
         }
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let mut anvil = Anvil {
-            child,
-            port: 0,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-        };
         match port {
             Some(p) => {
                 anvil.port = p;
@@ -103,28 +148,12 @@ impl Anvil {
         }
     }
 
+    /// Start anvil on a given port (e.g. again where a stopped one was).
     pub fn start_on(port: u16, args: &[&str]) -> Result<Self, ToolError> {
-        let bin = try_tool("anvil")?;
-        let mut cmd = Command::new(&bin);
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--silent",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .map_err(|e| ToolError::Start(bin.display().to_string(), e.to_string()))?;
-        let anvil = Anvil {
-            child,
-            port,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-        };
+        let port_s = port.to_string();
+        let (mut anvil, lines) = Self::spawn(&["--port", &port_s, "--silent"], args)?;
+        std::thread::spawn(move || for _ in lines {});
+        anvil.port = port;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -132,6 +161,7 @@ impl Anvil {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        anvil.kill();
         Err(ToolError::Start(
             "anvil".into(),
             "did not listen within 20 s".into(),
@@ -142,13 +172,15 @@ impl Anvil {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// anvil's own pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.anvil_pid
     }
 
-    /// Stop it now (SIGKILL by pid) and wait.
+    /// Stop it now (SIGKILL by pid, from the watchdog) and wait.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        // Closing the pipe makes the watchdog kill anvil; it exits once anvil is gone.
+        drop(self.child.stdin.take());
         let _ = self.child.wait();
     }
 
@@ -156,11 +188,12 @@ impl Anvil {
     pub fn terminate(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(self.anvil_pid.to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
+                drop(self.child.stdin.take());
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -2,12 +2,10 @@
 //! one address at a time), hands what it found to the engine with its new cursor in one
 //! transaction, and walks back to the common ancestor when the chain reorganises.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alloy::consensus::Transaction as _;
-use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256};
 use coffer_core::{AssetId, BaseUnits, ChainId};
 use coffer_engine::{BlockRef, ChainBatch, Engine, EngineError, ObservedTransfer};
@@ -53,6 +51,10 @@ pub struct EvmWatchConfig {
     pub start_height: Option<u64>,
     /// The tip counts as stalled when it has not advanced for this long.
     pub stall_after: Duration,
+    /// Blocks fetched per JSON-RPC batch request.
+    pub block_batch: u64,
+    /// The watched set is updated incrementally each step and reloaded in full this often.
+    pub full_reload: Duration,
 }
 
 impl EvmWatchConfig {
@@ -69,6 +71,8 @@ impl EvmWatchConfig {
             recent_blocks: 64,
             start_height: None,
             stall_after: Duration::from_secs(120),
+            block_batch: 100,
+            full_reload: Duration::from_secs(600),
         }
     }
 }
@@ -105,9 +109,43 @@ pub struct EvmWatcher {
     cfg: EvmWatchConfig,
     rpc: Rpc,
     range: u64,
+    /// Largest range to grow back to: below the last range a provider refused.
+    range_ceiling: u64,
+    /// Successful `eth_getLogs` since the last refusal.
+    range_ok: u64,
     health: Arc<Mutex<Health>>,
     last_tip: Option<(u64, Instant)>,
     polls: u64,
+    watch: WatchCache,
+}
+
+/// How far back each incremental reload of the watched set looks before the previous one.
+const WATCH_OVERLAP: time::Duration = time::Duration::minutes(5);
+
+/// Height → (hash, parent hash, timestamp).
+type Headers = BTreeMap<u64, (B256, B256, u64)>;
+
+/// A native transfer to a watched address, before its receipt is checked.
+struct NativeCandidate {
+    txid: B256,
+    to: String,
+    amount: u128,
+    from: Address,
+    block: BlockRef,
+}
+
+/// The watched addresses, kept in memory between steps and updated incrementally.
+#[derive(Default)]
+struct WatchCache {
+    watched: Watched,
+    /// Each address's end of monitoring (the latest of its orders').
+    until: HashMap<Address, OffsetDateTime>,
+    /// Addresses by end of monitoring, to drop them when it passes.
+    expiry: BTreeMap<OffsetDateTime, Vec<Address>>,
+    /// Engine time of the last load.
+    loaded_at: Option<OffsetDateTime>,
+    /// When the set was last loaded in full.
+    full_at: Option<Instant>,
 }
 
 fn hex_hash(h: &B256) -> String {
@@ -128,9 +166,12 @@ impl EvmWatcher {
             cfg,
             rpc,
             range,
+            range_ceiling: range,
+            range_ok: 0,
             health: Arc::new(Mutex::new(Health::default())),
             last_tip: None,
             polls: 0,
+            watch: WatchCache::default(),
         })
     }
 
@@ -161,21 +202,122 @@ impl EvmWatcher {
         }
     }
 
-    async fn watched(&self) -> Result<(Watched, bool), WatchError> {
-        let rows = self
-            .engine
-            .store
-            .watched_addresses(&self.cfg.chain, self.engine.now())
-            .await?;
-        let mut watched = Watched::with_capacity(rows.len());
-        let mut native_wanted = false;
+    /// Bring the watched set up to date: the first time (and every `full_reload`) from every
+    /// open address on the chain, otherwise only the addresses of orders changed since the
+    /// last load (new orders, a changed asset), then drop the addresses whose monitoring
+    /// window closed. Called after the tip was read, so every order that could have been paid
+    /// in a block up to that tip is already committed and seen.
+    async fn refresh_watched(&mut self) -> Result<(), WatchError> {
+        let now = self.engine.now();
+        let full = self.watch.loaded_at.is_none()
+            || self
+                .watch
+                .full_at
+                .is_none_or(|t| t.elapsed() >= self.cfg.full_reload);
+        let rows = if full {
+            self.engine
+                .store
+                .watched_addresses(&self.cfg.chain, now)
+                .await?
+        } else {
+            // Overlap the previous load generously: clocks of several instances and commit
+            // latency may put a row's `updated_at` slightly before a load that missed it.
+            let since = self
+                .watch
+                .loaded_at
+                .map_or(OffsetDateTime::UNIX_EPOCH, |t| t - WATCH_OVERLAP);
+            self.engine
+                .store
+                .watched_addresses_since(&self.cfg.chain, now, since)
+                .await?
+        };
+        if full {
+            self.watch = WatchCache {
+                full_at: Some(Instant::now()),
+                ..WatchCache::default()
+            };
+        }
+        self.watch.loaded_at = Some(now);
         for row in rows {
-            if let Ok(addr) = row.address.parse::<Address>() {
-                native_wanted |= row.asset.is_some() && row.asset == self.cfg.native;
-                watched.insert(addr, row.address);
+            let Ok(addr) = row.address.parse::<Address>() else {
+                continue;
+            };
+            let until = self
+                .watch
+                .until
+                .get(&addr)
+                .map_or(row.monitor_until, |u| (*u).max(row.monitor_until));
+            self.watch.until.insert(addr, until);
+            self.watch.expiry.entry(until).or_default().push(addr);
+            self.watch.watched.insert(addr, row.address);
+        }
+        // Monitoring windows that closed.
+        while let Some(entry) = self.watch.expiry.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for addr in entry.remove() {
+                if self.watch.until.get(&addr).is_some_and(|u| *u <= now) {
+                    self.watch.until.remove(&addr);
+                    self.watch.watched.remove(&addr);
+                }
             }
         }
-        Ok((watched, native_wanted))
+        Ok(())
+    }
+
+    /// Blocks `from..=to` in batches: their hashes, parents and times, and (with `full`) the
+    /// native transfers to watched addresses (receipts not yet checked).
+    async fn scan_blocks(
+        &self,
+        from: u64,
+        to: u64,
+        full: bool,
+        watched: &Watched,
+    ) -> Result<(Headers, Vec<NativeCandidate>), WatchError> {
+        let mut headers = Headers::new();
+        let mut candidates = Vec::new();
+        let batch = self.cfg.block_batch.max(1);
+        let mut start = from;
+        while start <= to {
+            let end = to.min(start.saturating_add(batch - 1));
+            let blocks = self.rpc.blocks(start, end, full).await?;
+            for (height, block) in (start..=end).zip(blocks) {
+                let Some(block) = block else {
+                    return Err(RpcError::MissingBlock(height).into());
+                };
+                let time = block.timestamp.to::<u64>();
+                headers.insert(height, (block.hash, block.parent_hash, time));
+                if !full {
+                    continue;
+                }
+                for tx in block.transactions {
+                    let Some(to_addr) = tx.to else { continue };
+                    let Some(original) = watched.get(&to_addr) else {
+                        continue;
+                    };
+                    if tx.value.is_zero() {
+                        continue;
+                    }
+                    let Ok(amount) = u128::try_from(tx.value) else {
+                        continue;
+                    };
+                    candidates.push(NativeCandidate {
+                        txid: tx.hash,
+                        to: original.clone(),
+                        amount,
+                        from: tx.from,
+                        block: BlockRef {
+                            height,
+                            hash: hex_hash(&block.hash),
+                            time: block_time(time),
+                        },
+                    });
+                }
+            }
+            start = end.saturating_add(1);
+        }
+        Ok((headers, candidates))
     }
 
     /// The cursor, created at the start height (or the tip) the first time.
@@ -315,91 +457,73 @@ impl EvmWatcher {
                 non_replaceable_txids: Vec::new(),
             };
             self.engine.apply_chain_batch(&batch).await?;
+            metrics::gauge!("coffer_evm_cursor_height", "chain" => self.cfg.chain.to_string())
+                .set(base.height as f64);
             self.set_health(|h| h.cursor = Some(base.height));
             return Ok(Step::Idle { tip });
         }
         let to = tip.min(from.saturating_add(self.range - 1));
-        let (watched, native_wanted) = self.watched().await?;
+        self.refresh_watched().await?;
+        let watched = &self.watch.watched;
 
-        // Token transfers: one eth_getLogs for the whole range.
-        let logs = if watched.is_empty() || self.cfg.tokens.is_empty() {
-            Vec::new()
-        } else {
-            match self
-                .rpc
-                .transfer_logs(&self.cfg.tokens.contracts(), from, to)
-                .await
-            {
-                Ok(logs) => {
-                    self.range = (self.range.saturating_mul(2)).min(self.cfg.max_range.max(1));
-                    logs
-                }
-                Err(e) if self.range > 1 => {
-                    self.range = (self.range / 2).max(1);
-                    tracing::info!(chain = %self.cfg.chain, range = self.range, error = %e, "eth_getLogs refused; shrinking the range");
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-
-        // Headers of the blocks near the tip (for the reorg check), full blocks when a native
-        // transfer is wanted.
+        // Token transfers: one eth_getLogs for the whole range. At the same time, the blocks:
+        // all of them with their transactions while any address is watched (native coin sent
+        // to any watched address is recorded, also to a token order's address, where it is
+        // flagged), otherwise only the headers near the tip (for the reorg check).
         let keep = u64::try_from(self.cfg.recent_blocks.max(1)).unwrap_or(64);
         let near_from = from.max(tip.saturating_sub(keep - 1));
-        let mut headers: BTreeMap<u64, (B256, B256, u64)> = BTreeMap::new();
-        let mut transfers = Vec::new();
-        let native_scan = native_wanted && self.cfg.native.is_some() && !watched.is_empty();
+        let native_scan = self.cfg.native.is_some() && !watched.is_empty();
         let scan_from = if native_scan { from } else { near_from.min(to) };
-        for height in scan_from..=to {
-            let block = if native_scan {
-                self.rpc.full_block(height).await?
+        let want_logs = !watched.is_empty() && !self.cfg.tokens.is_empty();
+        let contracts = self.cfg.tokens.contracts();
+        let logs_fut = async {
+            if want_logs {
+                self.rpc.transfer_logs(&contracts, from, to).await.map(Some)
             } else {
-                self.rpc.header(height).await?
-            };
-            headers.insert(
-                height,
-                (
-                    block.header.hash,
-                    block.header.parent_hash,
-                    block.header.timestamp,
-                ),
-            );
-            if !native_scan {
-                continue;
+                Ok(None)
             }
-            let Some(asset) = &self.cfg.native else {
-                continue;
-            };
-            for tx in block.transactions.txns() {
-                let Some(to_addr) = tx.to() else { continue };
-                let Some(original) = watched.get(&to_addr) else {
-                    continue;
-                };
-                let value = tx.value();
-                if value.is_zero() {
-                    continue;
+        };
+        let blocks_fut = self.scan_blocks(scan_from, to, native_scan, watched);
+        let (logs, scanned) = tokio::join!(logs_fut, blocks_fut);
+        let logs = match logs {
+            Ok(Some(logs)) => {
+                // Grow back, but not past a range the provider refused, except for a fresh
+                // probe every so often (a refusal may have been a transient error).
+                self.range_ok += 1;
+                if self.range_ok.is_multiple_of(256) {
+                    self.range_ceiling = self.cfg.max_range.max(1);
                 }
-                let Ok(amount) = u128::try_from(value) else {
-                    continue;
-                };
-                let hash = tx.tx_hash();
-                let succeeded = self.rpc.receipt(hash).await?.is_some_and(|r| r.status());
+                self.range = (self.range.saturating_mul(2)).min(self.range_ceiling);
+                logs
+            }
+            Ok(None) => Vec::new(),
+            Err(e) if self.range > 1 => {
+                self.range = (self.range / 2).max(1);
+                self.range_ceiling = self.range;
+                self.range_ok = 0;
+                tracing::info!(chain = %self.cfg.chain, range = self.range, error = %e, "eth_getLogs refused; shrinking the range");
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (headers, candidates) = scanned?;
+        let watched = &self.watch.watched;
+        let mut transfers = Vec::new();
+        if let Some(asset) = &self.cfg.native {
+            for c in candidates {
+                // Only a transaction that succeeded moved the coin.
+                let succeeded = self.rpc.receipt(c.txid).await?.is_some_and(|r| r.status());
                 if !succeeded {
                     continue;
                 }
                 transfers.push(ObservedTransfer {
                     asset: asset.clone(),
-                    to: original.clone(),
-                    amount: BaseUnits::new(amount),
-                    txid: hex_hash(&hash),
+                    to: c.to,
+                    amount: BaseUnits::new(c.amount),
+                    txid: hex_hash(&c.txid),
                     index: 0,
-                    from: Some(tx.from().to_checksum(None)),
-                    block: Some(BlockRef {
-                        height,
-                        hash: hex_hash(&block.header.hash),
-                        time: block_time(block.header.timestamp),
-                    }),
+                    from: Some(c.from.to_checksum(None)),
+                    block: Some(c.block),
                 });
             }
         }
@@ -424,7 +548,7 @@ impl EvmWatcher {
                 topics: log.topics(),
                 data: &log.data().data,
             };
-            let Some(m) = match_log(raw, &self.cfg.tokens, &watched) else {
+            let Some(m) = match_log(raw, &self.cfg.tokens, watched) else {
                 continue;
             };
             let (Some(height), Some(block_hash), Some(txid), Some(index)) = (

@@ -159,6 +159,136 @@ async fn wrong_token_flagged(db: &TestDb) {
     assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Pending);
 }
 
+/// Native coin sent to a token order's address, while no order wants the native coin: the
+/// whole block is still scanned, the transfer recorded and flagged, never counted.
+async fn native_to_token_order_flagged(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "3", "USDT").await;
+    let tx = pay_native(&env, &address(&o), 10u128.pow(15)).await;
+    sync(&mut w).await;
+    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(p.len(), 1, "recorded, never dropped");
+    assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
+    assert_eq!(p[0].asset, asset("ETH"));
+    assert_eq!(p[0].amount.get(), 10u128.pow(15));
+    assert_eq!(p[0].txid, format!("{tx:#x}"));
+    let now = reload(&env, &o.id).await;
+    assert_eq!(now.state.status, OrderStatus::Pending);
+    assert_eq!(now.totals.confirmed.get(), 0);
+    // the right token still settles it
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+}
+
+/// Orders created while the watcher runs join its watched set (incremental reload), over
+/// many steps, without a full reload.
+async fn orders_join_the_running_watcher(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut cfg = watch_config(&env);
+    cfg.full_reload = std::time::Duration::from_secs(3600);
+    let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    sync(&mut w).await;
+    for (i, symbol) in ["USDT", "ETH", "USDC"].into_iter().enumerate() {
+        let o = order(&env, "2", symbol).await;
+        match symbol {
+            "ETH" => {
+                pay_native(&env, &address(&o), due(&o)).await;
+            }
+            "USDT" => {
+                pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+            }
+            _ => {
+                pay_token(&env, env.usdc, &address(&o), due(&o)).await;
+            }
+        }
+        sync(&mut w).await;
+        assert_eq!(
+            reload(&env, &o.id).await.state.status,
+            OrderStatus::Settled,
+            "order {i} ({symbol})"
+        );
+    }
+}
+
+/// The chain's confirmations (1 here) are overridden by the merchant's settlement policy
+/// (3), snapshotted on the order.
+async fn merchant_confirmations_override(db: &TestDb) {
+    let env = env(db, 1).await;
+    let merchant = coffer_core::Merchant {
+        id: coffer_core::MerchantId::from_random([7; 16]),
+        name: "Careful shop".into(),
+        policy: coffer_core::SettlementPolicy {
+            confirmations: Some(3),
+            ..Default::default()
+        },
+        created_at: env.engine.now(),
+    };
+    env.engine
+        .store
+        .commit(coffer_store::Changeset {
+            new_merchants: vec![merchant.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // another wallet (BIP32 test vector 1, m/0'/1/2'): addresses are unique across merchants
+    env.engine
+        .set_wallet(&merchant.id, "anvil", "xpub6D4BDPcP2GT577Vvch3R8wDkScZWzQzMMUm3PWbmWvVJrZwQY4VUNgqFJPMM3No2dFDFGTsxxpG5uJh7n7epu4trkrX7x7DogT5Uv6fcLW5")
+        .await
+        .unwrap();
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let careful = env
+        .engine
+        .create_order(
+            &merchant.id,
+            coffer_engine::NewOrder {
+                amount: rust_decimal::Decimal::from(5),
+                currency: "USD".into(),
+                asset: Some(asset("USDT")),
+                fixed_stablecoin_rate: true,
+                dialect: "native".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(careful.policy.confirmations, Some(3));
+    let plain = order(&env, "5", "USDT").await;
+    rpc(&env.provider, "evm_setAutomine", json!([false])).await;
+    pay_token(&env, env.usdt, &address(&careful), due(&careful)).await;
+    pay_token(&env, env.usdt, &address(&plain), due(&plain)).await;
+    rpc(&env.provider, "evm_mine", json!([])).await;
+    rpc(&env.provider, "evm_setAutomine", json!([true])).await;
+    sync(&mut w).await;
+    let status = |id| {
+        let engine = env.engine.clone();
+        async move {
+            engine
+                .store
+                .find_order(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state
+                .status
+        }
+    };
+    // same block: the chain's 1 confirmation settles the plain order, the careful one waits
+    assert_eq!(status(plain.id.clone()).await, OrderStatus::Settled);
+    assert_eq!(status(careful.id.clone()).await, OrderStatus::Processing);
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert_eq!(status(careful.id.clone()).await, OrderStatus::Processing);
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert_eq!(status(careful.id.clone()).await, OrderStatus::Settled);
+}
+
 async fn paid_late(db: &TestDb) {
     let env = env(db, 1).await;
     let mut w = watcher(&env).await;
@@ -276,6 +406,9 @@ both_backends! {
     native => native_payment;
     reverted => reverted_transfer_not_counted;
     wrong_token => wrong_token_flagged;
+    native_to_token_order => native_to_token_order_flagged;
+    joins_running_watcher => orders_join_the_running_watcher;
+    merchant_confirmations => merchant_confirmations_override;
     late => paid_late;
     reorg => reorg_reverses_then_settles_once;
     anvil_restart => anvil_restart_mid_scan;
@@ -333,4 +466,106 @@ async fn failover_stall_and_disagreement() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("31337"), "{err}");
+}
+
+/// A provider that refuses `eth_getLogs` over more than `limit` blocks (as public RPC
+/// endpoints do), in front of the real anvil; counts its refusals.
+async fn limiting_proxy(
+    upstream: String,
+    limit: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let client = client.clone();
+            let upstream = upstream.clone();
+            let counter = counter.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+                    && v["method"] == "eth_getLogs"
+                {
+                    let p = &v["params"][0];
+                    let height = |k: &str| {
+                        u64::from_str_radix(
+                            p[k].as_str().unwrap().trim_start_matches("0x"),
+                            16,
+                        )
+                        .unwrap()
+                    };
+                    if height("toBlock") + 1 > height("fromBlock") + limit {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        return axum::Json(json!({"jsonrpc": "2.0", "id": v["id"],
+                            "error": {"code": -32005, "message": format!("query exceeds max block range {limit}")}}))
+                        .into_response();
+                    }
+                }
+                let bytes = client
+                    .post(&upstream)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                ([("content-type", "application/json")], bytes).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), refused)
+}
+
+/// The `eth_getLogs` range adapts to a provider's limit: halved on refusal, and it does not
+/// grow back past the refused size (no refusal on every other step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_logs_range_adapts_to_a_provider_limit() {
+    use std::sync::atomic::Ordering;
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let env = env(&db, 1).await;
+    let (url, refused) = limiting_proxy(env.anvil.url(), 10).await;
+    let mut cfg = watch_config(&env);
+    cfg.rpc = vec![url];
+    cfg.max_range = 64;
+    let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    sync(&mut w).await;
+    let catch_up = async |w: &mut coffer_chain_evm::EvmWatcher| {
+        let mut failures = 0;
+        loop {
+            match w.step().await {
+                Ok(coffer_chain_evm::Step::Scanned { to, tip }) if to < tip => {}
+                Ok(_) => return failures,
+                Err(_) => {
+                    failures += 1;
+                    assert!(failures < 10, "the range never fitted");
+                }
+            }
+        }
+    };
+    let a = order(&env, "1", "USDT").await;
+    mine(&env, 30).await;
+    pay_token(&env, env.usdt, &address(&a), due(&a)).await;
+    mine(&env, 30).await;
+    let failures = catch_up(&mut w).await;
+    assert_eq!(reload(&env, &a.id).await.state.status, OrderStatus::Settled);
+    // 64 → 32 → 16 → 8: three refused steps (each tried three times on the one endpoint)
+    assert_eq!(failures, 3);
+    let after_probe = refused.load(Ordering::SeqCst);
+    assert_eq!(after_probe, 9);
+    // once found, the limit holds: another catch-up is refused no more
+    let b = order(&env, "1", "USDT").await;
+    mine(&env, 40).await;
+    pay_token(&env, env.usdt, &address(&b), due(&b)).await;
+    mine(&env, 40).await;
+    assert_eq!(catch_up(&mut w).await, 0);
+    assert_eq!(refused.load(Ordering::SeqCst), after_probe);
+    assert_eq!(reload(&env, &b.id).await.state.status, OrderStatus::Settled);
 }

@@ -351,3 +351,108 @@ fn alloy_u256(v: u128) -> coffer_chain_evm::testtools::devchain::U256 {
 both_backends! {
     sigkill_mid_scan_loses_nothing_counts_nothing_twice => killed_and_restarted;
 }
+
+/// `coffer serve` checks each chain's `chain_id` against the node's `eth_chainId` and refuses
+/// to start on a mismatch; once running, `/readyz` and `/metrics` report the chain watcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_checks_chain_id_and_reports_the_chain() {
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let anvil = Anvil::start(&[]).unwrap();
+    let chain = DevChain::new(&anvil.url()).unwrap();
+    let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(dir.path(), &anvil.url(), &usdt.to_checksum(None));
+    let text = std::fs::read_to_string(&good).unwrap();
+
+    // configured for BSC (56), but the node is anvil (31337): refused at start-up
+    let bad = dir.path().join("wrong-chain.toml");
+    std::fs::write(&bad, text.replace("chain_id = 31337", "chain_id = 56")).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = coffer(&bad, &db);
+        move || cmd.arg("serve").output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "serve must refuse a wrong chain id");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("56") && stderr.contains("31337"),
+        "the error names both ids: {stderr}"
+    );
+
+    // the right one: it serves, and reports the watcher
+    let mut child = coffer(&good, &db)
+        .arg("serve")
+        .env("COFFER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let base = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("coffer serve did not report its address");
+            let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if log["message"] == "listening" {
+                break format!("http://{}", log["address"].as_str().unwrap());
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let http = coffer_testkit::http_client();
+    chain.mine(3).await.unwrap();
+    let tip = chain.tip().await.unwrap();
+    let mut ready = serde_json::Value::Null;
+    wait_until(
+        "the watcher to reach the tip",
+        Duration::from_secs(20),
+        async || {
+            ready = http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ready["checks"]["chain:anvil"]["cursor"] == serde_json::json!(tip)
+        },
+    )
+    .await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["checks"]["chain:anvil"]["tip"],
+        serde_json::json!(tip)
+    );
+    assert_eq!(ready["checks"]["chain:anvil"]["stalled"], false);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for m in [
+        "coffer_evm_tip_height{chain=\"anvil\"}",
+        "coffer_evm_cursor_height{chain=\"anvil\"}",
+        "coffer_evm_stalled{chain=\"anvil\"}",
+    ] {
+        assert!(metrics.contains(m), "{m} in {metrics}");
+    }
+    sigkill(&mut child);
+}

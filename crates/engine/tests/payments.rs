@@ -525,7 +525,83 @@ async fn reorged_back_to_mempool_is_reversed_then_settled_once(db: &TestDb) {
     assert_eq!(count("payment.reversed"), 1, "{kinds:?}");
 }
 
+/// The EVM watcher's incremental reload: only orders updated since a time (new, switched),
+/// each with its monitoring window; closed windows are left out.
+async fn watched_since_sees_new_and_switched_orders(db: &TestDb) {
+    let (e, clock) = engine(db);
+    let a = order(&e, "USDT").await;
+    let a_old = a.target.as_ref().unwrap().address.clone();
+    clock.advance(time::Duration::seconds(10));
+    let t1 = e.now();
+    let (m2, _) = e.create_merchant("other shop").await.unwrap();
+    e.set_wallet(&m2.id, "bsc", "w2").await.unwrap();
+    let b = e
+        .create_order(
+            &m2.id,
+            NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                asset: Some(asset("USDT")),
+                fixed_stablecoin_rate: true,
+                dialect: "native".into(),
+                ..NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let b_addr = b.target.as_ref().unwrap().address.clone();
+    let since = |t| {
+        let store = db.store.clone();
+        let now = e.now();
+        async move {
+            let mut v: Vec<(String, time::OffsetDateTime)> = store
+                .watched_addresses_since(&chain(), now, t)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.address, w.monitor_until))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(since(t1).await, vec![(b_addr.clone(), b.monitor_until)]);
+    // the full set has both, with their windows
+    let full = db.store.watched_addresses(&chain(), e.now()).await.unwrap();
+    assert_eq!(full.len(), 2);
+    assert!(full.iter().all(|w| w.monitor_until > e.now()));
+    // a buyer switches a's asset later: a's old and new addresses are both in the delta
+    clock.advance(time::Duration::seconds(10));
+    let t2 = e.now();
+    let switched = e
+        .choose_asset(&a.merchant_id, &a.id, &asset("USDC"))
+        .await
+        .unwrap();
+    let a_new = switched.target.as_ref().unwrap().address.clone();
+    let mut want = vec![
+        (a_old, switched.monitor_until),
+        (a_new, switched.monitor_until),
+    ];
+    want.sort();
+    assert_eq!(since(t2).await, want);
+    // nothing changed since: empty delta
+    clock.advance(time::Duration::seconds(10));
+    assert!(since(e.now()).await.is_empty());
+    // after the monitoring windows, nothing is watched
+    clock.advance(time::Duration::days(30));
+    assert!(since(t1).await.is_empty());
+    assert!(
+        db.store
+            .watched_addresses(&chain(), e.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 both_backends! {
+    watched_since => watched_since_sees_new_and_switched_orders;
     idempotent_and_confirms => idempotent_and_confirms_with_the_tip;
     wrong_asset => wrong_asset_recorded_never_counted;
     reorg => orphaned_payment_reversed_then_remined_once;

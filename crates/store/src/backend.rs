@@ -213,6 +213,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "merchant_branding",
         include_str!("../migrations/sqlite/0012_merchant_branding.sql"),
     ),
+    (
+        13,
+        "watched_since",
+        include_str!("../migrations/sqlite/0013_watched_since.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -260,6 +265,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "merchant_branding",
         include_str!("../migrations/postgres/0012_merchant_branding.sql"),
+    ),
+    (
+        13,
+        "watched_since",
+        include_str!("../migrations/postgres/0013_watched_since.sql"),
     ),
 ];
 

@@ -183,6 +183,8 @@ pub struct WatchedAddress {
     /// The order's current asset (a watcher can skip work no order needs, e.g. native
     /// transfers when every watched order wants a token).
     pub asset: Option<AssetId>,
+    /// The end of the order's monitoring window.
+    pub monitor_until: OffsetDateTime,
 }
 
 /// Stable position in the order list: newest first, ties broken by id.
@@ -378,6 +380,17 @@ pub trait Store: Send + Sync {
         chain: &ChainId,
         now: OffsetDateTime,
     ) -> Result<Vec<WatchedAddress>, StoreError>;
+    /// Like [`Store::watched_addresses`], restricted to orders updated (created, given another
+    /// address, …) at or after `since`: a watcher's incremental reload.
+    async fn watched_addresses_since(
+        &self,
+        chain: &ChainId,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+    ) -> Result<Vec<WatchedAddress>, StoreError> {
+        let _ = since;
+        self.watched_addresses(chain, now).await
+    }
     /// The orders an address on `chain` was ever assigned to (normally one).
     async fn orders_for_address(
         &self,

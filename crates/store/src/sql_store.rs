@@ -356,8 +356,14 @@ const UPSERT_CURSOR: &str = "INSERT INTO chain_cursors (chain, height, hash, rec
 const SELECT_CURSOR: &str =
     "SELECT chain, height, hash, recent, updated_at FROM chain_cursors WHERE chain = $1";
 
-const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset FROM order_addresses a \
+const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM order_addresses a \
      JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2";
+
+// CROSS JOIN makes SQLite walk the few recently updated orders (orders_updated) and look up
+// their addresses, rather than every address of the chain; PostgreSQL plans it as any join.
+const SELECT_WATCHED_SINCE: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM orders o \
+     CROSS JOIN order_addresses a \
+     WHERE a.order_id = o.id AND o.updated_at >= $3 AND a.chain = $1 AND o.monitor_until > $2";
 
 const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
@@ -461,6 +467,21 @@ fn window_ms(order: &Order) -> i64 {
 
 fn page_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, MAX_PAGE))
+}
+
+fn watched_from_row<R: RowExt>(row: &R) -> Result<WatchedAddress, StoreError> {
+    Ok(WatchedAddress {
+        address: row.text("address")?,
+        order_id: row
+            .text("order_id")?
+            .parse()
+            .map_err(|e| StoreError::Corrupt {
+                column: "order_addresses.order_id".into(),
+                detail: format!("{e}"),
+            })?,
+        asset: row.opt_text("asset")?.and_then(|a| a.parse().ok()),
+        monitor_until: codec::from_ms("orders.monitor_until", row.int("monitor_until")?)?,
+    })
 }
 
 fn rows<R, T>(rows: Vec<R>, f: impl Fn(&R) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
@@ -1281,19 +1302,20 @@ impl<B: Backend> Store for SqlStore<B> {
         now: OffsetDateTime,
     ) -> Result<Vec<WatchedAddress>, StoreError> {
         let q = Query::new(SELECT_WATCHED).text(chain.as_str()).int(ms(now));
-        rows(self.backend.fetch(q).await?, |row| {
-            Ok(WatchedAddress {
-                address: row.text("address")?,
-                order_id: row
-                    .text("order_id")?
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt {
-                        column: "order_addresses.order_id".into(),
-                        detail: format!("{e}"),
-                    })?,
-                asset: row.opt_text("asset")?.and_then(|a| a.parse().ok()),
-            })
-        })
+        rows(self.backend.fetch(q).await?, watched_from_row)
+    }
+
+    async fn watched_addresses_since(
+        &self,
+        chain: &ChainId,
+        now: OffsetDateTime,
+        since: OffsetDateTime,
+    ) -> Result<Vec<WatchedAddress>, StoreError> {
+        let q = Query::new(SELECT_WATCHED_SINCE)
+            .text(chain.as_str())
+            .int(ms(now))
+            .int(ms(since));
+        rows(self.backend.fetch(q).await?, watched_from_row)
     }
 
     async fn purge_idempotency(&self, before: OffsetDateTime) -> Result<u64, StoreError> {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-only
 // A minimal ERC-20 for Coffer's tests against anvil: configurable decimals (6 like USDT on
 // Ethereum, 18 like USDT on BSC), open minting, and a transfer that emits its Transfer log and
-// then reverts (the log must never be counted).
+// then reverts (the log must never be counted), and a batch transfer that moves tokens to many
+// addresses in one transaction (one real Transfer log each; used to generate benchmark chains).
 pragma solidity ^0.8.20;
 
 contract TestToken {
@@ -43,6 +44,14 @@ contract TestToken {
         require(allowed >= value, "allowance");
         allowance[from][msg.sender] = allowed - value;
         _move(from, to, value);
+        return true;
+    }
+
+    /// One ordinary transfer (and Transfer log) per recipient, all in one transaction.
+    function transferBatch(address[] calldata to, uint256 value) external returns (bool) {
+        for (uint256 i = 0; i < to.length; i++) {
+            _move(msg.sender, to[i], value);
+        }
         return true;
     }
 
