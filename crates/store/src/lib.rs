@@ -23,8 +23,8 @@ use coffer_core::{
 use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
-pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
 pub use branding::BrandingRecord;
+pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
 pub use sql_store::{MAX_GROUP, SqlStore};
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
