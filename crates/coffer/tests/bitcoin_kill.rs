@@ -4,12 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
+use common::{coffer, sigkill, status, wait_until};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coffer_chain_bitcoin::bitcoin::BlockHash;
 use coffer_chain_bitcoin::regtest::RegtestNode;
@@ -24,24 +27,8 @@ use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 // m/84'/1'/0' of the BIP-84 mnemonic "abandon … about".
 const TPUB: &str = "tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M";
-
-fn coffer(config: &Path, db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config").arg(config);
-    cmd.env("COFFER_DATA_DIR", db.dir.path());
-    if let Some(url) = &db.url {
-        cmd.env("COFFER_DATABASE_URL", url);
-    }
-    cmd
-}
 
 fn config(dir: &Path, node: &RegtestNode) -> std::path::PathBuf {
     let path = dir.join("coffer.toml");
@@ -110,36 +97,6 @@ fn spawn_serve(config: &Path, db: &TestDb) -> (Child, String) {
     });
     let address = rx.recv_timeout(Duration::from_secs(30)).unwrap();
     (child, address)
-}
-
-fn sigkill(child: &mut Child) {
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-}
-
-async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn status(engine: &Engine, o: &Order) -> OrderStatus {
-    engine
-        .store
-        .find_order(&o.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .state
-        .status
 }
 
 fn btc_string(sat: u128) -> String {

@@ -13,6 +13,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
+use common::coffer;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -31,7 +34,6 @@ use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 /// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
 const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 const EXPLORER: &str = "https://explorer.invalid/tx/";
@@ -40,21 +42,6 @@ const CONFIRMATIONS: u64 = 3;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn coffer(config: &Path, db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config").arg(config);
-    cmd.env("COFFER_DATA_DIR", db.dir.path());
-    if let Some(url) = &db.url {
-        cmd.env("COFFER_DATABASE_URL", url);
-    }
-    cmd
 }
 
 fn config(dir: &Path, rpc: &str, usdt: &str) -> PathBuf {

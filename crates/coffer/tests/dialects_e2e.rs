@@ -6,46 +6,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
+use common::{sigkill as stop, wait_until};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::{DevChain, PAYER};
-use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
-    Network, Price,
-};
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_core::{ChainId, MerchantId};
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::MasterKey;
-use rust_decimal::Decimal;
 use serde_json::Value;
 
 const MASTER_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 
-const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 /// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
 const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 
 fn coffer(config: &Path, db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config").arg(config);
-    cmd.env("COFFER_DATA_DIR", db.dir.path());
+    let mut cmd = common::coffer(config, db);
     cmd.env("COFFER_MASTER_KEY", MASTER_HEX);
-    if let Some(url) = &db.url {
-        cmd.env("COFFER_DATABASE_URL", url);
-    }
     cmd
 }
 
@@ -61,53 +47,6 @@ fn config(dir: &Path, rpc: &str, usdt: &str, port: u16) -> std::path::PathBuf {
     path
 }
 
-/// The same chain and assets as the configuration above, for the test's own engine (it creates
-/// the orders on the same database, as the API would).
-fn engine(db: &TestDb, usdt: &str) -> Engine {
-    let chain = Chain {
-        id: ChainId::parse("bsc").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Regtest,
-        name: "bsc".into(),
-        confirmations: 1,
-        evm_chain_id: Some(31337),
-    };
-    let asset = |s: &str, kind, d: u8, stable| Asset {
-        id: AssetId::from_str(&format!("bsc:{s}")).unwrap(),
-        kind,
-        decimals: Decimals::new(d).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
-    let assets = AssetRegistry::new(
-        vec![chain],
-        vec![
-            asset("ETH", AssetKind::Native, 18, false),
-            asset(
-                "USDT",
-                AssetKind::Token {
-                    contract: usdt.into(),
-                },
-                6,
-                true,
-            ),
-        ],
-    )
-    .unwrap();
-    Engine {
-        store: db.store.clone(),
-        rates: Arc::new(FixedRates::new().with(
-            "ETH",
-            "USD",
-            Price::new(Decimal::from(2000)).unwrap(),
-        )),
-        assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(EngineSettings::default()),
-    }
-}
-
 fn spawn_serve(config: &Path, db: &TestDb) -> Child {
     let mut child = coffer(config, db)
         .arg("serve")
@@ -118,25 +57,6 @@ fn spawn_serve(config: &Path, db: &TestDb) -> Child {
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
     child
-}
-
-fn stop(child: &mut Child) {
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-}
-
-async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -246,7 +166,7 @@ async fn pay_through_dialects(db: &TestDb) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let engine = engine(db, &usdt_s);
+    let engine = common::anvil_engine(db, "bsc", &usdt_s);
     let master = MasterKey::from_hex(MASTER_HEX).unwrap();
     let pp = engine
         .create_dialect_credential(&master, &merchant, "payprotocol")

@@ -6,41 +6,24 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod common;
 
 use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
-use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, EventType, FixedRates,
-    MerchantId, Network, Order, OrderStatus, PaymentStatus, Price,
-};
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_core::{AssetId, ChainId, EventType, MerchantId, Order, OrderStatus, PaymentStatus};
+use coffer_engine::NewOrder;
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
+use common::{coffer, sigkill, status, wait_until};
 use rust_decimal::Decimal;
 
-const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 /// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
 const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 const XPRV: &str = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi";
-
-fn coffer(config: &Path, db: &TestDb) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("--config").arg(config);
-    cmd.env("COFFER_DATA_DIR", db.dir.path());
-    if let Some(url) = &db.url {
-        cmd.env("COFFER_DATABASE_URL", url);
-    }
-    cmd
-}
 
 fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
     let path = dir.join("coffer.toml");
@@ -54,53 +37,6 @@ fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
     path
 }
 
-/// The same chain and assets as the configuration above, for the test's own engine (it creates
-/// the orders on the same database, as the API would).
-fn engine(db: &TestDb, usdt: &str) -> Engine {
-    let chain = Chain {
-        id: ChainId::parse("anvil").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Regtest,
-        name: "anvil".into(),
-        confirmations: 1,
-        evm_chain_id: Some(31337),
-    };
-    let asset = |s: &str, kind, d: u8, stable| Asset {
-        id: AssetId::from_str(&format!("anvil:{s}")).unwrap(),
-        kind,
-        decimals: Decimals::new(d).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
-    let assets = AssetRegistry::new(
-        vec![chain],
-        vec![
-            asset("ETH", AssetKind::Native, 18, false),
-            asset(
-                "USDT",
-                AssetKind::Token {
-                    contract: usdt.into(),
-                },
-                6,
-                true,
-            ),
-        ],
-    )
-    .unwrap();
-    Engine {
-        store: db.store.clone(),
-        rates: Arc::new(FixedRates::new().with(
-            "ETH",
-            "USD",
-            Price::new(Decimal::from(2000)).unwrap(),
-        )),
-        assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(EngineSettings::default()),
-    }
-}
-
 fn spawn_serve(config: &Path, db: &TestDb) -> Child {
     let mut child = coffer(config, db)
         .arg("serve")
@@ -111,36 +47,6 @@ fn spawn_serve(config: &Path, db: &TestDb) -> Child {
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
     child
-}
-
-fn sigkill(child: &mut Child) {
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
-}
-
-async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn status(engine: &Engine, o: &Order) -> OrderStatus {
-    engine
-        .store
-        .find_order(&o.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .state
-        .status
 }
 
 async fn killed_and_restarted(db: &TestDb) {
@@ -204,7 +110,7 @@ async fn killed_and_restarted(db: &TestDb) {
     assert_eq!(list[0]["chain"], "anvil");
     assert_eq!(list[0]["xpub"], XPUB);
 
-    let engine = engine(db, &usdt_s);
+    let engine = common::anvil_engine(db, "anvil", &usdt_s);
     let mut orders = Vec::new();
     for i in 0..8u32 {
         let asset = if i % 4 == 3 { "ETH" } else { "USDT" };

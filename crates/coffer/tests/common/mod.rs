@@ -1,0 +1,119 @@
+//! Shared by the tests that run the real `coffer` binary against real nodes: starting the
+//! binary on the test's database, killing it, waiting for a condition, and an engine over the
+//! same database that sees the same chain as the binary (the tests create orders through it,
+//! as the API would).
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Order,
+    OrderStatus, Price,
+};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_testkit::TestDb;
+use rust_decimal::Decimal;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+
+/// `coffer --config CONFIG …` on the test's database, ignoring any `COFFER_*` variable of the
+/// environment the test runs in.
+pub fn coffer(config: &Path, db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COFFER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--config").arg(config);
+    cmd.env("COFFER_DATA_DIR", db.dir.path());
+    if let Some(url) = &db.url {
+        cmd.env("COFFER_DATABASE_URL", url);
+    }
+    cmd
+}
+
+/// Kill without warning (no graceful shutdown), and reap.
+pub fn sigkill(child: &mut Child) {
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// Poll `f` every 100 ms until it holds; panic naming `what` after `deadline`.
+pub async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub async fn status(engine: &Engine, o: &Order) -> OrderStatus {
+    engine
+        .store
+        .find_order(&o.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .status
+}
+
+/// An engine over the test's database for one anvil chain (`chain_id` 31337, 1 confirmation)
+/// named `chain`, with ETH and a 6-decimal USDT at `usdt`: the same chain and assets as the
+/// binary's configuration in these tests.
+pub fn anvil_engine(db: &TestDb, chain: &str, usdt: &str) -> Engine {
+    let chain_def = Chain {
+        id: ChainId::parse(chain).unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Regtest,
+        name: chain.into(),
+        confirmations: 1,
+        evm_chain_id: Some(31337),
+    };
+    let asset = |s: &str, kind, d: u8, stable| Asset {
+        id: AssetId::from_str(&format!("{chain}:{s}")).unwrap(),
+        kind,
+        decimals: Decimals::new(d).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    };
+    let assets = AssetRegistry::new(
+        vec![chain_def],
+        vec![
+            asset("ETH", AssetKind::Native, 18, false),
+            asset(
+                "USDT",
+                AssetKind::Token {
+                    contract: usdt.into(),
+                },
+                6,
+                true,
+            ),
+        ],
+    )
+    .unwrap();
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(FixedRates::new().with(
+            "ETH",
+            "USD",
+            Price::new(Decimal::from(2000)).unwrap(),
+        )),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
