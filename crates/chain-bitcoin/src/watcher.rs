@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{Address, BlockHash, ScriptBuf, Txid};
 use coffer_core::{AssetId, ChainId};
 use coffer_engine::{BlockRef, ChainBatch, Engine, EngineError, ObservedTransfer};
-use coffer_store::{ChainCursor, Changeset, StoreError};
+use coffer_store::{ChainCursor, StoreError};
 use time::OffsetDateTime;
 
 use crate::matching::{ParseError, WatchedScripts, match_transaction, parse_block, signals_rbf};
@@ -283,21 +283,10 @@ impl BitcoinWatcher {
             None => tip,
         };
         let hash = self.rpc.get_block_hash(height).await?.to_string();
-        let cursor = ChainCursor {
-            chain: self.cfg.chain.clone(),
-            height,
-            hash: hash.clone(),
-            recent: vec![(height, hash)],
-            updated_at: self.engine.now(),
-        };
-        self.engine
-            .store
-            .commit(Changeset {
-                cursor: Some(cursor.clone()),
-                ..Changeset::default()
-            })
-            .await?;
-        Ok(cursor)
+        Ok(self
+            .engine
+            .start_cursor(&self.cfg.chain, height, hash)
+            .await?)
     }
 
     /// Walk back from the cursor to the newest kept block still on the active chain.

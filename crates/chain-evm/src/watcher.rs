@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{Address, B256};
 use coffer_core::{AssetId, BaseUnits, ChainId};
 use coffer_engine::{BlockRef, ChainBatch, Engine, EngineError, ObservedTransfer};
-use coffer_store::{ChainCursor, Changeset, StoreError};
+use coffer_store::{ChainCursor, StoreError};
 use time::OffsetDateTime;
 
 use crate::matcher::{RawLog, Tokens, Watched, match_log};
@@ -330,21 +330,10 @@ impl EvmWatcher {
             None => tip,
         };
         let hash = hex_hash(&self.rpc.header(height).await?.header.hash);
-        let cursor = ChainCursor {
-            chain: self.cfg.chain.clone(),
-            height,
-            hash: hash.clone(),
-            recent: vec![(height, hash)],
-            updated_at: self.engine.now(),
-        };
-        self.engine
-            .store
-            .commit(Changeset {
-                cursor: Some(cursor.clone()),
-                ..Changeset::default()
-            })
-            .await?;
-        Ok(cursor)
+        Ok(self
+            .engine
+            .start_cursor(&self.cfg.chain, height, hash)
+            .await?)
     }
 
     /// Walk back from the cursor to the newest block still on the canonical chain.

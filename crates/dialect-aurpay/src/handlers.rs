@@ -170,6 +170,11 @@ fn text(v: Option<&Value>, field: &str) -> Result<Option<String>, AurpayError> {
     }
 }
 
+/// [`text`], but absent or blank is an error naming the field.
+fn required_text(v: Option<&Value>, field: &str) -> Result<String, AurpayError> {
+    text(v, field)?.ok_or_else(|| AurpayError::bad_request(format!("{field} is required")))
+}
+
 fn http_url(v: Option<String>, field: &str) -> Result<Option<String>, AurpayError> {
     match v {
         None => Ok(None),
@@ -297,8 +302,7 @@ pub async fn pay_url(
     let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
     let req: PayUrlBody = parse_json(&body)?;
     let price = decimal(req.price.as_deref(), "price", true)?.unwrap_or_default();
-    let currency = text(req.rest.get("currency"), "currency")?
-        .ok_or_else(|| AurpayError::bad_request("currency is required"))?;
+    let currency = required_text(req.rest.get("currency"), "currency")?;
     let c = common(&req.rest, authed.mode, "pay-url")?;
     let created = state
         .engine
@@ -350,12 +354,9 @@ pub async fn pay_info(
 ) -> Result<Response, AurpayError> {
     let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
     let req: PayInfoBody = parse_json(&body)?;
-    let chain = text(req.rest.get("chain"), "chain")?
-        .ok_or_else(|| AurpayError::bad_request("chain is required"))?;
-    let currency = text(req.rest.get("currency"), "currency")?
-        .ok_or_else(|| AurpayError::bad_request("currency is required"))?;
-    let vs_currency = text(req.rest.get("vs_currency"), "vs_currency")?
-        .ok_or_else(|| AurpayError::bad_request("vs_currency is required"))?;
+    let chain = required_text(req.rest.get("chain"), "chain")?;
+    let currency = required_text(req.rest.get("currency"), "currency")?;
+    let vs_currency = required_text(req.rest.get("vs_currency"), "vs_currency")?;
     let vs_price = decimal(req.vs_price.as_deref(), "vs_price", true)?.unwrap_or_default();
     let assets = &state.engine.assets;
     let asset = asset_for(&chain, &currency, assets).ok_or_else(|| {
@@ -745,12 +746,9 @@ pub async fn withdraw(
 ) -> Result<Response, AurpayError> {
     let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
     let req: WithdrawBody = parse_json(&body)?;
-    let chain = text(req.rest.get("chain"), "chain")?
-        .ok_or_else(|| AurpayError::bad_request("chain is required"))?;
-    let currency = text(req.rest.get("currency"), "currency")?
-        .ok_or_else(|| AurpayError::bad_request("currency is required"))?;
-    let address = text(req.rest.get("address"), "address")?
-        .ok_or_else(|| AurpayError::bad_request("address is required"))?;
+    let chain = required_text(req.rest.get("chain"), "chain")?;
+    let currency = required_text(req.rest.get("currency"), "currency")?;
+    let address = required_text(req.rest.get("address"), "address")?;
     let amount = decimal(req.amount.as_deref(), "amount", true)?.unwrap_or_default();
     let assets = &state.engine.assets;
     let asset_id = asset_for(&chain, &currency, assets).ok_or_else(|| {
@@ -814,8 +812,7 @@ async fn legacy_order(
         .get("price")
         .and_then(|v| RawValue::from_string(v.to_string()).ok());
     let price = decimal(price_raw.as_deref(), "origin.price", true)?.unwrap_or_default();
-    let currency = text(origin.get("currency"), "origin.currency")?
-        .ok_or_else(|| AurpayError::bad_request("origin.currency is required"))?;
+    let currency = required_text(origin.get("currency"), "origin.currency")?;
     let callback = match text(origin.get("callback_url"), "origin.callback_url")? {
         Some(u) => Some(u),
         None => text(body.get("callback"), "callback")?,

@@ -219,6 +219,13 @@ fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, PpError>
         .ok_or_else(|| PpError::bad(format!("{field} is required")))
 }
 
+/// A required integer field, as a JSON number or a numeric string.
+fn required_num(field: &str, value: Option<&Num>) -> Result<i64, PpError> {
+    value
+        .ok_or_else(|| PpError::bad(format!("{field} is required")))?
+        .get(field)
+}
+
 /// A number sent as a JSON number or a numeric string.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -280,18 +287,10 @@ async fn create_payment_order(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, &body).await?;
     let b: CreateBody = parse_json(&body)?;
-    let chain_id = b
-        .chain_id
-        .as_ref()
-        .ok_or_else(|| PpError::bad("chainId is required"))?
-        .get("chainId")?;
+    let chain_id = required_num("chainId", b.chain_id.as_ref())?;
     let description = required("description", b.description.as_deref())?;
     let out_trade_no = required("outTradeNo", b.out_trade_no.as_deref())?;
-    let legal = b
-        .is_legal_tender
-        .as_ref()
-        .ok_or_else(|| PpError::bad("isLegalTender is required"))?
-        .get("isLegalTender")?;
+    let legal = required_num("isLegalTender", b.is_legal_tender.as_ref())?;
     if legal != 0 && legal != 1 {
         return Err(PpError::bad("isLegalTender must be 0 or 1"));
     }
@@ -580,16 +579,8 @@ async fn pay_info_update(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, &body).await?;
     let b: UpdateBody = parse_json(&body)?;
-    let chain_id = b
-        .chain_id
-        .as_ref()
-        .ok_or_else(|| PpError::bad("chainId is required"))?
-        .get("chainId")?;
-    let currency_id = b
-        .currency_id
-        .as_ref()
-        .ok_or_else(|| PpError::bad("currencyId is required"))?
-        .get("currencyId")?;
+    let chain_id = required_num("chainId", b.chain_id.as_ref())?;
+    let currency_id = required_num("currencyId", b.currency_id.as_ref())?;
     let asset = mapping::asset_by_numbers(&api.engine.assets, chain_id, currency_id)
         .ok_or_else(|| PpError::bad("chainId/currencyId is not an enabled currency"))?;
     let order = order_by_trade_no(&api, &m, b.out_trade_no.as_deref(), None).await?;
@@ -829,16 +820,8 @@ async fn withdraw_apply(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, &body).await?;
     let b: WithdrawBody = parse_json(&body)?;
-    let chain_id = b
-        .chain_id
-        .as_ref()
-        .ok_or_else(|| PpError::bad("chainId is required"))?
-        .get("chainId")?;
-    let currency_id = b
-        .currency_id
-        .as_ref()
-        .ok_or_else(|| PpError::bad("currencyId is required"))?
-        .get("currencyId")?;
+    let chain_id = required_num("chainId", b.chain_id.as_ref())?;
+    let currency_id = required_num("currencyId", b.currency_id.as_ref())?;
     let address = required("withdrawAddress", b.withdraw_address.as_deref())?;
     if address.contains(',') {
         return Err(PpError::bad(

@@ -359,6 +359,32 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The cursor of a chain watched for the first time, at `height` (block `hash`), committed
+    /// so that a restart resumes from it.
+    pub async fn start_cursor(
+        &self,
+        chain: &ChainId,
+        height: u64,
+        hash: String,
+    ) -> Result<ChainCursor, EngineError> {
+        let cursor = ChainCursor {
+            chain: chain.clone(),
+            height,
+            hash: hash.clone(),
+            recent: vec![(height, hash)],
+            updated_at: self.now(),
+        };
+        self.store
+            .commit(Changeset {
+                cursor: Some(cursor.clone()),
+                ..Changeset::default()
+            })
+            .await?;
+        Ok(cursor)
+    }
+}
+
 /// Whether a payment counts toward its order (helper for reports and tests).
 pub fn counts(p: &Payment) -> bool {
     p.status != PaymentStatus::Reversed && p.match_status.counts()
