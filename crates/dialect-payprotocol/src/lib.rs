@@ -6,6 +6,7 @@
 mod auth;
 mod callback;
 mod mapping;
+mod users;
 
 use std::sync::Arc;
 
@@ -57,9 +58,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/mer/refund/detail", get(refund_detail))
         .route("/api/mer/refund/list", get(refund_list))
         .route("/api/mer/withdraw/apply", post(withdraw_apply))
-        .route("/api/mer/user/create", post(not_supported))
-        .route("/api/mer/user/detail", get(not_supported))
-        .route("/api/mer/user/list", get(not_supported))
+        .route("/api/mer/user/create", post(users::create))
+        .route("/api/mer/user/detail", get(users::detail))
+        .route("/api/mer/user/list", get(users::list))
         .route("/api/mer/recharge/list", get(not_supported))
         .route("/api/mer/recharge/detail", get(not_supported))
         .route("/api/mer/recharge/notify", get(not_supported))
@@ -900,8 +901,8 @@ async fn currency_list(
     Ok(ok(mapping::currencies_json(&api.engine, chain)))
 }
 
-/// Per-user static deposit addresses (recharge) need the watcher to follow addresses not bound
-/// to an order, which Coffer does not do yet: a clear error in the vendor's envelope.
+/// Recharge records need the watchers to credit transfers to deposit addresses, which Coffer
+/// does not do yet (users and their addresses exist): a clear error in the vendor's envelope.
 async fn not_supported(
     State(api): State<Api>,
     method: Method,
@@ -913,7 +914,7 @@ async fn not_supported(
     Err(PpError::new(
         StatusCode::NOT_IMPLEMENTED,
         "not supported",
-        "recharge users (per-user static deposit addresses) are not supported by this Coffer \
+        "recharge records (deposits to users' addresses) are not supported by this Coffer \
          server yet; use payment orders",
     ))
 }

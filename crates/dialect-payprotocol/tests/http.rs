@@ -607,10 +607,8 @@ async fn refunds_and_withdrawals(db: &TestDb) {
         .await;
     assert_eq!(s, 400);
 
-    // recharge users: a clear error in the envelope
-    let (s, v) = h
-        .call("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
-        .await;
+    // recharge records: a clear error in the envelope
+    let (s, v) = h.call("GET", "/api/mer/recharge/list", "").await;
     assert_eq!(s, 501);
     assert_eq!(v["code"], 501);
     assert!(v["description"].as_str().unwrap().contains("not supported"));
@@ -621,7 +619,223 @@ async fn refunds_and_withdrawals(db: &TestDb) {
     assert_eq!(s, 404);
 }
 
+/// Recharge users (`/user/create`, `/user/detail`, `/user/list`) with the vendor's documented
+/// examples: idempotent creation, one address per chain from the wallet's index counter shared
+/// with orders, lookups by `userId` and `UUID`, paging and filters, other merchants' users
+/// invisible, bad input refused with nothing written.
+async fn users_endpoints(db: &TestDb) {
+    let h = start(db).await;
+    let address = |i: u32| format!("0xab{i:038x}");
+
+    // documented example: body {"uuid":"USER10001"}, data = userId (int)
+    let data = h
+        .ok("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
+        .await;
+    let first = data
+        .as_i64()
+        .unwrap_or_else(|| panic!("userId is not an int: {data}"));
+    // the same uuid again: the same user, nothing new
+    let again = h
+        .ok("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
+        .await;
+    assert_eq!(again.as_i64(), Some(first));
+    let second = h
+        .ok("POST", "/api/mer/user/create", r#"{"uuid":"USER10002"}"#)
+        .await
+        .as_i64()
+        .unwrap();
+    assert_ne!(first, second);
+
+    // detail by userId: every documented field with its type
+    let d = h
+        .ok("GET", &format!("/api/mer/user/detail?userId={first}"), "")
+        .await;
+    shape(
+        &d,
+        &[
+            ("userId", "int"),
+            ("uuid", "string"),
+            ("createTime", "string"),
+            ("userWallet", "array"),
+            ("userType", "int"),
+        ],
+    );
+    assert_eq!(d["userId"], first);
+    assert_eq!(d["uuid"], "USER10001");
+    assert_eq!(d["userType"], 0);
+    assert_eq!(d["createTime"].as_str().unwrap().len(), 19, "{d}");
+    let wallets = d["userWallet"].as_array().unwrap();
+    assert_eq!(wallets.len(), 1, "{d}");
+    shape(
+        &wallets[0],
+        &[
+            ("chainId", "int"),
+            ("walletId", "int"),
+            ("walletAddress", "string"),
+        ],
+    );
+    assert_eq!(wallets[0]["chainId"], 56);
+    assert_eq!(wallets[0]["walletId"], 0);
+    assert_eq!(wallets[0]["walletAddress"], address(0).as_str());
+
+    // detail by UUID (the vendor's spelling), with the chain filter
+    let d = h
+        .ok("GET", "/api/mer/user/detail?UUID=USER10002&chainId=56", "")
+        .await;
+    assert_eq!(d["userId"], second);
+    assert_eq!(d["userWallet"][0]["walletAddress"], address(1).as_str());
+    // both given: both must match
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/api/mer/user/detail?userId={first}&UUID=USER10002"),
+            "",
+        )
+        .await;
+    assert_eq!((s, v["code"].clone()), (404, json!(404)), "{v}");
+
+    // a payment order takes the next index: users and orders share the counter
+    let order = h
+        .ok("POST", "/api/mer/payment/createPaymentOrder", CREATE)
+        .await;
+    let orders = h
+        .engine
+        .store
+        .list_orders(&OrderQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1, "{order}");
+    assert_eq!(
+        orders[0].target.as_ref().unwrap().address,
+        address(2),
+        "{order}"
+    );
+
+    // list: newest first, paging, filters
+    let l = h.ok("GET", "/api/mer/user/list?page=1&size=1", "").await;
+    shape(
+        &l,
+        &[
+            ("count", "int"),
+            ("page", "int"),
+            ("size", "int"),
+            ("list", "array"),
+        ],
+    );
+    assert_eq!(l["count"], 2);
+    assert_eq!((l["page"].clone(), l["size"].clone()), (json!(1), json!(1)));
+    assert_eq!(l["list"].as_array().unwrap().len(), 1);
+    assert_eq!(l["list"][0]["uuid"], "USER10002");
+    let l = h.ok("GET", "/api/mer/user/list?page=2&size=1", "").await;
+    assert_eq!(l["list"][0]["uuid"], "USER10001");
+    assert_eq!(
+        l["list"][0]["userWallet"][0]["walletAddress"],
+        address(0).as_str()
+    );
+    let l = h.ok("GET", "/api/mer/user/list?UUID=USER10001", "").await;
+    assert_eq!(l["count"], 1);
+    assert_eq!(l["list"][0]["userId"], first);
+    let l = h
+        .ok(
+            "GET",
+            &format!("/api/mer/user/list?userId={second}&chainId=56"),
+            "",
+        )
+        .await;
+    assert_eq!(l["count"], 1);
+    assert_eq!(l["list"][0]["uuid"], "USER10002");
+    let l = h.ok("GET", "/api/mer/user/list?userType=1", "").await;
+    assert_eq!(l["count"], 0);
+    assert_eq!(l["list"], json!([]));
+    let l = h.ok("GET", "/api/mer/user/list?userType=0", "").await;
+    assert_eq!(l["count"], 2);
+
+    // bad input: the vendor's 400 naming the field, nothing written
+    for (method, path, body, field) in [
+        ("POST", "/api/mer/user/create", "{}", "uuid"),
+        ("POST", "/api/mer/user/create", r#"{"uuid":"  "}"#, "uuid"),
+        ("POST", "/api/mer/user/create", "not json", "body"),
+        ("GET", "/api/mer/user/detail", "", "userId"),
+        ("GET", "/api/mer/user/detail?userId=x", "", "userId"),
+        (
+            "GET",
+            "/api/mer/user/detail?userId=1&chainId=7",
+            "",
+            "chainId",
+        ),
+        ("GET", "/api/mer/user/list?size=501", "", "size"),
+        ("GET", "/api/mer/user/list?userType=2", "", "userType"),
+    ] {
+        let (s, v) = h.call(method, path, body).await;
+        assert_eq!(s, 400, "{path} {body}: {v}");
+        assert_eq!(v["code"], 400, "{v}");
+        assert!(
+            v["description"].as_str().unwrap().contains(field),
+            "{path} {body}: {v}"
+        );
+    }
+    let long = format!(r#"{{"uuid":"{}"}}"#, "u".repeat(65));
+    let (s, v) = h.call("POST", "/api/mer/user/create", &long).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["description"].as_str().unwrap().contains("uuid"), "{v}");
+    let l = h.ok("GET", "/api/mer/user/list", "").await;
+    assert_eq!(l["count"], 2);
+    let (s, _) = h
+        .call("GET", "/api/mer/user/detail?userId=999999", "")
+        .await;
+    assert_eq!(s, 404);
+
+    // another merchant sees none of these users and numbers its own independently
+    let master = MasterKey::from_bytes([9; 32]);
+    let (other, cred) = h
+        .engine
+        .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
+        .await
+        .unwrap();
+    let o = Harness {
+        engine: h.engine.clone(),
+        base: h.base.clone(),
+        key: cred.key,
+        secret: cred.secret,
+        http: h.http.clone(),
+    };
+    let (s, _) = o
+        .call("GET", &format!("/api/mer/user/detail?userId={first}"), "")
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = o
+        .call("GET", "/api/mer/user/detail?UUID=USER10001", "")
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(o.ok("GET", "/api/mer/user/list", "").await["count"], 0);
+    // no wallet yet: a clear 400, no user
+    let (s, v) = o
+        .call("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["description"].as_str().unwrap().contains("wallet"), "{v}");
+    h.engine.set_wallet(&other.id, "bsc", "cd").await.unwrap();
+    let theirs = o
+        .ok("POST", "/api/mer/user/create", r#"{"uuid":"USER10001"}"#)
+        .await
+        .as_i64()
+        .unwrap();
+    assert_ne!(theirs, first);
+    let d = o.ok("GET", "/api/mer/user/detail?UUID=USER10001", "").await;
+    assert_eq!(
+        d["userWallet"][0]["walletAddress"],
+        format!("0xcd{:038x}", 0).as_str()
+    );
+    // the first merchant's user is unchanged
+    let d = h.ok("GET", "/api/mer/user/detail?UUID=USER10001", "").await;
+    assert_eq!(d["userId"], first);
+}
+
 both_backends! {
+    users => users_endpoints;
     payments => payments_endpoints;
     auth => auth_failures_write_nothing;
     refunds => refunds_and_withdrawals;

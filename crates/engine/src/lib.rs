@@ -6,6 +6,7 @@
 
 pub mod branding;
 mod clock;
+pub mod deposits;
 pub mod dialect_keys;
 mod error;
 pub mod idempotency;

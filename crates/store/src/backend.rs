@@ -218,6 +218,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "watched_since",
         include_str!("../migrations/sqlite/0013_watched_since.sql"),
     ),
+    (
+        14,
+        "deposit_accounts",
+        include_str!("../migrations/sqlite/0014_deposit_accounts.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -270,6 +275,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "watched_since",
         include_str!("../migrations/postgres/0013_watched_since.sql"),
+    ),
+    (
+        14,
+        "deposit_accounts",
+        include_str!("../migrations/postgres/0014_deposit_accounts.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@
 mod backend;
 mod branding;
 mod codec;
+mod deposit;
 mod dialect;
 mod sql_store;
 mod webhooks;
@@ -110,6 +111,52 @@ pub struct Changeset {
     pub new_payouts: Vec<PayoutRequest>,
     /// Payout updates guarded by the version the caller read (`Conflict("payout")` if stale).
     pub payout_updates: Vec<PayoutUpdate>,
+    /// Deposit accounts to insert with their addresses; an existing (merchant, uuid) fails
+    /// the changeset with `Duplicate("deposit account")`, a used address with
+    /// `Duplicate("address")`.
+    pub new_deposit_accounts: Vec<NewDepositAccount>,
+}
+
+/// A merchant's deposit account: a user of the merchant (`uuid`, the merchant's own id for
+/// it) with one receiving address per chain, paid at any time (Pay Protocol's "recharge").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositAccountRecord {
+    /// Small sequential number, unique across merchants (Pay Protocol's `userId`).
+    pub seq: i64,
+    pub merchant_id: MerchantId,
+    pub uuid: String,
+    pub created_at: OffsetDateTime,
+    /// By chain.
+    pub addresses: Vec<DepositAddressRecord>,
+}
+
+/// One receiving address of a deposit account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositAddressRecord {
+    pub chain: ChainId,
+    pub address: String,
+    pub derivation_index: u32,
+}
+
+/// A deposit account to create (its `seq` is given by the database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDepositAccount {
+    pub merchant_id: MerchantId,
+    pub uuid: String,
+    pub created_at: OffsetDateTime,
+    pub addresses: Vec<DepositAddressRecord>,
+}
+
+/// Filters for a merchant's deposit accounts, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DepositAccountQuery {
+    pub merchant_id: Option<MerchantId>,
+    pub uuid: Option<String>,
+    pub seq: Option<i64>,
+    /// Accounts with an address on this chain.
+    pub chain: Option<ChainId>,
+    pub offset: u32,
+    pub limit: u32,
 }
 
 /// A payout request update guarded by the version the caller read.
@@ -161,6 +208,7 @@ impl Changeset {
             && self.cursor.is_none()
             && self.new_payouts.is_empty()
             && self.payout_updates.is_empty()
+            && self.new_deposit_accounts.is_empty()
     }
 }
 
@@ -578,6 +626,16 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Payment>, StoreError>;
     /// How many payments a merchant has.
     async fn count_merchant_payments(&self, merchant: &MerchantId) -> Result<u64, StoreError>;
+
+    // ---- deposit accounts ------------------------------------------------------------------
+
+    /// Deposit accounts matching `query` (with their addresses), newest first.
+    async fn list_deposit_accounts(
+        &self,
+        query: &DepositAccountQuery,
+    ) -> Result<Vec<DepositAccountRecord>, StoreError>;
+    /// How many deposit accounts match `query` (ignoring its paging).
+    async fn count_deposit_accounts(&self, query: &DepositAccountQuery) -> Result<u64, StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

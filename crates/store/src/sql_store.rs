@@ -514,6 +514,8 @@ enum Kind {
     Cursor,
     Payout,
     PayoutUpdate,
+    DepositAccount,
+    DepositAddress,
 }
 
 impl Kind {
@@ -554,6 +556,8 @@ impl Kind {
             Kind::Cursor => UPSERT_CURSOR,
             Kind::Payout => INSERT_PAYOUT,
             Kind::PayoutUpdate => UPDATE_PAYOUT,
+            Kind::DepositAccount => crate::deposit::INSERT_ACCOUNT,
+            Kind::DepositAddress => crate::deposit::INSERT_ADDRESS,
         }
     }
 
@@ -566,6 +570,10 @@ impl Kind {
                 StoreError::Duplicate("idempotency_key")
             }
             (Kind::Payout, StoreError::Duplicate(_)) => StoreError::Duplicate("payout reference"),
+            (Kind::DepositAccount, StoreError::Duplicate(_)) => {
+                StoreError::Duplicate("deposit account")
+            }
+            (Kind::DepositAddress, StoreError::Duplicate(_)) => StoreError::Duplicate("address"),
             (Kind::Payment, StoreError::Duplicate(_)) => {
                 StoreError::Duplicate("payment (chain, txid, output)")
             }
@@ -748,6 +756,18 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
                 .text(payout.id.as_str())
                 .int(update.expected_version),
         });
+    }
+    for account in &changes.new_deposit_accounts {
+        writes.push(Write {
+            kind: Kind::DepositAccount,
+            query: crate::deposit::insert_account(account),
+        });
+        for query in crate::deposit::insert_addresses(account) {
+            writes.push(Write {
+                kind: Kind::DepositAddress,
+                query,
+            });
+        }
     }
     if let Some(cursor) = &changes.cursor {
         let recent: Vec<serde_json::Value> = cursor
@@ -1669,6 +1689,20 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn set_branding(&self, branding: &crate::BrandingRecord) -> Result<(), StoreError> {
         crate::branding::set(&*self.backend, branding).await
+    }
+
+    async fn list_deposit_accounts(
+        &self,
+        query: &crate::DepositAccountQuery,
+    ) -> Result<Vec<crate::DepositAccountRecord>, StoreError> {
+        crate::deposit::list(&*self.backend, query).await
+    }
+
+    async fn count_deposit_accounts(
+        &self,
+        query: &crate::DepositAccountQuery,
+    ) -> Result<u64, StoreError> {
+        crate::deposit::count(&*self.backend, query).await
     }
 }
 

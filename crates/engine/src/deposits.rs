@@ -1,0 +1,162 @@
+//! Deposit accounts: a merchant's users, each with one static receiving address per chain
+//! where the merchant has a wallet (Pay Protocol's "recharge" users). Addresses come from the
+//! same wallet index counter as orders, so an index is never handed out twice.
+
+use coffer_core::MerchantId;
+use coffer_store::{
+    Changeset, DepositAccountQuery, DepositAccountRecord, DepositAddressRecord, NewDepositAccount,
+    StoreError,
+};
+
+use crate::{ADDRESS_RETRIES, Engine, EngineError};
+
+/// Longest `uuid` (the merchant's own id for its user) accepted.
+pub const MAX_UUID_LEN: usize = 64;
+
+fn check_uuid(uuid: &str) -> Result<&str, EngineError> {
+    let uuid = uuid.trim();
+    if uuid.is_empty() {
+        return Err(EngineError::invalid(
+            "invalid_uuid",
+            "uuid",
+            "uuid is required",
+        ));
+    }
+    if uuid.chars().count() > MAX_UUID_LEN || uuid.chars().any(char::is_control) {
+        return Err(EngineError::invalid(
+            "invalid_uuid",
+            "uuid",
+            format!("uuid must be at most {MAX_UUID_LEN} characters without control characters"),
+        ));
+    }
+    Ok(uuid)
+}
+
+impl Engine {
+    /// Create the deposit account of a merchant's user, or return the existing one for this
+    /// `uuid` (`false`: nothing was created). The account gets one address per chain where the
+    /// merchant has a wallet that this server can derive addresses for.
+    pub async fn create_deposit_account(
+        &self,
+        merchant: &MerchantId,
+        uuid: &str,
+    ) -> Result<(DepositAccountRecord, bool), EngineError> {
+        let uuid = check_uuid(uuid)?;
+        if self.store.get_merchant(merchant).await?.is_none() {
+            return Err(EngineError::NotFound("merchant"));
+        }
+        if let Some(existing) = self.deposit_account(merchant, None, Some(uuid)).await? {
+            return Ok((existing, false));
+        }
+        let wallets = self.store.list_wallets(merchant).await?;
+        let chains: Vec<_> = wallets
+            .iter()
+            .filter_map(|w| self.assets.chain(&w.chain).cloned())
+            .filter(|c| self.derivers.get(c).is_ok())
+            .collect();
+        if chains.is_empty() {
+            return Err(EngineError::invalid(
+                "wallet_not_configured",
+                "uuid",
+                "no wallet is set on any chain: set one with PUT /api/v1/wallets/{chain} first",
+            ));
+        }
+        let now = self.now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut addresses = Vec::with_capacity(chains.len());
+            let mut marks = Vec::with_capacity(chains.len());
+            for chain in &chains {
+                let (allocated, mark) = match self.allocate_address(merchant, chain).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        self.forget_marks(&marks);
+                        return Err(e);
+                    }
+                };
+                addresses.push(DepositAddressRecord {
+                    chain: chain.id.clone(),
+                    address: allocated.address,
+                    derivation_index: mark.index,
+                });
+                marks.push(mark);
+            }
+            let changes = Changeset {
+                new_deposit_accounts: vec![NewDepositAccount {
+                    merchant_id: merchant.clone(),
+                    uuid: uuid.to_owned(),
+                    created_at: now,
+                    addresses,
+                }],
+                wallet_marks: marks.clone(),
+                ..Changeset::default()
+            };
+            match self.store.commit(changes).await {
+                Ok(()) => {
+                    let created = self
+                        .deposit_account(merchant, None, Some(uuid))
+                        .await?
+                        .ok_or(EngineError::NotFound("deposit account"))?;
+                    return Ok((created, true));
+                }
+                // Lost a race with the same request: answer like the replay it is.
+                Err(StoreError::Duplicate("deposit account")) => {
+                    self.forget_marks(&marks);
+                    let existing = self
+                        .deposit_account(merchant, None, Some(uuid))
+                        .await?
+                        .ok_or(EngineError::NotFound("deposit account"))?;
+                    return Ok((existing, false));
+                }
+                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                    self.forget_marks(&marks);
+                    if attempt >= ADDRESS_RETRIES {
+                        return Err(e.into());
+                    }
+                }
+                Err(e) => {
+                    self.forget_marks(&marks);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// A merchant's deposit account by its number or its `uuid` (both must match when both
+    /// are given); another merchant's is `None`.
+    pub async fn deposit_account(
+        &self,
+        merchant: &MerchantId,
+        seq: Option<i64>,
+        uuid: Option<&str>,
+    ) -> Result<Option<DepositAccountRecord>, EngineError> {
+        let query = DepositAccountQuery {
+            merchant_id: Some(merchant.clone()),
+            uuid: uuid.map(|u| u.trim().to_owned()),
+            seq,
+            chain: None,
+            offset: 0,
+            limit: 1,
+        };
+        Ok(self
+            .store
+            .list_deposit_accounts(&query)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// A page of a merchant's deposit accounts (newest first) and how many match in all. The
+    /// query is always scoped to `merchant`.
+    pub async fn list_deposit_accounts(
+        &self,
+        merchant: &MerchantId,
+        mut query: DepositAccountQuery,
+    ) -> Result<(Vec<DepositAccountRecord>, u64), EngineError> {
+        query.merchant_id = Some(merchant.clone());
+        let items = self.store.list_deposit_accounts(&query).await?;
+        let count = self.store.count_deposit_accounts(&query).await?;
+        Ok((items, count))
+    }
+}

@@ -1,0 +1,209 @@
+//! Deposit accounts (Pay Protocol's recharge users) on real databases: idempotent per
+//! (merchant, uuid) even under concurrent requests, one address per chain from the wallet's
+//! index counter shared with orders, merchants isolated.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
+};
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
+    SystemClock,
+};
+use coffer_store::DepositAccountQuery;
+use coffer_testkit::{TestDb, both_backends};
+
+struct Deriver;
+
+impl AddressDeriver for Deriver {
+    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
+        Ok(d.to_owned())
+    }
+    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: format!("{d}-{index}"),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+fn engine(db: &TestDb) -> Engine {
+    let chain = |id: &str, evm: u64| Chain {
+        id: ChainId::parse(id).unwrap(),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: id.into(),
+        confirmations: 1,
+        evm_chain_id: Some(evm),
+    };
+    let usdt = |c: &str| Asset {
+        id: AssetId::from_str(&format!("{c}:USDT")).unwrap(),
+        kind: AssetKind::Token {
+            contract: format!("0x{c}"),
+        },
+        decimals: Decimals::new(6).unwrap(),
+        display_decimals: 6,
+        usd_stablecoin: true,
+    };
+    let assets = AssetRegistry::new(
+        vec![chain("bsc", 56), chain("ethereum", 1)],
+        vec![usdt("bsc"), usdt("ethereum")],
+    )
+    .unwrap();
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(FixedRates::new()),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
+
+async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
+    let e = engine(db);
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    // no wallet: refused, nothing written
+    let err = e.create_deposit_account(&m.id, "U1").await.unwrap_err();
+    assert_eq!(err.code(), "wallet_not_configured");
+    let (_, n) = e
+        .list_deposit_accounts(&m.id, DepositAccountQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    e.set_wallet(&m.id, "bsc", "b").await.unwrap();
+    e.set_wallet(&m.id, "ethereum", "e").await.unwrap();
+
+    // the same uuid requested concurrently: one account, every caller gets it
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (e, m) = (e.clone(), m.id.clone());
+        tasks.push(tokio::spawn(async move {
+            e.create_deposit_account(&m, " U1 ").await.unwrap()
+        }));
+    }
+    let mut seqs = HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (account, new) = t.await.unwrap();
+        created += usize::from(new);
+        seqs.insert(account.seq);
+        assert_eq!(account.uuid, "U1");
+        assert_eq!(account.addresses.len(), 2, "{account:?}");
+    }
+    assert_eq!(created, 1);
+    assert_eq!(seqs.len(), 1);
+    let first = e
+        .deposit_account(&m.id, None, Some("U1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let chains: Vec<&str> = first.addresses.iter().map(|a| a.chain.as_str()).collect();
+    assert_eq!(chains, ["bsc", "ethereum"]);
+    for a in &first.addresses {
+        assert_eq!(
+            a.address,
+            format!("{}-{}", &a.chain.as_str()[..1], a.derivation_index)
+        );
+    }
+
+    // a second user and an order: every index on a chain is used once
+    let (second, new) = e.create_deposit_account(&m.id, "U2").await.unwrap();
+    assert!(new);
+    assert!(second.seq > first.seq);
+    let order = e
+        .create_order(
+            &m.id,
+            coffer_engine::NewOrder {
+                amount: rust_decimal::Decimal::ONE,
+                currency: "USD".into(),
+                asset: Some(AssetId::from_str("bsc:USDT").unwrap()),
+                fixed_stablecoin_rate: true,
+                dialect: "native".into(),
+                ..coffer_engine::NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    let order_index = order
+        .target
+        .as_ref()
+        .unwrap()
+        .derivation
+        .as_ref()
+        .unwrap()
+        .index;
+    let mut bsc = HashSet::new();
+    for account in [&first, &second] {
+        for a in &account.addresses {
+            if a.chain.as_str() == "bsc" {
+                assert!(bsc.insert(a.derivation_index));
+            }
+        }
+    }
+    assert!(bsc.insert(order_index), "{bsc:?} {order_index}");
+    let wallet = e
+        .store
+        .get_wallet(&m.id, &ChainId::parse("bsc").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(wallet.next_index > *bsc.iter().max().unwrap());
+
+    // lookups: by number, by uuid, both; other merchants see nothing
+    let by_seq = e
+        .deposit_account(&m.id, Some(first.seq), None)
+        .await
+        .unwrap();
+    assert_eq!(by_seq.as_ref(), Some(&first));
+    assert!(
+        e.deposit_account(&m.id, Some(first.seq), Some("U2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (other, _) = e.create_merchant("Other").await.unwrap();
+    assert!(
+        e.deposit_account(&other.id, Some(first.seq), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (items, n) = e
+        .list_deposit_accounts(&other.id, DepositAccountQuery::default())
+        .await
+        .unwrap();
+    assert_eq!((items.len(), n), (0, 0));
+    let (items, n) = e
+        .list_deposit_accounts(
+            &m.id,
+            DepositAccountQuery {
+                limit: 1,
+                ..DepositAccountQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(items, vec![second.clone()]);
+
+    // bad uuids
+    for bad in ["", "   ", &"x".repeat(65), "a\u{0}b"] {
+        let err = e.create_deposit_account(&m.id, bad).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_uuid", "{bad:?}");
+    }
+}
+
+both_backends! {
+    accounts => accounts_are_idempotent_and_share_the_index_counter;
+}
