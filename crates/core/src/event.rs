@@ -29,10 +29,13 @@ pub enum EventType {
     RefundRequested,
     WithdrawalRequested,
     WithdrawalUpdated,
+    DepositDetected,
+    DepositConfirmed,
+    DepositReversed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 21] = [
         EventType::OrderCreated,
         EventType::OrderProcessing,
         EventType::OrderSettled,
@@ -51,6 +54,9 @@ impl EventType {
         EventType::RefundRequested,
         EventType::WithdrawalRequested,
         EventType::WithdrawalUpdated,
+        EventType::DepositDetected,
+        EventType::DepositConfirmed,
+        EventType::DepositReversed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +79,9 @@ impl EventType {
             EventType::RefundRequested => "refund.requested",
             EventType::WithdrawalRequested => "withdrawal.requested",
             EventType::WithdrawalUpdated => "withdrawal.updated",
+            EventType::DepositDetected => "deposit.detected",
+            EventType::DepositConfirmed => "deposit.confirmed",
+            EventType::DepositReversed => "deposit.reversed",
         }
     }
 

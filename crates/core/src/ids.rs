@@ -107,6 +107,9 @@ typed_id!(
     /// A payout request (refund or withdrawal) awaiting the merchant's approval.
     PayoutId, "pout_", "payout");
 typed_id!(
+    /// A payment received at a deposit account's address (Pay Protocol's "recharge").
+    DepositId, "dep_", "deposit");
+typed_id!(
     /// One event's delivery to one destination (webhook endpoint or order callback URL).
     DeliveryId, "dlv_", "delivery");
 

@@ -4,6 +4,7 @@
 //! function.
 
 pub mod asset;
+pub mod deposit;
 pub mod event;
 pub mod fiat;
 pub mod gap;
@@ -17,9 +18,11 @@ pub mod state;
 pub mod uri;
 
 pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
+pub use deposit::{Deposit, TransferNews, transfer_news};
 pub use event::{Event, EventType};
 pub use ids::{
-    CheckoutToken, DeliveryId, EventId, KeyId, MerchantId, OrderId, PaymentId, PayoutId, WebhookId,
+    CheckoutToken, DeliveryId, DepositId, EventId, KeyId, MerchantId, OrderId, PaymentId, PayoutId,
+    WebhookId,
 };
 pub use merchant::{ApiCredential, Merchant, Scope};
 pub use money::{BaseUnits, Decimals, MoneyError, Price, Rounding};

@@ -33,7 +33,10 @@ pub(crate) async fn create(
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .ok_or_else(|| PpError::bad("uuid is required"))?;
-    let (account, _) = api.engine.create_deposit_account(&m, uuid).await?;
+    let (account, _) = api
+        .engine
+        .create_deposit_account(&m, crate::DIALECT, uuid)
+        .await?;
     Ok(ok(json!(account.seq)))
 }
 

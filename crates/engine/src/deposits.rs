@@ -39,6 +39,7 @@ impl Engine {
     pub async fn create_deposit_account(
         &self,
         merchant: &MerchantId,
+        dialect: &str,
         uuid: &str,
     ) -> Result<(DepositAccountRecord, bool), EngineError> {
         let uuid = check_uuid(uuid)?;
@@ -86,6 +87,7 @@ impl Engine {
                 new_deposit_accounts: vec![NewDepositAccount {
                     merchant_id: merchant.clone(),
                     uuid: uuid.to_owned(),
+                    dialect: dialect.to_owned(),
                     created_at: now,
                     addresses,
                 }],

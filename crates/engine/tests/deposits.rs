@@ -73,7 +73,10 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     let e = engine(db);
     let (m, _) = e.create_merchant("Shop").await.unwrap();
     // no wallet: refused, nothing written
-    let err = e.create_deposit_account(&m.id, "U1").await.unwrap_err();
+    let err = e
+        .create_deposit_account(&m.id, "payprotocol", "U1")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "wallet_not_configured");
     let (_, n) = e
         .list_deposit_accounts(&m.id, DepositAccountQuery::default())
@@ -88,7 +91,9 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     for _ in 0..8 {
         let (e, m) = (e.clone(), m.id.clone());
         tasks.push(tokio::spawn(async move {
-            e.create_deposit_account(&m, " U1 ").await.unwrap()
+            e.create_deposit_account(&m, "payprotocol", " U1 ")
+                .await
+                .unwrap()
         }));
     }
     let mut seqs = HashSet::new();
@@ -117,7 +122,10 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     }
 
     // a second user and an order: every index on a chain is used once
-    let (second, new) = e.create_deposit_account(&m.id, "U2").await.unwrap();
+    let (second, new) = e
+        .create_deposit_account(&m.id, "payprotocol", "U2")
+        .await
+        .unwrap();
     assert!(new);
     assert!(second.seq > first.seq);
     let order = e
@@ -199,7 +207,10 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
 
     // bad uuids
     for bad in ["", "   ", &"x".repeat(65), "a\u{0}b"] {
-        let err = e.create_deposit_account(&m.id, bad).await.unwrap_err();
+        let err = e
+            .create_deposit_account(&m.id, "payprotocol", bad)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "invalid_uuid", "{bad:?}");
     }
 }

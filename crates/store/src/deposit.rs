@@ -1,16 +1,19 @@
 //! Deposit accounts (migration 0014): a merchant's users, each with one receiving address per
-//! chain (Pay Protocol's "recharge" users).
+//! chain (Pay Protocol's "recharge" users), and the deposits received at those addresses.
 
-use coffer_core::{ChainId, MerchantId};
+use std::collections::BTreeMap;
+
+use coffer_core::{ChainId, Deposit, MerchantId, PaymentStatus};
 
 use crate::backend::{Backend, Query, RowExt};
-use crate::codec::{from_ms, ms};
+use crate::codec::{from_ms, ms, opt_ms};
 use crate::{
-    DepositAccountQuery, DepositAccountRecord, DepositAddressRecord, NewDepositAccount, StoreError,
+    DepositAccountQuery, DepositAccountRecord, DepositAddressOwner, DepositAddressRecord,
+    DepositQuery, NewDepositAccount, StoreError,
 };
 
 pub(crate) const INSERT_ACCOUNT: &str =
-    "INSERT INTO deposit_accounts (merchant_id, uuid, created_at) VALUES ($1, $2, $3)";
+    "INSERT INTO deposit_accounts (merchant_id, uuid, dialect, created_at) VALUES ($1, $2, $3, $4)";
 
 pub(crate) const INSERT_ADDRESS: &str = "INSERT INTO deposit_addresses (chain, address, \
      merchant_id, uuid, derivation_index, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -25,6 +28,7 @@ pub(crate) fn insert_account(account: &NewDepositAccount) -> Query {
     Query::new(INSERT_ACCOUNT)
         .text(account.merchant_id.as_str())
         .text(account.uuid.clone())
+        .text(account.dialect.clone())
         .int(ms(account.created_at))
 }
 
@@ -63,7 +67,7 @@ pub(crate) async fn list<B: Backend>(
     query: &DepositAccountQuery,
 ) -> Result<Vec<DepositAccountRecord>, StoreError> {
     let sql = format!(
-        "SELECT a.seq, a.merchant_id, a.uuid, a.created_at FROM deposit_accounts a{FILTER} \
+        "SELECT a.seq, a.merchant_id, a.uuid, a.dialect, a.created_at FROM deposit_accounts a{FILTER} \
          ORDER BY a.seq DESC LIMIT $5 OFFSET $6"
     );
     let q = filtered(sql, query)
@@ -96,6 +100,7 @@ pub(crate) async fn list<B: Backend>(
             seq: row.int("seq")?,
             merchant_id,
             uuid,
+            dialect: row.text("dialect")?,
             created_at: from_ms("deposit_accounts.created_at", row.int("created_at")?)?,
             addresses,
         });
@@ -113,4 +118,296 @@ pub(crate) async fn count<B: Backend>(
         Some(r) => Ok(u64::try_from(r.int("n")?).unwrap_or(0)),
         None => Ok(0),
     }
+}
+
+// ---- deposits ------------------------------------------------------------------------------
+
+// Identity columns never change; a rescan or reorg updates where and how confirmed it is.
+pub(crate) const UPSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, account_uuid, \
+     account_seq, dialect, chain, asset, amount, txid, output_index, from_address, to_address, \
+     derivation_index, block_height, block_hash, confirmations, status, occurred_at, \
+     detected_at, confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+     ON CONFLICT (id) DO UPDATE SET block_height = excluded.block_height, \
+     block_hash = excluded.block_hash, confirmations = excluded.confirmations, \
+     status = excluded.status, confirmed_at = excluded.confirmed_at, \
+     updated_at = excluded.updated_at";
+
+const DEPOSIT_COLUMNS: &str = "SELECT seq, id, merchant_id, account_uuid, account_seq, dialect, \
+     asset, amount, txid, output_index, from_address, to_address, derivation_index, \
+     block_height, block_hash, confirmations, status, occurred_at, detected_at, confirmed_at, \
+     updated_at FROM deposits";
+
+const DEPOSIT_FILTER: &str = " WHERE ($1 IS NULL OR merchant_id = $1) \
+       AND ($2 IS NULL OR account_seq = $2) \
+       AND ($3 IS NULL OR account_uuid = $3) \
+       AND ($4 IS NULL OR chain = $4) \
+       AND ($5 IS NULL OR status = $5)";
+
+pub(crate) fn upsert(d: &Deposit) -> Query {
+    let opt_u64 = |v: Option<u64>| v.map(|h| i64::try_from(h).unwrap_or(i64::MAX));
+    Query::new(UPSERT_DEPOSIT)
+        .text(d.id.as_str())
+        .text(d.merchant_id.as_str())
+        .text(d.account_uuid.clone())
+        .int(d.account_seq)
+        .text(d.dialect.clone())
+        .text(d.asset.chain().as_str())
+        .text(d.asset.to_string())
+        .text(d.amount.to_string())
+        .text(d.txid.clone())
+        .int(i64::from(d.output_index))
+        .opt_text(d.from_address.clone())
+        .text(d.to_address.clone())
+        .int(i64::from(d.derivation_index))
+        .opt_int(opt_u64(d.block_height))
+        .opt_text(d.block_hash.clone())
+        .int(i64::from(d.confirmations))
+        .text(d.status.as_str())
+        .int(ms(d.occurred_at))
+        .int(ms(d.detected_at))
+        .opt_int(opt_ms(d.confirmed_at))
+        .int(ms(d.updated_at))
+}
+
+fn deposit_from_row(row: &impl RowExt) -> Result<Deposit, StoreError> {
+    let to_u32 = |col: &str, v: i64| u32::try_from(v).map_err(|e| corrupt(col, e));
+    let status = row.text("status")?;
+    let opt_time = |col: &str| -> Result<Option<time::OffsetDateTime>, StoreError> {
+        row.opt_int(col)?.map(|v| from_ms(col, v)).transpose()
+    };
+    Ok(Deposit {
+        id: row
+            .text("id")?
+            .parse()
+            .map_err(|e| corrupt("deposits.id", e))?,
+        seq: row.int("seq")?,
+        merchant_id: row
+            .text("merchant_id")?
+            .parse()
+            .map_err(|e| corrupt("deposits.merchant_id", e))?,
+        account_uuid: row.text("account_uuid")?,
+        account_seq: row.int("account_seq")?,
+        dialect: row.text("dialect")?,
+        asset: row
+            .text("asset")?
+            .parse()
+            .map_err(|e| corrupt("deposits.asset", e))?,
+        amount: row
+            .text("amount")?
+            .parse()
+            .map_err(|e| corrupt("deposits.amount", e))?,
+        txid: row.text("txid")?,
+        output_index: to_u32("deposits.output_index", row.int("output_index")?)?,
+        from_address: row.opt_text("from_address")?,
+        to_address: row.text("to_address")?,
+        derivation_index: to_u32("deposits.derivation_index", row.int("derivation_index")?)?,
+        block_height: row
+            .opt_int("block_height")?
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|e| corrupt("deposits.block_height", e))?,
+        block_hash: row.opt_text("block_hash")?,
+        confirmations: to_u32("deposits.confirmations", row.int("confirmations")?)?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| corrupt("deposits.status", status))?,
+        occurred_at: from_ms("deposits.occurred_at", row.int("occurred_at")?)?,
+        detected_at: from_ms("deposits.detected_at", row.int("detected_at")?)?,
+        confirmed_at: opt_time("confirmed_at")?,
+        updated_at: from_ms("deposits.updated_at", row.int("updated_at")?)?,
+    })
+}
+
+fn owned(sql: String) -> Query {
+    Query {
+        sql: std::borrow::Cow::Owned(sql),
+        args: Vec::new(),
+    }
+}
+
+fn deposit_filtered(sql: String, q: &DepositQuery) -> Query {
+    owned(sql)
+        .opt_text(q.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
+        .opt_int(q.account_seq)
+        .opt_text(q.account_uuid.clone())
+        .opt_text(q.chain.as_ref().map(|c| c.as_str().to_owned()))
+        .opt_text(q.status.map(|s| s.as_str().to_owned()))
+}
+
+pub(crate) async fn list_deposits<B: Backend>(
+    backend: &B,
+    q: &DepositQuery,
+) -> Result<Vec<Deposit>, StoreError> {
+    let sql = format!("{DEPOSIT_COLUMNS}{DEPOSIT_FILTER} ORDER BY seq DESC LIMIT $6 OFFSET $7");
+    let query = deposit_filtered(sql, q)
+        .int(i64::from(q.limit.clamp(1, crate::sql_store::MAX_PAGE)))
+        .int(i64::from(q.offset));
+    backend
+        .fetch(query)
+        .await?
+        .iter()
+        .map(deposit_from_row)
+        .collect()
+}
+
+pub(crate) async fn count_deposits<B: Backend>(
+    backend: &B,
+    q: &DepositQuery,
+) -> Result<u64, StoreError> {
+    let sql = format!("SELECT COUNT(*) AS n FROM deposits{DEPOSIT_FILTER}");
+    let rows = backend.fetch(deposit_filtered(sql, q)).await?;
+    match rows.first() {
+        Some(r) => Ok(u64::try_from(r.int("n")?).unwrap_or(0)),
+        None => Ok(0),
+    }
+}
+
+/// One deposit by id or number, optionally scoped to a merchant.
+pub(crate) async fn get_deposit<B: Backend>(
+    backend: &B,
+    merchant: Option<&MerchantId>,
+    id: Option<&coffer_core::DepositId>,
+    seq: Option<i64>,
+) -> Result<Option<Deposit>, StoreError> {
+    let sql = format!(
+        "{DEPOSIT_COLUMNS} WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR id = $2) \
+         AND ($3 IS NULL OR seq = $3) AND ($2 IS NOT NULL OR $3 IS NOT NULL)"
+    );
+    let query = owned(sql)
+        .opt_text(merchant.map(|m| m.as_str().to_owned()))
+        .opt_text(id.map(|i| i.as_str().to_owned()))
+        .opt_int(seq);
+    backend
+        .fetch(query)
+        .await?
+        .first()
+        .map(deposit_from_row)
+        .transpose()
+}
+
+/// The deposit of one transfer (chain + txid + output index + asset), if recorded.
+pub(crate) async fn find_transfer<B: Backend>(
+    backend: &B,
+    chain: &ChainId,
+    txid: &str,
+    output_index: u32,
+    asset: &coffer_core::AssetId,
+) -> Result<Option<Deposit>, StoreError> {
+    let sql = format!(
+        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND txid = $2 AND output_index = $3 AND asset = $4"
+    );
+    let query = owned(sql)
+        .text(chain.as_str())
+        .text(txid)
+        .int(i64::from(output_index))
+        .text(asset.to_string());
+    backend
+        .fetch(query)
+        .await?
+        .first()
+        .map(deposit_from_row)
+        .transpose()
+}
+
+/// Deposits whose confirmations may still change or that a reorg from `from_height` removes.
+pub(crate) async fn open_deposits<B: Backend>(
+    backend: &B,
+    chain: &ChainId,
+    from_height: u64,
+) -> Result<Vec<Deposit>, StoreError> {
+    let sql = format!(
+        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND status <> 'reversed' \
+         AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
+         ORDER BY seq"
+    );
+    let query = owned(sql)
+        .text(chain.as_str())
+        .int(i64::try_from(from_height).unwrap_or(i64::MAX));
+    backend
+        .fetch(query)
+        .await?
+        .iter()
+        .map(deposit_from_row)
+        .collect()
+}
+
+/// The account a deposit address belongs to.
+pub(crate) async fn address_owner<B: Backend>(
+    backend: &B,
+    chain: &ChainId,
+    address: &str,
+) -> Result<Option<DepositAddressOwner>, StoreError> {
+    let query = Query::new(
+        "SELECT a.seq, a.merchant_id, a.uuid, a.dialect, d.derivation_index \
+         FROM deposit_addresses d JOIN deposit_accounts a \
+         ON a.merchant_id = d.merchant_id AND a.uuid = d.uuid \
+         WHERE d.chain = $1 AND d.address = $2",
+    )
+    .text(chain.as_str())
+    .text(address);
+    let rows = backend.fetch(query).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(DepositAddressOwner {
+        merchant_id: row
+            .text("merchant_id")?
+            .parse()
+            .map_err(|e| corrupt("deposit_accounts.merchant_id", e))?,
+        account_uuid: row.text("uuid")?,
+        account_seq: row.int("seq")?,
+        dialect: row.text("dialect")?,
+        derivation_index: u32::try_from(row.int("derivation_index")?)
+            .map_err(|e| corrupt("deposit_addresses.derivation_index", e))?,
+    }))
+}
+
+// ---- dialect settings ------------------------------------------------------------------------
+
+pub(crate) async fn dialect_settings<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    dialect: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let query = Query::new(
+        "SELECT name, value FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2",
+    )
+    .text(merchant.as_str())
+    .text(dialect);
+    let mut out = BTreeMap::new();
+    for row in backend.fetch(query).await? {
+        out.insert(row.text("name")?, row.text("value")?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn set_dialect_setting<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    dialect: &str,
+    name: &str,
+    value: Option<&str>,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let query = match value {
+        Some(v) => Query::new(
+            "INSERT INTO dialect_settings (merchant_id, dialect, name, value, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dialect, name) \
+             DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .text(merchant.as_str())
+        .text(dialect)
+        .text(name)
+        .text(v)
+        .int(ms(at)),
+        None => Query::new(
+            "DELETE FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2 AND name = $3",
+        )
+        .text(merchant.as_str())
+        .text(dialect)
+        .text(name),
+    };
+    let mut tx = backend.begin().await?;
+    B::execute(&mut tx, query).await?;
+    B::commit(tx).await?;
+    Ok(())
 }

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::{
-    ApiCredential, AssetId, ChainId, DeliveryId, Event, EventId, EventType, KeyId, Merchant,
-    MerchantId, Order, OrderId, OrderStatus, Payment, PayoutId, PayoutKind, PayoutRequest,
-    PayoutStatus, TimelineEntry, WebhookId,
+    ApiCredential, AssetId, ChainId, DeliveryId, Deposit, DepositId, Event, EventId, EventType,
+    KeyId, Merchant, MerchantId, Order, OrderId, OrderStatus, Payment, PaymentStatus, PayoutId,
+    PayoutKind, PayoutRequest, PayoutStatus, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 
@@ -115,6 +115,8 @@ pub struct Changeset {
     /// the changeset with `Duplicate("deposit account")`, a used address with
     /// `Duplicate("address")`.
     pub new_deposit_accounts: Vec<NewDepositAccount>,
+    /// Deposits to insert or update (keyed by id; identity columns never change).
+    pub deposits: Vec<Deposit>,
 }
 
 /// A merchant's deposit account: a user of the merchant (`uuid`, the merchant's own id for
@@ -125,6 +127,8 @@ pub struct DepositAccountRecord {
     pub seq: i64,
     pub merchant_id: MerchantId,
     pub uuid: String,
+    /// The API that created it (`payprotocol`): the format of its deposits' callbacks.
+    pub dialect: String,
     pub created_at: OffsetDateTime,
     /// By chain.
     pub addresses: Vec<DepositAddressRecord>,
@@ -143,8 +147,31 @@ pub struct DepositAddressRecord {
 pub struct NewDepositAccount {
     pub merchant_id: MerchantId,
     pub uuid: String,
+    pub dialect: String,
     pub created_at: OffsetDateTime,
     pub addresses: Vec<DepositAddressRecord>,
+}
+
+/// Whose a deposit address is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositAddressOwner {
+    pub merchant_id: MerchantId,
+    pub account_uuid: String,
+    pub account_seq: i64,
+    pub dialect: String,
+    pub derivation_index: u32,
+}
+
+/// Filters for deposits, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct DepositQuery {
+    pub merchant_id: Option<MerchantId>,
+    pub account_seq: Option<i64>,
+    pub account_uuid: Option<String>,
+    pub chain: Option<ChainId>,
+    pub status: Option<PaymentStatus>,
+    pub offset: u32,
+    pub limit: u32,
 }
 
 /// Filters for a merchant's deposit accounts, newest first.
@@ -209,6 +236,7 @@ impl Changeset {
             && self.new_payouts.is_empty()
             && self.payout_updates.is_empty()
             && self.new_deposit_accounts.is_empty()
+            && self.deposits.is_empty()
     }
 }
 
@@ -223,17 +251,22 @@ pub struct ChainCursor {
     pub updated_at: OffsetDateTime,
 }
 
-/// An address a chain watcher must look for, and the order it belongs to.
+/// An address a chain watcher must look for: an order's, or a deposit account's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedAddress {
     pub address: String,
-    pub order_id: OrderId,
+    /// The order it belongs to; `None` for a deposit account's standing address.
+    pub order_id: Option<OrderId>,
     /// The order's current asset (a watcher can skip work no order needs, e.g. native
-    /// transfers when every watched order wants a token).
+    /// transfers when every watched order wants a token); `None` for any asset.
     pub asset: Option<AssetId>,
-    /// The end of the order's monitoring window.
+    /// The end of the order's monitoring window ([`DEPOSIT_WATCH_UNTIL`] for deposit
+    /// addresses, which never close).
     pub monitor_until: OffsetDateTime,
 }
+
+/// How long a deposit address is watched: as long as the account exists (year 9999).
+pub const DEPOSIT_WATCH_UNTIL_MS: i64 = 253_402_300_799_000;
 
 /// Stable position in the order list: newest first, ties broken by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -636,6 +669,56 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<DepositAccountRecord>, StoreError>;
     /// How many deposit accounts match `query` (ignoring its paging).
     async fn count_deposit_accounts(&self, query: &DepositAccountQuery) -> Result<u64, StoreError>;
+    /// Whose deposit address `address` on `chain` is (`None`: not a deposit address).
+    async fn deposit_address_owner(
+        &self,
+        chain: &ChainId,
+        address: &str,
+    ) -> Result<Option<DepositAddressOwner>, StoreError>;
+    /// The deposit recorded for one transfer (chain, txid, output index, asset).
+    async fn deposit_for_transfer(
+        &self,
+        chain: &ChainId,
+        txid: &str,
+        output_index: u32,
+        asset: &AssetId,
+    ) -> Result<Option<Deposit>, StoreError>;
+    /// Deposits whose confirmations may change or that a reorg from `from_height` removes.
+    async fn open_deposits(
+        &self,
+        chain: &ChainId,
+        from_height: u64,
+    ) -> Result<Vec<Deposit>, StoreError>;
+    /// A deposit by id or by number (`None` for both: `None`); with `merchant`, only that
+    /// merchant's.
+    async fn get_deposit(
+        &self,
+        merchant: Option<&MerchantId>,
+        id: Option<&DepositId>,
+        seq: Option<i64>,
+    ) -> Result<Option<Deposit>, StoreError>;
+    /// Deposits matching `query`, newest first.
+    async fn list_deposits(&self, query: &DepositQuery) -> Result<Vec<Deposit>, StoreError>;
+    /// How many deposits match `query` (ignoring its paging).
+    async fn count_deposits(&self, query: &DepositQuery) -> Result<u64, StoreError>;
+
+    // ---- dialect settings ------------------------------------------------------------------
+
+    /// A merchant's settings of one dialect (name → value).
+    async fn dialect_settings(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError>;
+    /// Set (`Some`) or clear (`None`) one setting.
+    async fn set_dialect_setting(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        name: &str,
+        value: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Open the configured database: PostgreSQL when `database_url` is given, otherwise the

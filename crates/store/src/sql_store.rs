@@ -356,14 +356,19 @@ const UPSERT_CURSOR: &str = "INSERT INTO chain_cursors (chain, height, hash, rec
 const SELECT_CURSOR: &str =
     "SELECT chain, height, hash, recent, updated_at FROM chain_cursors WHERE chain = $1";
 
+// Deposit addresses never close: they are listed with no order, any asset, and a window
+// ending in year 9999 ($3 in the full list, $4 since a time).
 const SELECT_WATCHED: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM order_addresses a \
-     JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2";
+     JOIN orders o ON o.id = a.order_id WHERE a.chain = $1 AND o.monitor_until > $2 \
+     UNION ALL SELECT d.address, NULL, NULL, $3 FROM deposit_addresses d WHERE d.chain = $1";
 
 // CROSS JOIN makes SQLite walk the few recently updated orders (orders_updated) and look up
 // their addresses, rather than every address of the chain; PostgreSQL plans it as any join.
 const SELECT_WATCHED_SINCE: &str = "SELECT a.address, a.order_id, o.asset, o.monitor_until FROM orders o \
      CROSS JOIN order_addresses a \
-     WHERE a.order_id = o.id AND o.updated_at >= $3 AND a.chain = $1 AND o.monitor_until > $2";
+     WHERE a.order_id = o.id AND o.updated_at >= $3 AND a.chain = $1 AND o.monitor_until > $2 \
+     UNION ALL SELECT d.address, NULL, NULL, $4 FROM deposit_addresses d \
+     WHERE d.chain = $1 AND d.created_at >= $3";
 
 const SELECT_ORDERS_BY_ADDRESS: &str = "SELECT id, merchant_id, order_no, checkout_token, status, reason, amount, currency, \
      fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
@@ -473,8 +478,9 @@ fn watched_from_row<R: RowExt>(row: &R) -> Result<WatchedAddress, StoreError> {
     Ok(WatchedAddress {
         address: row.text("address")?,
         order_id: row
-            .text("order_id")?
-            .parse()
+            .opt_text("order_id")?
+            .map(|id| id.parse())
+            .transpose()
             .map_err(|e| StoreError::Corrupt {
                 column: "order_addresses.order_id".into(),
                 detail: format!("{e}"),
@@ -516,6 +522,7 @@ enum Kind {
     PayoutUpdate,
     DepositAccount,
     DepositAddress,
+    Deposit,
 }
 
 impl Kind {
@@ -558,6 +565,7 @@ impl Kind {
             Kind::PayoutUpdate => UPDATE_PAYOUT,
             Kind::DepositAccount => crate::deposit::INSERT_ACCOUNT,
             Kind::DepositAddress => crate::deposit::INSERT_ADDRESS,
+            Kind::Deposit => crate::deposit::UPSERT_DEPOSIT,
         }
     }
 
@@ -574,6 +582,9 @@ impl Kind {
                 StoreError::Duplicate("deposit account")
             }
             (Kind::DepositAddress, StoreError::Duplicate(_)) => StoreError::Duplicate("address"),
+            (Kind::Deposit, StoreError::Duplicate(_)) => {
+                StoreError::Duplicate("deposit (chain, txid, output, asset)")
+            }
             (Kind::Payment, StoreError::Duplicate(_)) => {
                 StoreError::Duplicate("payment (chain, txid, output)")
             }
@@ -768,6 +779,12 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
                 query,
             });
         }
+    }
+    for deposit in &changes.deposits {
+        writes.push(Write {
+            kind: Kind::Deposit,
+            query: crate::deposit::upsert(deposit),
+        });
     }
     if let Some(cursor) = &changes.cursor {
         let recent: Vec<serde_json::Value> = cursor
@@ -1321,7 +1338,10 @@ impl<B: Backend> Store for SqlStore<B> {
         chain: &ChainId,
         now: OffsetDateTime,
     ) -> Result<Vec<WatchedAddress>, StoreError> {
-        let q = Query::new(SELECT_WATCHED).text(chain.as_str()).int(ms(now));
+        let q = Query::new(SELECT_WATCHED)
+            .text(chain.as_str())
+            .int(ms(now))
+            .int(crate::DEPOSIT_WATCH_UNTIL_MS);
         rows(self.backend.fetch(q).await?, watched_from_row)
     }
 
@@ -1334,7 +1354,8 @@ impl<B: Backend> Store for SqlStore<B> {
         let q = Query::new(SELECT_WATCHED_SINCE)
             .text(chain.as_str())
             .int(ms(now))
-            .int(ms(since));
+            .int(ms(since))
+            .int(crate::DEPOSIT_WATCH_UNTIL_MS);
         rows(self.backend.fetch(q).await?, watched_from_row)
     }
 
@@ -1703,6 +1724,72 @@ impl<B: Backend> Store for SqlStore<B> {
         query: &crate::DepositAccountQuery,
     ) -> Result<u64, StoreError> {
         crate::deposit::count(&*self.backend, query).await
+    }
+
+    async fn deposit_address_owner(
+        &self,
+        chain: &ChainId,
+        address: &str,
+    ) -> Result<Option<crate::DepositAddressOwner>, StoreError> {
+        crate::deposit::address_owner(&*self.backend, chain, address).await
+    }
+
+    async fn deposit_for_transfer(
+        &self,
+        chain: &ChainId,
+        txid: &str,
+        output_index: u32,
+        asset: &coffer_core::AssetId,
+    ) -> Result<Option<coffer_core::Deposit>, StoreError> {
+        crate::deposit::find_transfer(&*self.backend, chain, txid, output_index, asset).await
+    }
+
+    async fn open_deposits(
+        &self,
+        chain: &ChainId,
+        from_height: u64,
+    ) -> Result<Vec<coffer_core::Deposit>, StoreError> {
+        crate::deposit::open_deposits(&*self.backend, chain, from_height).await
+    }
+
+    async fn get_deposit(
+        &self,
+        merchant: Option<&MerchantId>,
+        id: Option<&coffer_core::DepositId>,
+        seq: Option<i64>,
+    ) -> Result<Option<coffer_core::Deposit>, StoreError> {
+        crate::deposit::get_deposit(&*self.backend, merchant, id, seq).await
+    }
+
+    async fn list_deposits(
+        &self,
+        query: &crate::DepositQuery,
+    ) -> Result<Vec<coffer_core::Deposit>, StoreError> {
+        crate::deposit::list_deposits(&*self.backend, query).await
+    }
+
+    async fn count_deposits(&self, query: &crate::DepositQuery) -> Result<u64, StoreError> {
+        crate::deposit::count_deposits(&*self.backend, query).await
+    }
+
+    async fn dialect_settings(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        crate::deposit::dialect_settings(&*self.backend, merchant, dialect).await
+    }
+
+    async fn set_dialect_setting(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        name: &str,
+        value: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::deposit::set_dialect_setting(&*self.backend, merchant, dialect, name, value, at)
+            .await
     }
 }
 

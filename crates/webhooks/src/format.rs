@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{Event, Order, Payment};
+use std::collections::BTreeMap;
+
+use coffer_core::{Deposit, Event, Order, Payment, PayoutRequest};
 use coffer_engine::DialectCredential;
 use coffer_store::DeliveryRecord;
 use time::OffsetDateTime;
@@ -110,13 +112,18 @@ pub struct FormatInput<'a> {
     pub context: Option<&'a DialectContext>,
 }
 
-/// What a dialect formatter may need beyond the event: the order the event is about (as it is
-/// now), its payments, and the merchant's active credential of the delivery's dialect (opened:
-/// callback tokens and secrets). Loaded by the sender before each attempt.
+/// What a dialect formatter may need beyond the event: the object the event is about as it is
+/// now (an order with its payments, a payout request, or a deposit), and the merchant's active
+/// credential of the delivery's dialect (opened: callback tokens and secrets). Loaded by the
+/// sender before each attempt.
 #[derive(Clone, Default)]
 pub struct DialectContext {
     pub order: Option<Order>,
     pub payments: Vec<Payment>,
+    /// Set for refund and withdrawal events (subject `pout_…`).
+    pub payout: Option<PayoutRequest>,
+    /// Set for deposit events (subject `dep_…`).
+    pub deposit: Option<Deposit>,
     pub credential: Option<DialectCredential>,
 }
 
@@ -131,6 +138,25 @@ pub trait Formatter: Send + Sync {
     /// dispatcher). Default: the order's `callback_url`, for every event about the order.
     fn callback_url(&self, _event: &Event, order: &Order) -> Option<String> {
         order.links.callback_url.clone().filter(|u| !u.is_empty())
+    }
+
+    /// Where the callback for an event about a payout request (refund, withdrawal) made
+    /// through this dialect goes, or `None` (asked by the dispatcher). Default: none; native
+    /// payouts reach the merchant through its webhook endpoints.
+    fn payout_callback_url(&self, _event: &Event, _payout: &PayoutRequest) -> Option<String> {
+        None
+    }
+
+    /// Where the callback for an event about a deposit to an account created through this
+    /// dialect goes, given the merchant's settings of the dialect (what its vendor keeps in a
+    /// console), or `None`. Default: none.
+    fn deposit_callback_url(
+        &self,
+        _event: &Event,
+        _deposit: &Deposit,
+        _settings: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        None
     }
 
     /// Whether `build` needs a [`DialectContext`] (loaded by the sender). Default: no.

@@ -24,7 +24,7 @@ mod sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{DeliveryId, Event, OrderId};
+use coffer_core::{DeliveryId, DepositId, Event, OrderId, PayoutId};
 use coffer_engine::{Clock, random16};
 use coffer_store::{NewDelivery, Store, StoreError};
 use tokio::sync::{Notify, watch};
@@ -218,8 +218,35 @@ impl Webhooks {
         Ok(batch.len())
     }
 
-    /// The order's callback URL and dialect, for events about an order that has one.
+    /// The callback URL and dialect of the object an event is about: an order's own
+    /// callback, a payout request's (refund, withdrawal) or a deposit's, as the dialect that
+    /// created the object decides.
     async fn callback_of(&self, event: &Event) -> Result<Option<(String, String)>, StoreError> {
+        if let Ok(id) = event.subject.parse::<PayoutId>() {
+            let Some(payout) = self.store.get_payout(&event.merchant_id, &id).await? else {
+                return Ok(None);
+            };
+            let url = self
+                .formatters
+                .get(&payout.dialect)
+                .payout_callback_url(event, &payout);
+            return Ok(url.map(|u| (u, payout.dialect)));
+        }
+        if let Ok(id) = event.subject.parse::<DepositId>() {
+            let merchant = Some(&event.merchant_id);
+            let Some(deposit) = self.store.get_deposit(merchant, Some(&id), None).await? else {
+                return Ok(None);
+            };
+            let settings = self
+                .store
+                .dialect_settings(&event.merchant_id, &deposit.dialect)
+                .await?;
+            let url = self
+                .formatters
+                .get(&deposit.dialect)
+                .deposit_callback_url(event, &deposit, &settings);
+            return Ok(url.map(|u| (u, deposit.dialect)));
+        }
         let Ok(order_id) = event.subject.parse::<OrderId>() else {
             return Ok(None);
         };

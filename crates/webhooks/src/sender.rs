@@ -63,7 +63,8 @@ pub(crate) struct Sender {
 type Done = mpsc::Sender<Finished>;
 
 impl Sender {
-    /// The order, its payments and the merchant's credential of the delivery's dialect.
+    /// The object of the event (order and payments, payout request, or deposit) and the
+    /// merchant's credential of the delivery's dialect.
     async fn dialect_context(
         &self,
         delivery: &coffer_store::DeliveryRecord,
@@ -81,6 +82,20 @@ impl Sender {
                 .map_err(|e| e.to_string())?,
             None => Vec::new(),
         };
+        let payout = match event.subject.parse::<coffer_core::PayoutId>() {
+            Ok(id) => store
+                .get_payout(&event.merchant_id, &id)
+                .await
+                .map_err(|e| e.to_string())?,
+            Err(_) => None,
+        };
+        let deposit = match event.subject.parse::<coffer_core::DepositId>() {
+            Ok(id) => store
+                .get_deposit(Some(&event.merchant_id), Some(&id), None)
+                .await
+                .map_err(|e| e.to_string())?,
+            Err(_) => None,
+        };
         let credential = coffer_engine::dialect_keys::active_credential(
             &**store,
             &self.hooks.key,
@@ -92,6 +107,8 @@ impl Sender {
         Ok(crate::format::DialectContext {
             order,
             payments,
+            payout,
+            deposit,
             credential,
         })
     }
