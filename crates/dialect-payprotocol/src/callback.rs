@@ -9,7 +9,8 @@ use std::time::Duration;
 use coffer_core::{Event, EventType, Order};
 use coffer_engine::{AssetRegistry, Engine};
 use coffer_webhooks::format::{
-    DeliveryRequest, FormatError, FormatInput, Formatter, RetrySchedule, SuccessRule,
+    DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, RetrySchedule,
+    SuccessRule,
 };
 use serde_json::Value;
 
@@ -62,24 +63,44 @@ pub fn signed_path(url: &str) -> String {
     }
 }
 
-impl Formatter for PayProtocolFormatter {
-    fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError> {
-        let context = input
-            .context
-            .ok_or_else(|| FormatError("no order context".into()))?;
+impl PayProtocolFormatter {
+    /// The JSON body of the callback for the event's object: a payment (order), a refund or
+    /// withdrawal (payout request), or a recharge (deposit).
+    fn body(&self, context: &DialectContext) -> Result<Value, FormatError> {
+        if let Some(payout) = &context.payout {
+            return Err(FormatError(format!(
+                "no Pay Protocol callback for payout {} yet",
+                payout.id
+            )));
+        }
+        if let Some(deposit) = &context.deposit {
+            return Err(FormatError(format!(
+                "no Pay Protocol callback for deposit {} yet",
+                deposit.id
+            )));
+        }
         let order = context
             .order
             .as_ref()
-            .ok_or_else(|| FormatError("the order of the event is gone".into()))?;
-        let credential = context.credential.as_ref().ok_or_else(|| {
-            FormatError("the merchant has no active Pay Protocol credential".into())
-        })?;
-        let body = serde_json::to_vec(&mapping::payment_json(
+            .ok_or_else(|| FormatError("the object of the event is gone".into()))?;
+        Ok(mapping::payment_json(
             order,
             &context.payments,
             &self.assets,
         ))
-        .map_err(|e| FormatError(e.to_string()))?;
+    }
+}
+
+impl Formatter for PayProtocolFormatter {
+    fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError> {
+        let context = input
+            .context
+            .ok_or_else(|| FormatError("no callback context".into()))?;
+        let credential = context.credential.as_ref().ok_or_else(|| {
+            FormatError("the merchant has no active Pay Protocol credential".into())
+        })?;
+        let body =
+            serde_json::to_vec(&self.body(context)?).map_err(|e| FormatError(e.to_string()))?;
         let url = input.delivery.url.clone();
         let ts = input.now.unix_timestamp().to_string();
         let sign = auth::sign(
