@@ -6,6 +6,7 @@
 
 pub mod branding;
 mod clock;
+mod deposit_watch;
 pub mod deposits;
 pub mod dialect_keys;
 mod error;

@@ -116,6 +116,8 @@ impl Engine {
             self.load_order(&mut orders, &p.order_id).await?;
         }
         let mut routed: BTreeMap<OrderId, Vec<&ObservedTransfer>> = BTreeMap::new();
+        // Transfers to no order's address: deposit accounts' standing addresses (or unknown).
+        let mut unrouted: Vec<&ObservedTransfer> = Vec::new();
         for t in &batch.transfers {
             let candidates = self.store.orders_for_address(&chain.id, &t.to).await?;
             // Indexes are never reused, so one order per address; prefer the one currently
@@ -126,7 +128,7 @@ impl Engine {
                 .find(|o| o.target.as_ref().is_some_and(|x| x.address == t.to))
                 .or_else(|| candidates.last())
             else {
-                tracing::debug!(chain = %chain.id, to = %t.to, "transfer to an unknown address");
+                unrouted.push(t);
                 continue;
             };
             self.load_order(&mut orders, &order.id).await?;
@@ -328,6 +330,8 @@ impl Engine {
                 expected_version: order.version,
             });
         }
+        self.plan_deposits(chain, batch, &unrouted, &mut changes, &mut applied, now)
+            .await?;
         Ok((changes, applied))
     }
 

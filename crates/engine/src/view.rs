@@ -94,3 +94,31 @@ pub fn payment_json(payment: &coffer_core::Payment, assets: &AssetRegistry) -> V
         "updated_at": rfc3339(payment.updated_at),
     })
 }
+
+/// A deposit (a transfer to a deposit account's standing address) as events carry it.
+pub fn deposit_json(deposit: &coffer_core::Deposit, assets: &AssetRegistry) -> Value {
+    let decimals = assets.asset(&deposit.asset).map(|a| a.decimals);
+    json!({
+        "id": deposit.id.to_string(),
+        "object": "deposit",
+        "account": {
+            "uuid": deposit.account_uuid,
+            "number": deposit.account_seq,
+        },
+        "asset": deposit.asset.to_string(),
+        "amount": decimals.map(|d| deposit.amount.format(d)),
+        "amount_base_units": deposit.amount.to_string(),
+        "txid": deposit.txid,
+        "output_index": deposit.output_index,
+        "from_address": deposit.from_address,
+        "to_address": deposit.to_address,
+        "block_height": deposit.block_height,
+        "block_hash": deposit.block_hash,
+        "confirmations": deposit.confirmations,
+        "status": deposit.status.as_str(),
+        "occurred_at": rfc3339(deposit.occurred_at),
+        "detected_at": rfc3339(deposit.detected_at),
+        "confirmed_at": deposit.confirmed_at.map(rfc3339),
+        "updated_at": rfc3339(deposit.updated_at),
+    })
+}
