@@ -98,6 +98,15 @@ enum MerchantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Set settings a vendor dialect keeps in its console, `DIALECT.NAME=VALUE` (repeatable;
+    /// an empty value clears): `payprotocol.recharge_notify_url=https://…` is where Pay
+    /// Protocol recharge (deposit) callbacks go.
+    Dialect {
+        #[arg(long)]
+        merchant: String,
+        #[arg(value_name = "DIALECT.NAME=VALUE", required = true)]
+        settings: Vec<String>,
+    },
     /// Set how the merchant's checkout page looks (replaces earlier settings; what is left
     /// out is cleared).
     Brand {
@@ -741,6 +750,25 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                 );
             } else {
                 println!("checkout branding set for {}", b.merchant_id);
+            }
+        }
+        MerchantCommand::Dialect { merchant, settings } => {
+            let merchant = parse_merchant(&merchant)?;
+            for raw in settings {
+                let (key, value) = raw
+                    .split_once('=')
+                    .with_context(|| format!("{raw:?}: expected DIALECT.NAME=VALUE"))?;
+                let (dialect, name) = key
+                    .split_once('.')
+                    .with_context(|| format!("{key:?}: expected DIALECT.NAME"))?;
+                engine
+                    .set_dialect_setting(&merchant, dialect.trim(), name.trim(), Some(value))
+                    .await?;
+                if value.trim().is_empty() {
+                    println!("{key} cleared for {merchant}");
+                } else {
+                    println!("{key} set for {merchant}");
+                }
             }
         }
         MerchantCommand::List { out } => {

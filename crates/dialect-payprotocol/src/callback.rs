@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{Event, EventType, Order};
+use std::collections::BTreeMap;
+
+use coffer_core::{Deposit, Event, EventType, Order};
 use coffer_engine::{AssetRegistry, Engine};
 use coffer_webhooks::format::{
     DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, RetrySchedule,
@@ -15,6 +17,9 @@ use coffer_webhooks::format::{
 use serde_json::Value;
 
 use crate::{auth, mapping};
+
+/// The merchant's dialect setting naming where recharge callbacks go.
+pub const RECHARGE_NOTIFY_URL: &str = "recharge_notify_url";
 
 pub struct PayProtocolFormatter {
     pub assets: Arc<AssetRegistry>,
@@ -74,10 +79,7 @@ impl PayProtocolFormatter {
             )));
         }
         if let Some(deposit) = &context.deposit {
-            return Err(FormatError(format!(
-                "no Pay Protocol callback for deposit {} yet",
-                deposit.id
-            )));
+            return Ok(crate::recharge::recharge_json(deposit, &self.assets));
         }
         let order = context
             .order
@@ -136,6 +138,30 @@ impl Formatter for PayProtocolFormatter {
             .map(str::to_owned)
             .or_else(|| order.links.callback_url.clone())
             .filter(|u| !u.is_empty())
+    }
+
+    /// Recharge callbacks go to the merchant's `recharge_notify_url` (the vendor keeps it in
+    /// its console) when a deposit is confirmed (status 0), and when a confirmed one is
+    /// reversed (status 2). A deposit still pending is not announced: shops credit users on
+    /// the callback.
+    fn deposit_callback_url(
+        &self,
+        event: &Event,
+        deposit: &Deposit,
+        settings: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let fires = match event.kind {
+            EventType::DepositConfirmed => true,
+            EventType::DepositReversed => deposit.confirmed_at.is_some(),
+            _ => false,
+        };
+        if !fires {
+            return None;
+        }
+        settings
+            .get(RECHARGE_NOTIFY_URL)
+            .filter(|u| !u.is_empty())
+            .cloned()
     }
 
     fn needs_context(&self) -> bool {

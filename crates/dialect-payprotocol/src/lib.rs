@@ -6,6 +6,7 @@
 mod auth;
 mod callback;
 mod mapping;
+mod recharge;
 mod users;
 
 use std::sync::Arc;
@@ -61,9 +62,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/mer/user/create", post(users::create))
         .route("/api/mer/user/detail", get(users::detail))
         .route("/api/mer/user/list", get(users::list))
-        .route("/api/mer/recharge/list", get(not_supported))
-        .route("/api/mer/recharge/detail", get(not_supported))
-        .route("/api/mer/recharge/notify", get(not_supported))
+        .route("/api/mer/recharge/list", get(recharge::list))
+        .route("/api/mer/recharge/detail", get(recharge::detail))
+        .route("/api/mer/recharge/notify", get(recharge::notify))
         .route("/api/mer/conf/list/chain", get(chain_list))
         .route("/api/mer/conf/list/currency", get(currency_list))
         .with_state(api)
@@ -899,22 +900,4 @@ async fn currency_list(
     merchant(&api, &method, &uri, &headers, b"").await?;
     let chain = opt_int("chainId", q.chain_id.as_deref())?;
     Ok(ok(mapping::currencies_json(&api.engine, chain)))
-}
-
-/// Recharge records need the watchers to credit transfers to deposit addresses, which Coffer
-/// does not do yet (users and their addresses exist): a clear error in the vendor's envelope.
-async fn not_supported(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Res {
-    merchant(&api, &method, &uri, &headers, &body).await?;
-    Err(PpError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not supported",
-        "recharge records (deposits to users' addresses) are not supported by this Coffer \
-         server yet; use payment orders",
-    ))
 }

@@ -607,11 +607,8 @@ async fn refunds_and_withdrawals(db: &TestDb) {
         .await;
     assert_eq!(s, 400);
 
-    // recharge records: a clear error in the envelope
-    let (s, v) = h.call("GET", "/api/mer/recharge/list", "").await;
-    assert_eq!(s, 501);
-    assert_eq!(v["code"], 501);
-    assert!(v["description"].as_str().unwrap().contains("not supported"));
+    // no recharge yet: an empty page
+    assert_eq!(h.ok("GET", "/api/mer/recharge/list", "").await["count"], 0);
     // manual notify: no callback was sent yet
     let (s, _) = h
         .call("GET", "/api/mer/payment/notify?outTradeNo=T1001", "")
@@ -834,7 +831,192 @@ async fn users_endpoints(db: &TestDb) {
     assert_eq!(d["userId"], first);
 }
 
+const RECHARGE_FIELDS: &[(&str, &str)] = &[
+    ("chainId", "int"),
+    ("rechargeId", "int"),
+    ("userId", "int"),
+    ("uuid", "string"),
+    ("currencyId", "int"),
+    ("rechargeAmount", "intstr"),
+    ("rechargeStatus", "int"),
+    ("transferHash", "string"),
+    ("walletId", "int"),
+    ("walletAddress", "string"),
+    ("fromAddress", "string"),
+    ("createTime", "string"),
+    ("confirmTime", "string"),
+];
+
+/// Recharges (`/recharge/list`, `/recharge/detail`, `/recharge/notify`): deposits the watcher
+/// reports for a recharge user's address, field by field, pending then successful, filters,
+/// another merchant's invisible, bad parameters refused.
+async fn recharge_endpoints(db: &TestDb) {
+    let h = start(db).await;
+    let user = h
+        .ok("POST", "/api/mer/user/create", r#"{"uuid":"USER7"}"#)
+        .await
+        .as_i64()
+        .unwrap();
+    let wallet = h
+        .ok("GET", &format!("/api/mer/user/detail?userId={user}"), "")
+        .await["userWallet"][0]
+        .clone();
+    let address = wallet["walletAddress"].as_str().unwrap().to_owned();
+    let transfer = |height: u64| ObservedTransfer {
+        asset: AssetId::from_str("bsc:USDT").unwrap(),
+        to: address.clone(),
+        amount: BaseUnits::new(12_340_000),
+        txid: "0xdep1".into(),
+        index: 3,
+        from: Some("0xpayer".into()),
+        block: Some(BlockRef {
+            height,
+            hash: format!("0xb{height}"),
+            time: time::OffsetDateTime::now_utc(),
+        }),
+    };
+    let batch = |tip: u64, transfers: Vec<ObservedTransfer>| ChainBatch {
+        chain: ChainId::parse("bsc").unwrap(),
+        transfers,
+        orphaned_from: None,
+        tip,
+        cursor: Some(ChainCursor {
+            chain: ChainId::parse("bsc").unwrap(),
+            height: tip,
+            hash: format!("0xb{tip}"),
+            recent: vec![(tip, format!("0xb{tip}"))],
+            updated_at: time::OffsetDateTime::now_utc(),
+        }),
+        dropped_txids: Vec::new(),
+        non_replaceable_txids: Vec::new(),
+    };
+    // 2 confirmations required: first seen pending (status 1).
+    let merchant = h.engine.store.list_merchants().await.unwrap()[0].id.clone();
+    h.engine
+        .set_chain_confirmations(&merchant, "bsc", Some(2))
+        .await
+        .unwrap();
+    h.engine
+        .apply_chain_batch(&batch(100, vec![transfer(100)]))
+        .await
+        .unwrap();
+    let l = h
+        .ok("GET", "/api/mer/recharge/list?page=1&size=10", "")
+        .await;
+    assert_eq!(l["count"], 1);
+    assert_eq!(
+        (l["page"].clone(), l["size"].clone()),
+        (json!(1), json!(10))
+    );
+    let r = l["list"][0].clone();
+    shape(&r, RECHARGE_FIELDS);
+    assert_eq!(r["rechargeStatus"], 1, "pending");
+    assert_eq!(r["confirmTime"], "");
+    assert_eq!(r["chainId"], 56);
+    assert_eq!(r["userId"], user);
+    assert_eq!(r["uuid"], "USER7");
+    assert_eq!(r["rechargeAmount"], "12340000", "integer minor units");
+    assert_eq!(r["transferHash"], "0xdep1");
+    assert_eq!(r["walletAddress"], address.as_str());
+    assert_eq!(r["walletId"], wallet["walletId"]);
+    assert_eq!(r["fromAddress"], "0xpayer");
+    let currencies = h
+        .ok("GET", "/api/mer/conf/list/currency?chainId=56", "")
+        .await;
+    let usdt = currencies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["symbol"] == "USDT")
+        .unwrap()
+        .clone();
+    assert_eq!(r["currencyId"], usdt["currencyId"]);
+    // One block deeper: success (status 0) with a confirmation time.
+    h.engine
+        .apply_chain_batch(&batch(101, vec![]))
+        .await
+        .unwrap();
+    let id = r["rechargeId"].as_i64().unwrap();
+    let d = h
+        .ok(
+            "GET",
+            &format!("/api/mer/recharge/detail?rechargeId={id}"),
+            "",
+        )
+        .await;
+    shape(&d, RECHARGE_FIELDS);
+    assert_eq!(d["rechargeStatus"], 0);
+    assert_ne!(d["confirmTime"], "");
+    // Filters: by user, uuid, chain and status.
+    for (q, n) in [
+        (format!("userId={user}"), 1),
+        ("UUID=USER7".to_owned(), 1),
+        ("UUID=nobody".to_owned(), 0),
+        ("chainId=56".to_owned(), 1),
+        ("rechargeStatus=0".to_owned(), 1),
+        ("rechargeStatus=1".to_owned(), 0),
+    ] {
+        let l = h
+            .ok("GET", &format!("/api/mer/recharge/list?{q}"), "")
+            .await;
+        assert_eq!(l["count"], n, "{q}");
+    }
+    // Bad parameters: the vendor's 400 naming the field; unknown: 404.
+    for (q, field) in [
+        ("/api/mer/recharge/list?rechargeStatus=7", "rechargeStatus"),
+        ("/api/mer/recharge/list?chainId=999", "chainId"),
+        ("/api/mer/recharge/detail", "rechargeId"),
+        ("/api/mer/recharge/detail?rechargeId=x", "rechargeId"),
+    ] {
+        let (s, v) = h.call("GET", q, "").await;
+        assert_eq!(s, 400, "{q}: {v}");
+        assert!(v["description"].as_str().unwrap().contains(field), "{v}");
+    }
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/api/mer/recharge/detail?rechargeId={}", id + 1000),
+            "",
+        )
+        .await;
+    assert_eq!((s, v["code"].clone()), (404, json!(404)));
+    // No callback was sent (no recharge URL set): notify has nothing to re-send.
+    let (s, _) = h
+        .call(
+            "GET",
+            &format!("/api/mer/recharge/notify?rechargeId={id}"),
+            "",
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Another merchant sees none of it.
+    let master = MasterKey::from_bytes([9; 32]);
+    let (_, cred) = h
+        .engine
+        .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
+        .await
+        .unwrap();
+    let o = Harness {
+        engine: h.engine.clone(),
+        base: h.base.clone(),
+        key: cred.key,
+        secret: cred.secret,
+        http: h.http.clone(),
+    };
+    assert_eq!(o.ok("GET", "/api/mer/recharge/list", "").await["count"], 0);
+    let (s, _) = o
+        .call(
+            "GET",
+            &format!("/api/mer/recharge/detail?rechargeId={id}"),
+            "",
+        )
+        .await;
+    assert_eq!(s, 404);
+}
+
 both_backends! {
+    recharges => recharge_endpoints;
     users => users_endpoints;
     payments => payments_endpoints;
     auth => auth_failures_write_nothing;

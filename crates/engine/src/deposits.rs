@@ -162,3 +162,81 @@ impl Engine {
         Ok((items, count))
     }
 }
+
+/// The dialect settings a merchant may set: what each vendor keeps in its console.
+/// (dialect, name, meaning)
+pub const DIALECT_SETTINGS: &[(&str, &str, &str)] = &[(
+    "payprotocol",
+    "recharge_notify_url",
+    "where Pay Protocol recharge (deposit) callbacks go",
+)];
+
+impl Engine {
+    /// Set (`Some`) or clear (`None`, or an empty value) one of a merchant's dialect settings
+    /// (see [`DIALECT_SETTINGS`]); URL settings must be absolute http(s) URLs.
+    pub async fn set_dialect_setting(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), EngineError> {
+        if !DIALECT_SETTINGS
+            .iter()
+            .any(|(d, n, _)| *d == dialect && *n == name)
+        {
+            let known: Vec<String> = DIALECT_SETTINGS
+                .iter()
+                .map(|(d, n, _)| format!("{d}.{n}"))
+                .collect();
+            return Err(EngineError::invalid(
+                "unknown_setting",
+                "name",
+                format!(
+                    "{dialect}.{name} is not a dialect setting (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if self.store.get_merchant(merchant).await?.is_none() {
+            return Err(EngineError::NotFound("merchant"));
+        }
+        let value = value.map(str::trim).filter(|v| !v.is_empty());
+        if let Some(v) = value {
+            if name.ends_with("_url") {
+                crate::validate::url("value", v)?;
+            }
+        }
+        self.store
+            .set_dialect_setting(merchant, dialect, name, value, self.now())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// A page of a merchant's deposits (newest first) and how many match in all; always
+    /// scoped to `merchant`.
+    pub async fn list_deposits(
+        &self,
+        merchant: &MerchantId,
+        mut query: coffer_store::DepositQuery,
+    ) -> Result<(Vec<coffer_core::Deposit>, u64), EngineError> {
+        query.merchant_id = Some(merchant.clone());
+        let items = self.store.list_deposits(&query).await?;
+        let count = self.store.count_deposits(&query).await?;
+        Ok((items, count))
+    }
+
+    /// A merchant's deposit by its number; another merchant's is `None`.
+    pub async fn deposit_by_number(
+        &self,
+        merchant: &MerchantId,
+        seq: i64,
+    ) -> Result<Option<coffer_core::Deposit>, EngineError> {
+        Ok(self
+            .store
+            .get_deposit(Some(merchant), None, Some(seq))
+            .await?)
+    }
+}
