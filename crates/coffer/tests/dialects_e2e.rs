@@ -333,6 +333,211 @@ async fn pay_through_dialects(db: &TestDb) {
     stop(&mut serve);
 }
 
+/// Pay Protocol recharge: a user created through the dialect while the server runs gets a
+/// standing address the watcher picks up; real USDT sent to it twice is reported as two
+/// recharges and each confirmed one is called back, signed, to the merchant's recharge URL
+/// (set with the CLI, as the vendor's console would).
+async fn recharge_through_pay_protocol(db: &TestDb) {
+    let anvil = Anvil::start(&[]).unwrap();
+    let chain = DevChain::new(&anvil.url()).unwrap();
+    let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
+    let usdt_s = usdt.to_checksum(None);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), &anvil.url(), &usdt_s, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let run = |args: &[&str]| {
+        let out = coffer(&cfg, db).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let created: Value = serde_json::from_str(&run(&[
+        "merchant",
+        "create",
+        "--name",
+        "Recharge shop",
+        "--json",
+    ]))
+    .unwrap();
+    let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
+    run(&[
+        "wallet",
+        "set",
+        "--merchant",
+        merchant.as_str(),
+        "--chain",
+        "bsc",
+        "--xpub",
+        XPUB,
+    ]);
+    let calls: Calls = Arc::default();
+    let calls2 = calls.clone();
+    let app = axum::Router::new().route(
+        "/pp/recharge",
+        axum::routing::post(move |h: HeaderMap, b: Bytes| {
+            let calls = calls2.clone();
+            async move {
+                calls
+                    .lock()
+                    .unwrap()
+                    .push((h, String::from_utf8(b.to_vec()).unwrap()));
+                "success"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shop = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let bad = coffer(&cfg, db)
+        .args([
+            "merchant",
+            "dialect",
+            "--merchant",
+            merchant.as_str(),
+            "payprotocol.nope=x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "an unknown setting is refused");
+    run(&[
+        "merchant",
+        "dialect",
+        "--merchant",
+        merchant.as_str(),
+        &format!("payprotocol.recharge_notify_url={shop}/pp/recharge"),
+    ]);
+    let engine = common::anvil_engine(db, "bsc", &usdt_s);
+    let master = MasterKey::from_hex(MASTER_HEX).unwrap();
+    let pp = engine
+        .create_dialect_credential(&master, &merchant, "payprotocol")
+        .await
+        .unwrap();
+
+    let mut serve = spawn_serve(&cfg, db);
+    let http = coffer_testkit::http_client();
+    wait_until("the server", Duration::from_secs(30), async || {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    let chain_id = ChainId::parse("bsc").unwrap();
+    wait_until(
+        "the watcher's cursor",
+        Duration::from_secs(30),
+        async || {
+            engine
+                .store
+                .chain_cursor(&chain_id)
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await;
+    let pp_call = async |method: &str, path: &str, body: &str| -> Value {
+        let ts = unix_now().to_string();
+        let sign = python(B64, &[&pp.secret, &format!("{ts}{method}{path}{body}")]);
+        let mut req = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .header("X-PAY-KEY", &pp.key)
+            .header("X-PAY-TIMESTAMP", &ts)
+            .header("X-PAY-SIGN", sign);
+        if method == "POST" {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["code"], 200, "{path}: {v}");
+        v["data"].clone()
+    };
+
+    // The user is created after the watcher started: its address joins the watched set.
+    let user = pp_call("POST", "/api/mer/user/create", r#"{"uuid":"GAMER-1"}"#)
+        .await
+        .as_i64()
+        .unwrap();
+    let detail = pp_call("GET", &format!("/api/mer/user/detail?userId={user}"), "").await;
+    let address = detail["userWallet"][0]["walletAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Give the watcher a poll to load it, then pay twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    chain.pay_token(usdt, &address, 20_000_000).await.unwrap();
+    chain.mine(1).await.unwrap();
+    chain.pay_token(usdt, &address, 5_500_000).await.unwrap();
+    chain.mine(2).await.unwrap();
+
+    wait_until(
+        "two recharge callbacks",
+        Duration::from_secs(60),
+        async || calls.lock().unwrap().len() >= 2,
+    )
+    .await;
+    let got = calls.lock().unwrap().clone();
+    let mut amounts = Vec::new();
+    for (h, body) in &got {
+        let hv = |n: &str| h.get(n).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(hv("x-pay-key"), pp.key);
+        let ts = hv("x-pay-timestamp");
+        let expected = python(B64, &[&pp.secret, &format!("{ts}POST/pp/recharge{body}")]);
+        assert_eq!(hv("x-pay-sign"), expected, "recharge callback signature");
+        let cb: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(cb["userId"], user);
+        assert_eq!(cb["uuid"], "GAMER-1");
+        assert_eq!(cb["rechargeStatus"], 0, "success");
+        assert_eq!(cb["walletAddress"], address.as_str());
+        assert_eq!(cb["chainId"], 31337);
+        assert_eq!(
+            cb["fromAddress"].as_str().unwrap().to_lowercase(),
+            PAYER.to_lowercase()
+        );
+        assert!(cb["transferHash"].as_str().unwrap().starts_with("0x"));
+        assert_ne!(cb["confirmTime"], "");
+        // like a shop, re-query before crediting the user
+        let id = cb["rechargeId"].as_i64().unwrap();
+        let d = pp_call(
+            "GET",
+            &format!("/api/mer/recharge/detail?rechargeId={id}"),
+            "",
+        )
+        .await;
+        assert_eq!(d["rechargeAmount"], cb["rechargeAmount"]);
+        assert_eq!(d["rechargeStatus"], 0);
+        amounts.push(cb["rechargeAmount"].as_str().unwrap().to_owned());
+    }
+    amounts.sort();
+    assert_eq!(amounts, ["20000000", "5500000"]);
+    let list = pp_call("GET", &format!("/api/mer/recharge/list?userId={user}"), "").await;
+    assert_eq!(list["count"], 2);
+
+    // Manual re-trigger: one more callback for that recharge.
+    let first: Value = serde_json::from_str(&got[0].1).unwrap();
+    pp_call(
+        "GET",
+        &format!(
+            "/api/mer/recharge/notify?rechargeId={}",
+            first["rechargeId"]
+        ),
+        "",
+    )
+    .await;
+    wait_until(
+        "the re-triggered recharge callback",
+        Duration::from_secs(30),
+        async || calls.lock().unwrap().len() >= 3,
+    )
+    .await;
+    let again: Value = serde_json::from_str(&calls.lock().unwrap()[2].1).unwrap();
+    assert_eq!(again["rechargeId"], first["rechargeId"]);
+    stop(&mut serve);
+}
+
 both_backends! {
     pay_through_dialects => pay_through_dialects;
+    recharge_through_pay_protocol => recharge_through_pay_protocol;
 }
