@@ -1197,6 +1197,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/wallets/{chain}/confirmations"),
     ("get", "/api/v1/branding"),
     ("put", "/api/v1/branding"),
+    ("get", "/api/v1/dialects/{dialect}/settings"),
+    ("put", "/api/v1/dialects/{dialect}/settings"),
 ];
 
 async fn openapi_and_docs(db: &TestDb) {
@@ -1394,7 +1396,61 @@ async fn repair(db: &TestDb) {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
+/// Dialect settings (what a vendor keeps in its console): admin only, checked before any is
+/// written, per merchant.
+async fn dialect_settings(db: &TestDb) {
+    let app = App::start(db).await;
+    let path = "/api/v1/dialects/payprotocol/settings";
+    let (status, body) = app.get(path, &app.a).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["settings"], json!({}));
+    let put = |key: String, settings: Value| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::PUT,
+                path,
+                Some(&key),
+                Some(json!({ "settings": settings })),
+            )
+            .await
+        }
+    };
+    let url = "https://shop.example/pp/recharge";
+    let (status, body) = put(app.a.clone(), json!({"recharge_notify_url": url})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["settings"]["recharge_notify_url"], url);
+    // Bad input: nothing written (the valid setting beside an unknown one is not applied).
+    for (settings, bad) in [
+        (json!({"recharge_notify_url": "ftp://x"}), "invalid_url"),
+        (
+            json!({"recharge_notify_url": "https://ok.example/", "nope": "x"}),
+            "unknown_setting",
+        ),
+    ] {
+        let (status, body) = put(app.a.clone(), settings).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, bad),
+            "{body}"
+        );
+    }
+    let (_, body) = app.get(path, &app.a).await;
+    assert_eq!(body["settings"]["recharge_notify_url"], url);
+    // Another merchant has its own (none); a non-admin key may not read or write.
+    let (_, body) = app.get(path, &app.b).await;
+    assert_eq!(body["settings"], json!({}));
+    let reader = app.key(&app.a, vec![Scope::OrdersRead]).await;
+    let (status, _) = app.get(path, &reader).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // null clears.
+    let (status, body) = put(app.a.clone(), json!({"recharge_notify_url": null})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["settings"], json!({}));
+}
+
 both_backends! {
+    dialect_settings => dialect_settings;
     repair => repair;
     order_lifecycle => order_lifecycle;
     pagination => pagination;

@@ -181,36 +181,69 @@ impl Engine {
         name: &str,
         value: Option<&str>,
     ) -> Result<(), EngineError> {
-        if !DIALECT_SETTINGS
-            .iter()
-            .any(|(d, n, _)| *d == dialect && *n == name)
-        {
-            let known: Vec<String> = DIALECT_SETTINGS
+        self.set_dialect_settings(
+            merchant,
+            dialect,
+            &[(name.to_owned(), value.map(str::to_owned))],
+        )
+        .await
+    }
+
+    /// Set or clear several of a merchant's settings of one dialect: all are checked before
+    /// any is written.
+    pub async fn set_dialect_settings(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        settings: &[(String, Option<String>)],
+    ) -> Result<(), EngineError> {
+        let mut checked = Vec::with_capacity(settings.len());
+        for (name, value) in settings {
+            if !DIALECT_SETTINGS
                 .iter()
-                .map(|(d, n, _)| format!("{d}.{n}"))
-                .collect();
-            return Err(EngineError::invalid(
-                "unknown_setting",
-                "name",
-                format!(
-                    "{dialect}.{name} is not a dialect setting (known: {})",
-                    known.join(", ")
-                ),
-            ));
+                .any(|(d, n, _)| *d == dialect && n == name)
+            {
+                let known: Vec<String> = DIALECT_SETTINGS
+                    .iter()
+                    .map(|(d, n, _)| format!("{d}.{n}"))
+                    .collect();
+                return Err(EngineError::invalid(
+                    "unknown_setting",
+                    "name",
+                    format!(
+                        "{dialect}.{} is not a dialect setting (known: {})",
+                        name.chars().take(64).collect::<String>(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
+            if let Some(v) = value {
+                if name.ends_with("_url") {
+                    crate::validate::url("value", v)?;
+                }
+            }
+            checked.push((name.as_str(), value));
         }
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
-        let value = value.map(str::trim).filter(|v| !v.is_empty());
-        if let Some(v) = value {
-            if name.ends_with("_url") {
-                crate::validate::url("value", v)?;
-            }
+        let now = self.now();
+        for (name, value) in checked {
+            self.store
+                .set_dialect_setting(merchant, dialect, name, value, now)
+                .await?;
         }
-        self.store
-            .set_dialect_setting(merchant, dialect, name, value, self.now())
-            .await?;
         Ok(())
+    }
+
+    /// A merchant's settings of one dialect (name → value).
+    pub async fn dialect_settings(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, EngineError> {
+        Ok(self.store.dialect_settings(merchant, dialect).await?)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod branding;
 pub mod catalog;
+pub mod dialects;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -61,6 +62,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::put_wallet))
         .routes(routes!(catalog::put_confirmations))
         .routes(routes!(branding::get_branding, branding::put_branding))
+        .routes(routes!(
+            dialects::get_dialect_settings,
+            dialects::put_dialect_settings
+        ))
         .split_for_parts()
 }
 

@@ -22,6 +22,8 @@ CREATE TABLE deposit_addresses (
     FOREIGN KEY (merchant_id, uuid) REFERENCES deposit_accounts (merchant_id, uuid)
 );
 CREATE INDEX deposit_addresses_account ON deposit_addresses (merchant_id, uuid);
+-- The watchers' incremental load: addresses created since the last one.
+CREATE INDEX deposit_addresses_new ON deposit_addresses (chain, created_at);
 
 -- Transfers received at deposit addresses. Keyed like payments by chain + txid + output
 -- index (+ asset: an EVM transaction may move native coin and a token to one address), so a
