@@ -623,6 +623,89 @@ async fn catch_up_and_node_unavailable(db: &TestDb) {
     assert_eq!(count(&kinds, "payment.confirmed"), 2, "{kinds:?}");
 }
 
+/// A deposit account's standing address (Pay Protocol's recharge user) on Bitcoin: followed
+/// by the watcher with no order, the payment seen in the mempool, confirmed, taken back to the
+/// mempool by a reorg (reversed) and confirmed again — one deposit all along — and a second
+/// payment to the same address recorded as a second deposit.
+async fn deposit_address_followed_through_a_reorg(db: &TestDb) {
+    let f = Fixture::new(db).await;
+    let mut w = f.watcher();
+    sync(&mut w).await;
+    let (account, _) = f
+        .engine
+        .create_deposit_account(&f.merchant, "payprotocol", "USER-BTC")
+        .await
+        .unwrap();
+    let address = account.addresses[0].address.clone();
+    assert!(address.starts_with("bcrt1q"), "{address}");
+    let deposits = async || {
+        db.store
+            .list_deposits(&coffer_store::DepositQuery {
+                merchant_id: Some(f.merchant.clone()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+
+    let txid: Txid = f
+        .wallet
+        .call("sendtoaddress", json!([address, "0.0123"]))
+        .await
+        .unwrap();
+    sync(&mut w).await;
+    let d = deposits().await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].txid, txid.to_string());
+    assert_eq!(d[0].amount.get(), 1_230_000);
+    assert_eq!(
+        (d[0].status, d[0].block_height),
+        (PaymentStatus::Unconfirmed, None)
+    );
+
+    let x = f.mine(1).await[0];
+    sync(&mut w).await;
+    let d = deposits().await;
+    assert_eq!(d[0].status, PaymentStatus::Confirmed);
+    assert_eq!(d[0].block_hash, Some(x.to_string()));
+
+    let _: Value = f
+        .rpc
+        .call("invalidateblock", json!([x.to_string()]))
+        .await
+        .unwrap();
+    sync(&mut w).await;
+    let d = deposits().await;
+    assert_eq!(
+        (d[0].status, d[0].block_height),
+        (PaymentStatus::Unconfirmed, None)
+    );
+    let y = f.mine(1).await[0];
+    sync(&mut w).await;
+    let d = deposits().await;
+    assert_eq!(d.len(), 1, "one deposit through the reorg");
+    assert_eq!(d[0].status, PaymentStatus::Confirmed);
+    assert_eq!(d[0].block_hash, Some(y.to_string()));
+    let kinds = kinds_for(db, &f.merchant).await;
+    assert_eq!(count(&kinds, "deposit.detected"), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, "deposit.confirmed"), 2, "{kinds:?}");
+    assert_eq!(count(&kinds, "deposit.reversed"), 1, "{kinds:?}");
+
+    // The same address paid again: a second deposit.
+    let _: Txid = f
+        .wallet
+        .call("sendtoaddress", json!([address, "0.5"]))
+        .await
+        .unwrap();
+    f.mine(1).await;
+    sync(&mut w).await;
+    let d = deposits().await;
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[0].amount.get(), 50_000_000);
+    assert_eq!(d[0].status, PaymentStatus::Confirmed);
+}
+
 fn signal(pid: u32, sig: &str) {
     let status = std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -632,6 +715,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 both_backends! {
+    deposit_address => deposit_address_followed_through_a_reorg;
     exact_two_orders_partial => exact_two_orders_and_partial;
     zero_conf_and_drop => zero_conf_and_mempool_drop;
     reorg => reorg_back_to_mempool_then_remined;
