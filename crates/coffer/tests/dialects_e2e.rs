@@ -115,6 +115,36 @@ fn python(script: &str, args: &[&str]) -> String {
 const B64: &str = "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())";
 const HEX: &str = "import hashlib,hmac,sys; print(hmac.new(sys.argv[1].encode(), (sys.argv[2]+chr(10)+sys.argv[3]+chr(10)+sys.argv[4]).encode(), hashlib.sha256).hexdigest())";
 
+/// A Pay Protocol request signed like the vendor's plugin (signature by Python's `hmac`);
+/// answers `data` after checking the envelope's `code` is 200.
+async fn pp_request(
+    http: &reqwest::Client,
+    base: &str,
+    credential: &coffer_engine::NewDialectCredential,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Value {
+    let ts = unix_now().to_string();
+    let sign = python(
+        B64,
+        &[&credential.secret, &format!("{ts}{method}{path}{body}")],
+    );
+    let mut req = http
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .header("X-PAY-KEY", &credential.key)
+        .header("X-PAY-TIMESTAMP", &ts)
+        .header("X-PAY-SIGN", sign);
+    if method == "POST" {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    let v: Value = req.send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["code"], 200, "{path}: {v}");
+    v["data"].clone()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -204,21 +234,7 @@ async fn pay_through_dialects(db: &TestDb) {
         r#"{{"chainId":31337,"description":"E2E","outTradeNo":"PP-E2E-1","isLegalTender":0,"quoteCurrencySymbol":"USDT","quoteAmount":"12.5","notifyUrl":"{shop}/pp/notify"}}"#
     );
     let pp_call = async |method: &str, path: &str, body: &str| -> Value {
-        let ts = unix_now().to_string();
-        let sign = python(B64, &[&pp.secret, &format!("{ts}{method}{path}{body}")]);
-        let mut req = http
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .header("X-PAY-KEY", &pp.key)
-            .header("X-PAY-TIMESTAMP", &ts)
-            .header("X-PAY-SIGN", sign);
-        if method == "POST" {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["code"], 200, "{path}: {v}");
-        v["data"].clone()
+        pp_request(&http, &base, &pp, method, path, body).await
     };
     let created = pp_call("POST", "/api/mer/payment/createPaymentOrder", &pp_body).await;
     let pp_address = created["userWalletAddress"].as_str().unwrap().to_owned();
@@ -438,21 +454,7 @@ async fn recharge_through_pay_protocol(db: &TestDb) {
     )
     .await;
     let pp_call = async |method: &str, path: &str, body: &str| -> Value {
-        let ts = unix_now().to_string();
-        let sign = python(B64, &[&pp.secret, &format!("{ts}{method}{path}{body}")]);
-        let mut req = http
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .header("X-PAY-KEY", &pp.key)
-            .header("X-PAY-TIMESTAMP", &ts)
-            .header("X-PAY-SIGN", sign);
-        if method == "POST" {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["code"], 200, "{path}: {v}");
-        v["data"].clone()
+        pp_request(&http, &base, &pp, method, path, body).await
     };
 
     // The user is created after the watcher started: its address joins the watched set.

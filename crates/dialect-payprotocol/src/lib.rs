@@ -606,12 +606,18 @@ async fn payment_notify(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let order = order_by_trade_no(&api, &m, q.out_trade_no.as_deref(), None).await?;
-    // The delivery log has no subject column: the order's callbacks are recognised by the
-    // body they sent (`"outTradeNo":"…"`), newest first.
     let needle = format!(
         "\"outTradeNo\":{}",
         serde_json::to_string(order.order_no.as_deref().unwrap_or_default()).unwrap_or_default()
     );
+    resend_last_callback(&api, &m, &needle).await
+}
+
+/// Make the merchant's last Pay Protocol callback whose body contains `needle` due again (a
+/// new attempt through the delivery log, same rules): the manual re-triggers. The delivery
+/// log has no subject column, so a callback is recognised by the body it sent, newest first;
+/// none yet is the vendor's 404.
+pub(crate) async fn resend_last_callback(api: &Api, m: &MerchantId, needle: &str) -> Res {
     let deliveries = api
         .engine
         .store
@@ -629,12 +635,12 @@ async fn payment_notify(
                 && d.dialect == DIALECT
                 && d.request_body
                     .as_deref()
-                    .is_some_and(|b| b.contains(&needle))
+                    .is_some_and(|b| b.contains(needle))
         })
         .ok_or_else(|| PpError::not_found("callback notification"))?;
     api.engine
         .store
-        .redeliver(&m, &last.id, api.engine.now())
+        .redeliver(m, &last.id, api.engine.now())
         .await
         .map_err(EngineError::from)?;
     Ok(ok(Value::Null))

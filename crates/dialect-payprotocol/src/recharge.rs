@@ -9,11 +9,11 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, Method};
 use coffer_core::{Deposit, PaymentStatus};
 use coffer_engine::AssetRegistry;
-use coffer_store::{DeliveryQuery, DepositQuery};
+use coffer_store::DepositQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Api, DIALECT, PpError, Res, mapping, merchant, ok, opt_int, page_params};
+use crate::{Api, PpError, Res, mapping, merchant, ok, opt_int, page_params};
 
 /// Pay Protocol's `rechargeStatus` of a deposit.
 pub fn recharge_status(status: PaymentStatus) -> u8 {
@@ -92,14 +92,7 @@ pub(crate) async fn list(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let (page, size) = page_params(q.page.as_deref(), q.size.as_deref())?;
-    let chain = match opt_int("chainId", q.chain_id.as_deref())? {
-        None => None,
-        Some(n) => Some(
-            mapping::chain_by_number(&api.engine.assets, n)
-                .map(|c| c.id)
-                .ok_or_else(|| PpError::bad(format!("chainId: unknown chain {n}")))?,
-        ),
-    };
+    let chain = crate::users::chain_param(&api.engine.assets, q.chain_id.as_deref())?;
     let status = match opt_int("rechargeStatus", q.recharge_status.as_deref())? {
         None => None,
         Some(0) => Some(PaymentStatus::Confirmed),
@@ -148,33 +141,7 @@ pub(crate) async fn notify(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let d = by_number(&api, &q, &m).await?;
-    // Recharge callbacks are recognised by the body they sent; keys are serialised in order,
-    // so `rechargeId` is followed by `rechargeStatus`.
+    // Keys are serialised in order, so `rechargeId` is followed by `rechargeStatus`.
     let needle = format!("\"rechargeId\":{},\"rechargeStatus\"", d.seq);
-    let deliveries = api
-        .engine
-        .store
-        .list_deliveries(&DeliveryQuery {
-            merchant_id: Some(m.clone()),
-            limit: 500,
-            ..DeliveryQuery::default()
-        })
-        .await
-        .map_err(coffer_engine::EngineError::from)?;
-    let last = deliveries
-        .into_iter()
-        .find(|x| {
-            x.endpoint_id.is_none()
-                && x.dialect == DIALECT
-                && x.request_body
-                    .as_deref()
-                    .is_some_and(|b| b.contains(&needle))
-        })
-        .ok_or_else(|| PpError::not_found("callback notification"))?;
-    api.engine
-        .store
-        .redeliver(&m, &last.id, api.engine.now())
-        .await
-        .map_err(coffer_engine::EngineError::from)?;
-    Ok(ok(Value::Null))
+    crate::resend_last_callback(&api, &m, &needle).await
 }

@@ -53,7 +53,10 @@ pub(crate) struct UserQuery {
 }
 
 /// The Coffer chain of a `chainId` parameter, or the vendor's 400.
-fn chain_param(assets: &AssetRegistry, raw: Option<&str>) -> Result<Option<ChainId>, PpError> {
+pub(crate) fn chain_param(
+    assets: &AssetRegistry,
+    raw: Option<&str>,
+) -> Result<Option<ChainId>, PpError> {
     match opt_int("chainId", raw)? {
         None => Ok(None),
         Some(n) => mapping::chain_by_number(assets, n)

@@ -133,6 +133,24 @@ fn now() -> i64 {
 }
 
 impl Harness {
+    /// A second merchant with its own Pay Protocol credential, on the same server.
+    async fn other_merchant(&self) -> (coffer_core::Merchant, Harness) {
+        let master = MasterKey::from_bytes([9; 32]);
+        let (merchant, cred) = self
+            .engine
+            .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
+            .await
+            .unwrap();
+        let other = Harness {
+            engine: self.engine.clone(),
+            base: self.base.clone(),
+            key: cred.key,
+            secret: cred.secret,
+            http: self.http.clone(),
+        };
+        (merchant, other)
+    }
+
     async fn call_at(
         &self,
         method: &str,
@@ -786,19 +804,7 @@ async fn users_endpoints(db: &TestDb) {
     assert_eq!(s, 404);
 
     // another merchant sees none of these users and numbers its own independently
-    let master = MasterKey::from_bytes([9; 32]);
-    let (other, cred) = h
-        .engine
-        .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
-        .await
-        .unwrap();
-    let o = Harness {
-        engine: h.engine.clone(),
-        base: h.base.clone(),
-        key: cred.key,
-        secret: cred.secret,
-        http: h.http.clone(),
-    };
+    let (other, o) = h.other_merchant().await;
     let (s, _) = o
         .call("GET", &format!("/api/mer/user/detail?userId={first}"), "")
         .await;
@@ -991,19 +997,7 @@ async fn recharge_endpoints(db: &TestDb) {
     assert_eq!(s, 404);
 
     // Another merchant sees none of it.
-    let master = MasterKey::from_bytes([9; 32]);
-    let (_, cred) = h
-        .engine
-        .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
-        .await
-        .unwrap();
-    let o = Harness {
-        engine: h.engine.clone(),
-        base: h.base.clone(),
-        key: cred.key,
-        secret: cred.secret,
-        http: h.http.clone(),
-    };
+    let (_, o) = h.other_merchant().await;
     assert_eq!(o.ok("GET", "/api/mer/recharge/list", "").await["count"], 0);
     let (s, _) = o
         .call(

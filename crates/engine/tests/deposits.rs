@@ -8,33 +8,15 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use coffer_core::order::Derivation;
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
 };
-use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
-    SystemClock,
-};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::DepositAccountQuery;
+
+mod common;
 use coffer_testkit::{TestDb, both_backends};
-
-struct Deriver;
-
-impl AddressDeriver for Deriver {
-    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
-        Ok(d.to_owned())
-    }
-    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("{d}-{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
+use common::Deriver;
 
 fn engine(db: &TestDb) -> Engine {
     let chain = |id: &str, evm: u64| Chain {
