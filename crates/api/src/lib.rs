@@ -80,8 +80,47 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// Builds a framework-level error (no such route, wrong method, body too large, a request
+/// rejected before its handler ran) in one API's envelope: `(status, message)`.
+pub type FrameworkError = fn(StatusCode, &str) -> Response;
+
+/// Which envelope framework-level errors take, by path prefix: a vendor dialect answers in
+/// its vendor's shape even for requests that never reach its handlers; every other path gets
+/// the native shape.
+#[derive(Clone, Default)]
+pub struct ErrorShapes {
+    by_prefix: Vec<(&'static str, FrameworkError)>,
+}
+
+impl ErrorShapes {
+    /// Requests whose path starts with one of `prefixes` get `shape`.
+    pub fn with(mut self, prefixes: &[&'static str], shape: FrameworkError) -> Self {
+        for prefix in prefixes {
+            self.by_prefix.push((prefix, shape));
+        }
+        self
+    }
+
+    fn for_path(&self, path: &str) -> Option<FrameworkError> {
+        self.by_prefix
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map(|(_, shape)| *shape)
+    }
+}
+
 /// The application router: health, readiness, metrics, and (in later layers) the APIs.
 pub fn router(state: AppState, settings: &HttpSettings, api: Router<AppState>) -> Router {
+    router_with(state, settings, api, ErrorShapes::default())
+}
+
+/// [`router`] with the dialects' envelopes for framework-level errors under their paths.
+pub fn router_with(
+    state: AppState,
+    settings: &HttpSettings,
+    api: Router<AppState>,
+    shapes: ErrorShapes,
+) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -92,7 +131,7 @@ pub fn router(state: AppState, settings: &HttpSettings, api: Router<AppState>) -
     app.fallback(not_found)
         .layer(middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(settings.body_limit))
-        .layer(middleware::from_fn(json_payload_too_large))
+        .layer(middleware::from_fn_with_state(shapes, shape_framework_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let request_id = req
@@ -191,8 +230,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "not_found", "no such route", None)
+/// No route: a bare 404 that [`shape_framework_errors`] puts in the path's envelope.
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
 }
 
 /// The one JSON error shape: `{"error": {"code", "message", "field"}}`.
@@ -224,22 +264,56 @@ async fn record_metrics(req: Request<Body>, next: Next) -> Response {
     response
 }
 
-/// The body limit answers 413 in plain text (or empty); give it the one error shape.
-async fn json_payload_too_large(req: Request<Body>, next: Next) -> Response {
+/// Give framework-level errors (bare or plain-text 4xx) the path's error shape.
+async fn shape_framework_errors(
+    State(shapes): State<ErrorShapes>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    let is_json = response
+    let status = response.status();
+    if !status.is_client_error() {
+        return response;
+    }
+    // Handlers answer JSON (or the checkout's HTML); a response without a type or in plain
+    // text comes from the framework: no route, wrong method, body limit, extractor rejection.
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        .map(|v| v.as_bytes().to_vec());
+    if content_type
+        .as_deref()
+        .is_some_and(|t| !t.starts_with(b"text/plain"))
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let (code, default) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
             "body_too_large",
             "request body is larger than the server accepts",
-            None,
-        );
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported media type"),
+        _ => ("invalid_request", "the request is not valid"),
+    };
+    let detail = match axum::body::to_bytes(response.into_body(), 1024).await {
+        Ok(bytes) if !bytes.is_empty() && status != StatusCode::PAYLOAD_TOO_LARGE => {
+            String::from_utf8_lossy(&bytes).trim().to_owned()
+        }
+        _ => String::new(),
+    };
+    let message = if detail.is_empty() { default } else { &detail };
+    let mut shaped = match shapes.for_path(&path) {
+        Some(shape) => shape(status, message),
+        None => error_response(status, code, message, None),
+    };
+    if let Some(allow) = allow {
+        shaped.headers_mut().insert(header::ALLOW, allow);
     }
-    response
+    shaped
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.

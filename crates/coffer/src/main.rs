@@ -422,7 +422,21 @@ async fn serve(config: Config) -> Result<()> {
             dialect_master.clone(),
         ))
         .merge(coffer_dialect_zaepe::routes(engine.clone(), dialect_master));
-    let app = coffer_api::router(state.clone(), &http, api);
+    // Requests under a dialect's paths get its envelope even when no handler ran.
+    let shapes = coffer_api::ErrorShapes::default()
+        .with(
+            coffer_dialect_aurpay::PATH_PREFIXES,
+            coffer_dialect_aurpay::framework_error,
+        )
+        .with(
+            coffer_dialect_payprotocol::PATH_PREFIXES,
+            coffer_dialect_payprotocol::framework_error,
+        )
+        .with(
+            coffer_dialect_zaepe::PATH_PREFIXES,
+            coffer_dialect_zaepe::framework_error,
+        );
+    let app = coffer_api::router_with(state.clone(), &http, api, shapes);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -497,6 +498,63 @@ async fn serves_health_metrics_and_request_ids(db: Option<&TestDb>) {
     let body: serde_json::Value = aurpay.json().await.unwrap();
     assert_eq!(body["code"], 401);
     assert_eq!(body["result"], false);
+
+    // Errors the framework answers before any handler (no route, wrong method, body too
+    // large) take the envelope of the API whose paths the request is under.
+    let call = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        http.request(method, format!("{}{path}", server.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = call(reqwest::Method::GET, "/api/mer/nope", vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["code"].clone(), body["msg"].clone()),
+        (json!(404), json!("not found"))
+    );
+    let r = call(
+        reqwest::Method::GET,
+        "/api/mer/payment/createPaymentOrder",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 405, "{body}");
+    let r = call(
+        reqwest::Method::POST,
+        "/api/order/pay-url",
+        vec![b' '; 8192],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 413);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["code"].clone(), body["result"].clone()),
+        (json!(413), json!(false))
+    );
+    let r = call(reqwest::Method::POST, "/v1/payment/nope", vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 10004, "Zaepe's not-found code: {body}");
+    let r = call(reqwest::Method::DELETE, "/healthz", vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"]["code"], "method_not_allowed",
+        "native shape: {body}"
+    );
 
     let (code, logs) = tokio::task::spawn_blocking(move || server.terminate())
         .await

@@ -26,6 +26,15 @@ pub use callback::AurpayFormatter;
 /// The dialect's name: `orders.dialect`, the credential kind and the formatter key.
 pub const DIALECT: &str = "aurpay";
 
+/// Where Aurpay's API lives: framework-level errors there take its envelope.
+pub const PATH_PREFIXES: &[&str] = &["/api/order/", "/api/v2/", "/api/bln/", "/api/plugin/"];
+
+/// A framework-level error (no route, wrong method, body too large, a request rejected before
+/// a handler) in Aurpay's envelope.
+pub fn framework_error(status: axum::http::StatusCode, message: &str) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(envelope::AurpayError::new(status, message))
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AurpayState {

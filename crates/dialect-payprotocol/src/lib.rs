@@ -33,6 +33,21 @@ pub use mapping::{chain_number, currency_number, payment_status, refund_status};
 /// The dialect name stored on orders and credentials.
 pub const DIALECT: &str = "payprotocol";
 
+/// Where Pay Protocol's API lives: framework-level errors there take its envelope.
+pub const PATH_PREFIXES: &[&str] = &["/api/mer/"];
+
+/// A framework-level error (no route, wrong method, body too large, a request rejected before
+/// a handler) in Pay Protocol's envelope.
+pub fn framework_error(status: StatusCode, message: &str) -> Response {
+    let msg = match status {
+        StatusCode::NOT_FOUND => "not found",
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload too large",
+        _ => "bad request",
+    };
+    PpError::new(status, msg, message).into_response()
+}
+
 #[derive(Clone)]
 struct Api {
     engine: Engine,

@@ -29,6 +29,20 @@ use subtle::ConstantTimeEq;
 
 /// The dialect name stored on orders and credentials.
 pub const DIALECT: &str = "zaepe";
+
+/// Where Zaepe's API lives: framework-level errors there take its envelope.
+pub const PATH_PREFIXES: &[&str] = &["/v1/"];
+
+/// A framework-level error (no route, wrong method, body too large, a request rejected before
+/// a handler) in Zaepe's envelope.
+pub fn framework_error(status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+        _ => codes::INVALID_PARAMETER,
+    };
+    ZaepeError::new(status, code, message).into_response()
+}
 /// Allowed clock difference, both ways.
 pub const MAX_SKEW_SECS: i64 = 300;
 
