@@ -381,10 +381,10 @@ async fn serve(config: Config) -> Result<()> {
             coffer_dialect_zaepe::DIALECT,
             coffer_dialect_zaepe::formatter(&engine, webhook_settings.retry.clone()),
         );
-    let aurpay = coffer_dialect_aurpay::routes(coffer_dialect_aurpay::AurpayState {
-        engine: engine.clone(),
-        master: key.clone(),
-    });
+    let aurpay = coffer_dialect_aurpay::routes(coffer_dialect_aurpay::AurpayState::new(
+        engine.clone(),
+        key.clone(),
+    ));
     let webhooks = coffer_webhooks::Webhooks::new(
         engine.store.clone(),
         engine.clock.clone(),

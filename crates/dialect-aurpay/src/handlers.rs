@@ -1,5 +1,6 @@
 //! The endpoint handlers: authenticate, decode, call the engine, encode.
 
+use coffer_engine::logins::LoginRefusal;
 use std::str::FromStr;
 
 use axum::body::Bytes;
@@ -973,11 +974,29 @@ pub async fn get_api_key(
     body: Bytes,
 ) -> Result<Response, AurpayError> {
     let (username, password) = credentials_of(&headers, &body)?;
-    let merchant = state
+    let checked = state
         .engine
-        .verify_merchant_login(&username, &password)
-        .await?
-        .ok_or_else(|| AurpayError::unauthorized("invalid username or password"))?;
+        .verify_merchant_login_throttled(&state.logins, &username, &password)
+        .await?;
+    let merchant = match checked {
+        Ok(found) => {
+            found.ok_or_else(|| AurpayError::unauthorized("invalid username or password"))?
+        }
+        Err(LoginRefusal::Locked { retry_after_secs }) => {
+            return Err(AurpayError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins for this username; try again in {retry_after_secs} s"
+                ),
+            ));
+        }
+        Err(LoginRefusal::Busy) => {
+            return Err(AurpayError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many logins are being checked; try again shortly",
+            ));
+        }
+    };
     let key = match state
         .engine
         .active_dialect_credential(&state.master, &merchant, DIALECT)

@@ -41,6 +41,18 @@ pub struct AurpayState {
     pub engine: Engine,
     /// Opens the sealed credentials.
     pub master: MasterKey,
+    /// Guards "Get API-Key" (username + password) against guessing.
+    pub logins: std::sync::Arc<coffer_engine::logins::LoginThrottle>,
+}
+
+impl AurpayState {
+    pub fn new(engine: Engine, master: MasterKey) -> Self {
+        Self {
+            engine,
+            master,
+            logins: std::sync::Arc::default(),
+        }
+    }
 }
 
 /// Aurpay's endpoints, at Aurpay's paths, ready to merge next to the native API.

@@ -659,6 +659,28 @@ async fn get_api_key_with_the_console_login(db: &TestDb) {
     }
     let (s, b) = send(&env, Method::POST, path, &[], r#"{"username":"x"}"#).await;
     assert!(error_of(s, &b, 400).contains("password"));
+    // Guessing: after five failures (one above, four here) the username is locked, even for
+    // the right password, without checking it; other usernames are not.
+    let wrong = r#"{"username":"shop@example.com","password":"wrong horse battery staple"}"#;
+    for _ in 0..4 {
+        let (s, b) = send(&env, Method::POST, path, &[], wrong).await;
+        error_of(s, &b, 401);
+    }
+    let right = r#"{"username":"shop@example.com","password":"correct horse battery staple"}"#;
+    let (s, b) = send(&env, Method::POST, path, &[], right).await;
+    assert!(
+        error_of(s, &b, 429).contains("too many failed logins"),
+        "{b}"
+    );
+    let (s, b) = send(
+        &env,
+        Method::POST,
+        path,
+        &[],
+        r#"{"username":"other@example.com","password":"wrong horse battery staple"}"#,
+    )
+    .await;
+    error_of(s, &b, 401);
     // The legacy plugin check.
     let resp = env
         .client

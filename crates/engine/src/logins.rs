@@ -95,6 +95,108 @@ impl Engine {
     }
 }
 
+/// Guards a console login against guessing and against burning the CPU on password hashes:
+/// after [`LoginThrottle::MAX_FAILURES`] failures for one username within
+/// [`LoginThrottle::WINDOW`], that username is refused without hashing until the oldest
+/// failure leaves the window; at most [`LoginThrottle::CONCURRENT`] hashes run at once and a
+/// login beyond that is refused as busy. In memory, per instance.
+#[derive(Debug)]
+pub struct LoginThrottle {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Vec<std::time::Instant>>>,
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Why a login attempt is refused before its password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// Too many recent failures for this username: retry after this many seconds.
+    Locked { retry_after_secs: u64 },
+    /// Too many logins being checked right now.
+    Busy,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            failures: std::sync::Mutex::default(),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::CONCURRENT)),
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub const MAX_FAILURES: usize = 5;
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    pub const CONCURRENT: usize = 2;
+    /// Usernames tracked before expired entries are swept.
+    const SWEEP_AT: usize = 10_000;
+
+    fn key(username: &str) -> String {
+        username.trim().to_lowercase()
+    }
+
+    /// Whether `username` may try now (`Err` with why not), given the time `now`.
+    pub fn check(&self, username: &str, now: std::time::Instant) -> Result<(), LoginRefusal> {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(list) = failures.get_mut(&Self::key(username)) else {
+            return Ok(());
+        };
+        list.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
+        if list.len() < Self::MAX_FAILURES {
+            return Ok(());
+        }
+        let oldest = list.iter().min().copied().unwrap_or(now);
+        let wait = Self::WINDOW.saturating_sub(now.saturating_duration_since(oldest));
+        Err(LoginRefusal::Locked {
+            retry_after_secs: wait.as_secs().max(1),
+        })
+    }
+
+    /// Record the outcome of a checked attempt: a success forgets the username's failures.
+    pub fn record(&self, username: &str, ok: bool, now: std::time::Instant) {
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = Self::key(username);
+        if ok {
+            failures.remove(&key);
+            return;
+        }
+        if failures.len() >= Self::SWEEP_AT {
+            failures.retain(|_, l| {
+                l.iter()
+                    .any(|t| now.saturating_duration_since(*t) < Self::WINDOW)
+            });
+        }
+        failures.entry(key).or_default().push(now);
+    }
+}
+
+impl Engine {
+    /// [`Engine::verify_merchant_login`] behind `throttle`: a locked username or a busy server
+    /// is refused before any hashing.
+    pub async fn verify_merchant_login_throttled(
+        &self,
+        throttle: &LoginThrottle,
+        username: &str,
+        password: &str,
+    ) -> Result<Result<Option<MerchantId>, LoginRefusal>, EngineError> {
+        if let Err(refusal) = throttle.check(username, std::time::Instant::now()) {
+            return Ok(Err(refusal));
+        }
+        let Ok(_permit) = throttle.hashing.clone().try_acquire_owned() else {
+            return Ok(Err(LoginRefusal::Busy));
+        };
+        let found = self.verify_merchant_login(username, password).await?;
+        throttle.record(username, found.is_some(), std::time::Instant::now());
+        Ok(Ok(found))
+    }
+}
+
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY
@@ -105,6 +207,36 @@ fn dummy_hash() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_locks_a_username_after_five_failures_in_the_window() {
+        let t = LoginThrottle::default();
+        let start = std::time::Instant::now();
+        let at = |secs: u64| start + std::time::Duration::from_secs(secs);
+        for i in 0..4 {
+            assert_eq!(t.check("Alice", at(i)), Ok(()));
+            t.record("alice", false, at(i));
+        }
+        // A success forgets the failures.
+        t.record(" ALICE ", true, at(5));
+        for i in 0..5 {
+            assert_eq!(t.check("alice", at(10 + i)), Ok(()));
+            t.record("alice", false, at(10 + i));
+        }
+        // Fifth failure at 14 s: locked until the first (10 s) leaves the 15-minute window.
+        assert_eq!(
+            t.check("alice", at(20)),
+            Err(LoginRefusal::Locked {
+                retry_after_secs: 900 - 10
+            })
+        );
+        assert_eq!(
+            t.check("bob", at(20)),
+            Ok(()),
+            "other usernames are not affected"
+        );
+        assert_eq!(t.check("alice", at(910)), Ok(()));
+    }
 
     #[test]
     fn hashes_verify_and_are_salted() {

@@ -98,10 +98,7 @@ pub async fn serve(engine: Engine, chain_id: &str) -> Env {
         .set_wallet(&merchant.id, chain_id, XPUB)
         .await
         .unwrap();
-    let app: axum::Router = routes(AurpayState {
-        engine: engine.clone(),
-        master: master.clone(),
-    });
+    let app: axum::Router = routes(AurpayState::new(engine.clone(), master.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
