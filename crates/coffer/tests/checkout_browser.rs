@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::coffer;
+use common::{XPUB, coffer};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -25,17 +25,12 @@ use std::time::Duration;
 
 use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
-use coffer_core::{
-    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates,
-    MerchantId, Network, Price,
-};
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, ManualClock, NewOrder};
+use coffer_core::{AssetId, BaseUnits, Decimals, MerchantId};
+use coffer_engine::{Engine, ManualClock, NewOrder};
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
-const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 const EXPLORER: &str = "https://explorer.invalid/tx/";
 /// Confirmations the test chain asks for, so `processing` is visible before `settled`.
 const CONFIRMATIONS: u64 = 3;
@@ -59,48 +54,8 @@ fn config(dir: &Path, rpc: &str, usdt: &str) -> PathBuf {
 /// An engine on the same database whose clock is `ago` in the past: it creates an order that
 /// has expired by the time the page is opened.
 fn past_engine(db: &TestDb, usdt: &str, ago: time::Duration) -> Engine {
-    let chain = Chain {
-        id: ChainId::parse("anvil").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Regtest,
-        name: "Anvil Testnet".into(),
-        confirmations: 3,
-        evm_chain_id: Some(31337),
-    };
-    let asset = |s: &str, kind, d: u8, stable| Asset {
-        id: AssetId::from_str(&format!("anvil:{s}")).unwrap(),
-        kind,
-        decimals: Decimals::new(d).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
-    let assets = AssetRegistry::new(
-        vec![chain],
-        vec![
-            asset("ETH", AssetKind::Native, 18, false),
-            asset(
-                "USDT",
-                AssetKind::Token {
-                    contract: usdt.into(),
-                },
-                6,
-                true,
-            ),
-        ],
-    )
-    .unwrap();
-    Engine {
-        store: db.store.clone(),
-        rates: Arc::new(FixedRates::new().with(
-            "ETH",
-            "USD",
-            Price::new(Decimal::from(2000)).unwrap(),
-        )),
-        assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
-        clock: Arc::new(ManualClock::new(time::OffsetDateTime::now_utc() - ago)),
-        settings: Arc::new(EngineSettings::default()),
-    }
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc() - ago);
+    common::anvil_engine_with(db, "anvil", usdt, 3, Arc::new(clock))
 }
 
 /// `coffer serve`, and the address it listens on (read from its log).

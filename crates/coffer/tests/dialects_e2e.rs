@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::{sigkill as stop, wait_until};
-use std::io::{BufRead, BufReader};
+use common::{XPUB, sigkill as stop, wait_until};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +24,6 @@ use coffer_webhooks::MasterKey;
 use serde_json::Value;
 
 const MASTER_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
-
-/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
-const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 
 fn coffer(config: &Path, db: &TestDb) -> Command {
     let mut cmd = common::coffer(config, db);
@@ -48,15 +44,7 @@ fn config(dir: &Path, rpc: &str, usdt: &str, port: u16) -> std::path::PathBuf {
 }
 
 fn spawn_serve(config: &Path, db: &TestDb) -> Child {
-    let mut child = coffer(config, db)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    child
+    common::spawn_serve(coffer(config, db))
 }
 
 type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;

@@ -18,11 +18,9 @@ use coffer_core::{AssetId, ChainId, EventType, MerchantId, Order, OrderStatus, P
 use coffer_engine::NewOrder;
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
-use common::{coffer, sigkill, status, wait_until};
+use common::{XPUB, coffer, sigkill, status, wait_until};
 use rust_decimal::Decimal;
 
-/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
-const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 const XPRV: &str = "xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi";
 
 fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
@@ -38,15 +36,7 @@ fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
 }
 
 fn spawn_serve(config: &Path, db: &TestDb) -> Child {
-    let mut child = coffer(config, db)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
-    child
+    common::spawn_serve(coffer(config, db))
 }
 
 async fn killed_and_restarted(db: &TestDb) {

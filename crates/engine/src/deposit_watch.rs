@@ -166,11 +166,11 @@ impl Engine {
                     id
                 }
             };
-            if let Some(p) = planned.get_mut(&id) {
-                if p.deposit.status == PaymentStatus::Confirmed && p.deposit.confirmed_at.is_none()
-                {
-                    p.deposit.confirmed_at = Some(now);
-                }
+            if let Some(p) = planned.get_mut(&id)
+                && p.deposit.status == PaymentStatus::Confirmed
+                && p.deposit.confirmed_at.is_none()
+            {
+                p.deposit.confirmed_at = Some(now);
             }
         }
 

@@ -218,10 +218,10 @@ impl Engine {
                 ));
             }
             let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
-            if let Some(v) = value {
-                if name.ends_with("_url") {
-                    crate::validate::url("value", v)?;
-                }
+            if let Some(v) = value
+                && name.ends_with("_url")
+            {
+                crate::validate::url("value", v)?;
             }
             checked.push((name.as_str(), value));
         }

@@ -5,8 +5,9 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +16,14 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Order,
     OrderStatus, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Clock, Derivers, Engine, EngineSettings, SystemClock};
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+
+/// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
+pub const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 
 /// `coffer --config CONFIG …` on the test's database, ignoring any `COFFER_*` variable of the
 /// environment the test runs in.
@@ -36,6 +40,19 @@ pub fn coffer(config: &Path, db: &TestDb) -> Command {
         cmd.env("COFFER_DATABASE_URL", url);
     }
     cmd
+}
+
+/// `coffer … serve` from `cmd` with its log read and dropped (a full pipe would block it).
+pub fn spawn_serve(mut cmd: Command) -> Child {
+    let mut child = cmd
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stderr).lines() {});
+    child
 }
 
 /// Kill without warning (no graceful shutdown), and reap.
@@ -74,12 +91,23 @@ pub async fn status(engine: &Engine, o: &Order) -> OrderStatus {
 /// named `chain`, with ETH and a 6-decimal USDT at `usdt`: the same chain and assets as the
 /// binary's configuration in these tests.
 pub fn anvil_engine(db: &TestDb, chain: &str, usdt: &str) -> Engine {
+    anvil_engine_with(db, chain, usdt, 1, Arc::new(SystemClock))
+}
+
+/// [`anvil_engine`] with the chain's confirmations and the engine's clock given.
+pub fn anvil_engine_with(
+    db: &TestDb,
+    chain: &str,
+    usdt: &str,
+    confirmations: u32,
+    clock: Arc<dyn Clock>,
+) -> Engine {
     let chain_def = Chain {
         id: ChainId::parse(chain).unwrap(),
         kind: ChainKind::Evm,
         network: Network::Regtest,
         name: chain.into(),
-        confirmations: 1,
+        confirmations,
         evm_chain_id: Some(31337),
     };
     let asset = |s: &str, kind, d: u8, stable| Asset {
@@ -113,7 +141,7 @@ pub fn anvil_engine(db: &TestDb, chain: &str, usdt: &str) -> Engine {
         )),
         assets: Arc::new(assets),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
-        clock: Arc::new(SystemClock),
+        clock,
         settings: Arc::new(EngineSettings::default()),
     }
 }
