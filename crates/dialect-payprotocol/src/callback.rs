@@ -1,14 +1,15 @@
 //! Pay Protocol callbacks: POST JSON to the order's `notifyUrl` when it becomes paid,
-//! partially paid or failed, signed with the X-PAY-* headers like a request (method `POST`,
-//! the path of the notify URL with its query, the raw body). Success only when the body is
-//! `success`; retries at 0 s, 15 s, 30 s, 3 min, 5 min, 10 min.
+//! partially paid or failed, and to a refund's or withdrawal's own `notifyUrl` when it reaches
+//! a final status (success, failure, rejected); signed with the X-PAY-* headers like a request
+//! (method `POST`, the path of the notify URL with its query, the raw body). Success only when
+//! the body is `success`; retries at 0 s, 15 s, 30 s, 3 min, 5 min, 10 min.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use coffer_core::{Deposit, Event, EventType, Order};
+use coffer_core::{Deposit, Event, EventType, Order, PayoutKind, PayoutRequest, PayoutStatus};
 use coffer_engine::{AssetRegistry, Engine};
 use coffer_webhooks::format::{
     DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, RetrySchedule,
@@ -55,6 +56,22 @@ fn notifies(kind: EventType) -> bool {
     )
 }
 
+/// The events that trigger a refund or withdrawal callback: "fires on success, failure or
+/// rejected" — an update whose status (at the event, not the payout's current one) is final.
+/// Requests, approval and sending do not notify.
+fn notifies_payout(event: &Event) -> bool {
+    matches!(
+        event.kind,
+        EventType::RefundUpdated | EventType::WithdrawalUpdated
+    ) && event
+        .data
+        .get("object")
+        .and_then(|o| o.get("status"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<PayoutStatus>().ok())
+        .is_some_and(PayoutStatus::is_final)
+}
+
 /// The path and query of a URL (what goes into the callback's signature).
 pub fn signed_path(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -73,10 +90,16 @@ impl PayProtocolFormatter {
     /// withdrawal (payout request), or a recharge (deposit).
     fn body(&self, context: &DialectContext) -> Result<Value, FormatError> {
         if let Some(payout) = &context.payout {
-            return Err(FormatError(format!(
-                "no Pay Protocol callback for payout {} yet",
-                payout.id
-            )));
+            return Ok(match payout.kind {
+                PayoutKind::Refund => {
+                    let order = context
+                        .order
+                        .as_ref()
+                        .filter(|o| payout.order_id.as_ref() == Some(&o.id));
+                    mapping::refund_json(payout, order, &self.assets)
+                }
+                PayoutKind::Withdrawal => mapping::withdrawal_json(payout, &self.assets),
+            });
         }
         if let Some(deposit) = &context.deposit {
             return Ok(crate::recharge::recharge_json(deposit, &self.assets));
@@ -164,6 +187,21 @@ impl Formatter for PayProtocolFormatter {
             .cloned()
     }
 
+    /// A refund's or withdrawal's own `notifyUrl` (given to `createRefundOrder` or
+    /// `withdraw/apply`); none given, no callback (the order's `notifyUrl` is not used: it
+    /// expects payment bodies).
+    fn payout_callback_url(&self, event: &Event, payout: &PayoutRequest) -> Option<String> {
+        if payout.dialect != crate::DIALECT || !notifies_payout(event) {
+            return None;
+        }
+        payout
+            .dialect_data
+            .get("notifyUrl")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+    }
+
     fn needs_context(&self) -> bool {
         true
     }
@@ -181,6 +219,93 @@ mod tests {
         );
         assert_eq!(signed_path("https://shop.example"), "/");
         assert_eq!(signed_path("http://127.0.0.1:9/x/y#frag"), "/x/y");
+    }
+
+    fn payout(kind: PayoutKind, dialect: &str, notify: Option<&str>) -> PayoutRequest {
+        let mut data = serde_json::Map::new();
+        if let Some(url) = notify {
+            data.insert("notifyUrl".into(), url.into());
+        }
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        PayoutRequest {
+            id: coffer_core::PayoutId::from_random([1; 16]),
+            seq: 1,
+            merchant_id: coffer_core::MerchantId::from_random([2; 16]),
+            kind,
+            order_id: None,
+            asset: None,
+            amount: None,
+            fiat_amount: None,
+            fiat_currency: None,
+            destination: None,
+            memo: None,
+            status: PayoutStatus::Requested,
+            dialect: dialect.into(),
+            reference: None,
+            dialect_data: data,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        }
+    }
+
+    fn event(kind: EventType, status: PayoutStatus) -> Event {
+        Event {
+            id: coffer_core::EventId::from_random([3; 16]),
+            merchant_id: coffer_core::MerchantId::from_random([2; 16]),
+            kind,
+            subject: "pout_x".into(),
+            data: serde_json::json!({"object": {"status": status.as_str()}}),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// Every event type × payout status: a callback only for an update to a final status of
+    /// a Pay Protocol payout with a `notifyUrl`, to that URL.
+    #[test]
+    fn payout_callbacks_only_on_final_updates() {
+        let f = PayProtocolFormatter {
+            assets: Arc::new(AssetRegistry::new(Vec::new(), Vec::new()).unwrap()),
+        };
+        let url = "https://shop.example/refund?id=1";
+        for kind in [PayoutKind::Refund, PayoutKind::Withdrawal] {
+            let p = payout(kind, crate::DIALECT, Some(url));
+            for event_kind in EventType::ALL {
+                for status in PayoutStatus::ALL {
+                    let expected = matches!(
+                        event_kind,
+                        EventType::RefundUpdated | EventType::WithdrawalUpdated
+                    ) && matches!(
+                        status,
+                        PayoutStatus::Completed | PayoutStatus::Failed | PayoutStatus::Rejected
+                    );
+                    let got = f.payout_callback_url(&event(event_kind, status), &p);
+                    assert_eq!(
+                        got.as_deref(),
+                        expected.then_some(url),
+                        "{event_kind:?} {status}"
+                    );
+                }
+            }
+            let done = event(EventType::RefundUpdated, PayoutStatus::Completed);
+            assert_eq!(
+                f.payout_callback_url(&done, &payout(kind, crate::DIALECT, None)),
+                None,
+                "no notifyUrl given: no callback"
+            );
+            assert_eq!(
+                f.payout_callback_url(&done, &payout(kind, crate::DIALECT, Some(""))),
+                None
+            );
+            assert_eq!(
+                f.payout_callback_url(&done, &payout(kind, "native", Some(url))),
+                None,
+                "another dialect's payout"
+            );
+            let mut no_status = done.clone();
+            no_status.data = serde_json::json!({});
+            assert_eq!(f.payout_callback_url(&no_status, &p), None);
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/api/mer/refund/createRefundOrder", post(create_refund))
         .route("/api/mer/refund/detail", get(refund_detail))
         .route("/api/mer/refund/list", get(refund_list))
+        .route("/api/mer/refund/notify", get(refund_notify))
         .route("/api/mer/withdraw/apply", post(withdraw_apply))
         .route("/api/mer/user/create", post(users::create))
         .route("/api/mer/user/detail", get(users::detail))
@@ -621,18 +622,24 @@ async fn payment_notify(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let order = order_by_trade_no(&api, &m, q.out_trade_no.as_deref(), None).await?;
+    // The order's payment callbacks: `"outTradeNo":"…"` with a `paymentStatus` (refund
+    // callbacks carry the order's `outTradeNo` too).
     let needle = format!(
         "\"outTradeNo\":{}",
         serde_json::to_string(order.order_no.as_deref().unwrap_or_default()).unwrap_or_default()
     );
-    resend_last_callback(&api, &m, &needle).await
+    redeliver_last(&api, &m, &["\"paymentStatus\":", &needle]).await?;
+    Ok(ok(Value::Null))
 }
 
-/// Make the merchant's last Pay Protocol callback whose body contains `needle` due again (a
-/// new attempt through the delivery log, same rules): the manual re-triggers. The delivery
-/// log has no subject column, so a callback is recognised by the body it sent, newest first;
-/// none yet is the vendor's 404.
-pub(crate) async fn resend_last_callback(api: &Api, m: &MerchantId, needle: &str) -> Res {
+/// Make the merchant's newest Pay Protocol callback delivery whose body contains every one of
+/// `needles` due again (a new attempt through the outbox), or 404 if there is none. The
+/// delivery log has no subject column: callbacks are recognised by the body they sent.
+pub(crate) async fn redeliver_last(
+    api: &Api,
+    m: &MerchantId,
+    needles: &[&str],
+) -> Result<(), PpError> {
     let deliveries = api
         .engine
         .store
@@ -650,7 +657,7 @@ pub(crate) async fn resend_last_callback(api: &Api, m: &MerchantId, needle: &str
                 && d.dialect == DIALECT
                 && d.request_body
                     .as_deref()
-                    .is_some_and(|b| b.contains(needle))
+                    .is_some_and(|b| needles.iter().all(|n| b.contains(n)))
         })
         .ok_or_else(|| PpError::not_found("callback notification"))?;
     api.engine
@@ -658,7 +665,7 @@ pub(crate) async fn resend_last_callback(api: &Api, m: &MerchantId, needle: &str
         .redeliver(m, &last.id, api.engine.now())
         .await
         .map_err(EngineError::from)?;
-    Ok(ok(Value::Null))
+    Ok(())
 }
 
 // ---- refunds and withdrawals ---------------------------------------------------------------
@@ -742,23 +749,17 @@ async fn refund_json(api: &Api, m: &MerchantId, r: &PayoutRequest) -> Result<Val
     Ok(mapping::refund_json(r, order.as_ref(), &api.engine.assets))
 }
 
-async fn refund_detail(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<RefundQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
+/// The refund named by `refundId` and/or `outTradeNo` (the order's newest refund), or 404.
+async fn find_refund(api: &Api, m: &MerchantId, q: &RefundQuery) -> Result<PayoutRequest, PpError> {
     let by_id = opt_int("refundId", q.refund_id.as_deref())?;
     let by_order = match q.out_trade_no.as_deref().filter(|n| !n.is_empty()) {
-        Some(no) => Some(order_by_trade_no(&api, &m, Some(no), None).await?),
+        Some(no) => Some(order_by_trade_no(api, m, Some(no), None).await?),
         None => None,
     };
-    let refund = match (by_id, &by_order) {
+    Ok(match (by_id, &by_order) {
         (None, None) => return Err(PpError::bad("outTradeNo or refundId is required")),
         (Some(seq), _) => {
-            let r = api.engine.get_payout_by_seq(&m, seq).await?;
+            let r = api.engine.get_payout_by_seq(m, seq).await?;
             let fits = r.kind == PayoutKind::Refund
                 && by_order
                     .as_ref()
@@ -771,7 +772,7 @@ async fn refund_detail(
         (None, Some(order)) => api
             .engine
             .list_payouts(
-                &m,
+                m,
                 PayoutQuery {
                     kind: Some(PayoutKind::Refund),
                     order_id: Some(order.id.clone()),
@@ -784,8 +785,38 @@ async fn refund_detail(
             .into_iter()
             .next()
             .ok_or_else(|| PpError::not_found("refund"))?,
-    };
+    })
+}
+
+async fn refund_detail(
+    State(api): State<Api>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<RefundQuery>,
+) -> Res {
+    let m = merchant(&api, &method, &uri, &headers, b"").await?;
+    let refund = find_refund(&api, &m, &q).await?;
     Ok(ok(refund_json(&api, &m, &refund).await?))
+}
+
+/// Manual re-trigger of a refund callback (query `refundId` and/or `outTradeNo`, like
+/// `refund/detail`): the refund's last callback delivery is made due again, like
+/// `payment/notify`. 404 while none was sent (refunds call back on a final status only).
+async fn refund_notify(
+    State(api): State<Api>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<RefundQuery>,
+) -> Res {
+    let m = merchant(&api, &method, &uri, &headers, b"").await?;
+    let refund = find_refund(&api, &m, &q).await?;
+    // Recognised by the body it sent, as in `payment_notify`. `refundId` is never the last
+    // key, so the comma makes refund 1 not match refund 12.
+    let needle = format!("\"refundId\":{},", refund.seq);
+    redeliver_last(&api, &m, &[&needle]).await?;
+    Ok(ok(Value::Null))
 }
 
 async fn refund_list(

@@ -214,6 +214,23 @@ pub fn refund_json(r: &PayoutRequest, order: Option<&Order>, assets: &AssetRegis
     })
 }
 
+/// The withdrawal object of the withdrawal callback. The vendor's key names were not captured
+/// (only the fields' meanings): named like the rest of the dialect, see
+/// `docs/compat/payprotocol.md`.
+pub fn withdrawal_json(w: &PayoutRequest, assets: &AssetRegistry) -> Value {
+    json!({
+        "chainId": w.asset.as_ref().and_then(|a| chain_number_of(assets, a.chain())).unwrap_or(0),
+        "currencyId": w.asset.as_ref().map_or(0, |a| currency_number(assets, a)),
+        "withdrawId": w.seq,
+        "outTradeNo": w.reference.clone().unwrap_or_default(),
+        "withdrawAmount": w.amount.unwrap_or(BaseUnits::ZERO).to_string(),
+        "withdrawAddress": w.destination.clone().unwrap_or_default(),
+        "withdrawStatus": refund_status(w.status),
+        "applyTime": time_text(w.created_at),
+        "transferHash": "",
+    })
+}
+
 pub fn chains_json(assets: &AssetRegistry) -> Value {
     Value::Array(
         assets

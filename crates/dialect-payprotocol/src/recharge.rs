@@ -143,5 +143,6 @@ pub(crate) async fn notify(
     let d = by_number(&api, &q, &m).await?;
     // Keys are serialised in order, so `rechargeId` is followed by `rechargeStatus`.
     let needle = format!("\"rechargeId\":{},\"rechargeStatus\"", d.seq);
-    crate::resend_last_callback(&api, &m, &needle).await
+    crate::redeliver_last(&api, &m, &[&needle]).await?;
+    Ok(ok(Value::Null))
 }

@@ -118,6 +118,7 @@ pub struct FormatInput<'a> {
 /// sender before each attempt.
 #[derive(Clone, Default)]
 pub struct DialectContext {
+    /// The event's order, or the refunded order of a refund event (then without payments).
     pub order: Option<Order>,
     pub payments: Vec<Payment>,
     /// Set for refund and withdrawal events (subject `pout_…`).

@@ -63,8 +63,8 @@ pub(crate) struct Sender {
 type Done = mpsc::Sender<Finished>;
 
 impl Sender {
-    /// The object of the event (order and payments, payout request, or deposit) and the
-    /// merchant's credential of the delivery's dialect.
+    /// The object of the event (order and payments, payout request with a refund's order, or
+    /// deposit) and the merchant's credential of the delivery's dialect.
     async fn dialect_context(
         &self,
         delivery: &coffer_store::DeliveryRecord,
@@ -88,6 +88,11 @@ impl Sender {
                 .await
                 .map_err(|e| e.to_string())?,
             Err(_) => None,
+        };
+        // A refund's order (what a dialect's refund callback names).
+        let order = match (order, payout.as_ref().and_then(|p| p.order_id.as_ref())) {
+            (None, Some(id)) => store.find_order(id).await.map_err(|e| e.to_string())?,
+            (order, _) => order,
         };
         let deposit = match event.subject.parse::<coffer_core::DepositId>() {
             Ok(id) => store
