@@ -21,39 +21,13 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use coffer_api::v1::ApiSettings;
 use coffer_api::{AppState, HttpSettings};
-use coffer_core::order::Derivation;
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
-use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
-    SystemClock,
-};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_testkit::fixtures::TestDeriver;
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-
-struct BenchDeriver;
-
-impl AddressDeriver for BenchDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
-        Ok(descriptor.to_owned())
-    }
-
-    fn derive(
-        &self,
-        _chain: &Chain,
-        descriptor: &str,
-        index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("0x{descriptor}{index:08x}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
 
 fn registry() -> AssetRegistry {
     let bsc = Chain {
@@ -106,7 +80,10 @@ async fn main() {
         store,
         rates: Arc::new(FixedRates::new().with("USDT", "USD", Price::new(Decimal::ONE).unwrap())),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(BenchDeriver)),
+        derivers: Derivers::default().with(
+            ChainKind::Evm,
+            Arc::new(TestDeriver::new(|d, i| format!("0x{d}{i:08x}"))),
+        ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     };

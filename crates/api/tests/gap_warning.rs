@@ -10,34 +10,17 @@ use std::sync::Arc;
 
 use coffer_api::v1::ApiSettings;
 use coffer_api::{AppState, HttpSettings};
-use coffer_core::order::Derivation;
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
-    EngineError, EngineSettings, NewOrder, ObservedTransfer, SystemClock,
+    AssetRegistry, BlockRef, ChainBatch, Derivers, Engine, EngineSettings, NewOrder,
+    ObservedTransfer, SystemClock,
 };
+use coffer_testkit::fixtures::TestDeriver;
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-struct Deriver;
-
-impl AddressDeriver for Deriver {
-    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
-        Ok(d.to_owned())
-    }
-    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("{d}-{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
 
 fn engine(db: &TestDb) -> Engine {
     let chain = |id: &str, kind| Chain {
@@ -73,8 +56,8 @@ fn engine(db: &TestDb) -> Engine {
             .unwrap(),
         ),
         derivers: Derivers::default()
-            .with(ChainKind::Bitcoin, Arc::new(Deriver))
-            .with(ChainKind::Evm, Arc::new(Deriver)),
+            .with(ChainKind::Bitcoin, Arc::new(TestDeriver::dashed()))
+            .with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     }

@@ -11,63 +11,16 @@ use std::sync::Arc;
 
 use coffer_api::v1::ApiSettings;
 use coffer_api::{AppState, HttpSettings};
-use coffer_core::order::Derivation;
-use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
-    Scope,
-};
-use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
-    SystemClock,
-};
+use coffer_core::{AssetKind, Chain, ChainId, ChainKind, FixedRates, Network, Price, Scope};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::{EventQuery, OrderQuery};
+use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-/// Deterministic stand-in for a chain's key derivation: accepts descriptors starting with
-/// "xpub" and derives "0x<descriptor>/<index>".
-struct TestDeriver;
-
-impl AddressDeriver for TestDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
-        if descriptor.starts_with("xpub") {
-            Ok(descriptor.to_owned())
-        } else {
-            Err(EngineError::invalid(
-                "invalid_wallet",
-                "xpub",
-                "not an xpub",
-            ))
-        }
-    }
-
-    fn derive(
-        &self,
-        _chain: &Chain,
-        descriptor: &str,
-        index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("0x{descriptor}{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
-
 fn registry() -> AssetRegistry {
-    let bsc = Chain {
-        id: ChainId::parse("bsc").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Mainnet,
-        name: "BNB Smart Chain".into(),
-        confirmations: 15,
-        evm_chain_id: Some(56),
-    };
     let btc = Chain {
         id: ChainId::parse("bitcoin").unwrap(),
         kind: ChainKind::Bitcoin,
@@ -76,26 +29,12 @@ fn registry() -> AssetRegistry {
         confirmations: 2,
         evm_chain_id: None,
     };
-    let asset = |id: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
-        id: AssetId::from_str(id).unwrap(),
-        kind,
-        decimals: Decimals::new(decimals).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
     AssetRegistry::new(
-        vec![bsc, btc],
+        vec![fixtures::bsc(15), btc],
         vec![
-            asset("bsc:BNB", AssetKind::Native, 18, false),
-            asset(
-                "bsc:USDT",
-                AssetKind::Token {
-                    contract: "0x55d3".into(),
-                },
-                18,
-                true,
-            ),
-            asset("bitcoin:BTC", AssetKind::Native, 8, false),
+            fixtures::asset("bsc", "BNB", AssetKind::Native, 18, false),
+            fixtures::asset("bsc", "USDT", fixtures::token("0x55d3"), 18, true),
+            fixtures::asset("bitcoin", "BTC", AssetKind::Native, 8, false),
         ],
     )
     .unwrap()
@@ -114,7 +53,10 @@ fn engine(db: &TestDb) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver)),
+        derivers: Derivers::default().with(
+            ChainKind::Evm,
+            Arc::new(TestDeriver::new(|d, i| format!("0x{d}{i}")).xpub_only()),
+        ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: "https://pay.example".into(),

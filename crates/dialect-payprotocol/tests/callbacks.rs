@@ -10,83 +10,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method as HttpMethod, Uri};
-use coffer_core::order::Derivation;
-use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
-    Network, PayoutId, PayoutStatus, Price,
-};
-use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
-    EngineError, EngineSettings, ManualClock, ObservedTransfer,
-};
+use coffer_core::{ChainId, MerchantId, PayoutId, PayoutStatus};
+use coffer_engine::{BlockRef, ChainBatch, Engine, ManualClock, ObservedTransfer};
 use coffer_secrets::MasterKey;
 use coffer_store::{ChainCursor, DeliveryQuery, DeliveryRecord, OrderQuery};
-use coffer_testkit::{TestDb, both_backends};
+use coffer_testkit::{TestDb, both_backends, fixtures};
 use coffer_webhooks::{Formatters, RetrySchedule, Settings, Webhooks};
-use rust_decimal::Decimal;
 use serde_json::Value;
-
-struct Deriver;
-
-impl AddressDeriver for Deriver {
-    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
-        Ok(d.to_owned())
-    }
-    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("0x{d}{index:038x}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
-
-fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
-    let chain = Chain {
-        id: ChainId::parse("bsc").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Mainnet,
-        name: "BNB Smart Chain".into(),
-        confirmations: 1,
-        evm_chain_id: Some(56),
-    };
-    let a = |s: &str, kind| Asset {
-        id: AssetId::from_str(&format!("bsc:{s}")).unwrap(),
-        kind,
-        decimals: Decimals::new(6).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: s == "USDT",
-    };
-    let usdt = AssetKind::Token {
-        contract: "0x55d398326f99059fF775485246999027B3197955".into(),
-    };
-    let assets = AssetRegistry::new(
-        vec![chain],
-        vec![a("BNB", AssetKind::Native), a("USDT", usdt)],
-    )
-    .unwrap();
-    Engine {
-        store: db.store.clone(),
-        rates: Arc::new(
-            FixedRates::new()
-                .with("USDT", "USD", Price::new(Decimal::ONE).unwrap())
-                .with("BNB", "USD", Price::new(Decimal::from(600)).unwrap()),
-        ),
-        assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
-        clock,
-        settings: Arc::new(EngineSettings::default()),
-    }
-}
 
 /// One request the shop's receiver got.
 #[derive(Debug, Clone)]
@@ -139,29 +75,22 @@ struct Harness {
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
 async fn start(db: &TestDb) -> Harness {
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let engine = engine(db, clock.clone());
+    let engine = fixtures::bsc_shop_engine(db, clock.clone());
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
         .create_merchant_with_dialect_credential(&master, "PP Shop", "payprotocol")
         .await
         .unwrap();
     engine.set_wallet(&m.id, "bsc", "ab").await.unwrap();
-    let api = serve(coffer_dialect_payprotocol::routes(
+    let api = fixtures::serve(coffer_dialect_payprotocol::routes(
         engine.clone(),
         Arc::new(master.clone()),
     ))
     .await;
     let hits: Hits = Arc::default();
-    let shop = serve(
+    let shop = fixtures::serve(
         axum::Router::new()
             .fallback(receive)
             .with_state(hits.clone()),

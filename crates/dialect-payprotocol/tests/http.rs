@@ -8,81 +8,12 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use coffer_core::order::Derivation;
-use coffer_core::{
-    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
-    Price,
-};
-use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
-    EngineError, EngineSettings, ObservedTransfer, SystemClock,
-};
+use coffer_core::{AssetId, BaseUnits, ChainId};
+use coffer_engine::{BlockRef, ChainBatch, Engine, ObservedTransfer};
 use coffer_secrets::MasterKey;
 use coffer_store::{ChainCursor, OrderQuery, PayoutQuery};
-use coffer_testkit::{TestDb, both_backends};
-use rust_decimal::Decimal;
+use coffer_testkit::{TestDb, both_backends, fixtures};
 use serde_json::{Value, json};
-
-struct Deriver;
-
-impl AddressDeriver for Deriver {
-    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
-        Ok(d.to_owned())
-    }
-    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("0x{d}{index:038x}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
-
-fn engine(db: &TestDb) -> Engine {
-    let chain = Chain {
-        id: ChainId::parse("bsc").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Mainnet,
-        name: "BNB Smart Chain".into(),
-        confirmations: 1,
-        evm_chain_id: Some(56),
-    };
-    let a = |s: &str, kind, stable| Asset {
-        id: AssetId::from_str(&format!("bsc:{s}")).unwrap(),
-        kind,
-        decimals: Decimals::new(6).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
-    let assets = AssetRegistry::new(
-        vec![chain],
-        vec![
-            a("BNB", AssetKind::Native, false),
-            a(
-                "USDT",
-                AssetKind::Token {
-                    contract: "0x55d398326f99059fF775485246999027B3197955".into(),
-                },
-                true,
-            ),
-        ],
-    )
-    .unwrap();
-    Engine {
-        store: db.store.clone(),
-        rates: Arc::new(
-            FixedRates::new()
-                .with("USDT", "USD", Price::new(Decimal::ONE).unwrap())
-                .with("BNB", "USD", Price::new(Decimal::from(600)).unwrap()),
-        ),
-        assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(EngineSettings::default()),
-    }
-}
 
 struct Harness {
     engine: Engine,
@@ -93,7 +24,7 @@ struct Harness {
 }
 
 async fn start(db: &TestDb) -> Harness {
-    let engine = engine(db);
+    let engine = fixtures::bsc_shop_engine_now(db);
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
         .create_merchant_with_dialect_credential(&master, "PP Shop", "payprotocol")
@@ -101,12 +32,9 @@ async fn start(db: &TestDb) -> Harness {
         .unwrap();
     engine.set_wallet(&m.id, "bsc", "ab").await.unwrap();
     let app = coffer_dialect_payprotocol::routes(engine.clone(), Arc::new(master));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Harness {
         engine,
-        base: format!("http://{addr}"),
+        base: fixtures::serve(app).await,
         key: cred.key,
         secret: cred.secret,
         http: coffer_testkit::http_client(),

@@ -14,9 +14,8 @@ use coffer_core::{
 use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::DepositAccountQuery;
 
-mod common;
+use coffer_testkit::fixtures::TestDeriver;
 use coffer_testkit::{TestDb, both_backends};
-use common::Deriver;
 
 fn engine(db: &TestDb) -> Engine {
     let chain = |id: &str, evm: u64| Chain {
@@ -45,7 +44,7 @@ fn engine(db: &TestDb) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     }

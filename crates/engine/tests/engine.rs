@@ -2,16 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use coffer_core::order::{Derivation, OrderLinks};
+use coffer_core::order::OrderLinks;
 use coffer_core::{
-    Asset, AssetId, AssetKind, BaseUnits, Cause, Chain, ChainId, ChainKind, Decimals, EventType,
-    FixedRates, Network, OrderStatus, Price, Scope, StatusReason,
+    AssetId, AssetKind, BaseUnits, Cause, ChainId, ChainKind, EventType, FixedRates, OrderStatus,
+    Price, Scope, StatusReason,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
-    ManualClock, NewOrder,
+    AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock, NewOrder,
 };
 use coffer_store::{EventQuery, OrderQuery};
+use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -19,72 +19,16 @@ use std::sync::Arc;
 use time::Duration;
 use time::macros::datetime;
 
-/// A deterministic stand-in for a chain's key derivation (the real ones live in the chain
-/// crates and are tested against published vectors there): it accepts descriptors that start
-/// with "xpub" and derives "<descriptor>/<index>".
-struct TestDeriver;
-
-impl AddressDeriver for TestDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
-        if descriptor.starts_with("xpub") {
-            Ok(descriptor.to_owned())
-        } else {
-            Err(EngineError::invalid(
-                "invalid_wallet",
-                "xpub",
-                "not an xpub",
-            ))
-        }
-    }
-
-    fn derive(
-        &self,
-        _chain: &Chain,
-        descriptor: &str,
-        index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("{descriptor}/{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
-
 fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
 fn registry() -> AssetRegistry {
-    let chain = Chain {
-        id: ChainId::parse("bsc").unwrap(),
-        kind: ChainKind::Evm,
-        network: Network::Mainnet,
-        name: "BNB Smart Chain".into(),
-        confirmations: 15,
-        evm_chain_id: Some(56),
-    };
-    let asset = |symbol: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
-        id: AssetId::from_str(&format!("bsc:{symbol}")).unwrap(),
-        kind,
-        decimals: Decimals::new(decimals).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
     AssetRegistry::new(
-        vec![chain],
+        vec![fixtures::bsc(15)],
         vec![
-            asset("BNB", AssetKind::Native, 18, false),
-            asset(
-                "USDT",
-                AssetKind::Token {
-                    contract: "0x55d3".into(),
-                },
-                18,
-                true,
-            ),
+            fixtures::asset("bsc", "BNB", AssetKind::Native, 18, false),
+            fixtures::asset("bsc", "USDT", fixtures::token("0x55d3"), 18, true),
         ],
     )
     .unwrap()
@@ -98,7 +42,10 @@ fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver)),
+        derivers: Derivers::default().with(
+            ChainKind::Evm,
+            Arc::new(TestDeriver::new(|d, i| format!("{d}/{i}")).xpub_only()),
+        ),
         clock,
         settings: Arc::new(EngineSettings {
             public_url: "https://pay.example".into(),

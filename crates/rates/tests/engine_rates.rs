@@ -9,53 +9,27 @@ mod common;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use coffer_core::order::Derivation;
 use coffer_core::{
-    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, Network, Price,
-    money,
+    AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, Network, Price, money,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Derivers, Engine, EngineError, EngineSettings,
-    ManualClock, NewOrder, truncate_to_ms,
+    AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock, NewOrder,
+    truncate_to_ms,
 };
 use coffer_rates::Provider;
 use coffer_store::{EventQuery, OrderQuery};
+use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
 use common::{Fault, Replay};
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
-
-/// Deterministic stand-in for a chain's key derivation (the real ones are tested in the
-/// chain crates against published vectors).
-struct TestDeriver;
-
-impl AddressDeriver for TestDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
-        Ok(descriptor.to_owned())
-    }
-
-    fn derive(
-        &self,
-        _chain: &Chain,
-        descriptor: &str,
-        index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("{descriptor}/{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
 fn registry() -> AssetRegistry {
-    let chain = Chain {
+    let eth = Chain {
         id: ChainId::parse("eth").unwrap(),
         kind: ChainKind::Evm,
         network: Network::Mainnet,
@@ -63,25 +37,12 @@ fn registry() -> AssetRegistry {
         confirmations: 12,
         evm_chain_id: Some(1),
     };
-    let asset = |symbol: &str, kind: AssetKind, decimals: u8, stable: bool| Asset {
-        id: AssetId::from_str(&format!("eth:{symbol}")).unwrap(),
-        kind,
-        decimals: Decimals::new(decimals).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: stable,
-    };
+    let usdt = fixtures::token("0xdAC17F958D2ee523a2206206994597C13D831ec7");
     AssetRegistry::new(
-        vec![chain],
+        vec![eth],
         vec![
-            asset("ETH", AssetKind::Native, 18, false),
-            asset(
-                "USDT",
-                AssetKind::Token {
-                    contract: "0xdAC17F958D2ee523a2206206994597C13D831ec7".into(),
-                },
-                6,
-                true,
-            ),
+            fixtures::asset("eth", "ETH", AssetKind::Native, 18, false),
+            fixtures::asset("eth", "USDT", usdt, 6, true),
         ],
     )
     .unwrap()
@@ -96,7 +57,10 @@ fn engine(
         store: db.store.clone(),
         rates,
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver)),
+        derivers: Derivers::default().with(
+            ChainKind::Evm,
+            Arc::new(TestDeriver::new(|d, i| format!("{d}/{i}")).xpub_only()),
+        ),
         clock,
         settings: Arc::new(EngineSettings::default()),
     }

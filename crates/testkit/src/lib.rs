@@ -6,6 +6,8 @@
 // Test support: a failed fixture must stop the test at once.
 #![allow(clippy::expect_used)]
 
+pub mod fixtures;
+
 use std::sync::Arc;
 
 use coffer_store::{Store, StoreError};

@@ -7,36 +7,14 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use coffer_core::order::Derivation;
-use coffer_core::{
-    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
-    Order,
-};
+use coffer_core::{AssetId, AssetKind, BaseUnits, ChainId, FixedRates, Order};
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Derivers, Engine,
-    EngineError, EngineSettings, ManualClock, NewOrder, ObservedTransfer,
+    AssetRegistry, BlockRef, ChainBatch, Engine, ManualClock, NewOrder, ObservedTransfer,
 };
 use coffer_store::ChainCursor;
-use coffer_testkit::TestDb;
+use coffer_testkit::{TestDb, fixtures};
 use rust_decimal::Decimal;
 use time::macros::datetime;
-
-pub struct Deriver;
-
-impl AddressDeriver for Deriver {
-    fn normalize(&self, _: &Chain, d: &str) -> Result<String, EngineError> {
-        Ok(d.to_owned())
-    }
-    fn derive(&self, _: &Chain, d: &str, index: u32) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: format!("{d}-{index}"),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
-    }
-}
 
 pub fn chain() -> ChainId {
     ChainId::parse("bsc").unwrap()
@@ -47,52 +25,24 @@ pub fn asset(s: &str) -> AssetId {
 }
 
 pub fn engine(db: &TestDb) -> (Engine, Arc<ManualClock>) {
-    let c = Chain {
-        id: chain(),
-        kind: ChainKind::Evm,
-        network: Network::Mainnet,
-        name: "BSC".into(),
-        confirmations: 3,
-        evm_chain_id: Some(56),
-    };
-    let a = |s: &str, kind| Asset {
-        id: asset(s),
-        kind,
-        decimals: Decimals::new(6).unwrap(),
-        display_decimals: 6,
-        usd_stablecoin: true,
-    };
     let assets = AssetRegistry::new(
-        vec![c],
+        vec![fixtures::bsc(3)],
         vec![
-            a("BNB", AssetKind::Native),
-            a(
-                "USDT",
-                AssetKind::Token {
-                    contract: "0xt".into(),
-                },
-            ),
-            a(
-                "USDC",
-                AssetKind::Token {
-                    contract: "0xc".into(),
-                },
-            ),
+            fixtures::asset("bsc", "BNB", AssetKind::Native, 6, true),
+            fixtures::asset("bsc", "USDT", fixtures::token("0xt"), 6, true),
+            fixtures::asset("bsc", "USDC", fixtures::token("0xc"), 6, true),
         ],
     )
     .unwrap();
     let clock = Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC)));
-    (
-        Engine {
-            store: db.store.clone(),
-            rates: Arc::new(FixedRates::new()),
-            assets: Arc::new(assets),
-            derivers: Derivers::default().with(ChainKind::Evm, Arc::new(Deriver)),
-            clock: clock.clone(),
-            settings: Arc::new(EngineSettings::default()),
-        },
-        clock,
-    )
+    let e = fixtures::engine(
+        db,
+        assets,
+        FixedRates::new(),
+        fixtures::TestDeriver::dashed(),
+        clock.clone(),
+    );
+    (e, clock)
 }
 
 pub async fn order(e: &Engine, symbol: &str) -> Order {

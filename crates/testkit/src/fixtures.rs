@@ -1,0 +1,169 @@
+//! Engines over a test database for the tests of every crate above the engine: a
+//! deterministic stand-in for key derivation, ready-made chains and assets, and the BSC shop
+//! the dialect tests share. (The real derivers live in the chain crates and are tested
+//! against published vectors there.)
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use coffer_core::order::Derivation;
+use coffer_core::{
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
+};
+use coffer_engine::{
+    AddressDeriver, AllocatedAddress, AssetRegistry, Clock, Derivers, Engine, EngineError,
+    EngineSettings, SystemClock,
+};
+use rust_decimal::Decimal;
+
+use crate::TestDb;
+
+/// Derives `address(descriptor, index)` at path `m/0/{index}`; with [`TestDeriver::xpub_only`]
+/// a descriptor not starting with `xpub` is refused as `invalid_wallet` (field `xpub`).
+#[derive(Debug, Clone, Copy)]
+pub struct TestDeriver {
+    xpub_only: bool,
+    address: fn(&str, u32) -> String,
+}
+
+impl TestDeriver {
+    pub fn new(address: fn(&str, u32) -> String) -> Self {
+        Self {
+            xpub_only: false,
+            address,
+        }
+    }
+
+    /// `0x` + descriptor + index in hex, 40 hex digits for a two-character descriptor: looks
+    /// like an EVM address (the dialect tests).
+    pub fn evm_like() -> Self {
+        Self::new(|d, i| format!("0x{d}{i:038x}"))
+    }
+
+    /// `descriptor-index`.
+    pub fn dashed() -> Self {
+        Self::new(|d, i| format!("{d}-{i}"))
+    }
+
+    /// Refuse descriptors that do not start with `xpub`.
+    pub fn xpub_only(mut self) -> Self {
+        self.xpub_only = true;
+        self
+    }
+}
+
+impl AddressDeriver for TestDeriver {
+    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+        if self.xpub_only && !descriptor.starts_with("xpub") {
+            return Err(EngineError::invalid(
+                "invalid_wallet",
+                "xpub",
+                "not an xpub",
+            ));
+        }
+        Ok(descriptor.to_owned())
+    }
+
+    fn derive(
+        &self,
+        _chain: &Chain,
+        descriptor: &str,
+        index: u32,
+    ) -> Result<AllocatedAddress, EngineError> {
+        Ok(AllocatedAddress {
+            address: (self.address)(descriptor, index),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+        })
+    }
+}
+
+/// BNB Smart Chain (mainnet, EVM chain id 56) asking for `confirmations`.
+pub fn bsc(confirmations: u32) -> Chain {
+    Chain {
+        id: ChainId::parse("bsc").unwrap_or_else(|e| panic!("{e}")),
+        kind: ChainKind::Evm,
+        network: Network::Mainnet,
+        name: "BNB Smart Chain".into(),
+        confirmations,
+        evm_chain_id: Some(56),
+    }
+}
+
+/// `chain:symbol` with `decimals` (shown with 6), a USD stablecoin if `stable`.
+pub fn asset(chain: &str, symbol: &str, kind: AssetKind, decimals: u8, stable: bool) -> Asset {
+    Asset {
+        id: AssetId::from_str(&format!("{chain}:{symbol}")).unwrap_or_else(|e| panic!("{e}")),
+        kind,
+        decimals: Decimals::new(decimals).unwrap_or_else(|e| panic!("{e}")),
+        display_decimals: 6,
+        usd_stablecoin: stable,
+    }
+}
+
+/// A token asset kind at `contract`.
+pub fn token(contract: &str) -> AssetKind {
+    AssetKind::Token {
+        contract: contract.into(),
+    }
+}
+
+/// An engine over the test's database with these assets, rates, EVM deriver and clock.
+pub fn engine(
+    db: &TestDb,
+    assets: AssetRegistry,
+    rates: FixedRates,
+    deriver: TestDeriver,
+    clock: Arc<dyn Clock>,
+) -> Engine {
+    Engine {
+        store: db.store.clone(),
+        rates: Arc::new(rates),
+        assets: Arc::new(assets),
+        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(deriver)),
+        clock,
+        settings: Arc::new(EngineSettings::default()),
+    }
+}
+
+/// The shop of the dialect tests: BSC (1 confirmation) with BNB and USDT (BSC's real USDT
+/// contract; both 6 decimals here), USDT = 1 USD and BNB = 600 USD, EVM-like test addresses,
+/// on `clock`.
+pub fn bsc_shop_engine(db: &TestDb, clock: Arc<dyn Clock>) -> Engine {
+    let assets = AssetRegistry::new(
+        vec![bsc(1)],
+        vec![
+            asset("bsc", "BNB", AssetKind::Native, 6, false),
+            asset(
+                "bsc",
+                "USDT",
+                token("0x55d398326f99059fF775485246999027B3197955"),
+                6,
+                true,
+            ),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let price = |p: Decimal| Price::new(p).unwrap_or_else(|e| panic!("{e}"));
+    let rates = FixedRates::new()
+        .with("USDT", "USD", price(Decimal::ONE))
+        .with("BNB", "USD", price(Decimal::from(600)));
+    engine(db, assets, rates, TestDeriver::evm_like(), clock)
+}
+
+/// [`bsc_shop_engine`] on the system clock.
+pub fn bsc_shop_engine_now(db: &TestDb) -> Engine {
+    bsc_shop_engine(db, Arc::new(SystemClock))
+}
+
+/// Serve `app` on a free loopback port; answers its base URL (`http://127.0.0.1:PORT`).
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
