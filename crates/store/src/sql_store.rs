@@ -37,6 +37,30 @@ pub struct SqlStore<B: Backend> {
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// The highest event number a reader may be given. PostgreSQL hands out numbers when a
+    /// row is inserted, not when it commits: a reader can see number n+1 while n is still being
+    /// written, and a cursor past n+1 would skip n for good. So readers stop before the oldest
+    /// gap among the newest numbers whose next event is recent (younger than
+    /// `EVENT_GAP_WAIT_MS`): a transaction still writing. An older gap is a rollback's and is
+    /// passed. SQLite commits one writer at a time in number order: no limit.
+    async fn events_horizon(&self) -> Result<Option<i64>, StoreError> {
+        if self.backend.kind() != "postgres" {
+            return Ok(None);
+        }
+        let q = Query::new("SELECT seq, created_at FROM events ORDER BY seq DESC LIMIT $1")
+            .int(EVENT_GAP_WINDOW);
+        let newest_first = self.backend.fetch(q).await?;
+        let young = ms(OffsetDateTime::now_utc()) - EVENT_GAP_WAIT_MS;
+        let mut horizon = None;
+        for pair in newest_first.windows(2) {
+            let (newer, older) = (pair[0].int("seq")?, pair[1].int("seq")?);
+            if newer > older + 1 && pair[0].int("created_at")? > young {
+                horizon = Some(older);
+            }
+        }
+        Ok(horizon)
+    }
+
     /// Every `commit` runs its own transaction. Right for PostgreSQL, whose server batches
     /// the WAL flushes of concurrent transactions itself.
     pub fn new(backend: B) -> Self {
@@ -396,7 +420,14 @@ const SELECT_EVENTS: &str = "SELECT seq, id, merchant_id, type, subject, data, c
        AND ($2 IS NULL OR type = $2) \
        AND ($3 IS NULL OR created_at >= $3) \
        AND ($4 IS NULL OR seq > $4) \
-     ORDER BY seq LIMIT $5";
+       AND ($5 IS NULL OR seq <= $5) \
+     ORDER BY seq LIMIT $6";
+
+/// How many of the newest event numbers are checked for gaps (see `events_horizon`).
+const EVENT_GAP_WINDOW: i64 = 2000;
+/// How long a gap in event numbers is taken for a transaction still writing, in ms; an older
+/// one is a rollback's and is passed.
+const EVENT_GAP_WAIT_MS: i64 = 5000;
 
 const SELECT_PENDING_OUTBOX: &str = "SELECT o.seq AS seq, e.id AS id, e.merchant_id AS merchant_id, e.type AS type, \
      e.subject AS subject, e.data AS data, e.created_at AS created_at \
@@ -690,26 +721,6 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             query,
         });
     }
-    for event in &changes.events {
-        let query = Query::new(INSERT_EVENT)
-            .text(event.id.as_str())
-            .text(event.merchant_id.as_str())
-            .text(event.kind.as_str())
-            .text(event.subject.clone())
-            .text(to_json(&event.data))
-            .int(ms(event.created_at));
-        writes.push(Write {
-            kind: Kind::Event,
-            query,
-        });
-        let query = Query::new(INSERT_OUTBOX)
-            .text(event.id.as_str())
-            .int(ms(event.created_at));
-        writes.push(Write {
-            kind: Kind::Outbox,
-            query,
-        });
-    }
     for r in &changes.idempotency_reservations {
         let query = Query::new(INSERT_IDEMPOTENCY)
             .text(r.merchant_id.as_str())
@@ -800,6 +811,28 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             .int(ms(cursor.updated_at));
         writes.push(Write {
             kind: Kind::Cursor,
+            query,
+        });
+    }
+    // Events last: every write that can still fail (a duplicate, a stale version) runs
+    // before them, so a refused changeset rarely burns event numbers (a gap readers wait on).
+    for event in &changes.events {
+        let query = Query::new(INSERT_EVENT)
+            .text(event.id.as_str())
+            .text(event.merchant_id.as_str())
+            .text(event.kind.as_str())
+            .text(event.subject.clone())
+            .text(to_json(&event.data))
+            .int(ms(event.created_at));
+        writes.push(Write {
+            kind: Kind::Event,
+            query,
+        });
+        let query = Query::new(INSERT_OUTBOX)
+            .text(event.id.as_str())
+            .int(ms(event.created_at));
+        writes.push(Write {
+            kind: Kind::Outbox,
             query,
         });
     }
@@ -1412,11 +1445,13 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let horizon = self.events_horizon().await?;
         let q = Query::new(SELECT_EVENTS)
             .opt_text(query.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
             .opt_text(query.kind.map(|k| k.as_str()))
             .opt_int(opt_ms(query.created_from))
             .opt_int(query.after_seq)
+            .opt_int(horizon)
             .int(page_limit(query.limit));
         rows(self.backend.fetch(q).await?, codec::event_from_row)
     }
