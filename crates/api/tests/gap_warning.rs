@@ -174,6 +174,50 @@ async fn gap_warning_on_bitcoin_wallets(db: &TestDb) {
     assert!(w["message"].as_str().unwrap().contains("gap limit"));
 }
 
+/// Deposit accounts' standing addresses take wallet indexes too: unpaid ones widen the gap,
+/// a deposit closes it, exactly as orders do.
+async fn deposit_addresses_count_in_the_gap(db: &TestDb) {
+    let e = engine(db);
+    let (m, _) = e.create_merchant("Recharge shop").await.unwrap();
+    e.set_wallet(&m.id, "bitcoin", "tpubDEP").await.unwrap();
+    let bitcoin = ChainId::parse("bitcoin").unwrap();
+    let mut last = String::new();
+    for i in 0..21 {
+        let (account, _) = e
+            .create_deposit_account(&m.id, "payprotocol", &format!("U{i}"))
+            .await
+            .unwrap();
+        last = account.addresses[0].address.clone();
+    }
+    let gap = e.wallet_gap(&m.id, &bitcoin).await.unwrap().unwrap();
+    assert_eq!(gap.longest_run, 21, "{gap:?}");
+    e.apply_chain_batch(&ChainBatch {
+        chain: bitcoin.clone(),
+        transfers: vec![ObservedTransfer {
+            asset: AssetId::from_str("bitcoin:BTC").unwrap(),
+            to: last,
+            amount: coffer_core::BaseUnits::new(10_000),
+            txid: "cc".repeat(32),
+            index: 0,
+            from: None,
+            block: Some(BlockRef {
+                height: 10,
+                hash: "dd".repeat(32),
+                time: time::OffsetDateTime::now_utc(),
+            }),
+        }],
+        orphaned_from: None,
+        tip: 10,
+        cursor: None,
+        dropped_txids: Vec::new(),
+        non_replaceable_txids: Vec::new(),
+    })
+    .await
+    .unwrap();
+    let gap = e.wallet_gap(&m.id, &bitcoin).await.unwrap().unwrap();
+    assert_eq!(gap.longest_run, 20, "{gap:?}");
+}
+
 async fn put_confirmations(base: &str, key: &str, chain: &str, body: Value) -> (u16, Value) {
     let res = coffer_testkit::http_client()
         .put(format!("{base}/api/v1/wallets/{chain}/confirmations"))
@@ -287,6 +331,7 @@ async fn confirmations_per_merchant_and_chain(db: &TestDb) {
 }
 
 both_backends! {
+    deposit_gap => deposit_addresses_count_in_the_gap;
     gap_warning => gap_warning_on_bitcoin_wallets;
     confirmations => confirmations_per_merchant_and_chain;
 }

@@ -488,8 +488,9 @@ pub trait Store: Send + Sync {
         from_height: u64,
     ) -> Result<Vec<Payment>, StoreError>;
 
-    /// The derivation indexes a merchant's orders hold on `chain`, each with whether a
-    /// payment (not reversed) arrived for the order: what the gap-limit report needs.
+    /// The derivation indexes a merchant's orders and deposit accounts hold on `chain`, each
+    /// with whether a payment or deposit (not reversed) arrived there: what the gap-limit
+    /// report needs.
     async fn address_usage(
         &self,
         merchant: &MerchantId,

@@ -1431,10 +1431,15 @@ impl<B: Backend> Store for SqlStore<B> {
             "SELECT o.derivation_index AS idx, CAST(CASE WHEN EXISTS (SELECT 1 FROM payments p \
              WHERE p.order_id = o.id AND p.status <> 'reversed') THEN 1 ELSE 0 END AS BIGINT) AS paid \
              FROM orders o WHERE o.merchant_id = $1 AND o.asset LIKE $2 \
-             AND o.derivation_index IS NOT NULL",
+             AND o.derivation_index IS NOT NULL \
+             UNION ALL SELECT d.derivation_index AS idx, CAST(CASE WHEN EXISTS (SELECT 1 \
+             FROM deposits x WHERE x.chain = d.chain AND x.to_address = d.address \
+             AND x.status <> 'reversed') THEN 1 ELSE 0 END AS BIGINT) AS paid \
+             FROM deposit_addresses d WHERE d.merchant_id = $1 AND d.chain = $3",
         )
         .text(merchant.as_str())
-        .text(format!("{}:%", chain.as_str()));
+        .text(format!("{}:%", chain.as_str()))
+        .text(chain.as_str());
         rows(self.backend.fetch(q).await?, |row| {
             let idx = u32::try_from(row.int("idx")?).map_err(|e| StoreError::Corrupt {
                 column: "orders.derivation_index".into(),

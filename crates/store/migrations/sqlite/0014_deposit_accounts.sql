@@ -55,6 +55,7 @@ CREATE TABLE deposits (
 );
 CREATE INDEX deposits_merchant ON deposits (merchant_id, seq);
 CREATE INDEX deposits_open ON deposits (chain, status);
+CREATE INDEX deposits_address ON deposits (chain, to_address);
 
 -- Per-merchant settings of a dialect that its vendor keeps in a console (Pay Protocol's
 -- recharge callback URL).
