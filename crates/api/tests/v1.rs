@@ -1139,6 +1139,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/wallets/{chain}/confirmations"),
     ("get", "/api/v1/branding"),
     ("put", "/api/v1/branding"),
+    ("post", "/api/v1/deposit-accounts"),
+    ("get", "/api/v1/deposit-accounts"),
+    ("get", "/api/v1/deposit-accounts/{number}"),
+    ("get", "/api/v1/deposits"),
+    ("get", "/api/v1/deposits/{id}"),
     ("get", "/api/v1/dialects/{dialect}/settings"),
     ("put", "/api/v1/dialects/{dialect}/settings"),
 ];
@@ -1391,7 +1396,201 @@ async fn dialect_settings(db: &TestDb) {
     assert_eq!(body["settings"], json!({}));
 }
 
+/// Deposit accounts and deposits in the native API: idempotent creation by reference, one
+/// address per wallet chain, keyset pages, a deposit the watcher reports shown with its
+/// account, merchants isolated, bad input refused.
+async fn deposit_accounts_and_deposits(db: &TestDb) {
+    let app = App::start(db).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/deposit-accounts",
+            &app.a,
+            json!({"reference": "u1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "wallet_not_configured"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["field"], "reference");
+    app.wallet(&app.a).await;
+    app.wallet(&app.b).await;
+    let (status, first) = app
+        .post(
+            "/api/v1/deposit-accounts",
+            &app.a,
+            json!({"reference": "u1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["object"], "deposit_account");
+    assert_eq!(first["reference"], "u1");
+    let address = first["addresses"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(first["addresses"][0]["chain"], "bsc");
+    let (status, again) = app
+        .post(
+            "/api/v1/deposit-accounts",
+            &app.a,
+            json!({"reference": " u1 "}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    for body in [
+        json!({}),
+        json!({"reference": ""}),
+        json!({"reference": "x", "other": 1}),
+    ] {
+        let (status, resp) = app.post("/api/v1/deposit-accounts", &app.a, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{resp}");
+    }
+    for i in 2..=3 {
+        app.post(
+            "/api/v1/deposit-accounts",
+            &app.a,
+            json!({"reference": format!("u{i}")}),
+        )
+        .await;
+    }
+    // Keyset pages, newest first.
+    let (_, page1) = app.get("/api/v1/deposit-accounts?limit=2", &app.a).await;
+    let refs: Vec<&str> = page1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, ["u3", "u2"]);
+    assert_eq!(page1["has_more"], true);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get(
+            &format!("/api/v1/deposit-accounts?limit=2&cursor={cursor}"),
+            &app.a,
+        )
+        .await;
+    assert_eq!(page2["data"][0]["reference"], "u1");
+    assert_eq!(page2["has_more"], false);
+    let (status, body) = app
+        .get("/api/v1/deposit-accounts?cursor=nope", &app.a)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_cursor")
+    );
+    let number = first["number"].as_i64().unwrap();
+    let (status, one) = app
+        .get(&format!("/api/v1/deposit-accounts/{number}"), &app.a)
+        .await;
+    assert_eq!(
+        (status, one["reference"].clone()),
+        (StatusCode::OK, json!("u1"))
+    );
+
+    // The watcher reports a transfer to the account's address.
+    app.engine
+        .apply_chain_batch(&coffer_engine::ChainBatch {
+            chain: ChainId::parse("bsc").unwrap(),
+            transfers: vec![coffer_engine::ObservedTransfer {
+                asset: "bsc:USDT".parse().unwrap(),
+                to: address,
+                amount: coffer_core::BaseUnits::new(2_500_000_000_000_000_000),
+                txid: "0xdeposit".into(),
+                index: 1,
+                from: Some("0xpayer".into()),
+                block: Some(coffer_engine::BlockRef {
+                    height: 100,
+                    hash: "0xb100".into(),
+                    time: time::OffsetDateTime::now_utc(),
+                }),
+            }],
+            orphaned_from: None,
+            tip: 100,
+            cursor: None,
+            dropped_txids: Vec::new(),
+            non_replaceable_txids: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let (_, deposits) = app
+        .get(&format!("/api/v1/deposits?account={number}"), &app.a)
+        .await;
+    let d = &deposits["data"][0];
+    assert_eq!(d["object"], "deposit");
+    assert_eq!(d["account"], json!({"number": number, "reference": "u1"}));
+    assert_eq!(d["amount"], "2.5");
+    assert_eq!(d["amount_base_units"], "2500000000000000000");
+    assert_eq!(d["status"], "unconfirmed", "1 of 15 confirmations");
+    let id = d["id"].as_str().unwrap();
+    let (status, one) = app.get(&format!("/api/v1/deposits/{id}"), &app.a).await;
+    assert_eq!(
+        (status, one["txid"].clone()),
+        (StatusCode::OK, json!("0xdeposit"))
+    );
+    let (_, none) = app.get("/api/v1/deposits?status=confirmed", &app.a).await;
+    assert_eq!(none["data"], json!([]));
+    let (status, body) = app.get("/api/v1/deposits?status=paid", &app.a).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_status")
+    );
+    // The change wrote its event (for webhooks and the events feed).
+    let events = app
+        .engine
+        .store
+        .list_events(&EventQuery {
+            kind: Some(coffer_core::EventType::DepositDetected),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.subject, id);
+    // Merchant B sees none of it.
+    let b = &app.b;
+    let (status, _) = app.get(&format!("/api/v1/deposits/{id}"), b).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .get(&format!("/api/v1/deposit-accounts/{number}"), b)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = app.get("/api/v1/deposits", b).await;
+    assert_eq!(list["data"], json!([]));
+    let (_, list) = app.get("/api/v1/deposit-accounts", b).await;
+    assert_eq!(list["data"], json!([]));
+    // B's own u1 is another account. (Both merchants have the test xpub: B's first address
+    // is A's, refused as a conflict the operator must fix, not a server error.)
+    let (status, body) = app
+        .post("/api/v1/deposit-accounts", b, json!({"reference": "u1"}))
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "address_in_use"),
+        "{body}"
+    );
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/api/v1/wallets/bsc",
+            Some(b),
+            Some(json!({"xpub": "xpubOTHER"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, theirs) = app
+        .post("/api/v1/deposit-accounts", b, json!({"reference": "u1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+    assert_ne!(theirs["number"], first["number"]);
+}
+
 both_backends! {
+    deposits => deposit_accounts_and_deposits;
     dialect_settings => dialect_settings;
     repair => repair;
     order_lifecycle => order_lifecycle;

@@ -114,7 +114,7 @@ impl Engine {
                 Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
                     self.forget_marks(&marks);
                     if attempt >= ADDRESS_RETRIES {
-                        return Err(e.into());
+                        return Err(crate::address_unavailable(e));
                     }
                 }
                 Err(e) => {
@@ -137,9 +137,8 @@ impl Engine {
             merchant_id: Some(merchant.clone()),
             uuid: uuid.map(|u| u.trim().to_owned()),
             seq,
-            chain: None,
-            offset: 0,
             limit: 1,
+            ..DepositAccountQuery::default()
         };
         Ok(self
             .store
@@ -271,5 +270,19 @@ impl Engine {
             .store
             .get_deposit(Some(merchant), None, Some(seq))
             .await?)
+    }
+}
+
+impl Engine {
+    /// A merchant's deposit by id; another merchant's is `NotFound`.
+    pub async fn deposit(
+        &self,
+        merchant: &MerchantId,
+        id: &coffer_core::DepositId,
+    ) -> Result<coffer_core::Deposit, EngineError> {
+        self.store
+            .get_deposit(Some(merchant), Some(id), None)
+            .await?
+            .ok_or(EngineError::NotFound("deposit"))
     }
 }

@@ -152,6 +152,20 @@ struct Priced<'a> {
 /// How often order creation retries after another instance took the same address index.
 const ADDRESS_RETRIES: usize = 3;
 
+/// After the retries, a wallet whose next address is still taken: not a server fault but a
+/// wallet shared with another merchant (or set again after use), which the operator must fix.
+fn address_unavailable(e: StoreError) -> EngineError {
+    match e {
+        StoreError::Duplicate("address") => EngineError::Conflict {
+            code: "address_in_use",
+            message: "the wallet's next address is already used by another order or deposit \
+                      account: is the same xpub set for two merchants?"
+                .into(),
+        },
+        other => other.into(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Base URL for links handed to buyers (checkout pages).
@@ -462,7 +476,7 @@ impl Engine {
                 Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
                     self.forget_marks(&wallet_marks);
                     if attempt >= ADDRESS_RETRIES {
-                        return Err(e.into());
+                        return Err(address_unavailable(e));
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -720,7 +734,7 @@ impl Engine {
                 Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
                     self.forget_marks(&[mark]);
                     if attempt >= ADDRESS_RETRIES {
-                        return Err(e.into());
+                        return Err(address_unavailable(e));
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -102,8 +102,8 @@ pub fn deposit_json(deposit: &coffer_core::Deposit, assets: &AssetRegistry) -> V
         "id": deposit.id.to_string(),
         "object": "deposit",
         "account": {
-            "uuid": deposit.account_uuid,
             "number": deposit.account_seq,
+            "reference": deposit.account_uuid,
         },
         "asset": deposit.asset.to_string(),
         "amount": decimals.map(|d| deposit.amount.format(d)),
@@ -120,5 +120,27 @@ pub fn deposit_json(deposit: &coffer_core::Deposit, assets: &AssetRegistry) -> V
         "detected_at": rfc3339(deposit.detected_at),
         "confirmed_at": deposit.confirmed_at.map(rfc3339),
         "updated_at": rfc3339(deposit.updated_at),
+    })
+}
+
+/// A deposit account (a merchant's user with standing addresses) as the native API shows it.
+pub fn deposit_account_json(account: &coffer_store::DepositAccountRecord) -> Value {
+    let addresses: Vec<Value> = account
+        .addresses
+        .iter()
+        .map(|a| {
+            json!({
+                "chain": a.chain.as_str(),
+                "address": a.address,
+                "derivation_index": a.derivation_index,
+            })
+        })
+        .collect();
+    json!({
+        "object": "deposit_account",
+        "number": account.seq,
+        "reference": account.uuid,
+        "addresses": addresses,
+        "created_at": rfc3339(account.created_at),
     })
 }

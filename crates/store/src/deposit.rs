@@ -22,7 +22,8 @@ const FILTER: &str = " WHERE ($1 IS NULL OR a.merchant_id = $1) \
        AND ($2 IS NULL OR a.uuid = $2) \
        AND ($3 IS NULL OR a.seq = $3) \
        AND ($4 IS NULL OR EXISTS (SELECT 1 FROM deposit_addresses d \
-            WHERE d.merchant_id = a.merchant_id AND d.uuid = a.uuid AND d.chain = $4))";
+            WHERE d.merchant_id = a.merchant_id AND d.uuid = a.uuid AND d.chain = $4)) \
+       AND ($5 IS NULL OR a.seq < $5)";
 
 pub(crate) fn insert_account(account: &NewDepositAccount) -> Query {
     Query::new(INSERT_ACCOUNT)
@@ -53,6 +54,7 @@ fn filtered(sql: String, query: &DepositAccountQuery) -> Query {
     .opt_text(query.uuid.clone())
     .opt_int(query.seq)
     .opt_text(query.chain.as_ref().map(|c| c.as_str().to_owned()))
+    .opt_int(query.before_seq)
 }
 
 fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -68,7 +70,7 @@ pub(crate) async fn list<B: Backend>(
 ) -> Result<Vec<DepositAccountRecord>, StoreError> {
     let sql = format!(
         "SELECT a.seq, a.merchant_id, a.uuid, a.dialect, a.created_at FROM deposit_accounts a{FILTER} \
-         ORDER BY a.seq DESC LIMIT $5 OFFSET $6"
+         ORDER BY a.seq DESC LIMIT $6 OFFSET $7"
     );
     let q = filtered(sql, query)
         .int(i64::from(query.limit.clamp(1, crate::sql_store::MAX_PAGE)))
@@ -142,7 +144,8 @@ const DEPOSIT_FILTER: &str = " WHERE ($1 IS NULL OR merchant_id = $1) \
        AND ($2 IS NULL OR account_seq = $2) \
        AND ($3 IS NULL OR account_uuid = $3) \
        AND ($4 IS NULL OR chain = $4) \
-       AND ($5 IS NULL OR status = $5)";
+       AND ($5 IS NULL OR status = $5) \
+       AND ($6 IS NULL OR seq < $6)";
 
 pub(crate) fn upsert(d: &Deposit) -> Query {
     let opt_u64 = |v: Option<u64>| v.map(|h| i64::try_from(h).unwrap_or(i64::MAX));
@@ -231,13 +234,14 @@ fn deposit_filtered(sql: String, q: &DepositQuery) -> Query {
         .opt_text(q.account_uuid.clone())
         .opt_text(q.chain.as_ref().map(|c| c.as_str().to_owned()))
         .opt_text(q.status.map(|s| s.as_str().to_owned()))
+        .opt_int(q.before_seq)
 }
 
 pub(crate) async fn list_deposits<B: Backend>(
     backend: &B,
     q: &DepositQuery,
 ) -> Result<Vec<Deposit>, StoreError> {
-    let sql = format!("{DEPOSIT_COLUMNS}{DEPOSIT_FILTER} ORDER BY seq DESC LIMIT $6 OFFSET $7");
+    let sql = format!("{DEPOSIT_COLUMNS}{DEPOSIT_FILTER} ORDER BY seq DESC LIMIT $7 OFFSET $8");
     let query = deposit_filtered(sql, q)
         .int(i64::from(q.limit.clamp(1, crate::sql_store::MAX_PAGE)))
         .int(i64::from(q.offset));

@@ -170,6 +170,8 @@ pub struct DepositQuery {
     pub account_uuid: Option<String>,
     pub chain: Option<ChainId>,
     pub status: Option<PaymentStatus>,
+    /// Deposits numbered below this (the next page after a cursor).
+    pub before_seq: Option<i64>,
     pub offset: u32,
     pub limit: u32,
 }
@@ -182,6 +184,8 @@ pub struct DepositAccountQuery {
     pub seq: Option<i64>,
     /// Accounts with an address on this chain.
     pub chain: Option<ChainId>,
+    /// Accounts numbered below this (the next page after a cursor).
+    pub before_seq: Option<i64>,
     pub offset: u32,
     pub limit: u32,
 }

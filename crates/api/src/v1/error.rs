@@ -36,6 +36,16 @@ impl ApiError {
         self
     }
 
+    /// The same error naming `to` where the engine named `from` (an API whose field is called
+    /// differently from the engine's parameter).
+    pub fn rename_field(mut self, from: &str, to: &str) -> Self {
+        if self.field.as_deref() == Some(from) {
+            self.field = Some(to.to_owned());
+            self.message = self.message.replace(from, to);
+        }
+        self
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

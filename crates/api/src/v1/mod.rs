@@ -4,6 +4,7 @@
 
 pub mod branding;
 pub mod catalog;
+pub mod deposits;
 pub mod dialects;
 pub mod docs;
 pub mod error;
@@ -62,6 +63,13 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::put_wallet))
         .routes(routes!(catalog::put_confirmations))
         .routes(routes!(branding::get_branding, branding::put_branding))
+        .routes(routes!(
+            deposits::create_deposit_account,
+            deposits::list_deposit_accounts
+        ))
+        .routes(routes!(deposits::get_deposit_account))
+        .routes(routes!(deposits::list_deposits))
+        .routes(routes!(deposits::get_deposit))
         .routes(routes!(
             dialects::get_dialect_settings,
             dialects::put_dialect_settings

@@ -1,0 +1,263 @@
+//! Deposit accounts: a merchant's users, each with one standing receiving address per chain
+//! (paid at any time, watched for good), and the deposits received there. The same accounts
+//! Pay Protocol calls recharge users; created here they call back through the native webhooks
+//! (`deposit.detected`, `deposit.confirmed`, `deposit.reversed`).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coffer_core::{PaymentStatus, Scope};
+use coffer_engine::view::{deposit_account_json, deposit_json};
+use coffer_store::{DepositAccountQuery, DepositQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use super::docs::ErrorBody;
+use super::error::ApiError;
+use super::extract::{ApiJson, Auth};
+use crate::AppState;
+
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
+
+/// Create (or find) the deposit account of one of the merchant's users.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDepositAccount {
+    /// The merchant's own id for its user, 1-64 characters; the same reference returns the
+    /// same account.
+    #[schema(example = "user-10001")]
+    pub reference: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccountListParams {
+    /// Only the account with this reference.
+    pub reference: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-100, default 20.
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DepositListParams {
+    /// Only this account's deposits (its `number`).
+    pub account: Option<String>,
+    /// unconfirmed, confirmed or reversed.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-100, default 20.
+    pub limit: Option<String>,
+}
+
+fn limit_of(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit", "limit must be 1-100")),
+    }
+}
+
+/// Lists numbered newest first page by number: the cursor is the last number shown, opaque.
+fn encode_cursor(seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("n{seq}"))
+}
+
+fn decode_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "cursor",
+            "cursor is not a next_cursor returned by this API",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let seq = text.strip_prefix('n').ok_or_else(bad)?;
+    seq.parse().map(Some).map_err(|_| bad())
+}
+
+fn page<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    seq: impl Fn(&T) -> i64,
+    show: impl Fn(&T) -> Value,
+) -> Value {
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if has_more {
+        items.last().map(|i| encode_cursor(seq(i)))
+    } else {
+        None
+    };
+    let data: Vec<Value> = items.iter().map(show).collect();
+    json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
+}
+
+fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        rejection.body_text(),
+    )
+}
+
+/// Create the deposit account of one of your users (201), or answer the existing one for the
+/// same reference (200). It gets one address on every chain where you have a wallet.
+#[utoipa::path(post, path = "/api/v1/deposit-accounts", tag = "deposits",
+    request_body = CreateDepositAccount,
+    responses((status = 201, description = "Created"), (status = 200, description = "The existing account"),
+        (status = 400, body = ErrorBody)),
+    security(("api_key" = ["orders:write"])))]
+pub async fn create_deposit_account(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(body): ApiJson<CreateDepositAccount>,
+) -> Result<Response, ApiError> {
+    let merchant = auth.require(Scope::OrdersWrite)?;
+    let (account, created) = state
+        .engine
+        .create_deposit_account(merchant, "native", &body.reference)
+        .await
+        .map_err(|e| ApiError::from(e).rename_field("uuid", "reference"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(deposit_account_json(&account))).into_response())
+}
+
+/// Your deposit accounts, newest first.
+#[utoipa::path(get, path = "/api/v1/deposit-accounts", tag = "deposits", params(AccountListParams),
+    responses((status = 200, description = "A page of accounts"), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
+pub async fn list_deposit_accounts(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<AccountListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let Query(params) = query.map_err(query_error)?;
+    let limit = limit_of(params.limit.as_deref())?;
+    let (items, _) = state
+        .engine
+        .list_deposit_accounts(
+            merchant,
+            DepositAccountQuery {
+                uuid: params.reference.map(|r| r.trim().to_owned()),
+                before_seq: decode_cursor(params.cursor.as_deref())?,
+                limit: limit + 1,
+                ..DepositAccountQuery::default()
+            },
+        )
+        .await?;
+    Ok(Json(page(items, limit, |a| a.seq, deposit_account_json)))
+}
+
+/// One deposit account by its number.
+#[utoipa::path(get, path = "/api/v1/deposit-accounts/{number}", tag = "deposits",
+    params(("number" = i64, Path, description = "The account's number")),
+    responses((status = 200, description = "The account"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
+pub async fn get_deposit_account(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(number): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let seq: i64 = number
+        .parse()
+        .map_err(|_| ApiError::not_found("deposit account"))?;
+    let account = state
+        .engine
+        .deposit_account(merchant, Some(seq), None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deposit account"))?;
+    Ok(Json(deposit_account_json(&account)))
+}
+
+/// Deposits to your accounts' addresses, newest first.
+#[utoipa::path(get, path = "/api/v1/deposits", tag = "deposits", params(DepositListParams),
+    responses((status = 200, description = "A page of deposits"), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
+pub async fn list_deposits(
+    State(state): State<AppState>,
+    auth: Auth,
+    query: Result<Query<DepositListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let Query(params) = query.map_err(query_error)?;
+    let limit = limit_of(params.limit.as_deref())?;
+    let account = params
+        .account
+        .as_deref()
+        .map(|a| {
+            a.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_account", "account", "account must be a number")
+            })
+        })
+        .transpose()?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| {
+            PaymentStatus::parse(s.trim()).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_status",
+                    "status",
+                    "status must be one of unconfirmed, confirmed, reversed",
+                )
+            })
+        })
+        .transpose()?;
+    let (items, _) = state
+        .engine
+        .list_deposits(
+            merchant,
+            DepositQuery {
+                account_seq: account,
+                status,
+                before_seq: decode_cursor(params.cursor.as_deref())?,
+                limit: limit + 1,
+                ..DepositQuery::default()
+            },
+        )
+        .await?;
+    let assets = state.engine.assets.clone();
+    Ok(Json(page(
+        items,
+        limit,
+        |d| d.seq,
+        |d| deposit_json(d, &assets),
+    )))
+}
+
+/// One deposit by id.
+#[utoipa::path(get, path = "/api/v1/deposits/{id}", tag = "deposits",
+    params(("id" = String, Path, description = "Deposit id (dep_…)")),
+    responses((status = 200, description = "The deposit"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
+pub async fn get_deposit(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let merchant = auth.require(Scope::OrdersRead)?;
+    let id = id.parse().map_err(|_| ApiError::not_found("deposit"))?;
+    let deposit = state.engine.deposit(merchant, &id).await?;
+    Ok(Json(deposit_json(&deposit, &state.engine.assets)))
+}
