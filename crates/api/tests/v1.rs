@@ -1811,6 +1811,46 @@ async fn payouts(db: &TestDb) {
     let (_, list) = app.get("/api/v1/payouts?status=rejected", a).await;
     assert_eq!(list["data"][0]["id"], wid.as_str());
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // eight concurrent approvals of one request: exactly one moves it, the others get 409
+    let fresh = app
+        .engine
+        .request_withdrawal(&ma, withdrawal_input(3))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/payouts/{}/status", app.base, fresh.id);
+        let key = refunder.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"status": "approved"}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert!(
+            status == StatusCode::OK
+                || (status == StatusCode::CONFLICT
+                    && ["concurrent_update", "invalid_state"].contains(&code(&body))),
+            "{status} {body}"
+        );
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses[0], StatusCode::OK);
+    assert_eq!(statuses[1], StatusCode::CONFLICT, "only one approval wins");
+    assert_eq!(updated(EventType::WithdrawalUpdated).await.len(), 2);
+    let p = app.engine.get_payout(&ma, &fresh.id).await.unwrap();
+    assert_eq!((p.status, p.version), (PayoutStatus::Approved, 2));
 }
 
 /// The payout `id` as `GET /api/v1/payouts` lists it.

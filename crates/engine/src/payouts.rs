@@ -401,8 +401,15 @@ impl Engine {
             events: vec![event],
             ..Changeset::default()
         };
-        self.store.commit(changes).await?;
-        Ok(next)
+        match self.store.commit(changes).await {
+            Ok(()) => Ok(next),
+            // Another move of the same payout won: this one was decided on a stale status.
+            Err(StoreError::Conflict(_)) => Err(EngineError::Conflict {
+                code: "concurrent_update",
+                message: "the payout changed while its status was set; read it again".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Single-use nonce check for dialects (Zaepe's `X-Nonce`): `Ok(())` the first time
