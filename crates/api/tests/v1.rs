@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use coffer_api::v1::ApiSettings;
 use coffer_api::{AppState, HttpSettings};
-use coffer_core::{AssetKind, Chain, ChainId, ChainKind, FixedRates, Network, Price, Scope};
+use coffer_core::{
+    AssetId, AssetKind, Chain, ChainId, ChainKind, FixedRates, Network, Price, Scope,
+};
 use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::fixtures::{self, TestDeriver};
@@ -1144,6 +1146,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deposit-accounts/{number}"),
     ("get", "/api/v1/deposits"),
     ("get", "/api/v1/deposits/{id}"),
+    ("get", "/api/v1/payouts"),
+    ("get", "/api/v1/payouts/{id}"),
+    ("post", "/api/v1/payouts/{id}/status"),
     ("get", "/api/v1/dialects/{dialect}/settings"),
     ("put", "/api/v1/dialects/{dialect}/settings"),
 ];
@@ -1589,6 +1594,419 @@ async fn deposit_accounts_and_deposits(db: &TestDb) {
     assert_ne!(theirs["number"], first["number"]);
 }
 
+/// Payout requests (refunds, withdrawals) through `/api/v1/payouts`: list and get, the
+/// merchant's approval and the transaction that paid it, events, scopes, isolation, bad input.
+async fn payouts(db: &TestDb) {
+    use coffer_core::{BaseUnits, EventType, PayoutStatus};
+    use coffer_engine::{RefundInput, WithdrawalInput};
+
+    let app = App::start(db).await;
+    let a = &app.a;
+    let ma = app.engine.authenticate(a).await.unwrap().merchant_id;
+    let mb = app.engine.authenticate(&app.b).await.unwrap().merchant_id;
+    // A paid order of merchant A (10 USDT from 0xpayer), refunded in full via the engine.
+    app.wallet(a).await;
+    let (status, order) = app
+        .post(
+            "/api/v1/orders",
+            a,
+            json!({"amount": "10", "currency": "USD", "asset": "bsc:USDT", "fixed_stablecoin_rate": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id: coffer_core::OrderId = order["id"].as_str().unwrap().parse().unwrap();
+    let target = app
+        .engine
+        .store
+        .find_order(&order_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .target
+        .unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    let chain = ChainId::parse("bsc").unwrap();
+    app.engine
+        .apply_chain_batch(&coffer_engine::ChainBatch {
+            chain: chain.clone(),
+            transfers: vec![coffer_engine::ObservedTransfer {
+                asset: target.asset.clone(),
+                to: target.address.clone(),
+                amount: target.amount_due,
+                txid: "0xpaid".into(),
+                index: 0,
+                from: Some("0xpayer".into()),
+                block: Some(coffer_engine::BlockRef {
+                    height: 100,
+                    hash: "0xb100".into(),
+                    time: at,
+                }),
+            }],
+            orphaned_from: None,
+            tip: 120,
+            dropped_txids: Vec::new(),
+            non_replaceable_txids: Vec::new(),
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    let refund = app
+        .engine
+        .request_refund(
+            &ma,
+            &order_id,
+            RefundInput {
+                dialect: "payprotocol".into(),
+                ..RefundInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    let withdrawal_input = |amount: u128| WithdrawalInput {
+        asset: AssetId::from_str("bsc:USDT").unwrap(),
+        amount: BaseUnits::new(amount),
+        destination: "0xcold".into(),
+        memo: None,
+        dialect: "aurpay".into(),
+        reference: None,
+        dialect_data: Default::default(),
+    };
+    let withdrawal = app
+        .engine
+        .request_withdrawal(&ma, withdrawal_input(5))
+        .await
+        .unwrap();
+    let other = app
+        .engine
+        .request_withdrawal(&mb, withdrawal_input(7))
+        .await
+        .unwrap();
+    let (rid, wid, oid) = (
+        refund.id.to_string(),
+        withdrawal.id.to_string(),
+        other.id.to_string(),
+    );
+
+    // list: newest first, the merchant's own only; filters; cursor paging
+    let (status, list) = app.get("/api/v1/payouts", a).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [wid.as_str(), rid.as_str()]);
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["next_cursor"], Value::Null);
+    let r = &list["data"][1];
+    assert_eq!(r["object"], "payout");
+    assert_eq!(r["kind"], "refund");
+    assert_eq!(r["status"], "requested");
+    assert_eq!(r["order_id"], order_id.to_string());
+    assert_eq!(r["asset"], "bsc:USDT");
+    assert_eq!(r["amount_base_units"], target.amount_due.to_string());
+    assert_eq!(r["destination"], "0xpayer");
+    assert_eq!(r["dialect"], "payprotocol");
+    assert_eq!(r["txid"], Value::Null);
+    let (_, list) = app.get("/api/v1/payouts", &app.b).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"][0]["id"], oid.as_str());
+    for (query, expected) in [
+        ("kind=refund", vec![rid.as_str()]),
+        ("kind=withdrawal", vec![wid.as_str()]),
+        ("status=requested", vec![wid.as_str(), rid.as_str()]),
+        ("status=approved", vec![]),
+        ("kind=refund&status=requested", vec![rid.as_str()]),
+    ] {
+        let (status, list) = app.get(&format!("/api/v1/payouts?{query}"), a).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let got: Vec<&str> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, expected, "{query}");
+    }
+    let (_, page) = app.get("/api/v1/payouts?limit=1", a).await;
+    assert_eq!(page["data"][0]["id"], wid.as_str());
+    assert_eq!(page["has_more"], true);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page) = app
+        .get(&format!("/api/v1/payouts?limit=1&cursor={cursor}"), a)
+        .await;
+    assert_eq!(page["data"][0]["id"], rid.as_str());
+    assert_eq!(page["has_more"], false);
+    assert_eq!(page["next_cursor"], Value::Null);
+    for (path, bad, field) in [
+        ("/api/v1/payouts?kind=loan", "invalid_kind", "kind"),
+        ("/api/v1/payouts?status=done", "invalid_status", "status"),
+        ("/api/v1/payouts?limit=0", "invalid_limit", "limit"),
+        ("/api/v1/payouts?cursor=garbage", "invalid_cursor", "cursor"),
+        ("/api/v1/payouts?colour=red", "invalid_query", "colour"),
+    ] {
+        let (status, body) = app.get(path, a).await;
+        assert_eq!(
+            (status, code(&body), body["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, bad, Some(field)),
+            "{path}: {body}"
+        );
+    }
+
+    // get; another merchant's or a malformed id is 404
+    let (status, got) = app.get(&format!("/api/v1/payouts/{rid}"), a).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got, list_item(&app, a, &rid).await);
+    for path in [
+        format!("/api/v1/payouts/{oid}"),
+        "/api/v1/payouts/pout_00000000000000000000000000".into(),
+        "/api/v1/payouts/nope".into(),
+    ] {
+        let (status, body) = app.get(&path, a).await;
+        assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    }
+
+    // scopes: reading needs orders:read, moving needs refunds:write
+    let reader = app.key(a, vec![Scope::OrdersRead]).await;
+    let orders_writer = app.key(a, vec![Scope::OrdersWrite]).await;
+    let refunder = app.key(a, vec![Scope::RefundsWrite]).await;
+    let rstatus = format!("/api/v1/payouts/{rid}/status");
+    let wstatus = format!("/api/v1/payouts/{wid}/status");
+    let (status, _) = app.get("/api/v1/payouts", &reader).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get(&format!("/api/v1/payouts/{rid}"), &refunder).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for key in [&reader, &orders_writer] {
+        let (status, body) = app.post(&rstatus, key, json!({"status": "approved"})).await;
+        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    }
+
+    // bad input, illegal moves, other merchants: refused, nothing written
+    let updated = |kind: EventType| {
+        let store = app.engine.store.clone();
+        async move {
+            store
+                .list_events(&coffer_store::EventQuery {
+                    kind: Some(kind),
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let long = "a".repeat(129);
+    for (body, bad, field) in [
+        (json!({"status": "done"}), "invalid_status", "status"),
+        (json!({"status": "requested"}), "invalid_status", "status"),
+        (json!({}), "missing_field", "status"),
+        (json!({"status": 5}), "invalid_field", "status"),
+        (
+            json!({"status": "approved", "note": "x"}),
+            "unknown_field",
+            "note",
+        ),
+        (
+            json!({"status": "approved", "txid": "0xabc"}),
+            "invalid_txid",
+            "txid",
+        ),
+        (
+            json!({"status": "rejected", "txid": "0xabc"}),
+            "invalid_txid",
+            "txid",
+        ),
+        (
+            json!({"status": "sent", "txid": ""}),
+            "invalid_txid",
+            "txid",
+        ),
+        (
+            json!({"status": "sent", "txid": "0x ab"}),
+            "invalid_txid",
+            "txid",
+        ),
+        (
+            json!({"status": "sent", "txid": long}),
+            "invalid_txid",
+            "txid",
+        ),
+        (
+            json!({"status": "sent", "txid": 12}),
+            "invalid_field",
+            "txid",
+        ),
+    ] {
+        let (status, resp) = app.post(&rstatus, &refunder, body.clone()).await;
+        assert_eq!(
+            (status, code(&resp), resp["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, bad, Some(field)),
+            "{body}: {resp}"
+        );
+    }
+    for to in ["sent", "completed", "failed"] {
+        let (status, body) = app.post(&rstatus, &refunder, json!({"status": to})).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::CONFLICT, "invalid_state"),
+            "requested -> {to}"
+        );
+    }
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/payouts/{oid}/status"),
+            a,
+            json!({"status": "approved"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .post(&rstatus, &app.b, json!({"status": "approved"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(updated(EventType::RefundUpdated).await.is_empty());
+    assert!(updated(EventType::WithdrawalUpdated).await.is_empty());
+    for (merchant, id) in [(&ma, &refund.id), (&mb, &other.id)] {
+        let p = app.engine.get_payout(merchant, id).await.unwrap();
+        assert_eq!(
+            (p.status, p.version, p.txid),
+            (PayoutStatus::Requested, 1, None)
+        );
+    }
+
+    // the refund: approved → sent with its transaction → completed (the hash is kept)
+    let (status, body) = app
+        .post(&rstatus, &refunder, json!({"status": "approved"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), &body["txid"]),
+        (Some("approved"), &Value::Null)
+    );
+    let tx = "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060";
+    let (status, body) = app
+        .post(&rstatus, &refunder, json!({"status": "sent", "txid": tx}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["txid"].as_str()),
+        (Some("sent"), Some(tx))
+    );
+    let (status, body) = app.post(&rstatus, a, json!({"status": "completed"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["txid"].as_str()),
+        (Some("completed"), Some(tx))
+    );
+    let (_, got) = app.get(&format!("/api/v1/payouts/{rid}"), &reader).await;
+    assert_eq!(got, body);
+    let stored = app.engine.get_payout(&ma, &refund.id).await.unwrap();
+    assert_eq!((stored.txid.as_deref(), stored.version), (Some(tx), 4));
+    let (status, body) = app.post(&rstatus, a, json!({"status": "failed"})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "invalid_state"),
+        "nothing leaves completed"
+    );
+    // one refund.updated per move, carrying the payout and where it came from
+    let events = updated(EventType::RefundUpdated).await;
+    let moves: Vec<(Value, Value, Value)> = events
+        .iter()
+        .map(|e| {
+            let d = &e.event.data;
+            (
+                d["previous_status"].clone(),
+                d["object"]["status"].clone(),
+                d["object"]["txid"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (json!("requested"), json!("approved"), Value::Null),
+            (json!("approved"), json!("sent"), json!(tx)),
+            (json!("sent"), json!("completed"), json!(tx)),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.event.merchant_id == ma && e.event.subject == rid)
+    );
+
+    // the withdrawal: rejected, and then nothing more
+    let (status, body) = app
+        .post(&wstatus, &refunder, json!({"status": "rejected"}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("rejected"))
+    );
+    let (status, _) = app
+        .post(&wstatus, &refunder, json!({"status": "approved"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(updated(EventType::WithdrawalUpdated).await.len(), 1);
+    let (_, list) = app.get("/api/v1/payouts?status=rejected", a).await;
+    assert_eq!(list["data"][0]["id"], wid.as_str());
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // eight concurrent approvals of one request: exactly one moves it, the others get 409
+    let fresh = app
+        .engine
+        .request_withdrawal(&ma, withdrawal_input(3))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/payouts/{}/status", app.base, fresh.id);
+        let key = refunder.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"status": "approved"}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert!(
+            status == StatusCode::OK
+                || (status == StatusCode::CONFLICT
+                    && ["concurrent_update", "invalid_state"].contains(&code(&body))),
+            "{status} {body}"
+        );
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert_eq!(statuses[0], StatusCode::OK);
+    assert_eq!(statuses[1], StatusCode::CONFLICT, "only one approval wins");
+    assert_eq!(updated(EventType::WithdrawalUpdated).await.len(), 2);
+    let p = app.engine.get_payout(&ma, &fresh.id).await.unwrap();
+    assert_eq!((p.status, p.version), (PayoutStatus::Approved, 2));
+}
+
+/// The payout `id` as `GET /api/v1/payouts` lists it.
+async fn list_item(app: &App, key: &str, id: &str) -> Value {
+    let (_, list) = app.get("/api/v1/payouts?limit=100", key).await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
 both_backends! {
     deposits => deposit_accounts_and_deposits;
     dialect_settings => dialect_settings;
@@ -1601,4 +2019,5 @@ both_backends! {
     idempotency => idempotency;
     rate_limit => rate_limit;
     openapi_and_docs => openapi_and_docs;
+    payouts => payouts;
 }

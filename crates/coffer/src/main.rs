@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus};
+use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus, PayoutId, PayoutKind, PayoutStatus};
 use coffer_engine::{Derivers, Engine, EngineSettings, SystemClock};
 use coffer_store::OrderQuery;
 use serde_json::json;
@@ -46,6 +46,9 @@ enum Command {
     /// Inspect orders.
     #[command(subcommand)]
     Order(OrderCommand),
+    /// Payout requests (refunds, withdrawals): list, approve, reject, record as paid.
+    #[command(subcommand)]
+    Payout(PayoutCommand),
     /// Merchants' receiving wallets (account xpubs).
     #[command(subcommand)]
     Wallet(WalletCommand),
@@ -199,6 +202,39 @@ enum OrderCommand {
 }
 
 #[derive(Subcommand)]
+enum PayoutCommand {
+    /// List a merchant's payout requests, newest first.
+    List {
+        #[arg(long)]
+        merchant: String,
+        /// refund or withdrawal.
+        #[arg(long)]
+        kind: Option<String>,
+        /// requested, approved, rejected, sent, completed or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Move a payout request along requested → approved|rejected, approved → sent|rejected,
+    /// sent → completed|failed; --txid (with sent or completed) records the transaction that
+    /// paid it out.
+    Set {
+        id: String,
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        status: String,
+        #[arg(long)]
+        txid: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
 enum WalletCommand {
     /// Set a merchant's receiving wallet on a chain: the account xpub (for EVM chains the key
     /// at m/44'/60'/0'). Order addresses are derived as …/0/i; no private key is ever needed.
@@ -274,6 +310,7 @@ fn run(cli: Cli) -> Result<()> {
                 key(&engine(&config).await?, &master, cmd).await
             }
             Command::Order(cmd) => order(&engine(&config).await?, cmd).await,
+            Command::Payout(cmd) => payout(&engine(&config).await?, cmd).await,
             Command::Wallet(cmd) => wallet(&engine(&config).await?, cmd).await,
             Command::Config(_) => Ok(()),
         }
@@ -1056,6 +1093,88 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
                     "{}  {} ({})",
                     repaired.id, repaired.state.status, repaired.state.reason
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn payout(engine: &Engine, cmd: PayoutCommand) -> Result<()> {
+    match cmd {
+        PayoutCommand::List {
+            merchant,
+            kind,
+            status,
+            limit,
+            out,
+        } => {
+            let query = coffer_store::PayoutQuery {
+                kind: kind
+                    .as_deref()
+                    .map(str::parse::<PayoutKind>)
+                    .transpose()
+                    .context("--kind must be refund or withdrawal")?,
+                status: status
+                    .as_deref()
+                    .map(str::parse::<PayoutStatus>)
+                    .transpose()
+                    .context(
+                        "--status must be requested, approved, rejected, sent, completed or failed",
+                    )?,
+                limit,
+                ..coffer_store::PayoutQuery::default()
+            };
+            let (payouts, _) = engine
+                .list_payouts(&parse_merchant(&merchant)?, query)
+                .await?;
+            if out.json {
+                let list: Vec<_> = payouts.iter().map(coffer_engine::payout_json).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for p in payouts {
+                    let amount = match (&p.asset, p.amount) {
+                        (Some(asset), Some(units)) => match engine.assets.asset(asset) {
+                            Some(a) => format!("{} {}", units.format(a.decimals), asset),
+                            None => format!("{units} base units of {asset}"),
+                        },
+                        _ => String::new(),
+                    };
+                    println!(
+                        "{}  {:10} {:9}  {}  {}  {}  {}",
+                        p.id,
+                        p.kind.as_str(),
+                        p.status,
+                        coffer_engine::view::rfc3339(p.created_at),
+                        amount,
+                        p.destination.unwrap_or_default(),
+                        p.txid.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        PayoutCommand::Set {
+            id,
+            merchant,
+            status,
+            txid,
+            out,
+        } => {
+            let id: PayoutId = id
+                .parse()
+                .with_context(|| format!("{id:?} is not a payout id (pout_…)"))?;
+            let to: PayoutStatus = status
+                .parse()
+                .context("--status must be approved, rejected, sent, completed or failed")?;
+            let updated = engine
+                .set_payout_status(&parse_merchant(&merchant)?, &id, to, txid)
+                .await?;
+            if out.json {
+                println!("{}", coffer_engine::payout_json(&updated));
+            } else {
+                match &updated.txid {
+                    Some(t) => println!("{}  {} ({t})", updated.id, updated.status),
+                    None => println!("{}  {}", updated.id, updated.status),
+                }
             }
         }
     }

@@ -786,3 +786,176 @@ async fn serve_refreshes_market_rates_and_reports_their_freshness() {
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0), "the refresher stops with the server");
 }
+
+/// `coffer payout list|set` on SQLite: a withdrawal request (as a dialect records it, written
+/// straight to the database) listed, approved, marked sent with its transaction; refusals exit 1,
+/// usage errors 2.
+#[tokio::test]
+async fn payout_list_and_set_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |name: &str| {
+        let out = run(coffer(dir.path()).args(["merchant", "create", "--name", name, "--json"]));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        created["merchant_id"].as_str().unwrap().to_owned()
+    };
+    let merchant = create("Shop");
+    let stranger = create("Other shop");
+    let now = time::OffsetDateTime::now_utc();
+    let payout = coffer_core::PayoutRequest {
+        id: coffer_core::PayoutId::from_random([9; 16]),
+        seq: 0,
+        merchant_id: merchant.parse().unwrap(),
+        kind: coffer_core::PayoutKind::Withdrawal,
+        order_id: None,
+        asset: Some("bsc:USDT".parse().unwrap()),
+        amount: Some(coffer_core::BaseUnits::new(5_250_000)),
+        fiat_amount: None,
+        fiat_currency: None,
+        destination: Some("0xcold".into()),
+        memo: None,
+        status: coffer_core::PayoutStatus::Requested,
+        dialect: "payprotocol".into(),
+        reference: Some("W1".into()),
+        dialect_data: Default::default(),
+        txid: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let id = payout.id.to_string();
+    {
+        let store = coffer_store::open(None, dir.path(), 1).await.unwrap();
+        store
+            .commit(coffer_store::Changeset {
+                new_payouts: vec![payout],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let payout_cmd = |args: &[&str]| {
+        let mut cmd = coffer(dir.path());
+        cmd.arg("payout").args(args);
+        run(&mut cmd)
+    };
+    let json_of = |out: &Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        serde_json::from_str(&stdout(out)).unwrap()
+    };
+
+    let list = json_of(&payout_cmd(&["list", "--merchant", &merchant, "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["kind"], "withdrawal");
+    assert_eq!(list[0]["status"], "requested");
+    assert_eq!(list[0]["txid"], serde_json::Value::Null);
+    let list = json_of(&payout_cmd(&[
+        "list",
+        "--merchant",
+        &merchant,
+        "--kind",
+        "refund",
+        "--json",
+    ]));
+    assert_eq!(list, json!([]));
+    let list = json_of(&payout_cmd(&["list", "--merchant", &stranger, "--json"]));
+    assert_eq!(list, json!([]), "another merchant's payouts are not listed");
+    let out = payout_cmd(&["list", "--merchant", &merchant]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains(&id) && stdout(&out).contains("0xcold"),
+        "{}",
+        stdout(&out)
+    );
+    for (args, says) in [
+        (
+            vec!["list", "--merchant", &merchant, "--kind", "loan"],
+            "kind",
+        ),
+        (
+            vec!["list", "--merchant", &merchant, "--status", "done"],
+            "status",
+        ),
+        (
+            vec!["set", &id, "--merchant", &merchant, "--status", "done"],
+            "status",
+        ),
+        (
+            vec![
+                "set",
+                "nope",
+                "--merchant",
+                &merchant,
+                "--status",
+                "approved",
+            ],
+            "payout id",
+        ),
+        // not from requested
+        (
+            vec!["set", &id, "--merchant", &merchant, "--status", "completed"],
+            "cannot move",
+        ),
+        // a txid only with sent or completed
+        (
+            vec![
+                "set",
+                &id,
+                "--merchant",
+                &merchant,
+                "--status",
+                "approved",
+                "--txid",
+                "0xabc",
+            ],
+            "transaction hash",
+        ),
+        // another merchant's payout is not found
+        (
+            vec!["set", &id, "--merchant", &stranger, "--status", "approved"],
+            "not found",
+        ),
+    ] {
+        let out = payout_cmd(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = payout_cmd(&["set", &id, "--merchant", &merchant]);
+    assert_eq!(out.status.code(), Some(2), "--status is required");
+    let still = json_of(&payout_cmd(&["list", "--merchant", &merchant, "--json"]));
+    assert_eq!(still[0]["status"], "requested", "refusals change nothing");
+
+    let approved = json_of(&payout_cmd(&[
+        "set",
+        &id,
+        "--merchant",
+        &merchant,
+        "--status",
+        "approved",
+        "--json",
+    ]));
+    assert_eq!(approved["status"], "approved");
+    let out = payout_cmd(&[
+        "set",
+        &id,
+        "--merchant",
+        &merchant,
+        "--status",
+        "sent",
+        "--txid",
+        "0xfeed01",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("sent (0xfeed01)"), "{}", stdout(&out));
+    let list = json_of(&payout_cmd(&[
+        "list",
+        "--merchant",
+        &merchant,
+        "--status",
+        "sent",
+        "--json",
+    ]));
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["txid"], "0xfeed01");
+}

@@ -121,6 +121,27 @@ pub enum PayoutError {
     ZeroAmount,
     #[error("the refund amount exceeds what is left to refund ({available} base units)")]
     ExceedsReceived { available: BaseUnits },
+    #[error("a transaction hash may only be given when a payout is marked sent or completed")]
+    TxidNotAllowed { to: PayoutStatus },
+    #[error("txid must be 1 to {MAX_TXID} printable characters")]
+    InvalidTxid,
+}
+
+/// Longest transaction hash a payout keeps.
+pub const MAX_TXID: usize = 128;
+
+/// Whether the transaction that paid a payout out may be given when it moves to `to`: only
+/// with `sent` or `completed`, and only 1 to [`MAX_TXID`] printable characters (no spaces or
+/// control characters). The hash is the merchant's record; Coffer does not check it on chain.
+pub fn check_txid(to: PayoutStatus, txid: &str) -> Result<(), PayoutError> {
+    if !matches!(to, PayoutStatus::Sent | PayoutStatus::Completed) {
+        return Err(PayoutError::TxidNotAllowed { to });
+    }
+    let printable = txid.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if txid.is_empty() || txid.chars().count() > MAX_TXID || !printable {
+        return Err(PayoutError::InvalidTxid);
+    }
+    Ok(())
 }
 
 /// Whether a payout may move from `from` to `to`.
@@ -209,6 +230,10 @@ pub struct PayoutRequest {
     pub reference: Option<String>,
     /// Dialect-specific fields to echo back (notify URL, …).
     pub dialect_data: serde_json::Map<String, serde_json::Value>,
+    /// The transaction that paid it out, as the merchant gave it when marking it `sent` or
+    /// `completed` (see [`check_txid`]).
+    #[serde(default)]
+    pub txid: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -249,6 +274,43 @@ mod tests {
         assert!("done".parse::<PayoutStatus>().is_err());
         assert_eq!("refund".parse::<PayoutKind>().unwrap(), PayoutKind::Refund);
         assert!(!Rejected.is_active() && !Failed.is_active() && Sent.is_active());
+    }
+
+    #[test]
+    fn txid_only_with_sent_or_completed() {
+        use PayoutStatus::*;
+        for to in PayoutStatus::ALL {
+            let allowed = matches!(to, Sent | Completed);
+            assert_eq!(check_txid(to, "0xabc").is_ok(), allowed, "{to}");
+            if !allowed {
+                assert_eq!(
+                    check_txid(to, "0xabc"),
+                    Err(PayoutError::TxidNotAllowed { to })
+                );
+            }
+        }
+        let longest = "a".repeat(MAX_TXID);
+        assert_eq!(check_txid(Sent, &longest), Ok(()));
+        assert_eq!(check_txid(Completed, "é-hash_1"), Ok(()));
+        for bad in [
+            String::new(),
+            "a".repeat(MAX_TXID + 1),
+            "0xab cd".into(),
+            " 0xabc".into(),
+            "0xab\ncd".into(),
+            "0x\u{7}".into(),
+        ] {
+            assert_eq!(
+                check_txid(Sent, &bad),
+                Err(PayoutError::InvalidTxid),
+                "{bad:?}"
+            );
+        }
+        // the status rule wins over the format: a bad txid with `approved` names the status
+        assert_eq!(
+            check_txid(Approved, ""),
+            Err(PayoutError::TxidNotAllowed { to: Approved })
+        );
     }
 
     #[test]

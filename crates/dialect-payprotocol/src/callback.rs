@@ -243,6 +243,7 @@ mod tests {
             dialect: dialect.into(),
             reference: None,
             dialect_data: data,
+            txid: None,
             created_at: at,
             updated_at: at,
             version: 1,

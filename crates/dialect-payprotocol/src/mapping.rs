@@ -210,7 +210,7 @@ pub fn refund_json(r: &PayoutRequest, order: Option<&Order>, assets: &AssetRegis
         "refundFee": "0",
         "refundStatus": refund_status(r.status),
         "refundTime": time_text(r.created_at),
-        "transferHash": "",
+        "transferHash": r.txid.clone().unwrap_or_default(),
     })
 }
 
@@ -227,7 +227,7 @@ pub fn withdrawal_json(w: &PayoutRequest, assets: &AssetRegistry) -> Value {
         "withdrawAddress": w.destination.clone().unwrap_or_default(),
         "withdrawStatus": refund_status(w.status),
         "applyTime": time_text(w.created_at),
-        "transferHash": "",
+        "transferHash": w.txid.clone().unwrap_or_default(),
     })
 }
 

@@ -245,7 +245,7 @@ impl Harness {
 
     async fn move_to(&self, id: &PayoutId, to: PayoutStatus) {
         self.engine
-            .set_payout_status(&self.merchant, id, to)
+            .set_payout_status(&self.merchant, id, to, None)
             .await
             .unwrap();
     }
@@ -399,7 +399,17 @@ async fn refund_callbacks(db: &TestDb) {
         .await;
     let id = r["refundId"].as_i64().unwrap();
     h.set(id, PayoutStatus::Approved).await;
-    h.set(id, PayoutStatus::Sent).await;
+    // marked sent with the transaction that paid it; completed later without one keeps it
+    let payout = h.engine.get_payout_by_seq(&h.merchant, id).await.unwrap();
+    h.engine
+        .set_payout_status(
+            &h.merchant,
+            &payout.id,
+            PayoutStatus::Sent,
+            Some("0xrefundtx1".into()),
+        )
+        .await
+        .unwrap();
     // not sent yet: nothing to re-trigger
     let (s, v) = h
         .call("GET", &format!("/api/mer/refund/notify?refundId={id}"), "")
@@ -420,7 +430,10 @@ async fn refund_callbacks(db: &TestDb) {
     assert_eq!(cb["refundAmount"], "2500000", "minor units");
     assert_eq!(cb["refundFee"], "0");
     assert_eq!(cb["refundStatus"], 0, "success");
-    assert_eq!(cb["transferHash"], "");
+    assert_eq!(
+        cb["transferHash"], "0xrefundtx1",
+        "the hash given when marked sent"
+    );
     // exactly what refund/detail answers (the same mapping)
     let detail = h
         .ok("GET", &format!("/api/mer/refund/detail?refundId={id}"), "")

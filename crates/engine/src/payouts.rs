@@ -57,6 +57,7 @@ pub fn payout_json(p: &PayoutRequest) -> Value {
         "status": p.status.as_str(),
         "dialect": p.dialect,
         "reference": p.reference,
+        "txid": p.txid,
         "created_at": rfc3339(p.created_at),
         "updated_at": rfc3339(p.updated_at),
     })
@@ -75,6 +76,9 @@ fn payout_error(err: PayoutError) -> EngineError {
         }
         PayoutError::UnknownValue(_) => {
             EngineError::invalid("invalid_value", "status", err.to_string())
+        }
+        PayoutError::TxidNotAllowed { .. } | PayoutError::InvalidTxid => {
+            EngineError::invalid("invalid_txid", "txid", err.to_string())
         }
     }
 }
@@ -212,6 +216,7 @@ impl Engine {
             dialect: dialect.clone(),
             reference: input.reference.clone(),
             dialect_data: input.dialect_data,
+            txid: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -283,6 +288,7 @@ impl Engine {
             dialect,
             reference: input.reference,
             dialect_data: input.dialect_data,
+            txid: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -355,19 +361,28 @@ impl Engine {
         Ok((items, total))
     }
 
-    /// Move a payout request along its lifecycle (the merchant approves or rejects it; a
-    /// later payout executor marks it sent, completed, failed).
+    /// Move a payout request along its lifecycle: the merchant approves or rejects it, and
+    /// (paying from its own wallet until Coffer executes payouts) marks it sent, completed or
+    /// failed. `txid`, the transaction that paid it out, may be given with `sent` or
+    /// `completed` only; without one an earlier txid is kept.
     pub async fn set_payout_status(
         &self,
         merchant: &MerchantId,
         id: &PayoutId,
         to: PayoutStatus,
+        txid: Option<String>,
     ) -> Result<PayoutRequest, EngineError> {
+        if let Some(t) = &txid {
+            payout::check_txid(to, t).map_err(payout_error)?;
+        }
         let current = self.get_payout(merchant, id).await?;
         payout::check_transition(current.status, to).map_err(payout_error)?;
         let now = self.now();
         let mut next = current.clone();
         next.status = to;
+        if txid.is_some() {
+            next.txid = txid;
+        }
         next.updated_at = now;
         next.version = current.version + 1;
         let kind = match next.kind {
@@ -386,8 +401,15 @@ impl Engine {
             events: vec![event],
             ..Changeset::default()
         };
-        self.store.commit(changes).await?;
-        Ok(next)
+        match self.store.commit(changes).await {
+            Ok(()) => Ok(next),
+            // Another move of the same payout won: this one was decided on a stale status.
+            Err(StoreError::Conflict(_)) => Err(EngineError::Conflict {
+                code: "concurrent_update",
+                message: "the payout changed while its status was set; read it again".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Single-use nonce check for dialects (Zaepe's `X-Nonce`): `Ok(())` the first time

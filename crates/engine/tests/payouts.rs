@@ -114,12 +114,12 @@ async fn refunds_are_requests_within_what_was_received(db: &TestDb) {
 
     // a rejected refund frees its amount again
     let rejected = e
-        .set_payout_status(&m, &r1.id, PayoutStatus::Rejected)
+        .set_payout_status(&m, &r1.id, PayoutStatus::Rejected, None)
         .await
         .unwrap();
     assert_eq!(rejected.status, PayoutStatus::Rejected);
     assert_eq!(
-        e.set_payout_status(&m, &r1.id, PayoutStatus::Approved)
+        e.set_payout_status(&m, &r1.id, PayoutStatus::Approved, None)
             .await
             .unwrap_err()
             .code(),
@@ -242,7 +242,7 @@ async fn withdrawals_are_requests(db: &TestDb) {
         "invalid_amount"
     );
     let approved = e
-        .set_payout_status(&m.id, &w.id, PayoutStatus::Approved)
+        .set_payout_status(&m.id, &w.id, PayoutStatus::Approved, None)
         .await
         .unwrap();
     assert_eq!(approved.version, 2);

@@ -223,6 +223,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "deposit_accounts",
         include_str!("../migrations/sqlite/0014_deposit_accounts.sql"),
     ),
+    (
+        15,
+        "payout_txid",
+        include_str!("../migrations/sqlite/0015_payout_txid.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -280,6 +285,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "deposit_accounts",
         include_str!("../migrations/postgres/0014_deposit_accounts.sql"),
+    ),
+    (
+        15,
+        "payout_txid",
+        include_str!("../migrations/postgres/0015_payout_txid.sql"),
     ),
 ];
 

@@ -841,17 +841,17 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
 
 const INSERT_PAYOUT: &str = "INSERT INTO payout_requests (id, merchant_id, kind, order_id, asset, \
      amount, fiat_amount, fiat_currency, destination, memo, status, dialect, reference, \
-     dialect_data, updated_at, version, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     dialect_data, updated_at, version, txid, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 // Identity columns (id, merchant, kind, order, created_at) never change after insert.
 const UPDATE_PAYOUT: &str = "UPDATE payout_requests SET asset = $1, amount = $2, fiat_amount = $3, \
      fiat_currency = $4, destination = $5, memo = $6, status = $7, dialect = $8, reference = $9, \
-     dialect_data = $10, updated_at = $11, version = $12 WHERE id = $13 AND version = $14";
+     dialect_data = $10, updated_at = $11, version = $12, txid = $13 WHERE id = $14 AND version = $15";
 
 const PAYOUT_COLUMNS: &str = "SELECT seq, id, merchant_id, kind, order_id, asset, amount, \
      fiat_amount, fiat_currency, destination, memo, status, dialect, reference, dialect_data, \
-     created_at, updated_at, version FROM payout_requests";
+     created_at, updated_at, version, txid FROM payout_requests";
 
 const PAYOUT_FILTER: &str = " WHERE ($1 IS NULL OR merchant_id = $1) \
        AND ($2 IS NULL OR kind = $2) \
@@ -874,6 +874,7 @@ fn payout_values(q: Query, p: &coffer_core::PayoutRequest) -> Query {
         .text(to_json(&p.dialect_data))
         .int(ms(p.updated_at))
         .int(p.version)
+        .opt_text(p.txid.clone())
 }
 
 fn payout_filter(q: Query, query: &crate::PayoutQuery) -> Query {

@@ -7,8 +7,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_core::{PaymentStatus, Scope};
 use coffer_engine::view::{deposit_account_json, deposit_json};
 use coffer_store::{DepositAccountQuery, DepositQuery};
@@ -19,10 +17,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::docs::ErrorBody;
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
+use super::orders::{parse_limit, query_error};
+use super::paging::{decode_seq_cursor, encode_seq_cursor};
 use crate::AppState;
 
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
+fn cursor(kind: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|c| decode_seq_cursor(kind, c)).transpose()
+}
 
 /// Create (or find) the deposit account of one of the merchant's users.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,61 +59,23 @@ pub struct DepositListParams {
     pub limit: Option<String>,
 }
 
-fn limit_of(raw: Option<&str>) -> Result<u32, ApiError> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit", "limit must be 1-100")),
-    }
-}
-
-/// Lists numbered newest first page by number: the cursor is the last number shown, opaque.
-fn encode_cursor(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("n{seq}"))
-}
-
-fn decode_cursor(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_cursor",
-            "cursor",
-            "cursor is not a next_cursor returned by this API",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let seq = text.strip_prefix('n').ok_or_else(bad)?;
-    seq.parse().map(Some).map_err(|_| bad())
-}
-
+/// A page of a numbered list (`limit + 1` items fetched to know whether more follow).
 fn page<T>(
     mut items: Vec<T>,
     limit: u32,
+    kind: &str,
     seq: impl Fn(&T) -> i64,
     show: impl Fn(&T) -> Value,
 ) -> Value {
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_cursor = if has_more {
-        items.last().map(|i| encode_cursor(seq(i)))
+        items.last().map(|i| encode_seq_cursor(kind, seq(i)))
     } else {
         None
     };
     let data: Vec<Value> = items.iter().map(show).collect();
     json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
-}
-
-fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-        rejection.body_text(),
-    )
 }
 
 /// Create the deposit account of one of your users (201), or answer the existing one for the
@@ -152,20 +115,26 @@ pub async fn list_deposit_accounts(
 ) -> Result<Json<Value>, ApiError> {
     let merchant = auth.require(Scope::OrdersRead)?;
     let Query(params) = query.map_err(query_error)?;
-    let limit = limit_of(params.limit.as_deref())?;
+    let limit = parse_limit(params.limit.as_deref())?;
     let (items, _) = state
         .engine
         .list_deposit_accounts(
             merchant,
             DepositAccountQuery {
                 uuid: params.reference.map(|r| r.trim().to_owned()),
-                before_seq: decode_cursor(params.cursor.as_deref())?,
+                before_seq: cursor("acct", params.cursor.as_deref())?,
                 limit: limit + 1,
                 ..DepositAccountQuery::default()
             },
         )
         .await?;
-    Ok(Json(page(items, limit, |a| a.seq, deposit_account_json)))
+    Ok(Json(page(
+        items,
+        limit,
+        "acct",
+        |a| a.seq,
+        deposit_account_json,
+    )))
 }
 
 /// One deposit account by its number.
@@ -201,7 +170,7 @@ pub async fn list_deposits(
 ) -> Result<Json<Value>, ApiError> {
     let merchant = auth.require(Scope::OrdersRead)?;
     let Query(params) = query.map_err(query_error)?;
-    let limit = limit_of(params.limit.as_deref())?;
+    let limit = parse_limit(params.limit.as_deref())?;
     let account = params
         .account
         .as_deref()
@@ -231,7 +200,7 @@ pub async fn list_deposits(
             DepositQuery {
                 account_seq: account,
                 status,
-                before_seq: decode_cursor(params.cursor.as_deref())?,
+                before_seq: cursor("dep", params.cursor.as_deref())?,
                 limit: limit + 1,
                 ..DepositQuery::default()
             },
@@ -241,6 +210,7 @@ pub async fn list_deposits(
     Ok(Json(page(
         items,
         limit,
+        "dep",
         |d| d.seq,
         |d| deposit_json(d, &assets),
     )))

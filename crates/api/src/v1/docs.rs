@@ -96,6 +96,40 @@ pub struct PaymentBody {
     occurred_at: String,
 }
 
+/// A payout request: a refund or withdrawal awaiting the merchant's approval, then sent
+/// from the merchant's own wallet. Amounts are strings.
+#[derive(ToSchema)]
+#[schema(as = Payout)]
+pub struct PayoutBody {
+    /// `pout_…`
+    id: String,
+    /// Always `payout`.
+    object: String,
+    /// `refund` or `withdrawal`.
+    kind: String,
+    /// The refunded order (refunds only).
+    order_id: Option<String>,
+    /// `chain:SYMBOL`.
+    asset: Option<String>,
+    /// In base units of the asset, integer string.
+    amount_base_units: Option<String>,
+    fiat_amount: Option<String>,
+    fiat_currency: Option<String>,
+    /// Where the money goes.
+    destination: Option<String>,
+    memo: Option<String>,
+    /// requested, approved, rejected, sent, completed, failed.
+    status: String,
+    /// The API that asked (`native`, `aurpay`, `payprotocol`, …).
+    dialect: String,
+    /// The dialect's own reference.
+    reference: Option<String>,
+    /// The transaction that paid it out, as the merchant recorded it.
+    txid: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
 /// A page of a list.
 #[derive(ToSchema)]
 #[schema(as = List)]
@@ -134,7 +168,7 @@ impl Modify for BearerAuth {
         description = "Native merchant API v1 of Coffer. Authenticate with `Authorization: Bearer ck_…`. Amounts are strings. Errors: `{\"error\":{\"code\",\"message\",\"field\"}}`. POST requests accept `Idempotency-Key`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody, OrderBody, PaymentBody, ListBody))
+    components(schemas(ErrorBody, OrderBody, PaymentBody, PayoutBody, ListBody))
 )]
 pub struct ApiDoc;
 

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use coffer_core::{ApiCredential, MerchantId, OrderId, Scope};
+use coffer_core::{ApiCredential, MerchantId, OrderId, PayoutId, Scope};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, json_error};
@@ -114,5 +114,21 @@ impl<S: Send + Sync> FromRequestParts<S> for OrderPath {
         raw.parse()
             .map(OrderPath)
             .map_err(|_| ApiError::not_found("order"))
+    }
+}
+
+/// `{id}` of a payout route. An id that does not parse names no payout: 404, like a missing one.
+pub struct PayoutPath(pub PayoutId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PayoutPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("payout"))?;
+        raw.parse()
+            .map(PayoutPath)
+            .map_err(|_| ApiError::not_found("payout"))
     }
 }

@@ -1,4 +1,4 @@
-//! The native merchant API v1 (`/api/v1/…`): orders, assets, fiat currencies and wallets,
+//! The native merchant API v1 (`/api/v1/…`): orders, payouts, assets, fiat currencies and wallets,
 //! behind API-key authentication, per-key rate limits and idempotency keys; its OpenAPI 3.1
 //! document is generated from the handlers and served with a browsable page at `/docs`.
 
@@ -11,6 +11,8 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod orders;
+mod paging;
+pub mod payouts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(orders::resolve_order))
         .routes(routes!(orders::repair_order))
         .routes(routes!(orders::order_payments))
+        .routes(routes!(payouts::list_payouts))
+        .routes(routes!(payouts::get_payout))
+        .routes(routes!(payouts::set_payout_status))
         .routes(routes!(catalog::list_assets))
         .routes(routes!(catalog::list_fiat))
         .routes(routes!(catalog::list_rates))

@@ -256,6 +256,36 @@ fn parse_time(field: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
     })
 }
 
+/// A list's query string that does not deserialise: `400 invalid_query`, naming an unknown
+/// parameter.
+pub(crate) fn query_error(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text)
+        .to_owned();
+    let field = detail
+        .split_once("unknown field `")
+        .and_then(|(_, r)| r.split('`').next())
+        .map(str::to_owned);
+    let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", detail);
+    e.field = field;
+    e
+}
+
+/// A list's `limit`: 1-100, default 20.
+pub(crate) fn parse_limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit", "limit must be 1-100")),
+    }
+}
+
 /// List orders, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/orders", tag = "orders", params(ListParams),
     responses((status = 200, body = ListBody), (status = 400, body = ErrorBody)),
@@ -266,20 +296,7 @@ pub async fn list_orders(
     query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let merchant = auth.require(Scope::OrdersRead)?;
-    let Query(params) = query.map_err(|rejection| {
-        let text = rejection.body_text();
-        let detail = text
-            .strip_prefix("Failed to deserialize query string: ")
-            .unwrap_or(&text)
-            .to_owned();
-        let field = detail
-            .split_once("unknown field `")
-            .and_then(|(_, r)| r.split('`').next())
-            .map(str::to_owned);
-        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", detail);
-        e.field = field;
-        e
-    })?;
+    let Query(params) = query.map_err(query_error)?;
     let status = params
         .status
         .as_deref()
@@ -293,17 +310,7 @@ pub async fn list_orders(
             })
         })
         .transpose()?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit", "limit must be 1-100")
-            })?,
-    };
+    let limit = parse_limit(params.limit.as_deref())?;
     let query = OrderQuery {
         merchant_id: Some(merchant.clone()),
         status,
