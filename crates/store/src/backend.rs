@@ -291,6 +291,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "payout_txid",
         include_str!("../migrations/postgres/0015_payout_txid.sql"),
     ),
+    (
+        16,
+        "event_insert_time",
+        include_str!("../migrations/postgres/0016_event_insert_time.sql"),
+    ),
 ];
 
 /// The embedded database. WAL journal and `synchronous = FULL`: a commit is on disk before it

@@ -40,25 +40,33 @@ impl<B: Backend> SqlStore<B> {
     /// The highest event number a reader may be given. PostgreSQL hands out numbers when a
     /// row is inserted, not when it commits: a reader can see number n+1 while n is still being
     /// written, and a cursor past n+1 would skip n for good. So readers stop before the oldest
-    /// gap among the newest numbers whose next event is recent (younger than
-    /// `EVENT_GAP_WAIT_MS`): a transaction still writing. An older gap is a rollback's and is
-    /// passed. SQLite commits one writer at a time in number order: no limit.
+    /// gap among the newest numbers whose next event was written less than
+    /// `EVENT_GAP_WAIT_MS` ago by the database's clock (a transaction still writing; events
+    /// are a changeset's last writes, so a number is held only for the moments before its
+    /// commit). An older gap is a rollback's and is passed. Without a gap the limit is the
+    /// newest number seen, so events committed between this look and the read wait for the
+    /// next one. SQLite commits one writer at a time in number order: no limit.
     async fn events_horizon(&self) -> Result<Option<i64>, StoreError> {
         if self.backend.kind() != "postgres" {
             return Ok(None);
         }
-        let q = Query::new("SELECT seq, created_at FROM events ORDER BY seq DESC LIMIT $1")
-            .int(EVENT_GAP_WINDOW);
+        let q = Query::new(
+            "SELECT seq, CAST(EXTRACT(EPOCH FROM (clock_timestamp() - inserted_at)) * 1000 \
+             AS BIGINT) AS age_ms FROM events ORDER BY seq DESC LIMIT $1",
+        )
+        .int(EVENT_GAP_WINDOW);
         let newest_first = self.backend.fetch(q).await?;
-        let young = ms(OffsetDateTime::now_utc()) - EVENT_GAP_WAIT_MS;
-        let mut horizon = None;
+        let Some(newest) = newest_first.first() else {
+            return Ok(Some(0));
+        };
+        let mut horizon = newest.int("seq")?;
         for pair in newest_first.windows(2) {
             let (newer, older) = (pair[0].int("seq")?, pair[1].int("seq")?);
-            if newer > older + 1 && pair[0].int("created_at")? > young {
-                horizon = Some(older);
+            if newer > older + 1 && pair[0].int("age_ms")? < EVENT_GAP_WAIT_MS {
+                horizon = older;
             }
         }
-        Ok(horizon)
+        Ok(Some(horizon))
     }
 
     /// Every `commit` runs its own transaction. Right for PostgreSQL, whose server batches
