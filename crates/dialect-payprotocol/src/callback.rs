@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use coffer_core::{Deposit, Event, EventType, Order, PayoutKind, PayoutRequest, PayoutStatus};
+use coffer_core::{
+    Deposit, Event, EventType, Order, PaymentStatus, PayoutKind, PayoutRequest, PayoutStatus,
+};
 use coffer_engine::{AssetRegistry, Engine};
 use coffer_webhooks::format::{
     DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, RetrySchedule,
@@ -88,7 +90,7 @@ pub fn signed_path(url: &str) -> String {
 impl PayProtocolFormatter {
     /// The JSON body of the callback for the event's object: a payment (order), a refund or
     /// withdrawal (payout request), or a recharge (deposit).
-    fn body(&self, context: &DialectContext) -> Result<Value, FormatError> {
+    fn body(&self, context: &DialectContext, event: &Event) -> Result<Value, FormatError> {
         if let Some(payout) = &context.payout {
             return Ok(match payout.kind {
                 PayoutKind::Refund => {
@@ -102,7 +104,20 @@ impl PayProtocolFormatter {
             });
         }
         if let Some(deposit) = &context.deposit {
-            return Ok(crate::recharge::recharge_json(deposit, &self.assets));
+            let mut body = crate::recharge::recharge_json(deposit, &self.assets);
+            // The status the event announced (the deposit may have moved on since).
+            let announced = match event.kind {
+                EventType::DepositConfirmed => Some(PaymentStatus::Confirmed),
+                EventType::DepositReversed => Some(PaymentStatus::Reversed),
+                _ => None,
+            };
+            if let (Some(status), Value::Object(map)) = (announced, &mut body) {
+                map.insert(
+                    "rechargeStatus".into(),
+                    crate::recharge::recharge_status(status).into(),
+                );
+            }
+            return Ok(body);
         }
         let order = context
             .order
@@ -124,8 +139,8 @@ impl Formatter for PayProtocolFormatter {
         let credential = context.credential.as_ref().ok_or_else(|| {
             FormatError("the merchant has no active Pay Protocol credential".into())
         })?;
-        let body =
-            serde_json::to_vec(&self.body(context)?).map_err(|e| FormatError(e.to_string()))?;
+        let body = serde_json::to_vec(&self.body(context, input.event)?)
+            .map_err(|e| FormatError(e.to_string()))?;
         let url = input.delivery.url.clone();
         let ts = input.now.unix_timestamp().to_string();
         let sign = auth::sign(
@@ -166,16 +181,21 @@ impl Formatter for PayProtocolFormatter {
     /// Recharge callbacks go to the merchant's `recharge_notify_url` (the vendor keeps it in
     /// its console) when a deposit is confirmed (status 0), and when a confirmed one is
     /// reversed (status 2). A deposit still pending is not announced: shops credit users on
-    /// the callback.
+    /// the callback. The status sent is the event's, so a retried callback never says
+    /// something else than the first attempt.
     fn deposit_callback_url(
         &self,
         event: &Event,
-        deposit: &Deposit,
+        _deposit: &Deposit,
         settings: &BTreeMap<String, String>,
     ) -> Option<String> {
         let fires = match event.kind {
             EventType::DepositConfirmed => true,
-            EventType::DepositReversed => deposit.confirmed_at.is_some(),
+            // Only a reversal of what was announced as successful (by the event, not the
+            // deposit as it is now: it may have been confirmed again meanwhile).
+            EventType::DepositReversed => {
+                event.data.get("previous_status").and_then(Value::as_str) == Some("confirmed")
+            }
             _ => false,
         };
         if !fires {
@@ -314,5 +334,94 @@ mod tests {
         let s = retry_schedule();
         assert_eq!(s.delays.len(), 5);
         assert_eq!(s.total(), Duration::from_secs(15 + 30 + 180 + 300 + 600));
+    }
+
+    fn deposit(status: coffer_core::PaymentStatus) -> Deposit {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        Deposit {
+            id: coffer_core::DepositId::from_random([4; 16]),
+            seq: 7,
+            merchant_id: coffer_core::MerchantId::from_random([2; 16]),
+            account_uuid: "U1".into(),
+            account_seq: 3,
+            dialect: crate::DIALECT.into(),
+            asset: "bsc:USDT".parse().unwrap(),
+            amount: coffer_core::BaseUnits::new(5),
+            txid: "0xd".into(),
+            output_index: 0,
+            from_address: None,
+            to_address: "0xa".into(),
+            derivation_index: 0,
+            block_height: Some(1),
+            block_hash: Some("0xb".into()),
+            confirmations: 1,
+            status,
+            occurred_at: at,
+            detected_at: at,
+            confirmed_at: Some(at),
+            updated_at: at,
+        }
+    }
+
+    fn deposit_event(kind: EventType, previous: Option<&str>) -> Event {
+        Event {
+            id: coffer_core::EventId::from_random([5; 16]),
+            merchant_id: coffer_core::MerchantId::from_random([2; 16]),
+            kind,
+            subject: "dep_x".into(),
+            data: serde_json::json!({"object": {}, "previous_status": previous}),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// A recharge callback for a confirmation, and for a reversal only of what was confirmed,
+    /// judged by the event (the deposit may have moved on); the body says the event's status.
+    #[test]
+    fn recharge_callbacks_follow_the_event() {
+        use coffer_core::PaymentStatus::{Confirmed, Reversed, Unconfirmed};
+        let f = PayProtocolFormatter {
+            assets: Arc::new(AssetRegistry::new(Vec::new(), Vec::new()).unwrap()),
+        };
+        let url = "https://shop.example/recharge";
+        let mut settings = BTreeMap::new();
+        settings.insert(RECHARGE_NOTIFY_URL.to_owned(), url.to_owned());
+        let now_confirmed = deposit(Confirmed);
+        for (kind, previous, fires) in [
+            (EventType::DepositDetected, None, false),
+            (EventType::DepositConfirmed, Some("unconfirmed"), true),
+            (EventType::DepositReversed, Some("confirmed"), true),
+            (EventType::DepositReversed, Some("unconfirmed"), false),
+        ] {
+            let got =
+                f.deposit_callback_url(&deposit_event(kind, previous), &now_confirmed, &settings);
+            assert_eq!(
+                got.as_deref(),
+                fires.then_some(url),
+                "{kind:?} {previous:?}"
+            );
+        }
+        assert_eq!(
+            f.deposit_callback_url(
+                &deposit_event(EventType::DepositConfirmed, None),
+                &now_confirmed,
+                &BTreeMap::new()
+            ),
+            None,
+            "no recharge URL set"
+        );
+        // A reversal retried after the deposit was confirmed again still says failure (2);
+        // a confirmation retried after a reversal still says success (0).
+        for (kind, now, status) in [
+            (EventType::DepositReversed, Confirmed, 2),
+            (EventType::DepositConfirmed, Reversed, 0),
+            (EventType::DepositConfirmed, Unconfirmed, 0),
+        ] {
+            let context = DialectContext {
+                deposit: Some(deposit(now)),
+                ..DialectContext::default()
+            };
+            let body = f.body(&context, &deposit_event(kind, None)).unwrap();
+            assert_eq!(body["rechargeStatus"], status, "{kind:?} now {now:?}");
+        }
     }
 }

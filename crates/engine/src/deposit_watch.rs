@@ -19,10 +19,32 @@ use time::OffsetDateTime;
 use crate::payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
 use crate::{Engine, EngineError, random16, view};
 
+/// The news of a move from `was` to `now`, each with the status just before it (a transfer
+/// seen and confirmed at once was unconfirmed just before its confirmation).
+fn news_from(
+    was: Option<PaymentStatus>,
+    now: PaymentStatus,
+) -> Vec<(TransferNews, Option<PaymentStatus>)> {
+    let mut previous = was;
+    transfer_news(was, now)
+        .iter()
+        .map(|n| {
+            let item = (*n, previous);
+            previous = Some(match n {
+                TransferNews::Detected => PaymentStatus::Unconfirmed,
+                TransferNews::Confirmed => PaymentStatus::Confirmed,
+                TransferNews::Reversed => now,
+            });
+            item
+        })
+        .collect()
+}
+
 /// A deposit being planned: as it will be stored, what it announces, whether it changed.
 struct Planned {
     deposit: Deposit,
-    news: Vec<TransferNews>,
+    /// What it announces, each with the status it had just before.
+    news: Vec<(TransferNews, Option<PaymentStatus>)>,
     changed: bool,
 }
 
@@ -119,8 +141,7 @@ impl Engine {
                     {
                         continue;
                     }
-                    p.news
-                        .extend_from_slice(transfer_news(Some(d.status), status));
+                    p.news.extend(news_from(Some(d.status), status));
                     d.block_height = block_height;
                     d.block_hash = block_hash;
                     d.confirmations = confirmations;
@@ -158,7 +179,7 @@ impl Engine {
                         id.clone(),
                         Planned {
                             deposit,
-                            news: transfer_news(None, status).to_vec(),
+                            news: news_from(None, status),
                             changed: true,
                         },
                     );
@@ -187,7 +208,7 @@ impl Engine {
             let dropped = d.block_height.is_none() && batch.dropped_txids.contains(&d.txid);
             if orphaned || dropped {
                 p.news
-                    .extend_from_slice(transfer_news(Some(d.status), PaymentStatus::Reversed));
+                    .extend(news_from(Some(d.status), PaymentStatus::Reversed));
                 d.status = PaymentStatus::Reversed;
                 d.updated_at = now;
                 p.changed = true;
@@ -208,7 +229,7 @@ impl Engine {
             d.updated_at = now;
             p.changed = true;
             if payment_confirmed(need, confirmations, true) {
-                p.news.extend_from_slice(transfer_news(
+                p.news.extend(news_from(
                     Some(PaymentStatus::Unconfirmed),
                     PaymentStatus::Confirmed,
                 ));
@@ -218,7 +239,7 @@ impl Engine {
         }
 
         for p in planned.into_values().filter(|p| p.changed) {
-            for news in &p.news {
+            for (news, previous) in &p.news {
                 let kind = match news {
                     TransferNews::Detected => {
                         applied.detected += 1;
@@ -238,7 +259,10 @@ impl Engine {
                     merchant_id: p.deposit.merchant_id.clone(),
                     kind,
                     subject: p.deposit.id.to_string(),
-                    data: json!({ "object": view::deposit_json(&p.deposit, &self.assets) }),
+                    data: json!({
+                        "object": view::deposit_json(&p.deposit, &self.assets),
+                        "previous_status": previous.map(PaymentStatus::as_str),
+                    }),
                     created_at: now,
                 });
             }
