@@ -713,7 +713,9 @@ async fn create_refund(
     };
     let mut data = Map::new();
     if let Some(url) = b.notify_url.filter(|u| !u.is_empty()) {
-        data.insert("notifyUrl".into(), url.into());
+        // Callbacks go there: refuse what can never be called.
+        coffer_engine::validate::url("notifyUrl", url.trim())?;
+        data.insert("notifyUrl".into(), url.trim().into());
     }
     let refund = api
         .engine
@@ -904,7 +906,9 @@ async fn withdraw_apply(
         .map_err(|e| PpError::bad(format!("withdrawAmount: {e}")))?;
     let mut data = Map::new();
     if let Some(url) = b.notify_url.filter(|u| !u.is_empty()) {
-        data.insert("notifyUrl".into(), url.into());
+        // Callbacks go there: refuse what can never be called.
+        coffer_engine::validate::url("notifyUrl", url.trim())?;
+        data.insert("notifyUrl".into(), url.trim().into());
     }
     let w = api
         .engine

@@ -530,6 +530,19 @@ async fn refunds_and_withdrawals(db: &TestDb) {
         ))
         .await;
     shape(&w, &[("withdrawId", "int")]);
+    // A notify URL that can never be called is refused, naming it, with nothing written.
+    let (s, v) = h
+        .call(
+            "POST",
+            "/api/mer/withdraw/apply",
+            r#"{"chainId":56,"currencyId":2,"withdrawAddress":"0xcold","withdrawAmount":"1","outTradeNo":"W2","notifyUrl":"abc"}"#,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["description"].as_str().unwrap().contains("notifyUrl"),
+        "{v}"
+    );
     let (items, _) = h
         .engine
         .list_payouts(

@@ -88,6 +88,10 @@ impl Engine {
         let mut seen: Vec<DepositId> = Vec::new();
 
         for t in transfers {
+            // Anyone can make a token "transfer" of nothing to any address: not a deposit.
+            if t.amount.is_zero() {
+                continue;
+            }
             let Some(owner) = self.store.deposit_address_owner(&chain.id, &t.to).await? else {
                 tracing::debug!(chain = %chain.id, to = %t.to, "transfer to an unknown address");
                 continue;

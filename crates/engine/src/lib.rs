@@ -19,7 +19,7 @@ pub mod payouts;
 mod rates;
 mod registry;
 pub mod repair;
-mod validate;
+pub mod validate;
 pub mod view;
 
 use std::collections::HashMap;

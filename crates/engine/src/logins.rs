@@ -81,6 +81,17 @@ impl Engine {
         username: &str,
         password: &str,
     ) -> Result<Option<MerchantId>, EngineError> {
+        self.check_login(username, password, None).await
+    }
+
+    /// The check itself; `permit` is held by the hashing thread until the hash is done (a
+    /// client that goes away does not free the slot early).
+    async fn check_login(
+        &self,
+        username: &str,
+        password: &str,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<Option<MerchantId>, EngineError> {
         let record = self.store.find_merchant_login(username.trim()).await?;
         let password = password.to_owned();
         let (phc, merchant) = match record {
@@ -88,9 +99,12 @@ impl Engine {
             // Hash anyway so an unknown user costs as much as a wrong password.
             None => (dummy_hash(), None),
         };
-        let ok = tokio::task::spawn_blocking(move || password_matches(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            password_matches(&password, &phc)
+        })
+        .await
+        .unwrap_or(false);
         Ok(merchant.filter(|_| ok))
     }
 }
@@ -130,6 +144,9 @@ impl LoginThrottle {
     pub const CONCURRENT: usize = 2;
     /// Usernames tracked before expired entries are swept.
     const SWEEP_AT: usize = 10_000;
+    /// Usernames tracked at most: when as many have recent failures, other usernames are
+    /// refused as busy rather than tracked (the memory stays bounded and no lockout is lost).
+    const MAX_TRACKED: usize = 100_000;
 
     fn key(username: &str) -> String {
         username.trim().to_lowercase()
@@ -141,7 +158,17 @@ impl LoginThrottle {
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(list) = failures.get_mut(&Self::key(username)) else {
+        let key = Self::key(username);
+        if !failures.contains_key(&key) && failures.len() >= Self::MAX_TRACKED {
+            failures.retain(|_, l| {
+                l.iter()
+                    .any(|t| now.saturating_duration_since(*t) < Self::WINDOW)
+            });
+            if failures.len() >= Self::MAX_TRACKED {
+                return Err(LoginRefusal::Busy);
+            }
+        }
+        let Some(list) = failures.get_mut(&key) else {
             return Ok(());
         };
         list.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
@@ -185,13 +212,17 @@ impl Engine {
         username: &str,
         password: &str,
     ) -> Result<Result<Option<MerchantId>, LoginRefusal>, EngineError> {
+        // Longer than any login that can be set: wrong, without hashing or tracking it.
+        if username.len() > 254 || password.len() > 1024 {
+            return Ok(Ok(None));
+        }
         if let Err(refusal) = throttle.check(username, std::time::Instant::now()) {
             return Ok(Err(refusal));
         }
-        let Ok(_permit) = throttle.hashing.clone().try_acquire_owned() else {
+        let Ok(permit) = throttle.hashing.clone().try_acquire_owned() else {
             return Ok(Err(LoginRefusal::Busy));
         };
-        let found = self.verify_merchant_login(username, password).await?;
+        let found = self.check_login(username, password, Some(permit)).await?;
         throttle.record(username, found.is_some(), std::time::Instant::now());
         Ok(Ok(found))
     }

@@ -148,6 +148,12 @@ async fn watched_forever_recorded_once_and_confirmed(db: &TestDb) {
         [EventType::DepositDetected, EventType::DepositConfirmed],
         "oldest first"
     );
+    // A zero-value token transfer (anyone can make one) is no deposit.
+    let nothing = deposit(&addr, "USDT", 0, "0xzero", Some(12));
+    e.apply_chain_batch(&batch(vec![nothing], 12, None))
+        .await
+        .unwrap();
+    assert_eq!(deposits(db, &m).await.len(), 1);
     // A second deposit to the same address (any asset, any amount) is another deposit.
     let t2 = deposit(&addr, "USDC", 1, "0xd2", Some(13));
     e.apply_chain_batch(&batch(vec![t2], 20, None))
