@@ -805,20 +805,32 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
         }
         MerchantCommand::Dialect { merchant, settings } => {
             let merchant = parse_merchant(&merchant)?;
-            for raw in settings {
+            // Per dialect, all its settings at once: checked before any is written.
+            let mut by_dialect: std::collections::BTreeMap<String, Vec<(String, Option<String>)>> =
+                std::collections::BTreeMap::new();
+            for raw in &settings {
                 let (key, value) = raw
                     .split_once('=')
                     .with_context(|| format!("{raw:?}: expected DIALECT.NAME=VALUE"))?;
                 let (dialect, name) = key
                     .split_once('.')
                     .with_context(|| format!("{key:?}: expected DIALECT.NAME"))?;
+                by_dialect
+                    .entry(dialect.trim().to_owned())
+                    .or_default()
+                    .push((name.trim().to_owned(), Some(value.to_owned())));
+            }
+            for (dialect, changes) in &by_dialect {
                 engine
-                    .set_dialect_setting(&merchant, dialect.trim(), name.trim(), Some(value))
+                    .set_dialect_settings(&merchant, dialect, changes)
                     .await?;
-                if value.trim().is_empty() {
-                    println!("{key} cleared for {merchant}");
-                } else {
-                    println!("{key} set for {merchant}");
+                for (name, value) in changes {
+                    let what = if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                        "set"
+                    } else {
+                        "cleared"
+                    };
+                    println!("{dialect}.{name} {what} for {merchant}");
                 }
             }
         }

@@ -171,23 +171,6 @@ pub const DIALECT_SETTINGS: &[(&str, &str, &str)] = &[(
 )];
 
 impl Engine {
-    /// Set (`Some`) or clear (`None`, or an empty value) one of a merchant's dialect settings
-    /// (see [`DIALECT_SETTINGS`]); URL settings must be absolute http(s) URLs.
-    pub async fn set_dialect_setting(
-        &self,
-        merchant: &MerchantId,
-        dialect: &str,
-        name: &str,
-        value: Option<&str>,
-    ) -> Result<(), EngineError> {
-        self.set_dialect_settings(
-            merchant,
-            dialect,
-            &[(name.to_owned(), value.map(str::to_owned))],
-        )
-        .await
-    }
-
     /// Set or clear several of a merchant's settings of one dialect: all are checked before
     /// any is written.
     pub async fn set_dialect_settings(
@@ -227,12 +210,9 @@ impl Engine {
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
-        let now = self.now();
-        for (name, value) in checked {
-            self.store
-                .set_dialect_setting(merchant, dialect, name, value, now)
-                .await?;
-        }
+        self.store
+            .set_dialect_settings(merchant, dialect, &checked, self.now())
+            .await?;
         Ok(())
     }
 

@@ -384,34 +384,36 @@ pub(crate) async fn dialect_settings<B: Backend>(
     Ok(out)
 }
 
-pub(crate) async fn set_dialect_setting<B: Backend>(
+pub(crate) async fn set_dialect_settings<B: Backend>(
     backend: &B,
     merchant: &MerchantId,
     dialect: &str,
-    name: &str,
-    value: Option<&str>,
+    settings: &[(&str, Option<&str>)],
     at: time::OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let query = match value {
-        Some(v) => Query::new(
-            "INSERT INTO dialect_settings (merchant_id, dialect, name, value, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dialect, name) \
-             DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .text(merchant.as_str())
-        .text(dialect)
-        .text(name)
-        .text(v)
-        .int(ms(at)),
-        None => Query::new(
-            "DELETE FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2 AND name = $3",
-        )
-        .text(merchant.as_str())
-        .text(dialect)
-        .text(name),
-    };
     let mut tx = backend.begin().await?;
-    B::execute(&mut tx, query).await?;
+    for (name, value) in settings {
+        let query = match value {
+            Some(v) => Query::new(
+                "INSERT INTO dialect_settings (merchant_id, dialect, name, value, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dialect, name) \
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .text(merchant.as_str())
+            .text(dialect)
+            .text(*name)
+            .text(*v)
+            .int(ms(at)),
+            None => Query::new(
+                "DELETE FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2 \
+                 AND name = $3",
+            )
+            .text(merchant.as_str())
+            .text(dialect)
+            .text(*name),
+        };
+        B::execute(&mut tx, query).await?;
+    }
     B::commit(tx).await?;
     Ok(())
 }

@@ -715,13 +715,12 @@ pub trait Store: Send + Sync {
         merchant: &MerchantId,
         dialect: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, StoreError>;
-    /// Set (`Some`) or clear (`None`) one setting.
-    async fn set_dialect_setting(
+    /// Set (`Some`) or clear (`None`) settings of one dialect, all in one transaction.
+    async fn set_dialect_settings(
         &self,
         merchant: &MerchantId,
         dialect: &str,
-        name: &str,
-        value: Option<&str>,
+        settings: &[(&str, Option<&str>)],
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 }

@@ -1829,16 +1829,14 @@ impl<B: Backend> Store for SqlStore<B> {
         crate::deposit::dialect_settings(&*self.backend, merchant, dialect).await
     }
 
-    async fn set_dialect_setting(
+    async fn set_dialect_settings(
         &self,
         merchant: &MerchantId,
         dialect: &str,
-        name: &str,
-        value: Option<&str>,
+        settings: &[(&str, Option<&str>)],
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        crate::deposit::set_dialect_setting(&*self.backend, merchant, dialect, name, value, at)
-            .await
+        crate::deposit::set_dialect_settings(&*self.backend, merchant, dialect, settings, at).await
     }
 }
 
