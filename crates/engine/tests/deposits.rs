@@ -196,6 +196,44 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     }
 }
 
+/// An address an order of another merchant already has (both set the same xpub: an operator
+/// mistake) is never handed out as a deposit address: a transfer there would go to the order.
+async fn an_order_address_is_not_reused_for_deposits(db: &TestDb) {
+    let e = engine(db);
+    let (a, _) = e.create_merchant("A").await.unwrap();
+    let (b, _) = e.create_merchant("B").await.unwrap();
+    for m in [&a, &b] {
+        e.set_wallet(&m.id, "bsc", "shared").await.unwrap();
+    }
+    let order = e
+        .create_order(
+            &a.id,
+            coffer_engine::NewOrder {
+                amount: rust_decimal::Decimal::ONE,
+                currency: "USD".into(),
+                asset: Some(AssetId::from_str("bsc:USDT").unwrap()),
+                fixed_stablecoin_rate: true,
+                dialect: "native".into(),
+                ..coffer_engine::NewOrder::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(order.target.as_ref().unwrap().address, "shared-0");
+    let err = e
+        .create_deposit_account(&b.id, "payprotocol", "U1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "address_in_use", "{err}");
+    let (accounts, n) = e
+        .list_deposit_accounts(&b.id, DepositAccountQuery::default())
+        .await
+        .unwrap();
+    assert_eq!((accounts.len(), n), (0, 0), "nothing written");
+}
+
 both_backends! {
     accounts => accounts_are_idempotent_and_share_the_index_counter;
+    order_address_not_reused => an_order_address_is_not_reused_for_deposits;
 }

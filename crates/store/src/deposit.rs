@@ -15,8 +15,11 @@ use crate::{
 pub(crate) const INSERT_ACCOUNT: &str =
     "INSERT INTO deposit_accounts (merchant_id, uuid, dialect, created_at) VALUES ($1, $2, $3, $4)";
 
+// An address an order already has is refused like a used one (0 rows: `Duplicate("address")`):
+// a transfer there would go to the order.
 pub(crate) const INSERT_ADDRESS: &str = "INSERT INTO deposit_addresses (chain, address, \
-     merchant_id, uuid, derivation_index, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+     merchant_id, uuid, derivation_index, created_at) SELECT $1, $2, $3, $4, $5, $6 \
+     WHERE NOT EXISTS (SELECT 1 FROM order_addresses o WHERE o.chain = $1 AND o.address = $2)";
 
 const FILTER: &str = " WHERE ($1 IS NULL OR a.merchant_id = $1) \
        AND ($2 IS NULL OR a.uuid = $2) \

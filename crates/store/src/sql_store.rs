@@ -959,6 +959,9 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
         if kind == Kind::IdempotencyRespond && n != 1 {
             return Err(StoreError::Conflict("idempotency key"));
         }
+        if kind == Kind::DepositAddress && n != 1 {
+            return Err(StoreError::Duplicate("address"));
+        }
     }
     Ok(())
 }
