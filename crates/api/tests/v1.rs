@@ -161,13 +161,19 @@ impl App {
         req.send().await.unwrap()
     }
 
+    /// A's wallet is `xpubTEST`, any other merchant's `xpubOTHER` (a key is one merchant's).
     async fn wallet(&self, key: &str) {
+        let xpub = if key == self.a {
+            "xpubTEST"
+        } else {
+            "xpubOTHER"
+        };
         let (status, body) = self
             .send(
                 Method::PUT,
                 "/api/v1/wallets/bsc",
                 Some(key),
-                Some(json!({"xpub": "xpubTEST"})),
+                Some(json!({ "xpub": xpub })),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1568,25 +1574,21 @@ async fn deposit_accounts_and_deposits(db: &TestDb) {
     assert_eq!(list["data"], json!([]));
     let (_, list) = app.get("/api/v1/deposit-accounts", b).await;
     assert_eq!(list["data"], json!([]));
-    // B's own u1 is another account. (Both merchants have the test xpub: B's first address
-    // is A's, refused as a conflict the operator must fix, not a server error.)
+    // B cannot take A's wallet key (it would be given A's addresses).
     let (status, body) = app
-        .post("/api/v1/deposit-accounts", b, json!({"reference": "u1"}))
-        .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::CONFLICT, "address_in_use"),
-        "{body}"
-    );
-    let (status, _) = app
         .send(
             Method::PUT,
             "/api/v1/wallets/bsc",
             Some(b),
-            Some(json!({"xpub": "xpubOTHER"})),
+            Some(json!({"xpub": "xpubTEST"})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "wallet_in_use"),
+        "{body}"
+    );
+    // B's own u1 is another account.
     let (status, theirs) = app
         .post("/api/v1/deposit-accounts", b, json!({"reference": "u1"}))
         .await;

@@ -646,10 +646,23 @@ impl Engine {
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
-        let record = self
+        let record = match self
             .store
             .set_wallet(merchant, &chain.id, &normalized, self.now())
-            .await?;
+            .await
+        {
+            Err(StoreError::Duplicate(_)) => {
+                return Err(EngineError::Conflict {
+                    code: "wallet_in_use",
+                    message: format!(
+                        "another merchant uses this wallet on {}: each merchant needs its own \
+                         key, or both would be given the same addresses",
+                        chain.id
+                    ),
+                });
+            }
+            other => other?,
+        };
         self.derivers.forget(merchant, &chain.id);
         Ok(record)
     }

@@ -196,15 +196,16 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     }
 }
 
-/// An address an order of another merchant already has (both set the same xpub: an operator
-/// mistake) is never handed out as a deposit address: a transfer there would go to the order.
+/// A wallet key is one merchant's; and an address an order already has (the merchant set an
+/// old key again, whose counter starts over) is never handed out as a deposit address: a
+/// transfer there would go to the order.
 async fn an_order_address_is_not_reused_for_deposits(db: &TestDb) {
     let e = engine(db);
     let (a, _) = e.create_merchant("A").await.unwrap();
     let (b, _) = e.create_merchant("B").await.unwrap();
-    for m in [&a, &b] {
-        e.set_wallet(&m.id, "bsc", "shared").await.unwrap();
-    }
+    e.set_wallet(&a.id, "bsc", "k1").await.unwrap();
+    let err = e.set_wallet(&b.id, "bsc", "k1").await.unwrap_err();
+    assert_eq!(err.code(), "wallet_in_use", "{err}");
     let order = e
         .create_order(
             &a.id,
@@ -220,14 +221,16 @@ async fn an_order_address_is_not_reused_for_deposits(db: &TestDb) {
         .await
         .unwrap()
         .order;
-    assert_eq!(order.target.as_ref().unwrap().address, "shared-0");
+    assert_eq!(order.target.as_ref().unwrap().address, "k1-0");
+    e.set_wallet(&a.id, "bsc", "k2").await.unwrap();
+    e.set_wallet(&a.id, "bsc", "k1").await.unwrap();
     let err = e
-        .create_deposit_account(&b.id, "payprotocol", "U1")
+        .create_deposit_account(&a.id, "payprotocol", "U1")
         .await
         .unwrap_err();
     assert_eq!(err.code(), "address_in_use", "{err}");
     let (accounts, n) = e
-        .list_deposit_accounts(&b.id, DepositAccountQuery::default())
+        .list_deposit_accounts(&a.id, DepositAccountQuery::default())
         .await
         .unwrap();
     assert_eq!((accounts.len(), n), (0, 0), "nothing written");

@@ -228,6 +228,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "payout_txid",
         include_str!("../migrations/sqlite/0015_payout_txid.sql"),
     ),
+    (
+        17,
+        "wallet_owner",
+        include_str!("../migrations/sqlite/0017_wallet_owner.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -295,6 +300,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "event_insert_time",
         include_str!("../migrations/postgres/0016_event_insert_time.sql"),
+    ),
+    (
+        17,
+        "wallet_owner",
+        include_str!("../migrations/postgres/0017_wallet_owner.sql"),
     ),
 ];
 
