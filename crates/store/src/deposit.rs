@@ -127,16 +127,17 @@ pub(crate) async fn count<B: Backend>(
 
 // ---- deposits ------------------------------------------------------------------------------
 
-// Identity columns never change; a rescan or reorg updates where and how confirmed it is.
-pub(crate) const UPSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, account_uuid, \
+pub(crate) const INSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, account_uuid, \
      account_seq, dialect, chain, asset, amount, txid, output_index, from_address, to_address, \
      derivation_index, block_height, block_hash, confirmations, status, occurred_at, \
      detected_at, confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-     ON CONFLICT (id) DO UPDATE SET block_height = excluded.block_height, \
-     block_hash = excluded.block_hash, confirmations = excluded.confirmations, \
-     status = excluded.status, confirmed_at = excluded.confirmed_at, \
-     updated_at = excluded.updated_at";
+     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+// Identity columns never change; a rescan or reorg updates where and how confirmed it is. (A
+// separate UPDATE rather than an upsert: on PostgreSQL an upsert takes a number each time,
+// which would leave gaps in the deposits' numbers, Pay Protocol's `rechargeId`.)
+pub(crate) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET block_height = $1, block_hash = $2, \
+     confirmations = $3, status = $4, confirmed_at = $5, updated_at = $6 WHERE id = $7";
 
 const DEPOSIT_COLUMNS: &str = "SELECT seq, id, merchant_id, account_uuid, account_seq, dialect, \
      asset, amount, txid, output_index, from_address, to_address, derivation_index, \
@@ -150,9 +151,13 @@ const DEPOSIT_FILTER: &str = " WHERE ($1 IS NULL OR merchant_id = $1) \
        AND ($5 IS NULL OR status = $5) \
        AND ($6 IS NULL OR seq < $6)";
 
-pub(crate) fn upsert(d: &Deposit) -> Query {
-    let opt_u64 = |v: Option<u64>| v.map(|h| i64::try_from(h).unwrap_or(i64::MAX));
-    Query::new(UPSERT_DEPOSIT)
+fn opt_u64(v: Option<u64>) -> Option<i64> {
+    v.map(|h| i64::try_from(h).unwrap_or(i64::MAX))
+}
+
+/// A new deposit (`seq` 0: numbered by the database).
+pub(crate) fn insert(d: &Deposit) -> Query {
+    Query::new(INSERT_DEPOSIT)
         .text(d.id.as_str())
         .text(d.merchant_id.as_str())
         .text(d.account_uuid.clone())
@@ -174,6 +179,18 @@ pub(crate) fn upsert(d: &Deposit) -> Query {
         .int(ms(d.detected_at))
         .opt_int(opt_ms(d.confirmed_at))
         .int(ms(d.updated_at))
+}
+
+/// A stored deposit's new position and status.
+pub(crate) fn update(d: &Deposit) -> Query {
+    Query::new(UPDATE_DEPOSIT)
+        .opt_int(opt_u64(d.block_height))
+        .opt_text(d.block_hash.clone())
+        .int(i64::from(d.confirmations))
+        .text(d.status.as_str())
+        .opt_int(opt_ms(d.confirmed_at))
+        .int(ms(d.updated_at))
+        .text(d.id.as_str())
 }
 
 fn deposit_from_row(row: &impl RowExt) -> Result<Deposit, StoreError> {

@@ -115,7 +115,7 @@ pub struct Changeset {
     /// the changeset with `Duplicate("deposit account")`, a used address with
     /// `Duplicate("address")`.
     pub new_deposit_accounts: Vec<NewDepositAccount>,
-    /// Deposits to insert or update (keyed by id; identity columns never change).
+    /// Deposits to insert (`seq` 0) or update (identity columns never change).
     pub deposits: Vec<Deposit>,
 }
 

@@ -562,6 +562,7 @@ enum Kind {
     DepositAccount,
     DepositAddress,
     Deposit,
+    DepositUpdate,
 }
 
 impl Kind {
@@ -604,7 +605,8 @@ impl Kind {
             Kind::PayoutUpdate => UPDATE_PAYOUT,
             Kind::DepositAccount => crate::deposit::INSERT_ACCOUNT,
             Kind::DepositAddress => crate::deposit::INSERT_ADDRESS,
-            Kind::Deposit => crate::deposit::UPSERT_DEPOSIT,
+            Kind::Deposit => crate::deposit::INSERT_DEPOSIT,
+            Kind::DepositUpdate => crate::deposit::UPDATE_DEPOSIT,
         }
     }
 
@@ -800,9 +802,16 @@ fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
         }
     }
     for deposit in &changes.deposits {
-        writes.push(Write {
-            kind: Kind::Deposit,
-            query: crate::deposit::upsert(deposit),
+        writes.push(if deposit.seq == 0 {
+            Write {
+                kind: Kind::Deposit,
+                query: crate::deposit::insert(deposit),
+            }
+        } else {
+            Write {
+                kind: Kind::DepositUpdate,
+                query: crate::deposit::update(deposit),
+            }
         });
     }
     if let Some(cursor) = &changes.cursor {
@@ -961,6 +970,9 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
         }
         if kind == Kind::DepositAddress && n != 1 {
             return Err(StoreError::Duplicate("address"));
+        }
+        if kind == Kind::DepositUpdate && n != 1 {
+            return Err(StoreError::NotFound("deposit"));
         }
     }
     Ok(())
