@@ -317,14 +317,14 @@ async fn serve_checks_chain_id_and_reports_the_chain() {
         "the watcher to reach the tip",
         Duration::from_secs(20),
         async || {
-            ready = http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            // A poll that fails in transit (a pooled connection closed under load) is retried.
+            let Ok(resp) = http.get(format!("{base}/readyz")).send().await else {
+                return false;
+            };
+            let Ok(body) = resp.json().await else {
+                return false;
+            };
+            ready = body;
             ready["checks"]["chain:anvil"]["cursor"] == serde_json::json!(tip)
         },
     )
