@@ -196,19 +196,16 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     }
 }
 
-/// A wallet key is one merchant's; and an address an order already has (the merchant set an
-/// old key again, whose counter starts over) is never handed out as a deposit address: a
-/// transfer there would go to the order.
-async fn an_order_address_is_not_reused_for_deposits(db: &TestDb) {
+/// A wallet key is one merchant's, for good; setting an old key again continues after the
+/// last address it handed out (nothing is handed out twice); and an address an order has is
+/// never stored as a deposit address (a transfer there would go to the order).
+async fn wallet_keys_and_addresses_are_never_shared(db: &TestDb) {
     let e = engine(db);
     let (a, _) = e.create_merchant("A").await.unwrap();
     let (b, _) = e.create_merchant("B").await.unwrap();
-    e.set_wallet(&a.id, "bsc", "k1").await.unwrap();
-    let err = e.set_wallet(&b.id, "bsc", "k1").await.unwrap_err();
-    assert_eq!(err.code(), "wallet_in_use", "{err}");
-    let order = e
-        .create_order(
-            &a.id,
+    let order = async |m: &coffer_core::MerchantId| {
+        e.create_order(
+            m,
             coffer_engine::NewOrder {
                 amount: rust_decimal::Decimal::ONE,
                 currency: "USD".into(),
@@ -220,23 +217,62 @@ async fn an_order_address_is_not_reused_for_deposits(db: &TestDb) {
         )
         .await
         .unwrap()
-        .order;
-    assert_eq!(order.target.as_ref().unwrap().address, "k1-0");
-    e.set_wallet(&a.id, "bsc", "k2").await.unwrap();
+        .order
+        .target
+        .unwrap()
+        .address
+    };
     e.set_wallet(&a.id, "bsc", "k1").await.unwrap();
-    let err = e
+    let err = e.set_wallet(&b.id, "bsc", "k1").await.unwrap_err();
+    assert_eq!(err.code(), "wallet_in_use", "{err}");
+    assert_eq!(order(&a.id).await, "k1-0");
+    assert_eq!(order(&a.id).await, "k1-1");
+    e.set_wallet(&a.id, "bsc", "k2").await.unwrap();
+    assert_eq!(order(&a.id).await, "k2-0");
+    // Replaced, k1 is still A's.
+    let err = e.set_wallet(&b.id, "bsc", "k1").await.unwrap_err();
+    assert_eq!(err.code(), "wallet_in_use", "{err}");
+    // Set again, it continues at 2; k2 will continue at 1.
+    e.set_wallet(&a.id, "bsc", "k1").await.unwrap();
+    assert_eq!(order(&a.id).await, "k1-2");
+    let (account, _) = e
         .create_deposit_account(&a.id, "payprotocol", "U1")
         .await
+        .unwrap();
+    assert_eq!(account.addresses[0].address, "k1-3");
+    e.set_wallet(&a.id, "bsc", "k2").await.unwrap();
+    assert_eq!(order(&a.id).await, "k2-1");
+    // The store itself refuses a deposit address an order has, writing nothing.
+    let err = db
+        .store
+        .commit(coffer_store::Changeset {
+            new_deposit_accounts: vec![coffer_store::NewDepositAccount {
+                merchant_id: a.id.clone(),
+                uuid: "U2".into(),
+                dialect: "payprotocol".into(),
+                created_at: time::OffsetDateTime::now_utc(),
+                addresses: vec![coffer_store::DepositAddressRecord {
+                    chain: ChainId::parse("bsc").unwrap(),
+                    address: "k1-0".into(),
+                    derivation_index: 0,
+                }],
+            }],
+            ..coffer_store::Changeset::default()
+        })
+        .await
         .unwrap_err();
-    assert_eq!(err.code(), "address_in_use", "{err}");
-    let (accounts, n) = e
+    assert!(
+        matches!(err, coffer_store::StoreError::Duplicate("address")),
+        "{err:?}"
+    );
+    let (accounts, _) = e
         .list_deposit_accounts(&a.id, DepositAccountQuery::default())
         .await
         .unwrap();
-    assert_eq!((accounts.len(), n), (0, 0), "nothing written");
+    assert_eq!(accounts.len(), 1, "nothing written");
 }
 
 both_backends! {
     accounts => accounts_are_idempotent_and_share_the_index_counter;
-    order_address_not_reused => an_order_address_is_not_reused_for_deposits;
+    keys_and_addresses_not_shared => wallet_keys_and_addresses_are_never_shared;
 }

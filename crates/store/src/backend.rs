@@ -233,6 +233,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallet_owner",
         include_str!("../migrations/sqlite/0017_wallet_owner.sql"),
     ),
+    (
+        18,
+        "wallet_keys",
+        include_str!("../migrations/sqlite/0018_wallet_keys.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -305,6 +310,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "wallet_owner",
         include_str!("../migrations/postgres/0017_wallet_owner.sql"),
+    ),
+    (
+        18,
+        "wallet_keys",
+        include_str!("../migrations/postgres/0018_wallet_keys.sql"),
     ),
 ];
 

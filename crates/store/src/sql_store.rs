@@ -1202,19 +1202,52 @@ impl<B: Backend> Store for SqlStore<B> {
         at: OffsetDateTime,
     ) -> Result<WalletRecord, StoreError> {
         let mut tx = self.backend.begin().await?;
-        // A different key restarts at index 0; the same key keeps its position so that
-        // re-submitting it never hands out an index twice.
+        // Every key set is recorded once, for the merchant that set it first: another
+        // merchant's key is refused (it would be handed that merchant's addresses).
+        let q = Query::new(
+            "INSERT INTO wallet_keys (chain, descriptor, merchant_id, next_index) \
+             VALUES ($1, $2, $3, 0) ON CONFLICT (chain, descriptor) DO NOTHING",
+        )
+        .text(chain.as_str())
+        .text(descriptor)
+        .text(merchant.as_str());
+        B::execute(&mut tx, q).await?;
+        let q = Query::new(
+            "SELECT merchant_id, next_index FROM wallet_keys WHERE chain = $1 AND descriptor = $2",
+        )
+        .text(chain.as_str())
+        .text(descriptor);
+        let rows = B::fetch_in(&mut tx, q).await?;
+        let Some(key) = rows.first() else {
+            return Err(StoreError::NotFound("wallet key"));
+        };
+        if key.text("merchant_id")? != merchant.as_str() {
+            return Err(StoreError::Duplicate("wallet key"));
+        }
+        let resume_at = key.int("next_index")?;
+        // The key being replaced keeps its position, for when it is set again.
+        let q = Query::new(
+            "UPDATE wallet_keys SET next_index = CASE WHEN wallet_keys.next_index < w.next_index \
+               THEN w.next_index ELSE wallet_keys.next_index END \
+             FROM wallets w WHERE w.merchant_id = $1 AND w.chain = $2 \
+               AND wallet_keys.chain = w.chain AND wallet_keys.descriptor = w.descriptor",
+        )
+        .text(merchant.as_str())
+        .text(chain.as_str());
+        B::execute(&mut tx, q).await?;
+        // The same key keeps its position; another continues where it last stopped (0 if new).
         let q = Query::new(
             "INSERT INTO wallets (merchant_id, chain, descriptor, next_index, created_at, updated_at) \
-             VALUES ($1, $2, $3, 0, $4, $4) \
+             VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (merchant_id, chain) DO UPDATE SET \
                next_index = CASE WHEN wallets.descriptor = excluded.descriptor \
-                                 THEN wallets.next_index ELSE 0 END, \
+                                 THEN wallets.next_index ELSE excluded.next_index END, \
                descriptor = excluded.descriptor, updated_at = excluded.updated_at",
         )
         .text(merchant.as_str())
         .text(chain.as_str())
         .text(descriptor)
+        .int(resume_at)
         .int(ms(at));
         B::execute(&mut tx, q).await?;
         let q = Query::new(
