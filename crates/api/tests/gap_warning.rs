@@ -13,11 +13,8 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
-use coffer_engine::{
-    AssetRegistry, BlockRef, ChainBatch, Derivers, Engine, EngineSettings, NewOrder,
-    ObservedTransfer, SystemClock,
-};
-use coffer_testkit::fixtures::TestDeriver;
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -124,27 +121,18 @@ async fn gap_warning_on_bitcoin_wallets(db: &TestDb) {
     // The last one is paid: a payment now lies beyond a run of 20 — exactly the limit, so
     // still no warning.
     let t = last.target.as_ref().unwrap();
-    e.apply_chain_batch(&ChainBatch {
-        chain: ChainId::parse("bitcoin").unwrap(),
-        transfers: vec![ObservedTransfer {
-            asset: t.asset.clone(),
-            to: t.address.clone(),
-            amount: t.amount_due,
-            txid: "aa".repeat(32),
-            index: 0,
-            from: None,
-            block: Some(BlockRef {
-                height: 10,
-                hash: "bb".repeat(32),
-                time: time::OffsetDateTime::now_utc(),
-            }),
-        }],
-        orphaned_from: None,
-        tip: 10,
-        cursor: None,
-        dropped_txids: Vec::new(),
-        non_replaceable_txids: Vec::new(),
-    })
+    e.apply_chain_batch(&fixtures::batch(
+        "bitcoin",
+        vec![fixtures::mined(
+            t.asset.clone(),
+            t.address.clone(),
+            t.amount_due,
+            &"aa".repeat(32),
+            10,
+            time::OffsetDateTime::now_utc(),
+        )],
+        10,
+    ))
     .await
     .unwrap();
     let list = wallets(&base, &key.token).await;
@@ -191,27 +179,18 @@ async fn deposit_addresses_count_in_the_gap(db: &TestDb) {
     }
     let gap = e.wallet_gap(&m.id, &bitcoin).await.unwrap().unwrap();
     assert_eq!(gap.longest_run, 21, "{gap:?}");
-    e.apply_chain_batch(&ChainBatch {
-        chain: bitcoin.clone(),
-        transfers: vec![ObservedTransfer {
-            asset: AssetId::from_str("bitcoin:BTC").unwrap(),
-            to: last,
-            amount: coffer_core::BaseUnits::new(10_000),
-            txid: "cc".repeat(32),
-            index: 0,
-            from: None,
-            block: Some(BlockRef {
-                height: 10,
-                hash: "dd".repeat(32),
-                time: time::OffsetDateTime::now_utc(),
-            }),
-        }],
-        orphaned_from: None,
-        tip: 10,
-        cursor: None,
-        dropped_txids: Vec::new(),
-        non_replaceable_txids: Vec::new(),
-    })
+    e.apply_chain_batch(&fixtures::batch(
+        "bitcoin",
+        vec![fixtures::mined(
+            AssetId::from_str("bitcoin:BTC").unwrap(),
+            last,
+            coffer_core::BaseUnits::new(10_000),
+            &"cc".repeat(32),
+            10,
+            time::OffsetDateTime::now_utc(),
+        )],
+        10,
+    ))
     .await
     .unwrap();
     let gap = e.wallet_gap(&m.id, &bitcoin).await.unwrap().unwrap();

@@ -1284,35 +1284,19 @@ async fn repair(db: &TestDb) {
         .unwrap();
     let target = stored.target.clone().unwrap();
     let at = time::OffsetDateTime::now_utc();
-    let chain = ChainId::parse("bsc").unwrap();
     app.engine
-        .apply_chain_batch(&coffer_engine::ChainBatch {
-            chain: chain.clone(),
-            transfers: vec![coffer_engine::ObservedTransfer {
-                asset: target.asset.clone(),
-                to: target.address.clone(),
-                amount: coffer_core::BaseUnits::new(3_000_000_000_000_000_000),
-                txid: "0xabc123".into(),
-                index: 0,
-                from: None,
-                block: Some(coffer_engine::BlockRef {
-                    height: 100,
-                    hash: "0xb100".into(),
-                    time: at,
-                }),
-            }],
-            orphaned_from: None,
-            tip: 120,
-            dropped_txids: Vec::new(),
-            non_replaceable_txids: Vec::new(),
-            cursor: Some(coffer_store::ChainCursor {
-                chain,
-                height: 120,
-                hash: "0xb120".into(),
-                recent: vec![(120, "0xb120".into())],
-                updated_at: at,
-            }),
-        })
+        .apply_chain_batch(&fixtures::batch(
+            "bsc",
+            vec![fixtures::mined(
+                target.asset.clone(),
+                target.address.clone(),
+                coffer_core::BaseUnits::new(3_000_000_000_000_000_000),
+                "0xabc123",
+                100,
+                at,
+            )],
+            120,
+        ))
         .await
         .unwrap();
     let path = format!("/api/v1/orders/{id}/repair");
@@ -1504,27 +1488,22 @@ async fn deposit_accounts_and_deposits(db: &TestDb) {
 
     // The watcher reports a transfer to the account's address.
     app.engine
-        .apply_chain_batch(&coffer_engine::ChainBatch {
-            chain: ChainId::parse("bsc").unwrap(),
-            transfers: vec![coffer_engine::ObservedTransfer {
-                asset: "bsc:USDT".parse().unwrap(),
-                to: address,
-                amount: coffer_core::BaseUnits::new(2_500_000_000_000_000_000),
-                txid: "0xdeposit".into(),
+        .apply_chain_batch(&fixtures::batch(
+            "bsc",
+            vec![coffer_engine::ObservedTransfer {
                 index: 1,
                 from: Some("0xpayer".into()),
-                block: Some(coffer_engine::BlockRef {
-                    height: 100,
-                    hash: "0xb100".into(),
-                    time: time::OffsetDateTime::now_utc(),
-                }),
+                ..fixtures::mined(
+                    "bsc:USDT".parse().unwrap(),
+                    address,
+                    coffer_core::BaseUnits::new(2_500_000_000_000_000_000),
+                    "0xdeposit",
+                    100,
+                    time::OffsetDateTime::now_utc(),
+                )
             }],
-            orphaned_from: None,
-            tip: 100,
-            cursor: None,
-            dropped_txids: Vec::new(),
-            non_replaceable_txids: Vec::new(),
-        })
+            100,
+        ))
         .await
         .unwrap();
     let (_, deposits) = app
@@ -1627,29 +1606,22 @@ async fn payouts(db: &TestDb) {
         .target
         .unwrap();
     let at = time::OffsetDateTime::now_utc();
-    let chain = ChainId::parse("bsc").unwrap();
     app.engine
-        .apply_chain_batch(&coffer_engine::ChainBatch {
-            chain: chain.clone(),
-            transfers: vec![coffer_engine::ObservedTransfer {
-                asset: target.asset.clone(),
-                to: target.address.clone(),
-                amount: target.amount_due,
-                txid: "0xpaid".into(),
-                index: 0,
+        .apply_chain_batch(&fixtures::batch(
+            "bsc",
+            vec![coffer_engine::ObservedTransfer {
                 from: Some("0xpayer".into()),
-                block: Some(coffer_engine::BlockRef {
-                    height: 100,
-                    hash: "0xb100".into(),
-                    time: at,
-                }),
+                ..fixtures::mined(
+                    target.asset.clone(),
+                    target.address.clone(),
+                    target.amount_due,
+                    "0xpaid",
+                    100,
+                    at,
+                )
             }],
-            orphaned_from: None,
-            tip: 120,
-            dropped_txids: Vec::new(),
-            non_replaceable_txids: Vec::new(),
-            cursor: None,
-        })
+            120,
+        ))
         .await
         .unwrap();
     let refund = app

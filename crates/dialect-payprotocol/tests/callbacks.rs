@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method as HttpMethod, Uri};
-use coffer_core::{ChainId, MerchantId, PayoutId, PayoutStatus};
-use coffer_engine::{BlockRef, ChainBatch, Engine, ManualClock, ObservedTransfer};
+use coffer_core::{MerchantId, PayoutId, PayoutStatus};
+use coffer_engine::{Engine, ManualClock};
 use coffer_secrets::MasterKey;
-use coffer_store::{ChainCursor, DeliveryQuery, DeliveryRecord, OrderQuery};
+use coffer_store::{DeliveryQuery, DeliveryRecord, OrderQuery};
 use coffer_testkit::{TestDb, both_backends, fixtures};
 use coffer_webhooks::{Formatters, RetrySchedule, Settings, Webhooks};
 use serde_json::Value;
@@ -282,36 +282,23 @@ impl Harness {
             .unwrap()
             .remove(0);
         let target = order.target.clone().unwrap();
-        let chain = ChainId::parse("bsc").unwrap();
         let at = self.engine.now();
         self.engine
-            .apply_chain_batch(&ChainBatch {
-                chain: chain.clone(),
-                transfers: vec![ObservedTransfer {
-                    asset: target.asset.clone(),
-                    to: target.address.clone(),
-                    amount: target.amount_due,
-                    txid: "0xfeed".into(),
-                    index: 0,
+            .apply_chain_batch(&fixtures::batch(
+                "bsc",
+                vec![coffer_engine::ObservedTransfer {
                     from: Some("0xbuyer".into()),
-                    block: Some(BlockRef {
-                        height: 10,
-                        hash: "0xb10".into(),
-                        time: at,
-                    }),
+                    ..fixtures::mined(
+                        target.asset.clone(),
+                        target.address.clone(),
+                        target.amount_due,
+                        "0xfeed",
+                        10,
+                        at,
+                    )
                 }],
-                orphaned_from: None,
-                tip: 10,
-                dropped_txids: Vec::new(),
-                non_replaceable_txids: Vec::new(),
-                cursor: Some(ChainCursor {
-                    chain: chain.clone(),
-                    height: 10,
-                    hash: "0xb10".into(),
-                    recent: vec![(10, "0xb10".into())],
-                    updated_at: at,
-                }),
-            })
+                10,
+            ))
             .await
             .unwrap();
     }

@@ -8,10 +8,10 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use coffer_core::{AssetId, BaseUnits, ChainId};
-use coffer_engine::{BlockRef, ChainBatch, Engine, ObservedTransfer};
+use coffer_core::{AssetId, BaseUnits};
+use coffer_engine::{Engine, ObservedTransfer};
 use coffer_secrets::MasterKey;
-use coffer_store::{ChainCursor, OrderQuery, PayoutQuery};
+use coffer_store::{OrderQuery, PayoutQuery};
 use coffer_testkit::{TestDb, both_backends, fixtures};
 use serde_json::{Value, json};
 
@@ -434,36 +434,23 @@ async fn refunds_and_withdrawals(db: &TestDb) {
         .unwrap()
         .remove(0);
     let target = order.target.clone().unwrap();
-    let chain = ChainId::parse("bsc").unwrap();
     let at = time::OffsetDateTime::now_utc();
     h.engine
-        .apply_chain_batch(&ChainBatch {
-            chain: chain.clone(),
-            transfers: vec![ObservedTransfer {
-                asset: target.asset.clone(),
-                to: target.address.clone(),
-                amount: target.amount_due,
-                txid: "0xfeed".into(),
-                index: 0,
+        .apply_chain_batch(&fixtures::batch(
+            "bsc",
+            vec![coffer_engine::ObservedTransfer {
                 from: Some("0xbuyer".into()),
-                block: Some(BlockRef {
-                    height: 10,
-                    hash: "0xb10".into(),
-                    time: at,
-                }),
+                ..fixtures::mined(
+                    target.asset.clone(),
+                    target.address.clone(),
+                    target.amount_due,
+                    "0xfeed",
+                    10,
+                    at,
+                )
             }],
-            orphaned_from: None,
-            tip: 10,
-            dropped_txids: Vec::new(),
-            non_replaceable_txids: Vec::new(),
-            cursor: Some(ChainCursor {
-                chain: chain.clone(),
-                height: 10,
-                hash: "0xb10".into(),
-                recent: vec![(10, "0xb10".into())],
-                updated_at: at,
-            }),
-        })
+            10,
+        ))
         .await
         .unwrap();
     let d = h
@@ -809,33 +796,17 @@ async fn recharge_endpoints(db: &TestDb) {
         .await["userWallet"][0]
         .clone();
     let address = wallet["walletAddress"].as_str().unwrap().to_owned();
-    let transfer = |height: u64| ObservedTransfer {
-        asset: AssetId::from_str("bsc:USDT").unwrap(),
-        to: address.clone(),
-        amount: BaseUnits::new(12_340_000),
-        txid: "0xdep1".into(),
+    let transfer = ObservedTransfer {
         index: 3,
         from: Some("0xpayer".into()),
-        block: Some(BlockRef {
-            height,
-            hash: format!("0xb{height}"),
-            time: time::OffsetDateTime::now_utc(),
-        }),
-    };
-    let batch = |tip: u64, transfers: Vec<ObservedTransfer>| ChainBatch {
-        chain: ChainId::parse("bsc").unwrap(),
-        transfers,
-        orphaned_from: None,
-        tip,
-        cursor: Some(ChainCursor {
-            chain: ChainId::parse("bsc").unwrap(),
-            height: tip,
-            hash: format!("0xb{tip}"),
-            recent: vec![(tip, format!("0xb{tip}"))],
-            updated_at: time::OffsetDateTime::now_utc(),
-        }),
-        dropped_txids: Vec::new(),
-        non_replaceable_txids: Vec::new(),
+        ..fixtures::mined(
+            AssetId::from_str("bsc:USDT").unwrap(),
+            address.clone(),
+            BaseUnits::new(12_340_000),
+            "0xdep1",
+            100,
+            time::OffsetDateTime::now_utc(),
+        )
     };
     // 2 confirmations required: first seen pending (status 1).
     let merchant = h.engine.store.list_merchants().await.unwrap()[0].id.clone();
@@ -844,7 +815,7 @@ async fn recharge_endpoints(db: &TestDb) {
         .await
         .unwrap();
     h.engine
-        .apply_chain_batch(&batch(100, vec![transfer(100)]))
+        .apply_chain_batch(&fixtures::batch("bsc", vec![transfer], 100))
         .await
         .unwrap();
     let l = h
@@ -880,7 +851,7 @@ async fn recharge_endpoints(db: &TestDb) {
     assert_eq!(r["currencyId"], usdt["currencyId"]);
     // One block deeper: success (status 0) with a confirmation time.
     h.engine
-        .apply_chain_batch(&batch(101, vec![]))
+        .apply_chain_batch(&fixtures::batch("bsc", vec![], 101))
         .await
         .unwrap();
     let id = r["rechargeId"].as_i64().unwrap();

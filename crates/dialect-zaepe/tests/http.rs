@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use coffer_core::ChainId;
-use coffer_engine::{BlockRef, ChainBatch, Engine, ObservedTransfer};
+use coffer_engine::Engine;
 use coffer_secrets::MasterKey;
-use coffer_store::{ChainCursor, OrderQuery};
+use coffer_store::OrderQuery;
 use coffer_testkit::{TestDb, both_backends, fixtures};
 use serde_json::Value;
 
@@ -219,36 +218,20 @@ async fn create_and_info(db: &TestDb) {
         .unwrap()
         .remove(0);
     let target = order.target.clone().unwrap();
-    let chain = ChainId::parse("bsc").unwrap();
     let at = time::OffsetDateTime::now_utc();
     h.engine
-        .apply_chain_batch(&ChainBatch {
-            chain: chain.clone(),
-            transfers: vec![ObservedTransfer {
-                asset: target.asset.clone(),
-                to: target.address.clone(),
-                amount: target.amount_due,
-                txid: "0xabc".into(),
-                index: 0,
-                from: None,
-                block: Some(BlockRef {
-                    height: 5,
-                    hash: "0xb5".into(),
-                    time: at,
-                }),
-            }],
-            orphaned_from: None,
-            tip: 5,
-            dropped_txids: Vec::new(),
-            non_replaceable_txids: Vec::new(),
-            cursor: Some(ChainCursor {
-                chain,
-                height: 5,
-                hash: "0xb5".into(),
-                recent: vec![(5, "0xb5".into())],
-                updated_at: at,
-            }),
-        })
+        .apply_chain_batch(&fixtures::batch(
+            "bsc",
+            vec![fixtures::mined(
+                target.asset.clone(),
+                target.address.clone(),
+                target.amount_due,
+                "0xabc",
+                5,
+                at,
+            )],
+            5,
+        ))
         .await
         .unwrap();
     let paid = h

@@ -1,20 +1,23 @@
 //! Engines over a test database for the tests of every crate above the engine: a
-//! deterministic stand-in for key derivation, ready-made chains and assets, and the BSC shop
-//! the dialect tests share. (The real derivers live in the chain crates and are tested
-//! against published vectors there.)
+//! deterministic stand-in for key derivation, ready-made chains and assets, the BSC shop
+//! the dialect tests share, and the transfers and batches a watcher would report. (The real
+//! derivers live in the chain crates and are tested against published vectors there.)
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use coffer_core::order::Derivation;
 use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
+    Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
+    Price,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, Clock, Derivers, Engine, EngineError,
-    EngineSettings, SystemClock,
+    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Clock, Derivers, Engine,
+    EngineError, EngineSettings, ObservedTransfer, SystemClock,
 };
+use coffer_store::ChainCursor;
 use rust_decimal::Decimal;
+use time::OffsetDateTime;
 
 use crate::TestDb;
 
@@ -166,4 +169,51 @@ pub async fn serve(app: axum::Router) -> String {
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
+}
+
+/// A transfer of `amount` of `asset` to `to` (output or log index 0, no sender), mined in
+/// block `height` (hash `0xb{height}`) at `time`: what a watcher reports.
+pub fn mined(
+    asset: AssetId,
+    to: impl Into<String>,
+    amount: BaseUnits,
+    txid: &str,
+    height: u64,
+    time: OffsetDateTime,
+) -> ObservedTransfer {
+    ObservedTransfer {
+        asset,
+        to: to.into(),
+        amount,
+        txid: txid.into(),
+        index: 0,
+        from: None,
+        block: Some(BlockRef {
+            height,
+            hash: format!("0xb{height}"),
+            time,
+        }),
+    }
+}
+
+/// The batch a watcher of `chain` hands over after seeing `transfers` with the tip at `tip`
+/// (no reorg, nothing dropped), moving its cursor to the tip.
+pub fn batch(chain: &str, transfers: Vec<ObservedTransfer>, tip: u64) -> ChainBatch {
+    let chain = ChainId::parse(chain).unwrap_or_else(|e| panic!("{e}"));
+    let hash = format!("0xb{tip}");
+    ChainBatch {
+        chain: chain.clone(),
+        transfers,
+        orphaned_from: None,
+        tip,
+        cursor: Some(ChainCursor {
+            chain,
+            height: tip,
+            hash: hash.clone(),
+            recent: vec![(tip, hash)],
+            updated_at: OffsetDateTime::now_utc(),
+        }),
+        dropped_txids: Vec::new(),
+        non_replaceable_txids: Vec::new(),
+    }
 }
