@@ -24,7 +24,7 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
 use coffer_testkit::fixtures::TestDeriver;
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -76,7 +76,7 @@ async fn main() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let engine = Engine {
+    let engine = Engine::new(EngineParts {
         store,
         rates: Arc::new(FixedRates::new().with("USDT", "USD", Price::new(Decimal::ONE).unwrap())),
         assets: Arc::new(registry()),
@@ -86,7 +86,7 @@ async fn main() {
         ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    };
+    });
     let (merchant, key) = engine.create_merchant("bench").await.unwrap();
     engine
         .set_wallet(&merchant.id, "bsc", "benchxpub")

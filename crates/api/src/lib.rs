@@ -177,19 +177,19 @@ pub fn register_readiness(name: &str, check: ReadinessCheck) {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let started = Instant::now();
-    let database = tokio::time::timeout(Duration::from_secs(2), state.engine.store.ping()).await;
+    let database = tokio::time::timeout(Duration::from_secs(2), state.engine.ping()).await;
     let (ok, detail) = match database {
         Ok(Ok(())) => (
             true,
-            json!({"status": "ok", "backend": state.engine.store.kind(), "latency_ms": started.elapsed().as_millis()}),
+            json!({"status": "ok", "backend": state.engine.database_kind(), "latency_ms": started.elapsed().as_millis()}),
         ),
         Ok(Err(e)) => (
             false,
-            json!({"status": "error", "backend": state.engine.store.kind(), "error": e.to_string()}),
+            json!({"status": "error", "backend": state.engine.database_kind(), "error": e.to_string()}),
         ),
         Err(_) => (
             false,
-            json!({"status": "error", "backend": state.engine.store.kind(), "error": "timed out after 2 s"}),
+            json!({"status": "error", "backend": state.engine.database_kind(), "error": "timed out after 2 s"}),
         ),
     };
     let mut ok = ok;
@@ -209,7 +209,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     // Market rate freshness is reported, not required: an outage only stops pricing new
     // orders (they fail with rate_unavailable); checkouts, payments and webhooks go on.
-    if let Some(rates) = state.engine.rates.health(state.engine.now()) {
+    if let Some(rates) = state.engine.rates().health(state.engine.now()) {
         checks.insert(
             "rates".into(),
             json!({

@@ -13,7 +13,9 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -35,7 +37,7 @@ fn engine(db: &TestDb) -> Engine {
         display_decimals: 8,
         usd_stablecoin: false,
     };
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(
             FixedRates::new()
@@ -57,7 +59,7 @@ fn engine(db: &TestDb) -> Engine {
             .with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 async fn wallets(base: &str, key: &str) -> Vec<Value> {

@@ -14,7 +14,7 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     AssetId, AssetKind, Chain, ChainId, ChainKind, FixedRates, Network, Price, Scope,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
@@ -51,7 +51,7 @@ fn engine(db: &TestDb) -> Engine {
             "USD",
             Price::new(Decimal::from_str("0.9998").unwrap()).unwrap(),
         );
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
@@ -64,7 +64,7 @@ fn engine(db: &TestDb) -> Engine {
             public_url: "https://pay.example".into(),
             ..EngineSettings::default()
         }),
-    }
+    })
 }
 
 struct App {
@@ -1275,8 +1275,7 @@ async fn repair(db: &TestDb) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     let id = order["id"].as_str().unwrap().to_owned();
-    let stored = app
-        .engine
+    let stored = db
         .store
         .find_order(&id.parse().unwrap())
         .await
@@ -1529,8 +1528,7 @@ async fn deposit_accounts_and_deposits(db: &TestDb) {
         (StatusCode::BAD_REQUEST, "invalid_status")
     );
     // The change wrote its event (for webhooks and the events feed).
-    let events = app
-        .engine
+    let events = db
         .store
         .list_events(&EventQuery {
             kind: Some(coffer_core::EventType::DepositDetected),
@@ -1596,8 +1594,7 @@ async fn payouts(db: &TestDb) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     let order_id: coffer_core::OrderId = order["id"].as_str().unwrap().parse().unwrap();
-    let target = app
-        .engine
+    let target = db
         .store
         .find_order(&order_id)
         .await
@@ -1759,7 +1756,7 @@ async fn payouts(db: &TestDb) {
 
     // bad input, illegal moves, other merchants: refused, nothing written
     let updated = |kind: EventType| {
-        let store = app.engine.store.clone();
+        let store = db.store.clone();
         async move {
             store
                 .list_events(&coffer_store::EventQuery {

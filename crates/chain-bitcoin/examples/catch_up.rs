@@ -19,7 +19,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
     OrderStatus, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -60,7 +62,7 @@ async fn main() {
         evm_chain_id: None,
     };
     let btc = AssetId::from_str("bitcoin:BTC").unwrap();
-    let engine = Engine {
+    let engine = Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new().with(
             "BTC",
@@ -83,7 +85,7 @@ async fn main() {
         derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    };
+    });
     let (m, _) = engine.create_merchant("Bench").await.unwrap();
     engine.set_wallet(&m.id, "bitcoin", TPUB).await.unwrap();
 

@@ -204,7 +204,6 @@ impl BitcoinWatcher {
     async fn refresh_watched(&mut self) -> Result<(), WatchError> {
         let rows = self
             .engine
-            .store
             .watched_addresses(&self.cfg.chain, self.engine.now())
             .await?;
         let current: HashSet<&str> = rows.iter().map(|r| r.address.as_str()).collect();
@@ -249,11 +248,7 @@ impl BitcoinWatcher {
         if self.seeded {
             return Ok(());
         }
-        let open = self
-            .engine
-            .store
-            .open_payments(&self.cfg.chain, u64::MAX)
-            .await?;
+        let open = self.engine.open_payments(&self.cfg.chain, u64::MAX).await?;
         for p in open {
             if p.block_height.is_none()
                 && let Ok(txid) = p.txid.parse::<Txid>()
@@ -275,7 +270,7 @@ impl BitcoinWatcher {
 
     /// The cursor, created at the start height (or the tip) the first time.
     async fn cursor(&self, tip: u64) -> Result<ChainCursor, WatchError> {
-        if let Some(c) = self.engine.store.chain_cursor(&self.cfg.chain).await? {
+        if let Some(c) = self.engine.chain_cursor(&self.cfg.chain).await? {
             return Ok(c);
         }
         let height = match self.cfg.start_height {
@@ -571,13 +566,8 @@ impl BitcoinWatcher {
     /// `warn` log line when it exceeds the limit (logged again only when it changes). The API
     /// shows the same report on the wallet (`gap_warning`).
     pub async fn check_gaps(&mut self) -> Result<(), WatchError> {
-        for m in self.engine.store.list_merchants().await? {
-            let has_wallet = self
-                .engine
-                .store
-                .get_wallet(&m.id, &self.cfg.chain)
-                .await?
-                .is_some();
+        for m in self.engine.list_merchants().await? {
+            let has_wallet = self.engine.wallet(&m.id, &self.cfg.chain).await?.is_some();
             if !has_wallet {
                 continue;
             }

@@ -13,7 +13,8 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock, NewOrder,
+    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+    NewOrder,
 };
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -39,7 +40,7 @@ fn engine(db: &TestDb) -> Engine {
         display_decimals: 8,
         usd_stablecoin: false,
     };
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new().with(
             "BTC",
@@ -50,7 +51,7 @@ fn engine(db: &TestDb) -> Engine {
         derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
         clock: Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC))),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 async fn orders_get_fresh_bip84_addresses(db: &TestDb) {

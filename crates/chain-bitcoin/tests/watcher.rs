@@ -18,7 +18,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
     Network, Order, OrderStatus, PaymentStatus, Price, StatusReason,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -53,7 +55,7 @@ fn engine(db: &TestDb) -> Engine {
         display_decimals: 8,
         usd_stablecoin: false,
     };
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new().with(
             "BTC",
@@ -65,7 +67,7 @@ fn engine(db: &TestDb) -> Engine {
         // The node stamps blocks with the real time: so does the engine (no late payments).
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 struct Fixture {

@@ -25,7 +25,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
     OrderStatus,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -151,14 +153,14 @@ fn registry(usdt: Address) -> AssetRegistry {
 async fn setup(dir: &std::path::Path, usdt: Address) -> (Engine, coffer_core::MerchantId) {
     let store = coffer_store::open(None, dir, 4).await.unwrap();
     store.migrate().await.unwrap();
-    let engine = Engine {
+    let engine = Engine::new(EngineParts {
         store,
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(registry(usdt)),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(EvmDeriver)),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    };
+    });
     let (m, _) = engine.create_merchant("bench").await.unwrap();
     engine.set_wallet(&m.id, "anvil", XPUB).await.unwrap();
     (engine, m.id)
@@ -323,7 +325,7 @@ async fn bench_catchup() {
         }
         let mut settled = 0;
         for o in &orders {
-            let o = engine.store.find_order(&o.id).await.unwrap().unwrap();
+            let o = engine.find_order(&o.id).await.unwrap().unwrap();
             settled += usize::from(o.state.status == OrderStatus::Settled);
         }
         println!(
@@ -381,7 +383,7 @@ async fn bench_latency() {
             .unwrap();
         let mined = Instant::now();
         loop {
-            let now = engine.store.find_order(&o.id).await.unwrap().unwrap();
+            let now = engine.find_order(&o.id).await.unwrap().unwrap();
             if now.state != o.state {
                 break;
             }
@@ -423,12 +425,7 @@ async fn bench_watched() {
     let (mut full, mut full_rows) = (f64::MAX, 0);
     for _ in 0..5 {
         let t = Instant::now();
-        full_rows = engine
-            .store
-            .watched_addresses(&chain, now)
-            .await
-            .unwrap()
-            .len();
+        full_rows = engine.watched_addresses(&chain, now).await.unwrap().len();
         full = full.min(t.elapsed().as_secs_f64());
     }
     // one poll later: nothing changed since the previous load
@@ -437,7 +434,6 @@ async fn bench_watched() {
     for _ in 0..5 {
         let t = Instant::now();
         delta_rows = engine
-            .store
             .watched_addresses_since(&chain, later, now + time::Duration::seconds(1))
             .await
             .unwrap()

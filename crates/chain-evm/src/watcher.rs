@@ -215,10 +215,7 @@ impl EvmWatcher {
                 .full_at
                 .is_none_or(|t| t.elapsed() >= self.cfg.full_reload);
         let rows = if full {
-            self.engine
-                .store
-                .watched_addresses(&self.cfg.chain, now)
-                .await?
+            self.engine.watched_addresses(&self.cfg.chain, now).await?
         } else {
             // Overlap the previous load generously: clocks of several instances and commit
             // latency may put a row's `updated_at` slightly before a load that missed it.
@@ -227,7 +224,6 @@ impl EvmWatcher {
                 .loaded_at
                 .map_or(OffsetDateTime::UNIX_EPOCH, |t| t - WATCH_OVERLAP);
             self.engine
-                .store
                 .watched_addresses_since(&self.cfg.chain, now, since)
                 .await?
         };
@@ -322,7 +318,7 @@ impl EvmWatcher {
 
     /// The cursor, created at the start height (or the tip) the first time.
     async fn cursor(&self, tip: u64) -> Result<ChainCursor, WatchError> {
-        if let Some(c) = self.engine.store.chain_cursor(&self.cfg.chain).await? {
+        if let Some(c) = self.engine.chain_cursor(&self.cfg.chain).await? {
             return Ok(c);
         }
         let height = match self.cfg.start_height {

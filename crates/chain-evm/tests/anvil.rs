@@ -97,8 +97,8 @@ async fn two_orders_one_block(db: &TestDb) {
     rpc(&env.provider, "evm_mine", json!([])).await;
     rpc(&env.provider, "evm_setAutomine", json!([true])).await;
     sync(&mut w).await;
-    let pa = env.engine.store.payments_for_order(&a.id).await.unwrap();
-    let pb = env.engine.store.payments_for_order(&b.id).await.unwrap();
+    let pa = db.store.payments_for_order(&a.id).await.unwrap();
+    let pb = db.store.payments_for_order(&b.id).await.unwrap();
     assert_eq!(pa.len(), 1);
     assert_eq!(pb.len(), 1);
     assert_eq!(pa[0].block_hash, pb[0].block_hash, "same block");
@@ -117,7 +117,7 @@ async fn native_payment(db: &TestDb) {
     sync(&mut w).await;
     let done = reload(&env, &o.id).await;
     assert_eq!(done.state.status, OrderStatus::Settled);
-    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].from_address.as_deref(), Some(PAYER));
 }
@@ -131,14 +131,7 @@ async fn reverted_transfer_not_counted(db: &TestDb) {
     let receipt = rpc(&env.provider, "eth_getTransactionReceipt", json!([tx])).await;
     assert_eq!(receipt["status"], json!("0x0"), "mined, and reverted");
     sync(&mut w).await;
-    assert!(
-        env.engine
-            .store
-            .payments_for_order(&o.id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.store.payments_for_order(&o.id).await.unwrap().is_empty());
     assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Pending);
     // the same transfer that does not revert is counted
     pay_token(&env, env.usdt, &address(&o), due(&o)).await;
@@ -153,7 +146,7 @@ async fn wrong_token_flagged(db: &TestDb) {
     let o = order(&env, "3", "USDT").await;
     pay_token(&env, env.usdc, &address(&o), 3 * 10u128.pow(18)).await;
     sync(&mut w).await;
-    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
     assert_eq!(p.len(), 1, "recorded, never dropped");
     assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
     assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Pending);
@@ -168,7 +161,7 @@ async fn native_to_token_order_flagged(db: &TestDb) {
     let o = order(&env, "3", "USDT").await;
     let tx = pay_native(&env, &address(&o), 10u128.pow(15)).await;
     sync(&mut w).await;
-    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
     assert_eq!(p.len(), 1, "recorded, never dropped");
     assert_eq!(p[0].match_status, MatchStatus::WrongAsset);
     assert_eq!(p[0].asset, asset("ETH"));
@@ -226,8 +219,7 @@ async fn merchant_confirmations_override(db: &TestDb) {
         },
         created_at: env.engine.now(),
     };
-    env.engine
-        .store
+    db.store
         .commit(coffer_store::Changeset {
             new_merchants: vec![merchant.clone()],
             ..Default::default()
@@ -267,16 +259,7 @@ async fn merchant_confirmations_override(db: &TestDb) {
     sync(&mut w).await;
     let status = |id| {
         let engine = env.engine.clone();
-        async move {
-            engine
-                .store
-                .find_order(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .state
-                .status
-        }
+        async move { engine.find_order(&id).await.unwrap().unwrap().state.status }
     };
     // same block: the chain's 1 confirmation settles the plain order, the careful one waits
     assert_eq!(status(plain.id.clone()).await, OrderStatus::Settled);
@@ -328,7 +311,7 @@ async fn reorg_reverses_then_settles_once(db: &TestDb) {
         (reversed.state.status, reversed.state.reason),
         (OrderStatus::Pending, StatusReason::Reversed)
     );
-    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].status, PaymentStatus::Reversed);
     // the same transaction is mined again: same payment row, settles exactly once
@@ -338,7 +321,7 @@ async fn reorg_reverses_then_settles_once(db: &TestDb) {
     sync(&mut w).await;
     let done = reload(&env, &o.id).await;
     assert_eq!(done.state.status, OrderStatus::Settled);
-    let p = env.engine.store.payments_for_order(&o.id).await.unwrap();
+    let p = db.store.payments_for_order(&o.id).await.unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(p[0].status, PaymentStatus::Confirmed);
     assert_eq!(done.totals.confirmed.get(), due(&o));
@@ -386,15 +369,7 @@ async fn anvil_restart_mid_scan(db: &TestDb) {
     sync(&mut w).await;
     for o in [&a, &b] {
         assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
-        assert_eq!(
-            env.engine
-                .store
-                .payments_for_order(&o.id)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(db.store.payments_for_order(&o.id).await.unwrap().len(), 1);
     }
 }
 

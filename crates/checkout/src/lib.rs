@@ -104,14 +104,14 @@ impl Checkout {
     async fn order(&self, token: &str) -> Result<Option<Order>, EngineError> {
         let token = CheckoutToken::parse(token);
         let key = token.as_ref().map_or(ABSENT, CheckoutToken::as_str);
-        let found = self.engine.store.find_order_by_token(key).await?;
+        let found = self.engine.order_by_checkout_token(key).await?;
         Ok(found.filter(|_| token.is_some()))
     }
 
     async fn view(&self, order: Order, want_chooser: bool) -> Result<(View, Brand), EngineError> {
-        let payments = self.engine.store.payments_for_order(&order.id).await?;
-        let merchant = self.engine.store.get_merchant(&order.merchant_id).await?;
-        let branding = self.engine.store.get_branding(&order.merchant_id).await?;
+        let payments = self.engine.payments_of(&order).await?;
+        let merchant = self.engine.merchant(&order.merchant_id).await?;
+        let branding = self.engine.branding(&order.merchant_id).await?;
         let (display_name, logo, color) = branding
             .map(|b| (b.display_name, b.logo, b.color))
             .unwrap_or_default();
@@ -126,7 +126,7 @@ impl Checkout {
             order,
             brand.name.clone(),
             &payments,
-            &self.engine.assets,
+            self.engine.assets(),
             &self.settings.explorers,
             self.engine.now(),
             want_chooser,
@@ -135,7 +135,7 @@ impl Checkout {
     }
 
     async fn choices(&self, order: &Order) -> Result<ChoiceGroups, EngineError> {
-        let wallets = self.engine.store.list_wallets(&order.merchant_id).await?;
+        let wallets = self.engine.list_wallets(&order.merchant_id).await?;
         let chains: Vec<ChainId> = wallets.into_iter().map(|w| w.chain).collect();
         Ok(model::choices(&self.engine, order, &chains))
     }

@@ -302,12 +302,12 @@ pub fn choices(
     wallet_chains: &[ChainId],
 ) -> ChoiceGroups {
     let mut groups: ChoiceGroups = Vec::new();
-    for chain in engine.assets.chains() {
+    for chain in engine.assets().chains() {
         if !wallet_chains.contains(&chain.id) {
             continue;
         }
         let list: Vec<Choice> = engine
-            .assets
+            .assets()
             .assets()
             .filter(|a| a.chain() == &chain.id)
             .map(|a| Choice {

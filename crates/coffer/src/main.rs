@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus, PayoutId, PayoutKind, PayoutStatus};
-use coffer_engine::{Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{Derivers, Engine, EngineParts, EngineSettings, SystemClock};
 use coffer_store::OrderQuery;
 use serde_json::json;
 
@@ -300,7 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Serve => serve(config).await,
             Command::Migrate => {
                 let engine = engine(&config).await?;
-                println!("database migrated ({})", engine.store.kind());
+                println!("database migrated ({})", engine.database_kind());
                 Ok(())
             }
             Command::Merchant(cmd) => merchant(&engine(&config).await?, cmd).await,
@@ -319,6 +319,12 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Open and migrate the database, and build the engine.
 async fn engine(config: &Config) -> Result<Engine> {
+    Ok(open(config).await?.0)
+}
+
+/// Open and migrate the database; the engine over it, and the store itself for the adapters
+/// that are storage consumers by nature (the webhook dispatcher and sender).
+async fn open(config: &Config) -> Result<(Engine, Arc<dyn coffer_store::Store>)> {
     let store = coffer_store::open(
         config.database_url.as_ref().map(|s| s.expose()),
         &config.data_dir,
@@ -330,8 +336,8 @@ async fn engine(config: &Config) -> Result<Engine> {
         .migrate()
         .await
         .context("cannot migrate the database")?;
-    Ok(Engine {
-        store,
+    let engine = Engine::new(EngineParts {
+        store: store.clone(),
         rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
         derivers: Derivers::default()
@@ -350,7 +356,8 @@ async fn engine(config: &Config) -> Result<Engine> {
             monitor_for: config.orders.monitor_for.0,
             ..EngineSettings::default()
         }),
-    })
+    });
+    Ok((engine, store))
 }
 
 /// The engine's rate source, and the market providers' handle when their background refresh
@@ -389,9 +396,9 @@ fn init_logging(config: &Config) {
 async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
     tracing::info!(?config, "starting coffer {}", env!("CARGO_PKG_VERSION"));
-    let mut engine = engine(&config).await?;
+    let (engine, store) = open(&config).await?;
     let (rates, refresher) = rate_source(&config)?;
-    engine.rates = rates;
+    let engine = engine.with_rates(rates);
     let state = coffer_api::AppState {
         engine: engine.clone(),
         metrics: coffer_api::metrics_handle(),
@@ -422,13 +429,9 @@ async fn serve(config: Config) -> Result<()> {
         engine.clone(),
         key.clone(),
     ));
-    let webhooks = coffer_webhooks::Webhooks::new(
-        engine.store.clone(),
-        engine.clock.clone(),
-        key,
-        webhook_settings,
-    )
-    .with_formatters(formatters);
+    let webhooks =
+        coffer_webhooks::Webhooks::new(store, engine.clock().clone(), key, webhook_settings)
+            .with_formatters(formatters);
     let api = coffer_api::webhooks_routes::router(coffer_api::webhooks_routes::WebhooksApi {
         engine: engine.clone(),
         service: webhooks.service(),
@@ -479,7 +482,7 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
     // Printed for scripts and tests that bind port 0.
-    tracing::info!(address = %local, database = engine.store.kind(), "listening");
+    tracing::info!(address = %local, database = engine.database_kind(), "listening");
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = config.admin_listen {
@@ -835,7 +838,7 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
             }
         }
         MerchantCommand::List { out } => {
-            let merchants = engine.store.list_merchants().await?;
+            let merchants = engine.list_merchants().await?;
             if out.json {
                 println!("{}", serde_json::to_string(&merchants)?);
             } else {
@@ -962,7 +965,7 @@ async fn key(engine: &Engine, master: &coffer_webhooks::MasterKey, cmd: KeyComma
         }
         KeyCommand::List { merchant, out } => {
             let merchant = parse_merchant(&merchant)?;
-            let keys = engine.store.list_credentials(&merchant).await?;
+            let keys = engine.list_keys(&merchant).await?;
             let dialect_keys = engine.list_dialect_credentials(&merchant, None).await?;
             if out.json {
                 // One array: API keys, then dialect credentials (they carry `dialect`).
@@ -1036,7 +1039,7 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
             if out.json {
                 let list: Vec<_> = orders
                     .iter()
-                    .map(|o| coffer_engine::view::order_json(o, &engine.settings, &engine.assets))
+                    .map(|o| coffer_engine::view::order_json(o, engine.settings(), engine.assets()))
                     .collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
@@ -1058,12 +1061,12 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
             let id: OrderId = id
                 .parse()
                 .with_context(|| format!("{id:?} is not an order id (ord_…)"))?;
-            let Some(o) = engine.store.find_order(&id).await? else {
+            let Some(o) = engine.find_order(&id).await? else {
                 bail!("order {id} not found");
             };
-            let timeline = engine.store.timeline(&id).await?;
-            let payments = engine.store.payments_for_order(&id).await?;
-            let mut view = coffer_engine::view::order_json(&o, &engine.settings, &engine.assets);
+            let timeline = engine.timeline(&id).await?;
+            let payments = engine.payments_of(&o).await?;
+            let mut view = coffer_engine::view::order_json(&o, engine.settings(), engine.assets());
             view["merchant_id"] = json!(o.merchant_id);
             view["timeline"] = serde_json::to_value(&timeline)?;
             view["payments"] = serde_json::to_value(&payments)?;
@@ -1083,7 +1086,7 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
             let id: OrderId = id
                 .parse()
                 .with_context(|| format!("{id:?} is not an order id (ord_…)"))?;
-            let Some(o) = engine.store.find_order(&id).await? else {
+            let Some(o) = engine.find_order(&id).await? else {
                 bail!("order {id} not found");
             };
             let repaired = engine
@@ -1097,7 +1100,8 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
                     },
                 )
                 .await?;
-            let view = coffer_engine::view::order_json(&repaired, &engine.settings, &engine.assets);
+            let view =
+                coffer_engine::view::order_json(&repaired, engine.settings(), engine.assets());
             if out.json {
                 println!("{view}");
             } else {
@@ -1145,7 +1149,7 @@ async fn payout(engine: &Engine, cmd: PayoutCommand) -> Result<()> {
             } else {
                 for p in payouts {
                     let amount = match (&p.asset, p.amount) {
-                        (Some(asset), Some(units)) => match engine.assets.asset(asset) {
+                        (Some(asset), Some(units)) => match engine.assets().asset(asset) {
                             Some(a) => format!("{} {}", units.format(a.decimals), asset),
                             None => format!("{units} base units of {asset}"),
                         },

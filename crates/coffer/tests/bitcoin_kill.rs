@@ -21,7 +21,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, EventType, FixedRates,
     MerchantId, Network, Order, OrderStatus, PaymentStatus, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -61,7 +63,7 @@ fn engine(db: &TestDb) -> Engine {
         display_decimals: 8,
         usd_stablecoin: false,
     };
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new().with(
             "BTC",
@@ -72,7 +74,7 @@ fn engine(db: &TestDb) -> Engine {
         derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 /// Runs `coffer serve`; returns the child and the address it listens on.
@@ -206,14 +208,7 @@ async fn killed_and_restarted(db: &TestDb) {
     wait_until(
         "the watcher's cursor",
         Duration::from_secs(30),
-        async || {
-            engine
-                .store
-                .chain_cursor(&chain_id)
-                .await
-                .unwrap()
-                .is_some()
-        },
+        async || db.store.chain_cursor(&chain_id).await.unwrap().is_some(),
     )
     .await;
     let http = coffer_testkit::http_client();
@@ -244,7 +239,7 @@ async fn killed_and_restarted(db: &TestDb) {
         mine(&rpc, 150, &miner).await;
     }
     // Second run, killed while catching up (25 blocks per transaction).
-    let before = engine
+    let before = db
         .store
         .chain_cursor(&chain_id)
         .await
@@ -257,8 +252,7 @@ async fn killed_and_restarted(db: &TestDb) {
         "the first catch-up batch",
         Duration::from_secs(30),
         async || {
-            engine
-                .store
+            db.store
                 .chain_cursor(&chain_id)
                 .await
                 .unwrap()
@@ -269,7 +263,7 @@ async fn killed_and_restarted(db: &TestDb) {
     )
     .await;
     sigkill(&mut serve);
-    let after = engine
+    let after = db
         .store
         .chain_cursor(&chain_id)
         .await
@@ -290,7 +284,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     sigkill(&mut serve);
 
-    let events = engine
+    let events = db
         .store
         .list_events(&EventQuery {
             limit: 1000,
@@ -299,10 +293,10 @@ async fn killed_and_restarted(db: &TestDb) {
         .await
         .unwrap();
     for o in &orders {
-        let payments = engine.store.payments_for_order(&o.id).await.unwrap();
+        let payments = db.store.payments_for_order(&o.id).await.unwrap();
         assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
         assert_eq!(payments[0].status, PaymentStatus::Confirmed);
-        let stored = engine.store.find_order(&o.id).await.unwrap().unwrap();
+        let stored = db.store.find_order(&o.id).await.unwrap().unwrap();
         assert_eq!(
             stored.totals.confirmed,
             o.target.as_ref().unwrap().amount_due

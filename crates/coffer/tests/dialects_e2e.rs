@@ -206,14 +206,7 @@ async fn pay_through_dialects(db: &TestDb) {
     wait_until(
         "the watcher's cursor",
         Duration::from_secs(30),
-        async || {
-            engine
-                .store
-                .chain_cursor(&chain_id)
-                .await
-                .unwrap()
-                .is_some()
-        },
+        async || db.store.chain_cursor(&chain_id).await.unwrap().is_some(),
     )
     .await;
 
@@ -251,7 +244,7 @@ async fn pay_through_dialects(db: &TestDb) {
     assert_eq!(v["code"], 10000, "{v}");
     assert_eq!(v["data"]["order_amount"], "3.25");
     // the buyer's page shows the address
-    let z_order = engine
+    let z_order = db
         .store
         .get_order_by_no(&merchant, "ZaepeE2E0001")
         .await
@@ -431,14 +424,7 @@ async fn recharge_through_pay_protocol(db: &TestDb) {
     wait_until(
         "the watcher's cursor",
         Duration::from_secs(30),
-        async || {
-            engine
-                .store
-                .chain_cursor(&chain_id)
-                .await
-                .unwrap()
-                .is_some()
-        },
+        async || db.store.chain_cursor(&chain_id).await.unwrap().is_some(),
     )
     .await;
     let pp_call = async |method: &str, path: &str, body: &str| -> Value {

@@ -146,14 +146,7 @@ async fn killed_and_restarted(db: &TestDb) {
     wait_until(
         "the watcher's cursor",
         Duration::from_secs(30),
-        async || {
-            engine
-                .store
-                .chain_cursor(&chain_id)
-                .await
-                .unwrap()
-                .is_some()
-        },
+        async || db.store.chain_cursor(&chain_id).await.unwrap().is_some(),
     )
     .await;
     for o in &orders[..4] {
@@ -175,7 +168,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     // second run, killed while catching up (native payments make it fetch every block, and
     // the whole range commits as one transaction at its end)
-    let before = engine
+    let before = db
         .store
         .chain_cursor(&chain_id)
         .await
@@ -185,7 +178,7 @@ async fn killed_and_restarted(db: &TestDb) {
     let mut serve = spawn_serve(&cfg, db);
     tokio::time::sleep(Duration::from_millis(400)).await;
     sigkill(&mut serve);
-    let after = engine
+    let after = db
         .store
         .chain_cursor(&chain_id)
         .await
@@ -205,7 +198,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     sigkill(&mut serve);
 
-    let events = engine
+    let events = db
         .store
         .list_events(&EventQuery {
             limit: 1000,
@@ -214,10 +207,10 @@ async fn killed_and_restarted(db: &TestDb) {
         .await
         .unwrap();
     for o in &orders {
-        let payments = engine.store.payments_for_order(&o.id).await.unwrap();
+        let payments = db.store.payments_for_order(&o.id).await.unwrap();
         assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
         assert_eq!(payments[0].status, PaymentStatus::Confirmed);
-        let stored = engine.store.find_order(&o.id).await.unwrap().unwrap();
+        let stored = db.store.find_order(&o.id).await.unwrap().unwrap();
         assert_eq!(
             stored.totals.confirmed,
             o.target.as_ref().unwrap().amount_due

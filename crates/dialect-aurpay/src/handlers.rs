@@ -322,7 +322,7 @@ pub async fn pay_url(
         )
         .await
         .map_err(|e| engine_err(e, &[("amount", "price")]))?;
-    let pay_url = coffer_engine::view::checkout_url(&created.order, &state.engine.settings);
+    let pay_url = coffer_engine::view::checkout_url(&created.order, state.engine.settings());
     Ok(ok(json!({ "pay_url": pay_url })))
 }
 
@@ -359,7 +359,7 @@ pub async fn pay_info(
     let currency = required_text(req.rest.get("currency"), "currency")?;
     let vs_currency = required_text(req.rest.get("vs_currency"), "vs_currency")?;
     let vs_price = decimal(req.vs_price.as_deref(), "vs_price", true)?.unwrap_or_default();
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let asset = asset_for(&chain, &currency, assets).ok_or_else(|| {
         AurpayError::bad_request(format!(
             "currency: {currency} on chain {chain} is not supported (see /api/order/pay/crypto-currency)"
@@ -408,7 +408,7 @@ pub async fn pay_info(
         vs_price: number(&order.amount.normalize().to_string()),
         address,
         contract_addr: view::contract_addr(&order, assets).unwrap_or_default(),
-        pay_url: coffer_engine::view::checkout_url(&order, &state.engine.settings),
+        pay_url: coffer_engine::view::checkout_url(&order, state.engine.settings()),
     };
     Ok(ok(data))
 }
@@ -428,13 +428,8 @@ pub async fn list_orders(
         .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for order in &result.items {
-        let payments = state
-            .engine
-            .store
-            .payments_for_order(&order.id)
-            .await
-            .map_err(EngineError::from)?;
-        data.push(view::order_json(order, &payments, &state.engine.assets));
+        let payments = state.engine.payments_of(order).await?;
+        data.push(view::order_json(order, &payments, state.engine.assets()));
     }
     Ok(ok(page_json(page, size, result.total, data)))
 }
@@ -454,7 +449,7 @@ pub async fn order_detail(
     Ok(ok(view::order_json(
         &order,
         &payments,
-        &state.engine.assets,
+        state.engine.assets(),
     )))
 }
 
@@ -524,7 +519,7 @@ pub async fn refund_info(
     let id = parse_order_id(&order_id)?;
     let order = state.engine.get_order(&authed.merchant, &id).await?;
     let payments = state.engine.order_payments(&authed.merchant, &id).await?;
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let refund = latest_refund(&state, &authed.merchant, &id).await?;
     let mut data = refund_json(&id, refund.as_ref(), assets);
     let base = view::order_json(&order, &payments, assets);
@@ -583,7 +578,7 @@ pub async fn refund(
             let asset = order
                 .target
                 .as_ref()
-                .and_then(|t| state.engine.assets.asset(&t.asset))
+                .and_then(|t| state.engine.assets().asset(&t.asset))
                 .ok_or_else(|| AurpayError::bad_request("the order has no coin to refund"))?;
             Some(BaseUnits::from_decimal(a, asset.decimals).map_err(|_| {
                 AurpayError::bad_request(format!(
@@ -610,7 +605,7 @@ pub async fn refund(
         )
         .await
         .map_err(|e| engine_err(e, &[("destination", "address")]))?;
-    Ok(ok(refund_json(&id, Some(&payout), &state.engine.assets)))
+    Ok(ok(refund_json(&id, Some(&payout), state.engine.assets())))
 }
 
 // ---- transactions, currencies, wallets -----------------------------------------------------
@@ -631,7 +626,7 @@ pub async fn transactions(
     let data = result
         .items
         .iter()
-        .map(|p| view::tx_json(p, &state.engine.assets))
+        .map(|p| view::tx_json(p, state.engine.assets()))
         .collect();
     Ok(ok(page_json(page, size, result.total, data)))
 }
@@ -659,7 +654,7 @@ pub async fn crypto_currencies(
     body: Bytes,
 ) -> Result<Response, AurpayError> {
     authenticate(&state, &method, &uri, &headers, &body).await?;
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let data: Vec<Value> = assets
         .assets()
         .map(|a| {
@@ -685,7 +680,7 @@ async fn wallet_list(
     state: &AurpayState,
     merchant: &MerchantId,
 ) -> Result<Vec<Value>, AurpayError> {
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let wallets = state.engine.list_wallets(merchant).await?;
     Ok(wallets
         .iter()
@@ -751,7 +746,7 @@ pub async fn withdraw(
     let currency = required_text(req.rest.get("currency"), "currency")?;
     let address = required_text(req.rest.get("address"), "address")?;
     let amount = decimal(req.amount.as_deref(), "amount", true)?.unwrap_or_default();
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let asset_id = asset_for(&chain, &currency, assets).ok_or_else(|| {
         AurpayError::bad_request(format!(
             "currency: {currency} on chain {chain} is not supported"
@@ -876,7 +871,7 @@ pub async fn legacy_plugin_order(
         text(req.get("currency"), "currency")?,
     ) {
         (Some(chain), Some(currency)) => Some(
-            asset_for(&chain, &currency, &state.engine.assets).ok_or_else(|| {
+            asset_for(&chain, &currency, state.engine.assets()).ok_or_else(|| {
                 AurpayError::bad_request(format!(
                     "currency: {currency} on chain {chain} is not supported"
                 ))
@@ -885,7 +880,7 @@ pub async fn legacy_plugin_order(
         _ => None,
     };
     let order = legacy_order(&state, &authed.merchant, &req, asset).await?;
-    let pay_url = coffer_engine::view::checkout_url(&order, &state.engine.settings);
+    let pay_url = coffer_engine::view::checkout_url(&order, state.engine.settings());
     Ok(ok(json!({ "pay_url": pay_url })))
 }
 
@@ -917,7 +912,7 @@ pub async fn legacy_pay_token(
     let order = legacy_order(&state, &merchant, &req, None).await?;
     Ok(ok(json!({
         "token": order.checkout_token.to_string(),
-        "pay_url": coffer_engine::view::checkout_url(&order, &state.engine.settings),
+        "pay_url": coffer_engine::view::checkout_url(&order, state.engine.settings()),
     })))
 }
 

@@ -90,7 +90,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: AurpayState) -> Router<S>
 /// The formatter of Aurpay callbacks, to register as `formatters.with("aurpay", …)`.
 pub fn formatter(engine: &Engine, retry: RetrySchedule) -> Arc<dyn Formatter> {
     Arc::new(AurpayFormatter {
-        assets: engine.assets.clone(),
+        assets: engine.assets().clone(),
         retry,
     })
 }

@@ -18,6 +18,7 @@ const USDT_CONTRACT: &str = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
 
 async fn env(db: &TestDb) -> Env {
     serve(
+        db,
         engine(db, registry("eth", "Ethereum", USDT_CONTRACT)),
         "eth",
     )
@@ -91,9 +92,8 @@ const PAY_URL_EXAMPLE: &str = r#"{
 const PAY_INFO_EXAMPLE: &str = r#"{"chain":"ETH","currency":"USDT-ERC20","vs_currency":"USD","vs_price":18,"callback_url":"https://example.com/cb","timeout_callback":"https://example.com/timeout","enable_post_callback":true}"#;
 
 async fn counts(env: &Env) -> (u64, usize, u64) {
-    let orders = env.engine.store.count_orders(&env.merchant).await.unwrap();
+    let orders = env.store.count_orders(&env.merchant).await.unwrap();
     let events = env
-        .engine
         .store
         .list_events(&EventQuery {
             limit: 500,
@@ -704,10 +704,7 @@ async fn shop_order_id_and_legacy_plugin_endpoints(db: &TestDb) {
     let first = data_of(s, &b)["pay_url"].clone();
     let (s, b) = with_key(&env, Method::POST, "/api/order/pay-url", body).await;
     assert_eq!(data_of(s, &b)["pay_url"], first);
-    assert_eq!(
-        env.engine.store.count_orders(&env.merchant).await.unwrap(),
-        1
-    );
+    assert_eq!(db.store.count_orders(&env.merchant).await.unwrap(), 1);
     let (s, b) = with_key(
         &env,
         Method::POST,
@@ -723,7 +720,6 @@ async fn shop_order_id_and_legacy_plugin_endpoints(db: &TestDb) {
     let data = data_of(s, &b);
     assert!(data["pay_url"].as_str().unwrap().starts_with(PUBLIC_URL));
     let order = env
-        .engine
         .store
         .get_order_by_no(&env.merchant, "77")
         .await
@@ -743,13 +739,7 @@ async fn shop_order_id_and_legacy_plugin_endpoints(db: &TestDb) {
     let (s, b) = send(&env, Method::POST, "/api/order/pay/token", &[], &body).await;
     let data = data_of(s, &b);
     let token = data["token"].as_str().unwrap();
-    let order = env
-        .engine
-        .store
-        .find_order_by_token(token)
-        .await
-        .unwrap()
-        .unwrap();
+    let order = env.store.find_order_by_token(token).await.unwrap().unwrap();
     assert_eq!(order.order_no.as_deref(), Some("edd-5"));
     let before = counts(&env).await;
     let (s, b) = send(

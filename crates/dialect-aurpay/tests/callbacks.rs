@@ -80,8 +80,8 @@ fn start_webhooks(env: &Env) -> tokio::sync::watch::Sender<bool> {
         coffer_dialect_aurpay::formatter(&env.engine, retry),
     );
     let hooks = Webhooks::new(
-        env.engine.store.clone(),
-        env.engine.clock.clone(),
+        env.store.clone(),
+        env.engine.clock().clone(),
         env.master.clone(),
         settings,
     )
@@ -137,7 +137,12 @@ async fn paid_order_calls_back_signed(db: &TestDb) {
     let chain = DevChain::new(&anvil.url()).unwrap();
     let usdt = chain.deploy_token("Tether USD", "USDT", 6).await.unwrap();
     let usdt_hex = usdt.to_checksum(None);
-    let env = serve(engine(db, registry("anvil", "Anvil", &usdt_hex)), "anvil").await;
+    let env = serve(
+        db,
+        engine(db, registry("anvil", "Anvil", &usdt_hex)),
+        "anvil",
+    )
+    .await;
     let hits: Hits = Arc::default();
     let base = receiver(hits.clone()).await;
     let stop = start_webhooks(&env);
@@ -261,16 +266,16 @@ async fn paid_order_calls_back_signed(db: &TestDb) {
 
 async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let mut engine: Engine = engine(
+    let engine: Engine = engine_at(
         db,
         registry(
             "eth",
             "Ethereum",
             "0xdAC17F958D2ee523a2206206994597C13D831ec7",
         ),
+        clock.clone(),
     );
-    engine.clock = clock.clone();
-    let env = serve(engine, "eth").await;
+    let env = serve(db, engine, "eth").await;
     let hits: Hits = Arc::default();
     let base = receiver(hits.clone()).await;
     let stop = start_webhooks(&env);

@@ -31,7 +31,7 @@ pub struct PayProtocolFormatter {
 /// The formatter to register under [`crate::DIALECT`] in `coffer_webhooks::Formatters`.
 pub fn formatter(engine: &Engine) -> Arc<dyn Formatter> {
     Arc::new(PayProtocolFormatter {
-        assets: engine.assets.clone(),
+        assets: engine.assets().clone(),
     })
 }
 

@@ -322,9 +322,9 @@ async fn create_payment_order(
         .ok_or_else(|| PpError::bad("quoteAmount is required"))?
         .get("quoteAmount")?;
     let notify_url = required("notifyUrl", b.notify_url.as_deref())?;
-    let chain = mapping::chain_by_number(&api.engine.assets, chain_id)
+    let chain = mapping::chain_by_number(api.engine.assets(), chain_id)
         .ok_or_else(|| PpError::bad(format!("chainId {chain_id} is not enabled")))?;
-    let asset = mapping::asset_for_quote(&api.engine.assets, &chain, symbol, legal == 1)
+    let asset = mapping::asset_for_quote(api.engine.assets(), &chain, symbol, legal == 1)
         .ok_or_else(|| {
             PpError::bad(format!(
                 "quoteCurrencySymbol {symbol} cannot be paid on chainId {chain_id}"
@@ -386,10 +386,8 @@ async fn order_by_trade_no(
     let no = required("outTradeNo", out_trade_no)?;
     let order = api
         .engine
-        .store
-        .get_order_by_no(m, no)
-        .await
-        .map_err(EngineError::from)?
+        .order_by_no(m, no)
+        .await?
         .ok_or_else(|| PpError::not_found("payment order"))?;
     if let Some(p) = out_payment_no.filter(|p| !p.is_empty())
         && mapping::out_payment_no_of(&order) != p
@@ -414,16 +412,11 @@ async fn payment_detail(
         q.out_payment_no.as_deref(),
     )
     .await?;
-    let payments = api
-        .engine
-        .store
-        .payments_for_order(&order.id)
-        .await
-        .map_err(EngineError::from)?;
+    let payments = api.engine.payments_of(&order).await?;
     Ok(ok(mapping::payment_json(
         &order,
         &payments,
-        &api.engine.assets,
+        api.engine.assets(),
     )))
 }
 
@@ -508,7 +501,7 @@ async fn payment_list(
                 && order
                     .target
                     .as_ref()
-                    .and_then(|t| mapping::chain_number_of(&api.engine.assets, t.asset.chain()))
+                    .and_then(|t| mapping::chain_number_of(api.engine.assets(), t.asset.chain()))
                     != chain
             {
                 continue;
@@ -532,11 +525,7 @@ async fn payment_list(
     let mut count = 0u64;
     for order in &matched {
         let payments = if q.transfer_hash.is_some() || count >= (page - 1) * size {
-            api.engine
-                .store
-                .payments_for_order(&order.id)
-                .await
-                .map_err(EngineError::from)?
+            api.engine.payments_of(order).await?
         } else {
             Vec::new()
         };
@@ -546,7 +535,7 @@ async fn payment_list(
             continue;
         }
         if count >= (page - 1) * size && count < page * size {
-            list.push(mapping::payment_json(order, &payments, &api.engine.assets));
+            list.push(mapping::payment_json(order, &payments, api.engine.assets()));
         }
         count += 1;
     }
@@ -566,10 +555,8 @@ async fn pay_info(
     let order = order_by_trade_no(&api, &m, q.out_trade_no.as_deref(), None).await?;
     let merchant = api
         .engine
-        .store
-        .get_merchant(&m)
-        .await
-        .map_err(EngineError::from)?
+        .merchant(&m)
+        .await?
         .ok_or_else(|| PpError::not_found("merchant"))?;
     let left = (order.expires_at - api.engine.now()).whole_seconds().max(0);
     Ok(ok(json!({
@@ -599,7 +586,7 @@ async fn pay_info_update(
     let b: UpdateBody = parse_json(&body)?;
     let chain_id = required_num("chainId", b.chain_id.as_ref())?;
     let currency_id = required_num("currencyId", b.currency_id.as_ref())?;
-    let asset = mapping::asset_by_numbers(&api.engine.assets, chain_id, currency_id)
+    let asset = mapping::asset_by_numbers(api.engine.assets(), chain_id, currency_id)
         .ok_or_else(|| PpError::bad("chainId/currencyId is not an enabled currency"))?;
     let order = order_by_trade_no(&api, &m, b.out_trade_no.as_deref(), None).await?;
     let order = api.engine.choose_asset(&m, &order.id, &asset).await?;
@@ -642,14 +629,14 @@ pub(crate) async fn redeliver_last(
 ) -> Result<(), PpError> {
     let deliveries = api
         .engine
-        .store
-        .list_deliveries(&DeliveryQuery {
-            merchant_id: Some(m.clone()),
-            limit: 500,
-            ..DeliveryQuery::default()
-        })
-        .await
-        .map_err(EngineError::from)?;
+        .list_deliveries(
+            m,
+            DeliveryQuery {
+                limit: 500,
+                ..DeliveryQuery::default()
+            },
+        )
+        .await?;
     let last = deliveries
         .into_iter()
         .find(|d| {
@@ -660,11 +647,7 @@ pub(crate) async fn redeliver_last(
                     .is_some_and(|b| needles.iter().all(|n| b.contains(n)))
         })
         .ok_or_else(|| PpError::not_found("callback notification"))?;
-    api.engine
-        .store
-        .redeliver(m, &last.id, api.engine.now())
-        .await
-        .map_err(EngineError::from)?;
+    api.engine.redeliver(m, &last.id).await?;
     Ok(())
 }
 
@@ -703,7 +686,7 @@ async fn create_refund(
             let asset = order
                 .target
                 .as_ref()
-                .and_then(|t| api.engine.assets.asset(&t.asset))
+                .and_then(|t| api.engine.assets().asset(&t.asset))
                 .ok_or_else(|| PpError::bad("the order has no currency to refund in"))?;
             Some(
                 BaseUnits::from_decimal(value, asset.decimals)
@@ -748,7 +731,7 @@ async fn refund_json(api: &Api, m: &MerchantId, r: &PayoutRequest) -> Result<Val
         Some(id) => Some(api.engine.get_order(m, id).await?),
         None => None,
     };
-    Ok(mapping::refund_json(r, order.as_ref(), &api.engine.assets))
+    Ok(mapping::refund_json(r, order.as_ref(), api.engine.assets()))
 }
 
 /// The refund named by `refundId` and/or `outTradeNo` (the order's newest refund), or 404.
@@ -894,11 +877,11 @@ async fn withdraw_apply(
     {
         return Err(PpError::bad("outTradeNo must not be blank"));
     }
-    let asset = mapping::asset_by_numbers(&api.engine.assets, chain_id, currency_id)
+    let asset = mapping::asset_by_numbers(api.engine.assets(), chain_id, currency_id)
         .ok_or_else(|| PpError::bad("chainId/currencyId is not an enabled currency"))?;
     let decimals = api
         .engine
-        .assets
+        .assets()
         .asset(&asset)
         .map(|a| a.decimals)
         .ok_or_else(|| PpError::bad("currencyId is not enabled"))?;
@@ -937,7 +920,7 @@ async fn chain_list(
     headers: HeaderMap,
 ) -> Res {
     merchant(&api, &method, &uri, &headers, b"").await?;
-    Ok(ok(mapping::chains_json(&api.engine.assets)))
+    Ok(ok(mapping::chains_json(api.engine.assets())))
 }
 
 #[derive(Debug, Deserialize)]

@@ -247,7 +247,7 @@ pub fn chains_json(assets: &AssetRegistry) -> Value {
 }
 
 pub fn currencies_json(engine: &Engine, chain: Option<i64>) -> Value {
-    let assets = &engine.assets;
+    let assets = engine.assets();
     let now = engine.now();
     Value::Array(
         assets
@@ -264,7 +264,7 @@ pub fn currencies_json(engine: &Engine, chain: Option<i64>) -> Value {
                 } else {
                     // USDT taken at 1 USD: units of the asset one USD buys.
                     engine
-                        .rates
+                        .rates()
                         .quote(a.symbol().as_str(), "USD", now)
                         .ok()
                         .and_then(|q| rust_decimal::Decimal::ONE.checked_div(q.price.get()))

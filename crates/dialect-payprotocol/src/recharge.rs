@@ -80,7 +80,7 @@ pub(crate) async fn detail(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let d = by_number(&api, &q, &m).await?;
-    Ok(ok(recharge_json(&d, &api.engine.assets)))
+    Ok(ok(recharge_json(&d, api.engine.assets())))
 }
 
 pub(crate) async fn list(
@@ -92,7 +92,7 @@ pub(crate) async fn list(
 ) -> Res {
     let m = merchant(&api, &method, &uri, &headers, b"").await?;
     let (page, size) = page_params(q.page.as_deref(), q.size.as_deref())?;
-    let chain = crate::users::chain_param(&api.engine.assets, q.chain_id.as_deref())?;
+    let chain = crate::users::chain_param(api.engine.assets(), q.chain_id.as_deref())?;
     let status = match opt_int("rechargeStatus", q.recharge_status.as_deref())? {
         None => None,
         Some(0) => Some(PaymentStatus::Confirmed),
@@ -122,7 +122,7 @@ pub(crate) async fn list(
         .await?;
     let list: Vec<Value> = items
         .iter()
-        .map(|d| recharge_json(d, &api.engine.assets))
+        .map(|d| recharge_json(d, api.engine.assets()))
         .collect();
     Ok(ok(
         json!({"count": count, "page": page, "size": size, "list": list}),

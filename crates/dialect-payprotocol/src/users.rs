@@ -105,13 +105,13 @@ pub(crate) async fn detail(
     if seq.is_none() && uuid.is_none() {
         return Err(PpError::bad("userId or UUID is required"));
     }
-    let chain = chain_param(&api.engine.assets, q.chain_id.as_deref())?;
+    let chain = chain_param(api.engine.assets(), q.chain_id.as_deref())?;
     let account = api
         .engine
         .deposit_account(&m, seq, uuid)
         .await?
         .ok_or_else(|| PpError::not_found("user"))?;
-    Ok(ok(user_json(&api.engine.assets, &account, chain.as_ref())))
+    Ok(ok(user_json(api.engine.assets(), &account, chain.as_ref())))
 }
 
 pub(crate) async fn list(
@@ -130,7 +130,7 @@ pub(crate) async fn list(
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(str::to_owned);
-    let chain = chain_param(&api.engine.assets, q.chain_id.as_deref())?;
+    let chain = chain_param(api.engine.assets(), q.chain_id.as_deref())?;
     // Every Coffer user is a recharge user (0); payment users (1) are never created.
     match opt_int("userType", q.user_type.as_deref())? {
         None | Some(0) => {}
@@ -157,7 +157,7 @@ pub(crate) async fn list(
         .await?;
     let list: Vec<Value> = items
         .iter()
-        .map(|a| user_json(&api.engine.assets, a, chain.as_ref()))
+        .map(|a| user_json(api.engine.assets(), a, chain.as_ref()))
         .collect();
     Ok(ok(
         json!({"count": count, "page": page, "size": size, "list": list}),

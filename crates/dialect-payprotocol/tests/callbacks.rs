@@ -113,7 +113,7 @@ async fn start(db: &TestDb) -> Harness {
         coffer_dialect_payprotocol::DIALECT,
         coffer_dialect_payprotocol::formatter(&engine),
     );
-    let hooks = Webhooks::new(engine.store.clone(), clock.clone(), master, settings)
+    let hooks = Webhooks::new(db.store.clone(), clock.clone(), master, settings)
         .with_formatters(formatters);
     let (stop, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move { hooks.run(rx).await.unwrap() });
@@ -224,12 +224,13 @@ impl Harness {
 
     async fn deliveries(&self) -> Vec<DeliveryRecord> {
         self.engine
-            .store
-            .list_deliveries(&DeliveryQuery {
-                merchant_id: Some(self.merchant.clone()),
-                limit: 500,
-                ..DeliveryQuery::default()
-            })
+            .list_deliveries(
+                &self.merchant,
+                DeliveryQuery {
+                    limit: 500,
+                    ..DeliveryQuery::default()
+                },
+            )
             .await
             .unwrap()
     }

@@ -120,7 +120,6 @@ impl Harness {
 
     async fn orders(&self) -> usize {
         self.engine
-            .store
             .list_orders(&OrderQuery {
                 limit: 500,
                 ..Default::default()
@@ -643,7 +642,6 @@ async fn users_endpoints(db: &TestDb) {
         .await;
     let orders = h
         .engine
-        .store
         .list_orders(&OrderQuery {
             limit: 10,
             ..Default::default()
@@ -809,7 +807,7 @@ async fn recharge_endpoints(db: &TestDb) {
         )
     };
     // 2 confirmations required: first seen pending (status 1).
-    let merchant = h.engine.store.list_merchants().await.unwrap()[0].id.clone();
+    let merchant = db.store.list_merchants().await.unwrap()[0].id.clone();
     h.engine
         .set_chain_confirmations(&merchant, "bsc", Some(2))
         .await

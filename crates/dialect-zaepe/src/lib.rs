@@ -330,7 +330,7 @@ async fn create(
             "must be at most 32 characters",
         ));
     }
-    let asset = usdt_on(&api.engine.assets, chain_type)
+    let asset = usdt_on(api.engine.assets(), chain_type)
         .ok_or_else(|| ZaepeError::param("chain_type", "chain is not supported"))?;
     let mut data = Map::new();
     data.insert("chain_type".into(), chain_type.to_ascii_lowercase().into());
@@ -366,10 +366,10 @@ async fn create(
         "order_no": o.order_no,
         "currency": o.currency,
         "amount": original_amount(o),
-        "order_amount": order_amount(o, &api.engine.assets),
+        "order_amount": order_amount(o, api.engine.assets()),
         "cancel_time": o.expires_at.unix_timestamp(),
         "state": state(o),
-        "pay_url": coffer_engine::view::checkout_url(o, &api.engine.settings),
+        "pay_url": coffer_engine::view::checkout_url(o, api.engine.settings()),
     })))
 }
 
@@ -389,17 +389,11 @@ async fn info(
     let no = required("order_no", b.order_no.as_deref())?;
     // The merchant's order number, or Coffer's order id (Zaepe's "system order number").
     let order = match no.parse::<OrderId>() {
-        Ok(id) => api.engine.store.get_order(&m, &id).await,
-        Err(_) => api.engine.store.get_order_by_no(&m, no).await,
-    }
-    .map_err(EngineError::from)?
+        Ok(id) => api.engine.find_merchant_order(&m, &id).await,
+        Err(_) => api.engine.order_by_no(&m, no).await,
+    }?
     .ok_or_else(|| ZaepeError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "order not found"))?;
-    let payments = api
-        .engine
-        .store
-        .payments_for_order(&order.id)
-        .await
-        .map_err(EngineError::from)?;
+    let payments = api.engine.payments_of(&order).await?;
     Ok(ok(order_json(&order, &payments, &api.engine)))
 }
 
@@ -496,8 +490,8 @@ fn order_json(o: &Order, payments: &[Payment], engine: &Engine) -> Value {
     order_json_parts(
         o,
         payments,
-        &engine.assets,
-        coffer_engine::view::checkout_url(o, &engine.settings),
+        engine.assets(),
+        coffer_engine::view::checkout_url(o, engine.settings()),
     )
 }
 

@@ -114,7 +114,6 @@ impl Harness {
 
     async fn orders(&self) -> usize {
         self.engine
-            .store
             .list_orders(&OrderQuery {
                 limit: 500,
                 ..Default::default()

@@ -17,10 +17,12 @@ pub mod pages;
 pub mod payments;
 pub mod payouts;
 mod rates;
+mod reads;
 mod registry;
 pub mod repair;
 pub mod validate;
 pub mod view;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -212,8 +214,20 @@ pub struct Created {
     pub created: bool,
 }
 
+/// The application services. Adapters (APIs, checkout, dialects, watchers) reach storage only
+/// through its methods; the store itself stays private.
 #[derive(Clone)]
 pub struct Engine {
+    store: Arc<dyn Store>,
+    rates: Arc<dyn RateSource>,
+    assets: Arc<AssetRegistry>,
+    derivers: Derivers,
+    clock: Arc<dyn Clock>,
+    settings: Arc<EngineSettings>,
+}
+
+/// What an [`Engine`] is built from.
+pub struct EngineParts {
     pub store: Arc<dyn Store>,
     pub rates: Arc<dyn RateSource>,
     pub assets: Arc<AssetRegistry>,
@@ -223,6 +237,60 @@ pub struct Engine {
 }
 
 impl Engine {
+    pub fn new(parts: EngineParts) -> Self {
+        let EngineParts {
+            store,
+            rates,
+            assets,
+            derivers,
+            clock,
+            settings,
+        } = parts;
+        Self {
+            store,
+            rates,
+            assets,
+            derivers,
+            clock,
+            settings,
+        }
+    }
+
+    /// The same engine pricing with `rates` (the server swaps in the market providers once
+    /// their refresher is set up).
+    pub fn with_rates(mut self, rates: Arc<dyn RateSource>) -> Self {
+        self.rates = rates;
+        self
+    }
+
+    /// The chains and assets this server is configured for.
+    pub fn assets(&self) -> &Arc<AssetRegistry> {
+        &self.assets
+    }
+
+    pub fn settings(&self) -> &Arc<EngineSettings> {
+        &self.settings
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The rate source orders are priced from (its health for readiness).
+    pub fn rates(&self) -> &Arc<dyn RateSource> {
+        &self.rates
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn database_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        Ok(self.store.ping().await?)
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }

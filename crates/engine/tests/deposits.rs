@@ -11,7 +11,7 @@ use std::sync::Arc;
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
 use coffer_store::DepositAccountQuery;
 
 use coffer_testkit::fixtures::TestDeriver;
@@ -40,14 +40,14 @@ fn engine(db: &TestDb) -> Engine {
         vec![usdt("bsc"), usdt("ethereum")],
     )
     .unwrap();
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(assets),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
@@ -142,8 +142,7 @@ async fn accounts_are_idempotent_and_share_the_index_counter(db: &TestDb) {
     }
     assert!(bsc.insert(order_index), "{bsc:?} {order_index}");
     let wallet = e
-        .store
-        .get_wallet(&m.id, &ChainId::parse("bsc").unwrap())
+        .wallet(&m.id, &ChainId::parse("bsc").unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -6,21 +6,23 @@ use std::sync::Arc;
 
 use coffer_core::FixedRates;
 use coffer_engine::dialect_keys::identifier_hash;
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+};
 use coffer_secrets::MasterKey;
 use coffer_store::DialectIdentifier;
 use coffer_testkit::{TestDb, both_backends};
 use time::macros::datetime;
 
 fn engine(db: &TestDb) -> Engine {
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(AssetRegistry::new(vec![], vec![]).unwrap()),
         derivers: Derivers::default(),
         clock: Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC))),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 async fn aurpay_credential_roundtrip(db: &TestDb) {

@@ -8,7 +8,8 @@ use coffer_core::{
     Price, Scope, StatusReason,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock, NewOrder,
+    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+    NewOrder,
 };
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::fixtures::{self, TestDeriver};
@@ -38,7 +39,7 @@ fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
     let rates = FixedRates::new()
         .with("BNB", "USD", Price::new(dec("600")).unwrap())
         .with("USDT", "USD", Price::new(dec("0.9998")).unwrap());
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
@@ -51,7 +52,7 @@ fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
             public_url: "https://pay.example".into(),
             ..EngineSettings::default()
         }),
-    }
+    })
 }
 
 fn clock() -> Arc<ManualClock> {

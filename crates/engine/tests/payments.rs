@@ -174,11 +174,11 @@ fn mempool(mut t: ObservedTransfer) -> ObservedTransfer {
     t
 }
 
-async fn with_confirmations(e: &Engine, n: u32) -> Order {
+async fn with_confirmations(db: &TestDb, e: &Engine, n: u32) -> Order {
     let (m, _) = e.create_merchant("zero-conf shop").await.unwrap();
-    let mut policy = e.store.get_merchant(&m.id).await.unwrap().unwrap().policy;
+    let mut policy = db.store.get_merchant(&m.id).await.unwrap().unwrap().policy;
     policy.chain_confirmations.insert("bsc".into(), n);
-    assert!(e.store.set_merchant_policy(&m.id, &policy).await.unwrap());
+    assert!(db.store.set_merchant_policy(&m.id, &policy).await.unwrap());
     let wallet = format!("z{}", coffer_testkit::random_suffix());
     e.set_wallet(&m.id, "bsc", &wallet).await.unwrap();
     e.create_order(
@@ -227,7 +227,7 @@ async fn mempool_payment_dropped_is_reversed(db: &TestDb) {
     // Idempotent: the same drop again changes nothing.
     assert_eq!(e.apply_chain_batch(&b).await.unwrap(), Default::default());
     // A mined payment is never reversed by a mempool drop.
-    let o3 = with_confirmations(&e, 3).await;
+    let o3 = with_confirmations(db, &e, 3).await;
     e.apply_chain_batch(&batch(
         vec![transfer(&o3, "USDT", 10_000_000, "0xn", 30)],
         30,
@@ -243,7 +243,7 @@ async fn mempool_payment_dropped_is_reversed(db: &TestDb) {
 async fn zero_conf_only_without_rbf(db: &TestDb) {
     let (e, _) = engine(db);
     // Policy 0, a replaceable transaction: processing until its first confirmation.
-    let o = with_confirmations(&e, 0).await;
+    let o = with_confirmations(db, &e, 0).await;
     assert_eq!(o.policy.confirmations_for("bsc"), Some(0));
     let t = mempool(transfer(&o, "USDT", 10_000_000, "0xr", 0));
     e.apply_chain_batch(&batch(vec![t], 40, None))
@@ -262,7 +262,7 @@ async fn zero_conf_only_without_rbf(db: &TestDb) {
     assert_eq!(o2.state.status, OrderStatus::Settled);
 
     // Policy 0, a non-replaceable transaction: settled straight from the mempool.
-    let o = with_confirmations(&e, 0).await;
+    let o = with_confirmations(db, &e, 0).await;
     let before = event_kinds(db).await.len();
     let mut b = batch(
         vec![mempool(transfer(&o, "USDT", 10_000_000, "0xf", 0))],
@@ -303,7 +303,7 @@ async fn zero_conf_only_without_rbf(db: &TestDb) {
     );
 
     // Policy 0, non-replaceable, then it vanishes from the mempool: reversed.
-    let o = with_confirmations(&e, 0).await;
+    let o = with_confirmations(db, &e, 0).await;
     let mut b = batch(
         vec![mempool(transfer(&o, "USDT", 10_000_000, "0xg", 0))],
         45,
@@ -318,7 +318,7 @@ async fn zero_conf_only_without_rbf(db: &TestDb) {
     assert_eq!(o4.state.status, OrderStatus::Pending);
 
     // Policy 2 ignores the zero-conf list.
-    let o = with_confirmations(&e, 2).await;
+    let o = with_confirmations(db, &e, 2).await;
     let mut b = batch(
         vec![mempool(transfer(&o, "USDT", 10_000_000, "0xh", 0))],
         46,
@@ -332,7 +332,7 @@ async fn zero_conf_only_without_rbf(db: &TestDb) {
 
 async fn reorged_back_to_mempool_is_reversed_then_settled_once(db: &TestDb) {
     let (e, _) = engine(db);
-    let o = with_confirmations(&e, 1).await;
+    let o = with_confirmations(db, &e, 1).await;
     e.apply_chain_batch(&batch(
         vec![transfer(&o, "USDT", 10_000_000, "0xk", 60)],
         60,

@@ -13,8 +13,8 @@ use coffer_core::{
     AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, Network, Price, money,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineSettings, ManualClock, NewOrder,
-    truncate_to_ms,
+    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+    NewOrder, truncate_to_ms,
 };
 use coffer_rates::Provider;
 use coffer_store::{EventQuery, OrderQuery};
@@ -53,7 +53,7 @@ fn engine(
     rates: Arc<coffer_rates::AggregatedRates>,
     clock: Arc<ManualClock>,
 ) -> Engine {
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates,
         assets: Arc::new(registry()),
@@ -63,7 +63,7 @@ fn engine(
         ),
         clock,
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 async fn counts(db: &TestDb) -> (usize, usize) {

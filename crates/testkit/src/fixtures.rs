@@ -13,7 +13,7 @@ use coffer_core::{
 };
 use coffer_engine::{
     AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Clock, Derivers, Engine,
-    EngineError, EngineSettings, ObservedTransfer, SystemClock,
+    EngineError, EngineParts, EngineSettings, ObservedTransfer, SystemClock,
 };
 use coffer_store::ChainCursor;
 use rust_decimal::Decimal;
@@ -121,14 +121,14 @@ pub fn engine(
     deriver: TestDeriver,
     clock: Arc<dyn Clock>,
 ) -> Engine {
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(assets),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(deriver)),
         clock,
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 /// The shop of the dialect tests: BSC (1 confirmation) with BNB and USDT (BSC's real USDT

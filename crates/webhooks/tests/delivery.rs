@@ -17,7 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use coffer_core::order::OrderLinks;
 use coffer_core::{FixedRates, MerchantId};
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use coffer_store::DeliveryStatus;
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::{MasterKey, RetrySchedule, Settings, WebhookService, Webhooks, crypto};
@@ -146,17 +148,17 @@ struct Harness {
 
 impl Harness {
     async fn start(db: &TestDb, settings: Settings) -> Self {
-        let engine = Engine {
+        let engine = Engine::new(EngineParts {
             store: db.store.clone(),
             rates: Arc::new(FixedRates::new()),
             assets: Arc::new(AssetRegistry::default()),
             derivers: Derivers::default(),
             clock: Arc::new(SystemClock),
             settings: Arc::new(EngineSettings::default()),
-        };
+        });
         let hooks = Webhooks::new(
             db.store.clone(),
-            engine.clock.clone(),
+            engine.clock().clone(),
             MasterKey::from_bytes([42; 32]),
             settings,
         );

@@ -63,7 +63,7 @@ pub async fn list_assets(
         .into_iter()
         .map(|w| w.chain.as_str().to_owned())
         .collect();
-    let assets = &state.engine.assets;
+    let assets = state.engine.assets();
     let data: Vec<Value> = assets
         .assets()
         .map(|a| {
@@ -177,10 +177,8 @@ pub async fn list_wallets(
     let merchant = auth.require(Scope::OrdersRead)?;
     let policy = state
         .engine
-        .store
-        .get_merchant(merchant)
-        .await
-        .map_err(coffer_engine::EngineError::from)?
+        .merchant(merchant)
+        .await?
         .map(|m| m.policy)
         .unwrap_or_default();
     let mut data = Vec::new();
@@ -188,13 +186,13 @@ pub async fn list_wallets(
         let mut json = wallet_json(&w);
         // Confirmations new orders on this chain need (the merchant's setting, else the
         // chain's default).
-        json["confirmations"] = json!(
-            policy.confirmations_for(w.chain.as_str()).or_else(|| state
+        json["confirmations"] = json!(policy.confirmations_for(w.chain.as_str()).or_else(|| {
+            state
                 .engine
-                .assets
+                .assets()
                 .chain(&w.chain)
-                .map(|c| c.confirmations))
-        );
+                .map(|c| c.confirmations)
+        }));
         // Bitcoin wallets: a run of more than 20 unpaid addresses may hide later payments
         // from the merchant's wallet (its gap limit); null when there is nothing to warn about.
         if let Some(report) = state.engine.wallet_gap(merchant, &w.chain).await? {
@@ -240,7 +238,7 @@ pub async fn put_confirmations(
         .await?;
     let default = state
         .engine
-        .assets
+        .assets()
         .chains()
         .find(|c| c.id.as_str() == chain)
         .map(|c| c.confirmations);

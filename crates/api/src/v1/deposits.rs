@@ -206,7 +206,7 @@ pub async fn list_deposits(
             },
         )
         .await?;
-    let assets = state.engine.assets.clone();
+    let assets = state.engine.assets().clone();
     Ok(Json(page(
         items,
         limit,
@@ -229,5 +229,5 @@ pub async fn get_deposit(
     let merchant = auth.require(Scope::OrdersRead)?;
     let id = id.parse().map_err(|_| ApiError::not_found("deposit"))?;
     let deposit = state.engine.deposit(merchant, &id).await?;
-    Ok(Json(deposit_json(&deposit, &state.engine.assets)))
+    Ok(Json(deposit_json(&deposit, state.engine.assets())))
 }

@@ -113,7 +113,7 @@ pub struct ListParams {
 pub const MAX_REASON: usize = 500;
 
 fn order_response(state: &AppState, order: &coffer_core::Order) -> Value {
-    order_json(order, &state.engine.settings, &state.engine.assets)
+    order_json(order, state.engine.settings(), state.engine.assets())
 }
 
 fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {
@@ -476,7 +476,7 @@ pub async fn order_payments(
     let payments = state.engine.order_payments(merchant, &id).await?;
     let data: Vec<Value> = payments
         .iter()
-        .map(|p| payment_json(p, &state.engine.assets))
+        .map(|p| payment_json(p, state.engine.assets()))
         .collect();
     Ok(Json(
         json!({"object": "list", "data": data, "has_more": false}),

@@ -18,7 +18,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
     Network, Order, OrderId, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineSettings, NewOrder, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+};
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -42,6 +44,8 @@ pub struct Env {
     pub anvil: Anvil,
     pub provider: RootProvider<Ethereum>,
     pub engine: Engine,
+    /// The test's database, for assertions.
+    pub store: std::sync::Arc<dyn coffer_store::Store>,
     pub merchant: MerchantId,
     /// 6 decimals (like USDT on Ethereum).
     pub usdt: Address,
@@ -212,14 +216,14 @@ pub fn registry(usdt: Address, usdc: Address, confirmations: u32) -> AssetRegist
 
 pub fn engine_for(db: &TestDb, usdt: Address, usdc: Address, confirmations: u32) -> Engine {
     let rates = FixedRates::new().with("ETH", "USD", Price::new(Decimal::from(2000)).unwrap());
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry(usdt, usdc, confirmations)),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(EvmDeriver)),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }
 
 pub fn watch_config(env: &Env) -> EvmWatchConfig {
@@ -253,6 +257,7 @@ pub async fn env_with(db: &TestDb, confirmations: u32, anvil_args: &[&str]) -> E
         anvil,
         provider,
         engine,
+        store: db.store.clone(),
         merchant: merchant.id,
         usdt,
         usdc,
@@ -310,7 +315,6 @@ pub fn due(o: &Order) -> u128 {
 
 pub async fn event_kinds(env: &Env, subject_order: &Order) -> Vec<String> {
     let events = env
-        .engine
         .store
         .list_events(&coffer_store::EventQuery {
             limit: 500,
@@ -319,7 +323,6 @@ pub async fn event_kinds(env: &Env, subject_order: &Order) -> Vec<String> {
         .await
         .unwrap();
     let payments = env
-        .engine
         .store
         .payments_for_order(&subject_order.id)
         .await

@@ -16,7 +16,9 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Order,
     OrderStatus, Price,
 };
-use coffer_engine::{AssetRegistry, Clock, Derivers, Engine, EngineSettings, SystemClock};
+use coffer_engine::{
+    AssetRegistry, Clock, Derivers, Engine, EngineParts, EngineSettings, SystemClock,
+};
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
 
@@ -78,7 +80,6 @@ pub async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut()
 
 pub async fn status(engine: &Engine, o: &Order) -> OrderStatus {
     engine
-        .store
         .find_order(&o.id)
         .await
         .unwrap()
@@ -132,7 +133,7 @@ pub fn anvil_engine_with(
         ],
     )
     .unwrap();
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new().with(
             "ETH",
@@ -143,5 +144,5 @@ pub fn anvil_engine_with(
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
         clock,
         settings: Arc::new(EngineSettings::default()),
-    }
+    })
 }

@@ -13,7 +13,7 @@ use coffer_core::{
 };
 use coffer_dialect_aurpay::{AurpayState, routes};
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineSettings, NewDialectCredential, SystemClock,
+    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewDialectCredential, SystemClock,
 };
 use coffer_secrets::MasterKey;
 use coffer_testkit::TestDb;
@@ -57,6 +57,15 @@ pub fn registry(chain_id: &str, chain_name: &str, usdt_contract: &str) -> AssetR
 }
 
 pub fn engine(db: &TestDb, assets: AssetRegistry) -> Engine {
+    engine_at(db, assets, Arc::new(SystemClock))
+}
+
+/// [`engine`] on `clock`.
+pub fn engine_at(
+    db: &TestDb,
+    assets: AssetRegistry,
+    clock: Arc<dyn coffer_engine::Clock>,
+) -> Engine {
     let rates = FixedRates::new()
         .with("ETH", "USD", Price::new(Decimal::from(2000)).unwrap())
         .with(
@@ -64,21 +73,23 @@ pub fn engine(db: &TestDb, assets: AssetRegistry) -> Engine {
             "USD",
             Price::new(Decimal::from_str("0.9998").unwrap()).unwrap(),
         );
-    Engine {
+    Engine::new(EngineParts {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(assets),
         derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
-        clock: Arc::new(SystemClock),
+        clock,
         settings: Arc::new(EngineSettings {
             public_url: PUBLIC_URL.into(),
             ..EngineSettings::default()
         }),
-    }
+    })
 }
 
 pub struct Env {
     pub engine: Engine,
+    /// The test's database, for assertions.
+    pub store: Arc<dyn coffer_store::Store>,
     pub master: MasterKey,
     pub base: String,
     pub client: reqwest::Client,
@@ -88,7 +99,7 @@ pub struct Env {
 
 /// A merchant with an Aurpay credential and a wallet on `chain_id`, and the dialect served on
 /// a loopback port.
-pub async fn serve(engine: Engine, chain_id: &str) -> Env {
+pub async fn serve(db: &TestDb, engine: Engine, chain_id: &str) -> Env {
     let master = MasterKey::from_bytes([11; 32]);
     let (merchant, cred) = engine
         .create_merchant_with_dialect_credential(&master, "Aurpay shop", "aurpay")
@@ -106,6 +117,7 @@ pub async fn serve(engine: Engine, chain_id: &str) -> Env {
     });
     Env {
         engine,
+        store: db.store.clone(),
         master,
         base: format!("http://{addr}"),
         client: coffer_testkit::http_client(),
