@@ -5,7 +5,7 @@
 use coffer_core::MerchantId;
 use coffer_store::{
     Changeset, DepositAccountQuery, DepositAccountRecord, DepositAddressRecord, NewDepositAccount,
-    StoreError,
+    StoreError, Unique,
 };
 
 use crate::{ADDRESS_RETRIES, Engine, EngineError};
@@ -103,7 +103,7 @@ impl Engine {
                     return Ok((created, true));
                 }
                 // Lost a race with the same request: answer like the replay it is.
-                Err(StoreError::Duplicate("deposit account")) => {
+                Err(StoreError::Duplicate(Unique::DepositAccount)) => {
                     self.forget_marks(&marks);
                     let existing = self
                         .deposit_account(merchant, None, Some(uuid))
@@ -111,7 +111,9 @@ impl Engine {
                         .ok_or(EngineError::NotFound("deposit account"))?;
                     return Ok((existing, false));
                 }
-                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                Err(
+                    e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),
+                ) => {
                     self.forget_marks(&marks);
                     if attempt >= ADDRESS_RETRIES {
                         return Err(crate::address_unavailable(e));

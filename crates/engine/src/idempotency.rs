@@ -9,7 +9,9 @@
 use std::time::Duration as StdDuration;
 
 use coffer_core::MerchantId;
-use coffer_store::{Changeset, IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse};
+use coffer_store::{
+    Changeset, IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse, Unique,
+};
 use sha2::{Digest, Sha256};
 use time::Duration;
 
@@ -74,7 +76,7 @@ impl Engine {
             .await
         {
             Ok(()) => return Ok(Begin::Proceed),
-            Err(StoreError::Duplicate(_)) => {}
+            Err(StoreError::Duplicate(Unique::IdempotencyKey)) => {}
             Err(e) => return Err(e.into()),
         }
         let started = std::time::Instant::now();

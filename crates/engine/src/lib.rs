@@ -33,6 +33,7 @@ use coffer_core::{
     EventType, KeyId, LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget,
     Price, RateSource, Scope, SettlementPolicy, TimelineEntry, money,
 };
+use coffer_store::Unique;
 use coffer_store::{
     Changeset, CredentialRecord, OrderQuery, OrderUpdate, Store, StoreError, WalletMark,
     WalletRecord,
@@ -158,7 +159,7 @@ const ADDRESS_RETRIES: usize = 3;
 /// wallet shared with another merchant (or set again after use), which the operator must fix.
 fn address_unavailable(e: StoreError) -> EngineError {
     match e {
-        StoreError::Duplicate("address") => EngineError::Conflict {
+        StoreError::Duplicate(Unique::Address) => EngineError::Conflict {
             code: "address_in_use",
             message: "the wallet's next address is already used by another order or deposit \
                       account: is the same xpub set for two merchants?"
@@ -532,7 +533,7 @@ impl Engine {
                     });
                 }
                 // Lost a race with an identical request: answer like the replay it is.
-                Err(StoreError::Duplicate("order_no")) => {
+                Err(StoreError::Duplicate(Unique::OrderNo)) => {
                     let order_no = checked.order_no.as_deref().unwrap_or_default();
                     let existing = self
                         .store
@@ -541,7 +542,9 @@ impl Engine {
                         .ok_or(EngineError::NotFound("order"))?;
                     return same_order_or_conflict(existing, &input, &checked);
                 }
-                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                Err(
+                    e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),
+                ) => {
                     self.forget_marks(&wallet_marks);
                     if attempt >= ADDRESS_RETRIES {
                         return Err(address_unavailable(e));
@@ -719,7 +722,7 @@ impl Engine {
             .set_wallet(merchant, &chain.id, &normalized, self.now())
             .await
         {
-            Err(StoreError::Duplicate(_)) => {
+            Err(StoreError::Duplicate(Unique::WalletKey)) => {
                 return Err(EngineError::Conflict {
                     code: "wallet_in_use",
                     message: format!(
@@ -812,7 +815,9 @@ impl Engine {
             };
             match self.store.commit(changes).await {
                 Ok(()) => return Ok(next),
-                Err(e @ (StoreError::Duplicate("address") | StoreError::Conflict("wallet"))) => {
+                Err(
+                    e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),
+                ) => {
                     self.forget_marks(&[mark]);
                     if attempt >= ADDRESS_RETRIES {
                         return Err(address_unavailable(e));

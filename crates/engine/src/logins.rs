@@ -5,7 +5,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use coffer_core::MerchantId;
-use coffer_store::{MerchantLoginRecord, StoreError};
+use coffer_store::{MerchantLoginRecord, StoreError, Unique};
 
 use crate::{Engine, EngineError, random16};
 
@@ -66,7 +66,7 @@ impl Engine {
             updated_at: now,
         };
         match self.store.set_merchant_login(&record).await {
-            Err(StoreError::Duplicate(_)) => Err(EngineError::Conflict {
+            Err(StoreError::Duplicate(Unique::Username)) => Err(EngineError::Conflict {
                 code: "username_taken",
                 message: "another merchant uses this username".into(),
             }),

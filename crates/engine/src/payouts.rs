@@ -9,7 +9,7 @@ use coffer_core::{
     AssetId, BaseUnits, Event, EventId, EventType, MerchantId, OrderId, PayoutId, PayoutKind,
     PayoutRequest, PayoutStatus,
 };
-use coffer_store::{Changeset, OrderUpdate, PayoutQuery, PayoutUpdate, StoreError};
+use coffer_store::{Changeset, OrderUpdate, PayoutQuery, PayoutUpdate, StoreError, Unique};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -311,7 +311,7 @@ impl Engine {
             // Re-read: the store assigns `seq`.
             Ok(()) => self.get_payout(merchant, &payout.id).await,
             // Lost a race with the same reference: answer like the replay it is.
-            Err(StoreError::Duplicate("payout reference")) => {
+            Err(StoreError::Duplicate(Unique::PayoutReference)) => {
                 let reference = payout.reference.as_deref().unwrap_or_default();
                 self.store
                     .get_payout_by_reference(merchant, payout.kind, &payout.dialect, reference)

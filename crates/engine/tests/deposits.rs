@@ -261,7 +261,10 @@ async fn wallet_keys_and_addresses_are_never_shared(db: &TestDb) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, coffer_store::StoreError::Duplicate("address")),
+        matches!(
+            err,
+            coffer_store::StoreError::Duplicate(coffer_store::Unique::Address)
+        ),
         "{err:?}"
     );
     let (accounts, _) = e

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite, Transaction};
 
 use crate::StoreError;
+use crate::unique::{OnDuplicate, Unique};
 
 /// A bindable value, independent of the database.
 #[derive(Debug, Clone)]
@@ -34,14 +35,28 @@ pub struct Query {
     /// A constant, or built from constants only (multi-row inserts): never from input.
     pub sql: Cow<'static, str>,
     pub args: Vec<Value>,
+    /// Which uniqueness rule the statement broke if it hits a unique index.
+    pub(crate) on_duplicate: OnDuplicate,
 }
 
 impl Query {
     pub fn new(sql: &'static str) -> Self {
+        Self::built(Cow::Borrowed(sql))
+    }
+
+    /// A statement assembled from constants (never from input).
+    pub fn built(sql: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            sql: Cow::Borrowed(sql),
+            sql: sql.into(),
             args: Vec::new(),
+            on_duplicate: OnDuplicate::Always(Unique::Record),
         }
+    }
+
+    /// What a unique violation of this statement means (by default [`Unique::Record`]).
+    pub(crate) fn on_duplicate(mut self, on_duplicate: impl Into<OnDuplicate>) -> Self {
+        self.on_duplicate = on_duplicate.into();
+        self
     }
 
     pub fn text(mut self, v: impl Into<String>) -> Self {
@@ -385,13 +400,19 @@ impl Backend for SqliteBackend {
     }
 
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
+        let on_duplicate = q.on_duplicate;
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.execute(&mut **tx).await?.rows_affected())
+        let done = query.execute(&mut **tx).await;
+        Ok(done
+            .map_err(|e| StoreError::of_statement(e, on_duplicate))?
+            .rows_affected())
     }
 
     async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let on_duplicate = q.on_duplicate;
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.fetch_all(&mut **tx).await?)
+        let rows = query.fetch_all(&mut **tx).await;
+        rows.map_err(|e| StoreError::of_statement(e, on_duplicate))
     }
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
@@ -452,13 +473,19 @@ impl Backend for PostgresBackend {
     }
 
     async fn execute(tx: &mut Self::Tx, q: Query) -> Result<u64, StoreError> {
+        let on_duplicate = q.on_duplicate;
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.execute(&mut **tx).await?.rows_affected())
+        let done = query.execute(&mut **tx).await;
+        Ok(done
+            .map_err(|e| StoreError::of_statement(e, on_duplicate))?
+            .rows_affected())
     }
 
     async fn fetch_in(tx: &mut Self::Tx, q: Query) -> Result<Vec<Self::Row>, StoreError> {
+        let on_duplicate = q.on_duplicate;
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.fetch_all(&mut **tx).await?)
+        let rows = query.fetch_all(&mut **tx).await;
+        rows.map_err(|e| StoreError::of_statement(e, on_duplicate))
     }
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {

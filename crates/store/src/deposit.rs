@@ -15,7 +15,7 @@ use crate::{
 pub(crate) const INSERT_ACCOUNT: &str =
     "INSERT INTO deposit_accounts (merchant_id, uuid, dialect, created_at) VALUES ($1, $2, $3, $4)";
 
-// An address an order already has is refused like a used one (0 rows: `Duplicate("address")`):
+// An address an order already has is refused like a used one (0 rows: `Duplicate(Address)`):
 // a transfer there would go to the order.
 pub(crate) const INSERT_ADDRESS: &str = "INSERT INTO deposit_addresses (chain, address, \
      merchant_id, uuid, derivation_index, created_at) SELECT $1, $2, $3, $4, $5, $6 \
@@ -49,15 +49,12 @@ pub(crate) fn insert_addresses(account: &NewDepositAccount) -> impl Iterator<Ite
 }
 
 fn filtered(sql: String, query: &DepositAccountQuery) -> Query {
-    Query {
-        sql: std::borrow::Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .opt_text(query.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
-    .opt_text(query.uuid.clone())
-    .opt_int(query.seq)
-    .opt_text(query.chain.as_ref().map(|c| c.as_str().to_owned()))
-    .opt_int(query.before_seq)
+    Query::built(sql)
+        .opt_text(query.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
+        .opt_text(query.uuid.clone())
+        .opt_int(query.seq)
+        .opt_text(query.chain.as_ref().map(|c| c.as_str().to_owned()))
+        .opt_int(query.before_seq)
 }
 
 fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -240,15 +237,8 @@ fn deposit_from_row(row: &impl RowExt) -> Result<Deposit, StoreError> {
     })
 }
 
-fn owned(sql: String) -> Query {
-    Query {
-        sql: std::borrow::Cow::Owned(sql),
-        args: Vec::new(),
-    }
-}
-
 fn deposit_filtered(sql: String, q: &DepositQuery) -> Query {
-    owned(sql)
+    Query::built(sql)
         .opt_text(q.merchant_id.as_ref().map(|m| m.as_str().to_owned()))
         .opt_int(q.account_seq)
         .opt_text(q.account_uuid.clone())
@@ -296,7 +286,7 @@ pub(crate) async fn get_deposit<B: Backend>(
         "{DEPOSIT_COLUMNS} WHERE ($1 IS NULL OR merchant_id = $1) AND ($2 IS NULL OR id = $2) \
          AND ($3 IS NULL OR seq = $3) AND ($2 IS NOT NULL OR $3 IS NOT NULL)"
     );
-    let query = owned(sql)
+    let query = Query::built(sql)
         .opt_text(merchant.map(|m| m.as_str().to_owned()))
         .opt_text(id.map(|i| i.as_str().to_owned()))
         .opt_int(seq);
@@ -319,7 +309,7 @@ pub(crate) async fn find_transfer<B: Backend>(
     let sql = format!(
         "{DEPOSIT_COLUMNS} WHERE chain = $1 AND txid = $2 AND output_index = $3 AND asset = $4"
     );
-    let query = owned(sql)
+    let query = Query::built(sql)
         .text(chain.as_str())
         .text(txid)
         .int(i64::from(output_index))
@@ -343,7 +333,7 @@ pub(crate) async fn open_deposits<B: Backend>(
          AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
          ORDER BY seq"
     );
-    let query = owned(sql)
+    let query = Query::built(sql)
         .text(chain.as_str())
         .int(i64::try_from(from_height).unwrap_or(i64::MAX));
     backend

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::StoreError;
 use crate::backend::{Backend, Query, RowExt};
 use crate::codec::{from_ms, ms, opt_ms};
+use crate::unique::Unique;
 
 /// A stored dialect credential. The public identifiers are kept only as SHA-256 hashes; every
 /// secret value is in `sealed` (sealed with the server master key by the engine).
@@ -101,7 +102,8 @@ pub(crate) async fn insert_credential<B: Backend>(
     .text(r.key_prefix.clone())
     .text(r.sealed.clone())
     .int(ms(r.created_at))
-    .opt_int(opt_ms(r.revoked_at));
+    .opt_int(opt_ms(r.revoked_at))
+    .on_duplicate(Unique::DialectCredential);
     let mut tx = backend.begin().await?;
     B::execute(&mut tx, q).await?;
     B::commit(tx).await
@@ -185,7 +187,8 @@ pub(crate) async fn set_login<B: Backend>(
     .text(r.username.clone())
     .text(r.password_hash.clone())
     .int(ms(r.created_at))
-    .int(ms(r.updated_at));
+    .int(ms(r.updated_at))
+    .on_duplicate(Unique::Username);
     let mut tx = backend.begin().await?;
     B::execute(&mut tx, q).await?;
     B::commit(tx).await

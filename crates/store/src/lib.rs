@@ -10,6 +10,7 @@ mod codec;
 mod deposit;
 mod dialect;
 mod sql_store;
+mod unique;
 mod webhooks;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use backend::{PostgresBackend, SqliteBackend};
 pub use branding::BrandingRecord;
 pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
 pub use sql_store::{MAX_GROUP, SqlStore};
+pub use unique::Unique;
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
     WebhookEndpointRecord,
@@ -36,7 +38,7 @@ pub use webhooks::{
 pub enum StoreError {
     /// A uniqueness rule was hit (e.g. the merchant's `order_no` exists already).
     #[error("duplicate {0}")]
-    Duplicate(&'static str),
+    Duplicate(Unique),
     /// Optimistic concurrency: the row changed since it was read. Re-read and retry.
     #[error("{0} was changed concurrently")]
     Conflict(&'static str),
@@ -53,18 +55,12 @@ pub enum StoreError {
     Database(String),
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
+impl StoreError {
+    /// The error of a statement whose unique violations mean what `on_duplicate` says.
+    pub(crate) fn of_statement(err: sqlx::Error, on_duplicate: unique::OnDuplicate) -> Self {
         match &err {
-            // Receiving addresses are unique: a clash means an index was handed out twice
-            // (by two instances at once), which the caller retries with a fresh one.
-            sqlx::Error::Database(db)
-                if db.is_unique_violation() && db.message().contains("address") =>
-            {
-                StoreError::Duplicate("address")
-            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Duplicate("record")
+                StoreError::Duplicate(on_duplicate.rule(db.constraint(), db.message()))
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -72,6 +68,13 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_) => StoreError::Unavailable(err.to_string()),
             _ => StoreError::Database(err.to_string()),
         }
+    }
+}
+
+/// Outside a statement that says otherwise, a unique violation is [`Unique::Record`].
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::of_statement(err, Unique::Record.into())
     }
 }
 
@@ -95,7 +98,7 @@ pub struct Changeset {
     /// Each event also gets an outbox row, in the same transaction.
     pub events: Vec<Event>,
     /// Idempotency keys to reserve (in progress); an existing key fails the changeset with
-    /// `Duplicate("idempotency_key")`.
+    /// `Duplicate(Unique::IdempotencyKey)`.
     pub idempotency_reservations: Vec<IdempotencyRecord>,
     /// Responses to store on reserved (still in progress) idempotency keys.
     pub idempotency_responses: Vec<IdempotencyResponse>,
@@ -107,13 +110,13 @@ pub struct Changeset {
     /// A chain watcher's new position, written with the payments it found.
     pub cursor: Option<ChainCursor>,
     /// Payout requests (refunds, withdrawals) to insert; a repeated dialect reference fails
-    /// the changeset with `Duplicate("payout reference")`.
+    /// the changeset with `Duplicate(Unique::PayoutReference)`.
     pub new_payouts: Vec<PayoutRequest>,
     /// Payout updates guarded by the version the caller read (`Conflict("payout")` if stale).
     pub payout_updates: Vec<PayoutUpdate>,
     /// Deposit accounts to insert with their addresses; an existing (merchant, uuid) fails
-    /// the changeset with `Duplicate("deposit account")`, a used address with
-    /// `Duplicate("address")`.
+    /// the changeset with `Duplicate(Unique::DepositAccount)`, a used address with
+    /// `Duplicate(Unique::Address)`.
     pub new_deposit_accounts: Vec<NewDepositAccount>,
     /// Deposits to insert (`seq` 0) or update (identity columns never change).
     pub deposits: Vec<Deposit>,
@@ -394,8 +397,9 @@ pub trait Store: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Set (or replace) a merchant's wallet for a chain. Replacing keeps `next_index`
-    /// only if the descriptor is unchanged; a new key starts at index 0.
+    /// Set (or replace) a merchant's wallet for a chain. The same key keeps its `next_index`;
+    /// a key set before continues where it stopped, a new one starts at index 0.
+    /// `Duplicate(Unique::WalletKey)` if another merchant ever set this key on the chain.
     async fn set_wallet(
         &self,
         merchant: &MerchantId,
@@ -581,7 +585,8 @@ pub trait Store: Send + Sync {
 
     // ---- dialect credentials and console logins -------------------------------------------
 
-    /// Insert a dialect credential; `Duplicate("record")` if an identifier hash exists.
+    /// Insert a dialect credential; `Duplicate(Unique::DialectCredential)` if an identifier
+    /// hash exists.
     async fn insert_dialect_credential(
         &self,
         record: &DialectCredentialRecord,
@@ -606,7 +611,7 @@ pub trait Store: Send + Sync {
         id: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Create or replace a merchant's console login; `Duplicate("record")` if another
+    /// Create or replace a merchant's console login; `Duplicate(Unique::Username)` if another
     /// merchant has the username.
     async fn set_merchant_login(&self, record: &MerchantLoginRecord) -> Result<(), StoreError>;
     async fn find_merchant_login(

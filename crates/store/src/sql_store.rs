@@ -16,6 +16,7 @@ use crate::backend::RowExt;
 use crate::backend::{Backend, Query};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::dialect;
+use crate::unique::{OnDuplicate, Unique, UniqueIndex};
 use crate::webhooks;
 use crate::{
     AttemptRecord, ChainCursor, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery,
@@ -610,29 +611,46 @@ impl Kind {
         }
     }
 
-    fn refine(self, error: StoreError) -> StoreError {
-        match (self, error) {
-            (_, StoreError::Duplicate("address")) => StoreError::Duplicate("address"),
-            // id and token are 128/256 random bits: a clash is the merchant's order_no.
-            (Kind::Order, StoreError::Duplicate(_)) => StoreError::Duplicate("order_no"),
-            (Kind::IdempotencyReserve, StoreError::Duplicate(_)) => {
-                StoreError::Duplicate("idempotency_key")
-            }
-            (Kind::Payout, StoreError::Duplicate(_)) => StoreError::Duplicate("payout reference"),
-            (Kind::DepositAccount, StoreError::Duplicate(_)) => {
-                StoreError::Duplicate("deposit account")
-            }
-            (Kind::DepositAddress, StoreError::Duplicate(_)) => StoreError::Duplicate("address"),
-            (Kind::Deposit, StoreError::Duplicate(_)) => {
-                StoreError::Duplicate("deposit (chain, txid, output, asset)")
-            }
-            (Kind::Payment, StoreError::Duplicate(_)) => {
-                StoreError::Duplicate("payment (chain, txid, output)")
-            }
-            (_, other) => other,
+    /// What a unique violation of the statement means: decided here, where the statement
+    /// and the unique indexes it can hit are known.
+    fn on_duplicate(self) -> OnDuplicate {
+        match self {
+            Kind::Order => ORDER_UNIQUE.into(),
+            // The one unique column an order update can change is its address.
+            Kind::OrderUpdate | Kind::DepositAddress => Unique::Address.into(),
+            Kind::Payment | Kind::Deposit => Unique::Transfer.into(),
+            Kind::IdempotencyReserve => Unique::IdempotencyKey.into(),
+            Kind::Payout | Kind::PayoutUpdate => Unique::PayoutReference.into(),
+            Kind::DepositAccount => Unique::DepositAccount.into(),
+            // Random ids, or nothing unique a caller could repeat.
+            Kind::Merchant
+            | Kind::Transition
+            | Kind::Event
+            | Kind::Outbox
+            | Kind::IdempotencyRespond
+            | Kind::IdempotencyRelease
+            | Kind::WalletMark
+            | Kind::OrderAddress
+            | Kind::Cursor
+            | Kind::DepositUpdate => Unique::Record.into(),
         }
     }
 }
+
+/// The unique indexes a new order can hit that callers tell apart. Its id and checkout token
+/// are random: a clash there is [`Unique::Record`].
+const ORDER_UNIQUE: &[UniqueIndex] = &[
+    UniqueIndex {
+        rule: Unique::OrderNo,
+        postgres: "orders_merchant_id_order_no_key",
+        sqlite: "orders.merchant_id, orders.order_no",
+    },
+    UniqueIndex {
+        rule: Unique::Address,
+        postgres: "orders_address_unique",
+        sqlite: "orders.address",
+    },
+];
 
 /// One row written by a changeset: `query` is `kind.sql()` with its arguments.
 struct Write {
@@ -955,7 +973,7 @@ fn order_address(order: &Order) -> Option<Write> {
 /// error the caller rolls back (the whole transaction, or this changeset's savepoint).
 async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), StoreError> {
     for Write { kind, query } in writes {
-        let n = B::execute(tx, query).await.map_err(|e| kind.refine(e))?;
+        let n = B::execute(tx, query.on_duplicate(kind.on_duplicate())).await?;
         if kind == Kind::WalletMark && n != 1 {
             return Err(StoreError::Conflict("wallet"));
         }
@@ -969,7 +987,7 @@ async fn apply<B: Backend>(tx: &mut B::Tx, writes: Vec<Write>) -> Result<(), Sto
             return Err(StoreError::Conflict("idempotency key"));
         }
         if kind == Kind::DepositAddress && n != 1 {
-            return Err(StoreError::Duplicate("address"));
+            return Err(StoreError::Duplicate(Unique::Address));
         }
         if kind == Kind::DepositUpdate && n != 1 {
             return Err(StoreError::NotFound("deposit"));
@@ -1029,14 +1047,13 @@ fn merge(changesets: impl IntoIterator<Item = Vec<Write>>, anonymous: bool) -> V
             for q in rows.by_ref().take(n) {
                 args.extend(q.args);
             }
-            statements.push(Query {
-                sql: if n == 1 {
-                    Cow::Borrowed(kind.sql())
-                } else {
-                    Cow::Owned(multi_row(kind.sql(), n, anonymous))
-                },
-                args,
+            let mut statement = Query::built(if n == 1 {
+                Cow::Borrowed(kind.sql())
+            } else {
+                Cow::Owned(multi_row(kind.sql(), n, anonymous))
             });
+            statement.args = args;
+            statements.push(statement);
             left -= n;
         }
     }
@@ -1222,7 +1239,7 @@ impl<B: Backend> Store for SqlStore<B> {
             return Err(StoreError::NotFound("wallet key"));
         };
         if key.text("merchant_id")? != merchant.as_str() {
-            return Err(StoreError::Duplicate("wallet key"));
+            return Err(StoreError::Duplicate(Unique::WalletKey));
         }
         let resume_at = key.int("next_index")?;
         // The key being replaced keeps its position, for when it is set again.
@@ -1248,7 +1265,8 @@ impl<B: Backend> Store for SqlStore<B> {
         .text(chain.as_str())
         .text(descriptor)
         .int(resume_at)
-        .int(ms(at));
+        .int(ms(at))
+        .on_duplicate(Unique::WalletKey);
         B::execute(&mut tx, q).await?;
         let q = Query::new(
             "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
@@ -1668,12 +1686,9 @@ impl<B: Backend> Store for SqlStore<B> {
         merchant: &MerchantId,
         id: &coffer_core::PayoutId,
     ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
-        let q = Query {
-            sql: Cow::Owned(format!(
-                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND id = $2"
-            )),
-            args: Vec::new(),
-        }
+        let q = Query::built(format!(
+            "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND id = $2"
+        ))
         .text(merchant.as_str())
         .text(id.as_str());
         first(self.backend.fetch(q).await?, codec::payout_from_row)
@@ -1684,12 +1699,9 @@ impl<B: Backend> Store for SqlStore<B> {
         merchant: &MerchantId,
         seq: i64,
     ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
-        let q = Query {
-            sql: Cow::Owned(format!(
-                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND seq = $2"
-            )),
-            args: Vec::new(),
-        }
+        let q = Query::built(format!(
+            "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND seq = $2"
+        ))
         .text(merchant.as_str())
         .int(seq);
         first(self.backend.fetch(q).await?, codec::payout_from_row)
@@ -1702,13 +1714,10 @@ impl<B: Backend> Store for SqlStore<B> {
         dialect: &str,
         reference: &str,
     ) -> Result<Option<coffer_core::PayoutRequest>, StoreError> {
-        let q = Query {
-            sql: Cow::Owned(format!(
-                "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND kind = $2 AND dialect = $3 \
+        let q = Query::built(format!(
+            "{PAYOUT_COLUMNS} WHERE merchant_id = $1 AND kind = $2 AND dialect = $3 \
                  AND reference = $4"
-            )),
-            args: Vec::new(),
-        }
+        ))
         .text(merchant.as_str())
         .text(kind.as_str())
         .text(dialect)
@@ -1720,12 +1729,9 @@ impl<B: Backend> Store for SqlStore<B> {
         &self,
         query: &crate::PayoutQuery,
     ) -> Result<Vec<coffer_core::PayoutRequest>, StoreError> {
-        let q = Query {
-            sql: Cow::Owned(format!(
-                "{PAYOUT_COLUMNS}{PAYOUT_FILTER} ORDER BY seq DESC LIMIT $7 OFFSET $8"
-            )),
-            args: Vec::new(),
-        };
+        let q = Query::built(format!(
+            "{PAYOUT_COLUMNS}{PAYOUT_FILTER} ORDER BY seq DESC LIMIT $7 OFFSET $8"
+        ));
         let q = payout_filter(q, query)
             .int(page_limit(query.limit))
             .int(i64::from(query.offset));
@@ -1733,12 +1739,9 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn count_payouts(&self, query: &crate::PayoutQuery) -> Result<u64, StoreError> {
-        let q = Query {
-            sql: Cow::Owned(format!(
-                "SELECT count(*) AS n FROM payout_requests{PAYOUT_FILTER}"
-            )),
-            args: Vec::new(),
-        };
+        let q = Query::built(format!(
+            "SELECT count(*) AS n FROM payout_requests{PAYOUT_FILTER}"
+        ));
         let found = first(self.backend.fetch(payout_filter(q, query)).await?, |r| {
             r.int("n")
         })?;
@@ -2110,12 +2113,12 @@ mod tests {
         let outcomes = commit_group(&backend, &second, planned(&second)).await;
         assert!(outcomes[0].is_ok(), "{outcomes:?}");
         assert!(
-            matches!(outcomes[1], Err(StoreError::Duplicate(_))),
+            matches!(outcomes[1], Err(StoreError::Duplicate(Unique::Record))),
             "{outcomes:?}"
         );
         assert!(outcomes[2].is_ok(), "{outcomes:?}");
         assert!(
-            matches!(outcomes[3], Err(StoreError::Duplicate(_))),
+            matches!(outcomes[3], Err(StoreError::Duplicate(Unique::Record))),
             "{outcomes:?}"
         );
 

@@ -6,7 +6,6 @@
 //! or row lock open, and its outcome is recorded afterwards. A sender that dies mid-attempt
 //! leaves the row pending: it is due again when the lease ends, so nothing is lost.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -311,12 +310,9 @@ pub(crate) async fn get_endpoint<B: Backend>(
         "{ENDPOINT_COLUMNS_SELECT} WHERE id = $1 AND ($2 IS NULL OR merchant_id = $2) \
          AND deleted_at IS NULL"
     );
-    let q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .text(id.as_str())
-    .opt_text(merchant.map(|m| m.as_str().to_owned()));
+    let q = Query::built(sql)
+        .text(id.as_str())
+        .opt_text(merchant.map(|m| m.as_str().to_owned()));
     backend
         .fetch(q)
         .await?
@@ -333,11 +329,7 @@ pub(crate) async fn list_endpoints<B: Backend>(
         "{ENDPOINT_COLUMNS_SELECT} WHERE merchant_id = $1 AND deleted_at IS NULL \
          ORDER BY created_at, id"
     );
-    let q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .text(merchant.as_str());
+    let q = Query::built(sql).text(merchant.as_str());
     rows(backend.fetch(q).await?, endpoint_from_row)
 }
 
@@ -475,13 +467,10 @@ pub(crate) async fn claim_deliveries<B: Backend>(
           ORDER BY next_attempt_at LIMIT $3{}) RETURNING id",
         B::SKIP_LOCKED
     );
-    let q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .int(ms(lease_until))
-    .int(ms(now))
-    .int(i64::from(limit.clamp(1, 1000)));
+    let q = Query::built(sql)
+        .int(ms(lease_until))
+        .int(ms(now))
+        .int(i64::from(limit.clamp(1, 1000)));
     let ids: Vec<String> = rows(B::fetch_in(&mut tx, q).await?, |r| r.text("id"))?;
     if ids.is_empty() {
         B::commit(tx).await?;
@@ -494,10 +483,7 @@ pub(crate) async fn claim_deliveries<B: Backend>(
          ORDER BY d.created_at, d.id",
         placeholders(1, ids.len(), B::ANONYMOUS_PLACEHOLDERS)
     );
-    let mut q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    };
+    let mut q = Query::built(sql);
     for id in ids {
         q = q.text(id);
     }
@@ -569,12 +555,7 @@ pub(crate) async fn get_delivery<B: Backend>(
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.id = $1 AND d.merchant_id = $2"
     );
-    let q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .text(id.as_str())
-    .text(merchant.as_str());
+    let q = Query::built(sql).text(id.as_str()).text(merchant.as_str());
     backend
         .fetch(q)
         .await?
@@ -595,14 +576,11 @@ pub(crate) async fn list_deliveries<B: Backend>(
                   AND d.id < $3)) \
          ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
     );
-    let q = Query {
-        sql: Cow::Owned(sql),
-        args: Vec::new(),
-    }
-    .opt_text(query.merchant_id.as_ref().map(|m| m.to_string()))
-    .opt_text(query.endpoint_id.as_ref().map(|e| e.to_string()))
-    .opt_text(query.after.as_ref().map(|d| d.to_string()))
-    .int(i64::from(query.limit.clamp(1, 500)));
+    let q = Query::built(sql)
+        .opt_text(query.merchant_id.as_ref().map(|m| m.to_string()))
+        .opt_text(query.endpoint_id.as_ref().map(|e| e.to_string()))
+        .opt_text(query.after.as_ref().map(|d| d.to_string()))
+        .int(i64::from(query.limit.clamp(1, 500)));
     rows(backend.fetch(q).await?, delivery_from_row)
 }
 

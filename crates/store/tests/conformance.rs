@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use coffer_core::order::{Derivation, OrderLinks};
 use coffer_core::{
-    ApiCredential, AssetId, BaseUnits, Cause, CheckoutToken, Event, EventId, EventType, KeyId,
-    LockedRate, MatchStatus, Merchant, MerchantId, Order, OrderId, OrderState, OrderStatus,
-    Payment, PaymentId, PaymentStatus, PaymentTarget, Price, Scope, SettlementPolicy, StatusReason,
+    ApiCredential, AssetId, BaseUnits, Cause, ChainId, CheckoutToken, Deposit, DepositId, Event,
+    EventId, EventType, KeyId, LockedRate, MatchStatus, Merchant, MerchantId, Order, OrderId,
+    OrderState, OrderStatus, Payment, PaymentId, PaymentStatus, PaymentTarget, PayoutId,
+    PayoutKind, PayoutRequest, PayoutStatus, Price, Scope, SettlementPolicy, StatusReason,
     TimelineEntry, Totals,
 };
 use coffer_store::{
-    Changeset, CredentialRecord, EventQuery, OrderCursor, OrderQuery, OrderUpdate, StoreError,
-    StoredEvent,
+    Changeset, CredentialRecord, DepositAddressRecord, DialectCredentialRecord, EventQuery,
+    IdempotencyRecord, MerchantLoginRecord, NewDepositAccount, OrderCursor, OrderQuery,
+    OrderUpdate, StoreError, StoredEvent, Unique,
 };
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -214,7 +216,10 @@ async fn merchants_roundtrip(db: &TestDb) {
             ..Changeset::default()
         })
         .await;
-    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::Duplicate(Unique::Record))),
+        "{dup:?}"
+    );
 }
 
 async fn credentials_are_scoped(db: &TestDb) {
@@ -343,7 +348,7 @@ async fn orders_are_invisible_to_other_merchants(db: &TestDb) {
         .len();
     let again = create(db, &order(&a.id, Some("SAME-NO"), T0)).await;
     assert!(
-        matches!(again, Err(StoreError::Duplicate("order_no"))),
+        matches!(again, Err(StoreError::Duplicate(Unique::OrderNo))),
         "{again:?}"
     );
     let events_after = db
@@ -632,7 +637,10 @@ async fn payments_upsert_and_stay_unique(db: &TestDb) {
             ..Changeset::default()
         })
         .await;
-    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::Duplicate(Unique::Transfer))),
+        "{dup:?}"
+    );
 }
 
 async fn events_and_outbox_commit_together(db: &TestDb) {
@@ -827,7 +835,7 @@ async fn a_failing_changeset_fails_alone_among_concurrent_ones(db: &TestDb) {
     let outcomes = commit_concurrently(db, changesets).await;
 
     assert!(
-        matches!(outcomes[0], Err(StoreError::Duplicate("order_no"))),
+        matches!(outcomes[0], Err(StoreError::Duplicate(Unique::OrderNo))),
         "{:?}",
         outcomes[0]
     );
@@ -837,7 +845,7 @@ async fn a_failing_changeset_fails_alone_among_concurrent_ones(db: &TestDb) {
         outcomes[14]
     );
     assert!(
-        matches!(outcomes[28], Err(StoreError::Duplicate(_))),
+        matches!(outcomes[28], Err(StoreError::Duplicate(Unique::Transfer))),
         "{:?}",
         outcomes[28]
     );
@@ -850,7 +858,7 @@ async fn a_failing_changeset_fails_alone_among_concurrent_ones(db: &TestDb) {
     assert!(
         race_outcomes
             .iter()
-            .any(|o| matches!(o, Err(StoreError::Duplicate("order_no")))),
+            .any(|o| matches!(o, Err(StoreError::Duplicate(Unique::OrderNo)))),
         "{race_outcomes:?}"
     );
     let good_outcomes: Vec<_> = outcomes
@@ -916,6 +924,244 @@ async fn a_failing_changeset_fails_alone_among_concurrent_ones(db: &TestDb) {
     );
 }
 
+/// The rule a refused write broke.
+fn broke<T: std::fmt::Debug>(outcome: Result<T, StoreError>) -> Unique {
+    match outcome {
+        Err(StoreError::Duplicate(rule)) => rule,
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+fn fresh_address() -> String {
+    format!("0x{}", hex::encode(&rnd32()[..20]))
+}
+
+fn deposit_account(merchant: &MerchantId, uuid: &str, address: &str) -> Changeset {
+    Changeset {
+        new_deposit_accounts: vec![NewDepositAccount {
+            merchant_id: merchant.clone(),
+            uuid: uuid.into(),
+            dialect: "payprotocol".into(),
+            created_at: T0,
+            addresses: vec![DepositAddressRecord {
+                chain: ChainId::parse("bsc").unwrap(),
+                address: address.into(),
+                derivation_index: 1,
+            }],
+        }],
+        ..Changeset::default()
+    }
+}
+
+fn deposit(merchant: &MerchantId, address: &str, txid: &str) -> Changeset {
+    Changeset {
+        deposits: vec![Deposit {
+            id: DepositId::from_random(rnd16()),
+            seq: 0,
+            merchant_id: merchant.clone(),
+            account_uuid: "u-1".into(),
+            account_seq: 1,
+            dialect: "payprotocol".into(),
+            asset: AssetId::from_str("bsc:USDT").unwrap(),
+            amount: BaseUnits::new(5),
+            txid: txid.into(),
+            output_index: 0,
+            from_address: None,
+            to_address: address.into(),
+            derivation_index: 1,
+            block_height: None,
+            block_hash: None,
+            confirmations: 0,
+            status: PaymentStatus::Unconfirmed,
+            occurred_at: T0,
+            detected_at: T0,
+            confirmed_at: None,
+            updated_at: T0,
+        }],
+        ..Changeset::default()
+    }
+}
+
+fn idempotency_key(merchant: &MerchantId, key: &str) -> Changeset {
+    Changeset {
+        idempotency_reservations: vec![IdempotencyRecord {
+            merchant_id: merchant.clone(),
+            key: key.into(),
+            fingerprint: "POST /v1/orders".into(),
+            response: None,
+            created_at: T0,
+        }],
+        ..Changeset::default()
+    }
+}
+
+fn withdrawal(merchant: &MerchantId, reference: &str) -> Changeset {
+    Changeset {
+        new_payouts: vec![PayoutRequest {
+            id: PayoutId::from_random(rnd16()),
+            seq: 0,
+            merchant_id: merchant.clone(),
+            kind: PayoutKind::Withdrawal,
+            order_id: None,
+            asset: Some(AssetId::from_str("bsc:USDT").unwrap()),
+            amount: Some(BaseUnits::new(5)),
+            fiat_amount: None,
+            fiat_currency: None,
+            destination: Some(fresh_address()),
+            memo: None,
+            status: PayoutStatus::Requested,
+            dialect: "payprotocol".into(),
+            reference: Some(reference.into()),
+            dialect_data: serde_json::Map::new(),
+            txid: None,
+            created_at: T0,
+            updated_at: T0,
+            version: 1,
+        }],
+        ..Changeset::default()
+    }
+}
+
+fn dialect_credential(
+    merchant: &MerchantId,
+    key_hash: &str,
+    token_hash: Option<&str>,
+) -> DialectCredentialRecord {
+    DialectCredentialRecord {
+        id: format!("dcr_{}", hex::encode(rnd16())),
+        merchant_id: merchant.clone(),
+        dialect: "aurpay".into(),
+        key_hash: key_hash.into(),
+        token_hash: token_hash.map(str::to_owned),
+        key_prefix: "ak_".into(),
+        sealed: "sealed".into(),
+        created_at: T0,
+        revoked_at: None,
+    }
+}
+
+fn login(merchant: &MerchantId, username: &str) -> MerchantLoginRecord {
+    MerchantLoginRecord {
+        merchant_id: merchant.clone(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$…".into(),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+/// Each uniqueness rule a caller acts on comes back as its own `Unique`, on both databases.
+async fn every_uniqueness_rule_is_told_apart(db: &TestDb) {
+    let a = seed_merchant(db, "Alpha").await;
+    let b = seed_merchant(db, "Beta").await;
+
+    // One insert, two rules: the merchant's order number, and the receiving address.
+    let first = order(&a.id, Some("N-1"), T0);
+    create(db, &first).await.unwrap();
+    let taken = first.target.as_ref().unwrap().address.clone();
+    assert_eq!(
+        broke(create(db, &order(&a.id, Some("N-1"), T0)).await),
+        Unique::OrderNo
+    );
+    for (merchant, order_no) in [(&a.id, Some("N-2")), (&a.id, None), (&b.id, Some("N-1"))] {
+        let mut clash = order(merchant, order_no, T0);
+        clash.target.as_mut().unwrap().address = taken.clone();
+        assert_eq!(broke(create(db, &clash).await), Unique::Address);
+    }
+    // An update can move an order onto a used address (another asset chosen).
+    let second = order(&a.id, None, T0);
+    create(db, &second).await.unwrap();
+    let mut moved = second.clone();
+    moved.target.as_mut().unwrap().address = taken.clone();
+    moved.version = 2;
+    let update = Changeset {
+        order_updates: vec![OrderUpdate {
+            order: moved,
+            expected_version: 1,
+        }],
+        ..Changeset::default()
+    };
+    assert_eq!(broke(db.store.commit(update).await), Unique::Address);
+
+    // Deposit accounts: one uuid per merchant, and addresses used by nothing else.
+    let standing = fresh_address();
+    let account = deposit_account(&a.id, "u-1", &standing);
+    db.store.commit(account).await.unwrap();
+    let again = deposit_account(&a.id, "u-1", &fresh_address());
+    assert_eq!(broke(db.store.commit(again).await), Unique::DepositAccount);
+    db.store
+        .commit(deposit_account(&b.id, "u-1", &fresh_address()))
+        .await
+        .unwrap();
+    for used in [&standing, &taken] {
+        let clash = deposit_account(&a.id, "u-2", used);
+        assert_eq!(broke(db.store.commit(clash).await), Unique::Address);
+    }
+
+    // A transfer is one deposit (payments: see payments_upsert_and_stay_unique).
+    db.store
+        .commit(deposit(&a.id, &standing, "0xd1"))
+        .await
+        .unwrap();
+    let twin = deposit(&a.id, &standing, "0xd1");
+    assert_eq!(broke(db.store.commit(twin).await), Unique::Transfer);
+
+    // Idempotency keys and payout references, per merchant.
+    db.store
+        .commit(idempotency_key(&a.id, "k-1"))
+        .await
+        .unwrap();
+    let replay = idempotency_key(&a.id, "k-1");
+    assert_eq!(broke(db.store.commit(replay).await), Unique::IdempotencyKey);
+    db.store
+        .commit(idempotency_key(&b.id, "k-1"))
+        .await
+        .unwrap();
+    db.store.commit(withdrawal(&a.id, "W-1")).await.unwrap();
+    let repeat = withdrawal(&a.id, "W-1");
+    assert_eq!(
+        broke(db.store.commit(repeat).await),
+        Unique::PayoutReference
+    );
+    db.store.commit(withdrawal(&b.id, "W-1")).await.unwrap();
+
+    // A wallet key is its first merchant's.
+    let bsc = ChainId::parse("bsc").unwrap();
+    db.store
+        .set_wallet(&a.id, &bsc, "xpub-a", T0)
+        .await
+        .unwrap();
+    let shared = db.store.set_wallet(&b.id, &bsc, "xpub-a", T0).await;
+    assert_eq!(broke(shared), Unique::WalletKey);
+
+    // Console usernames, and dialect credentials by key and by token.
+    db.store
+        .set_merchant_login(&login(&a.id, "alice"))
+        .await
+        .unwrap();
+    let taken_name = db.store.set_merchant_login(&login(&b.id, "alice")).await;
+    assert_eq!(broke(taken_name), Unique::Username);
+    let credential = dialect_credential(&a.id, "key-1", Some("token-1"));
+    db.store
+        .insert_dialect_credential(&credential)
+        .await
+        .unwrap();
+    for (key, token) in [("key-1", None), ("key-2", Some("token-1"))] {
+        let clash = dialect_credential(&b.id, key, token);
+        let outcome = db.store.insert_dialect_credential(&clash).await;
+        assert_eq!(broke(outcome), Unique::DialectCredential);
+    }
+
+    // A random id drawn twice is nobody's input.
+    let event = event(&a.id, EventType::OrderCreated, "s", T0);
+    let events = |event: &Event| Changeset {
+        events: vec![event.clone()],
+        ..Changeset::default()
+    };
+    db.store.commit(events(&event)).await.unwrap();
+    assert_eq!(broke(db.store.commit(events(&event)).await), Unique::Record);
+}
+
 both_backends! {
     merchants_roundtrip => merchants_roundtrip;
     credentials_are_scoped => credentials_are_scoped;
@@ -929,4 +1175,5 @@ both_backends! {
     data_survives_reopening => data_survives_reopening;
     many_concurrent_commits_all_land => many_concurrent_commits_all_land;
     a_failing_changeset_fails_alone_among_concurrent_ones => a_failing_changeset_fails_alone_among_concurrent_ones;
+    every_uniqueness_rule_is_told_apart => every_uniqueness_rule_is_told_apart;
 }
