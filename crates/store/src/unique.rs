@@ -112,11 +112,13 @@ impl OnDuplicate {
 mod tests {
     use super::*;
 
+    // A made-up table with two rules callers tell apart (the real ones, for orders, are
+    // checked on both databases by the conformance suite).
     const ORDERS: &[UniqueIndex] = &[
         UniqueIndex {
             rule: Unique::OrderNo,
-            postgres: "orders_merchant_id_order_no_key",
-            sqlite: "orders.merchant_id, orders.order_no",
+            postgres: "orders_shop_number_key",
+            sqlite: "orders.shop, orders.number",
         },
         UniqueIndex {
             rule: Unique::Address,
@@ -140,7 +142,7 @@ mod tests {
         let on = OnDuplicate::from(ORDERS);
         let message = "duplicate key value violates unique constraint \"orders_address_unique\"";
         assert_eq!(
-            on.rule(Some("orders_merchant_id_order_no_key"), message),
+            on.rule(Some("orders_shop_number_key"), message),
             Unique::OrderNo
         );
         // The name decides, never the message's words.
@@ -153,7 +155,7 @@ mod tests {
         let on = OnDuplicate::from(ORDERS);
         let failed = |columns: &str| format!("{SQLITE_UNIQUE_FAILED}{columns}");
         assert_eq!(
-            on.rule(None, &failed("orders.merchant_id, orders.order_no")),
+            on.rule(None, &failed("orders.shop, orders.number")),
             Unique::OrderNo
         );
         assert_eq!(on.rule(None, &failed("orders.address")), Unique::Address);
