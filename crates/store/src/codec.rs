@@ -26,7 +26,7 @@ pub fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
     t.map(ms)
 }
 
-fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         column: column.to_owned(),
         detail: detail.to_string(),

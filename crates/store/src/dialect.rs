@@ -1,5 +1,7 @@
 //! Credentials of the vendor-compatible API dialects, and merchants' console logins.
 
+use std::collections::BTreeMap;
+
 use coffer_core::MerchantId;
 use time::OffsetDateTime;
 
@@ -209,4 +211,56 @@ pub(crate) async fn find_login<B: Backend>(
         .first()
         .map(login_from_row)
         .transpose()
+}
+
+/// A merchant's settings of one dialect (name → value).
+pub(crate) async fn settings<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    dialect: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let query = Query::new(
+        "SELECT name, value FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2",
+    )
+    .text(merchant.as_str())
+    .text(dialect);
+    let mut out = BTreeMap::new();
+    for row in backend.fetch(query).await? {
+        out.insert(row.text("name")?, row.text("value")?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn set_settings<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    dialect: &str,
+    settings: &[(&str, Option<&str>)],
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut tx = backend.begin().await?;
+    for (name, value) in settings {
+        let query = match value {
+            Some(v) => Query::new(
+                "INSERT INTO dialect_settings (merchant_id, dialect, name, value, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dialect, name) \
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .text(merchant.as_str())
+            .text(dialect)
+            .text(*name)
+            .text(*v)
+            .int(ms(at)),
+            None => Query::new(
+                "DELETE FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2 \
+                 AND name = $3",
+            )
+            .text(merchant.as_str())
+            .text(dialect)
+            .text(*name),
+        };
+        B::execute(&mut tx, query).await?;
+    }
+    B::commit(tx).await?;
+    Ok(())
 }

@@ -7,7 +7,6 @@
 mod backend;
 mod branding;
 mod codec;
-mod deposit;
 mod dialect;
 mod sql_store;
 mod unique;

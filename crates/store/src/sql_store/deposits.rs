@@ -1,23 +1,22 @@
 //! Deposit accounts (migration 0014): a merchant's users, each with one receiving address per
 //! chain (Pay Protocol's "recharge" users), and the deposits received at those addresses.
 
-use std::collections::BTreeMap;
-
 use coffer_core::{ChainId, Deposit, MerchantId, PaymentStatus};
 
+use super::{count_of, page_limit};
 use crate::backend::{Backend, Query, RowExt};
-use crate::codec::{from_ms, ms, opt_ms};
+use crate::codec::{corrupt, from_ms, ms, opt_ms};
 use crate::{
     DepositAccountQuery, DepositAccountRecord, DepositAddressOwner, DepositAddressRecord,
     DepositQuery, NewDepositAccount, StoreError,
 };
 
-pub(crate) const INSERT_ACCOUNT: &str =
+pub(super) const INSERT_ACCOUNT: &str =
     "INSERT INTO deposit_accounts (merchant_id, uuid, dialect, created_at) VALUES ($1, $2, $3, $4)";
 
 // An address an order already has is refused like a used one (0 rows: `Duplicate(Address)`):
 // a transfer there would go to the order.
-pub(crate) const INSERT_ADDRESS: &str = "INSERT INTO deposit_addresses (chain, address, \
+pub(super) const INSERT_ADDRESS: &str = "INSERT INTO deposit_addresses (chain, address, \
      merchant_id, uuid, derivation_index, created_at) SELECT $1, $2, $3, $4, $5, $6 \
      WHERE NOT EXISTS (SELECT 1 FROM order_addresses o WHERE o.chain = $1 AND o.address = $2)";
 
@@ -28,7 +27,7 @@ const FILTER: &str = " WHERE ($1 IS NULL OR a.merchant_id = $1) \
             WHERE d.merchant_id = a.merchant_id AND d.uuid = a.uuid AND d.chain = $4)) \
        AND ($5 IS NULL OR a.seq < $5)";
 
-pub(crate) fn insert_account(account: &NewDepositAccount) -> Query {
+pub(super) fn insert_account(account: &NewDepositAccount) -> Query {
     Query::new(INSERT_ACCOUNT)
         .text(account.merchant_id.as_str())
         .text(account.uuid.clone())
@@ -36,7 +35,7 @@ pub(crate) fn insert_account(account: &NewDepositAccount) -> Query {
         .int(ms(account.created_at))
 }
 
-pub(crate) fn insert_addresses(account: &NewDepositAccount) -> impl Iterator<Item = Query> + '_ {
+pub(super) fn insert_addresses(account: &NewDepositAccount) -> impl Iterator<Item = Query> + '_ {
     account.addresses.iter().map(move |a| {
         Query::new(INSERT_ADDRESS)
             .text(a.chain.as_str())
@@ -57,14 +56,7 @@ fn filtered(sql: String, query: &DepositAccountQuery) -> Query {
         .opt_int(query.before_seq)
 }
 
-fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        column: column.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
-pub(crate) async fn list<B: Backend>(
+pub(super) async fn list<B: Backend>(
     backend: &B,
     query: &DepositAccountQuery,
 ) -> Result<Vec<DepositAccountRecord>, StoreError> {
@@ -73,7 +65,7 @@ pub(crate) async fn list<B: Backend>(
          ORDER BY a.seq DESC LIMIT $6 OFFSET $7"
     );
     let q = filtered(sql, query)
-        .int(i64::from(query.limit.clamp(1, crate::sql_store::MAX_PAGE)))
+        .int(page_limit(query.limit))
         .int(i64::from(query.offset));
     let mut accounts = Vec::new();
     for row in backend.fetch(q).await? {
@@ -110,21 +102,17 @@ pub(crate) async fn list<B: Backend>(
     Ok(accounts)
 }
 
-pub(crate) async fn count<B: Backend>(
+pub(super) async fn count<B: Backend>(
     backend: &B,
     query: &DepositAccountQuery,
 ) -> Result<u64, StoreError> {
     let sql = format!("SELECT COUNT(*) AS n FROM deposit_accounts a{FILTER}");
-    let rows = backend.fetch(filtered(sql, query)).await?;
-    match rows.first() {
-        Some(r) => Ok(u64::try_from(r.int("n")?).unwrap_or(0)),
-        None => Ok(0),
-    }
+    count_of(backend.fetch(filtered(sql, query)).await?)
 }
 
 // ---- deposits ------------------------------------------------------------------------------
 
-pub(crate) const INSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, account_uuid, \
+pub(super) const INSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, account_uuid, \
      account_seq, dialect, chain, asset, amount, txid, output_index, from_address, to_address, \
      derivation_index, block_height, block_hash, confirmations, status, occurred_at, \
      detected_at, confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
@@ -133,7 +121,7 @@ pub(crate) const INSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, 
 // Identity columns never change; a rescan or reorg updates where and how confirmed it is. (A
 // separate UPDATE rather than an upsert: on PostgreSQL an upsert takes a number each time,
 // which would leave gaps in the deposits' numbers, Pay Protocol's `rechargeId`.)
-pub(crate) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET block_height = $1, block_hash = $2, \
+pub(super) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET block_height = $1, block_hash = $2, \
      confirmations = $3, status = $4, confirmed_at = $5, updated_at = $6 WHERE id = $7";
 
 const DEPOSIT_COLUMNS: &str = "SELECT seq, id, merchant_id, account_uuid, account_seq, dialect, \
@@ -153,7 +141,7 @@ fn opt_u64(v: Option<u64>) -> Option<i64> {
 }
 
 /// A new deposit (`seq` 0: numbered by the database).
-pub(crate) fn insert(d: &Deposit) -> Query {
+pub(super) fn insert(d: &Deposit) -> Query {
     Query::new(INSERT_DEPOSIT)
         .text(d.id.as_str())
         .text(d.merchant_id.as_str())
@@ -179,7 +167,7 @@ pub(crate) fn insert(d: &Deposit) -> Query {
 }
 
 /// A stored deposit's new position and status.
-pub(crate) fn update(d: &Deposit) -> Query {
+pub(super) fn update(d: &Deposit) -> Query {
     Query::new(UPDATE_DEPOSIT)
         .opt_int(opt_u64(d.block_height))
         .opt_text(d.block_hash.clone())
@@ -247,13 +235,13 @@ fn deposit_filtered(sql: String, q: &DepositQuery) -> Query {
         .opt_int(q.before_seq)
 }
 
-pub(crate) async fn list_deposits<B: Backend>(
+pub(super) async fn list_deposits<B: Backend>(
     backend: &B,
     q: &DepositQuery,
 ) -> Result<Vec<Deposit>, StoreError> {
     let sql = format!("{DEPOSIT_COLUMNS}{DEPOSIT_FILTER} ORDER BY seq DESC LIMIT $7 OFFSET $8");
     let query = deposit_filtered(sql, q)
-        .int(i64::from(q.limit.clamp(1, crate::sql_store::MAX_PAGE)))
+        .int(page_limit(q.limit))
         .int(i64::from(q.offset));
     backend
         .fetch(query)
@@ -263,20 +251,16 @@ pub(crate) async fn list_deposits<B: Backend>(
         .collect()
 }
 
-pub(crate) async fn count_deposits<B: Backend>(
+pub(super) async fn count_deposits<B: Backend>(
     backend: &B,
     q: &DepositQuery,
 ) -> Result<u64, StoreError> {
     let sql = format!("SELECT COUNT(*) AS n FROM deposits{DEPOSIT_FILTER}");
-    let rows = backend.fetch(deposit_filtered(sql, q)).await?;
-    match rows.first() {
-        Some(r) => Ok(u64::try_from(r.int("n")?).unwrap_or(0)),
-        None => Ok(0),
-    }
+    count_of(backend.fetch(deposit_filtered(sql, q)).await?)
 }
 
 /// One deposit by id or number, optionally scoped to a merchant.
-pub(crate) async fn get_deposit<B: Backend>(
+pub(super) async fn get_deposit<B: Backend>(
     backend: &B,
     merchant: Option<&MerchantId>,
     id: Option<&coffer_core::DepositId>,
@@ -299,7 +283,7 @@ pub(crate) async fn get_deposit<B: Backend>(
 }
 
 /// The deposit of one transfer (chain + txid + output index + asset), if recorded.
-pub(crate) async fn find_transfer<B: Backend>(
+pub(super) async fn find_transfer<B: Backend>(
     backend: &B,
     chain: &ChainId,
     txid: &str,
@@ -323,7 +307,7 @@ pub(crate) async fn find_transfer<B: Backend>(
 }
 
 /// Deposits whose confirmations may still change or that a reorg from `from_height` removes.
-pub(crate) async fn open_deposits<B: Backend>(
+pub(super) async fn open_deposits<B: Backend>(
     backend: &B,
     chain: &ChainId,
     from_height: u64,
@@ -345,7 +329,7 @@ pub(crate) async fn open_deposits<B: Backend>(
 }
 
 /// The account a deposit address belongs to.
-pub(crate) async fn address_owner<B: Backend>(
+pub(super) async fn address_owner<B: Backend>(
     backend: &B,
     chain: &ChainId,
     address: &str,
@@ -373,57 +357,4 @@ pub(crate) async fn address_owner<B: Backend>(
         derivation_index: u32::try_from(row.int("derivation_index")?)
             .map_err(|e| corrupt("deposit_addresses.derivation_index", e))?,
     }))
-}
-
-// ---- dialect settings ------------------------------------------------------------------------
-
-pub(crate) async fn dialect_settings<B: Backend>(
-    backend: &B,
-    merchant: &MerchantId,
-    dialect: &str,
-) -> Result<BTreeMap<String, String>, StoreError> {
-    let query = Query::new(
-        "SELECT name, value FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2",
-    )
-    .text(merchant.as_str())
-    .text(dialect);
-    let mut out = BTreeMap::new();
-    for row in backend.fetch(query).await? {
-        out.insert(row.text("name")?, row.text("value")?);
-    }
-    Ok(out)
-}
-
-pub(crate) async fn set_dialect_settings<B: Backend>(
-    backend: &B,
-    merchant: &MerchantId,
-    dialect: &str,
-    settings: &[(&str, Option<&str>)],
-    at: time::OffsetDateTime,
-) -> Result<(), StoreError> {
-    let mut tx = backend.begin().await?;
-    for (name, value) in settings {
-        let query = match value {
-            Some(v) => Query::new(
-                "INSERT INTO dialect_settings (merchant_id, dialect, name, value, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dialect, name) \
-                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .text(merchant.as_str())
-            .text(dialect)
-            .text(*name)
-            .text(*v)
-            .int(ms(at)),
-            None => Query::new(
-                "DELETE FROM dialect_settings WHERE merchant_id = $1 AND dialect = $2 \
-                 AND name = $3",
-            )
-            .text(merchant.as_str())
-            .text(dialect)
-            .text(*name),
-        };
-        B::execute(&mut tx, query).await?;
-    }
-    B::commit(tx).await?;
-    Ok(())
 }

@@ -1,0 +1,120 @@
+//! Requests seen before: merchants' idempotency keys, and the dialects' single-use nonces.
+
+use coffer_core::MerchantId;
+use time::OffsetDateTime;
+
+use super::first;
+use crate::backend::{Backend, Query};
+use crate::codec::{self, ms};
+use crate::{IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse};
+
+pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
+     (merchant_id, key, fingerprint, status, body, created_at, completed_at) \
+     VALUES ($1, $2, $3, NULL, NULL, $4, NULL)";
+
+pub(super) const RESPOND_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status = $3, body = $4, completed_at = $5 \
+     WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
+
+pub(super) const RELEASE_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
+
+pub(super) fn reserve(r: &IdempotencyRecord) -> Query {
+    Query::new(INSERT_IDEMPOTENCY)
+        .text(r.merchant_id.as_str())
+        .text(r.key.clone())
+        .text(r.fingerprint.clone())
+        .int(ms(r.created_at))
+}
+
+pub(super) fn respond(r: &IdempotencyResponse) -> Query {
+    Query::new(RESPOND_IDEMPOTENCY)
+        .text(r.merchant_id.as_str())
+        .text(r.key.clone())
+        .int(i64::from(r.response.status))
+        .text(r.response.body.clone())
+        .int(ms(r.at))
+}
+
+pub(super) fn release(merchant: &MerchantId, key: &str) -> Query {
+    Query::new(RELEASE_IDEMPOTENCY)
+        .text(merchant.as_str())
+        .text(key)
+}
+
+pub(super) async fn get<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let q = Query::new(
+        "SELECT merchant_id, key, fingerprint, status, body, created_at \
+         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+    )
+    .text(merchant.as_str())
+    .text(key);
+    first(backend.fetch(q).await?, |row| {
+        use crate::backend::RowExt;
+        let response = match (row.opt_int("status")?, row.opt_text("body")?) {
+            (Some(status), Some(body)) => Some(StoredResponse {
+                status: u16::try_from(status).map_err(|_| StoreError::Corrupt {
+                    column: "idempotency_keys.status".into(),
+                    detail: status.to_string(),
+                })?,
+                body,
+            }),
+            _ => None,
+        };
+        Ok(IdempotencyRecord {
+            merchant_id: row
+                .text("merchant_id")?
+                .parse()
+                .map_err(|_| StoreError::Corrupt {
+                    column: "idempotency_keys.merchant_id".into(),
+                    detail: "not a merchant id".into(),
+                })?,
+            key: row.text("key")?,
+            fingerprint: row.text("fingerprint")?,
+            response,
+            created_at: codec::from_ms("idempotency_keys.created_at", row.int("created_at")?)?,
+        })
+    })
+}
+
+pub(super) async fn purge<B: Backend>(
+    backend: &B,
+    before: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let q = Query::new("DELETE FROM idempotency_keys WHERE created_at < $1").int(ms(before));
+    let mut tx = backend.begin().await?;
+    let n = B::execute(&mut tx, q).await?;
+    B::commit(tx).await?;
+    Ok(n)
+}
+
+pub(super) async fn seen_nonce<B: Backend>(
+    backend: &B,
+    scope: &str,
+    nonce: &str,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let mut tx = backend.begin().await?;
+    B::execute(
+        &mut tx,
+        Query::new("DELETE FROM seen_nonces WHERE expires_at <= $1").int(ms(now)),
+    )
+    .await?;
+    let inserted = B::execute(
+        &mut tx,
+        Query::new(
+            "INSERT INTO seen_nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope, nonce) DO NOTHING",
+        )
+        .text(scope)
+        .text(nonce)
+        .int(ms(expires_at)),
+    )
+    .await?;
+    B::commit(tx).await?;
+    Ok(inserted == 0)
+}
