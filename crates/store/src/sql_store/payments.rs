@@ -16,20 +16,30 @@ pub(super) const UPSERT_PAYMENT: &str = "INSERT INTO payments (id, order_id, mer
      status = excluded.status, match_status = excluded.match_status, late = excluded.late, \
      updated_at = excluded.updated_at";
 
-const SELECT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
-     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
-     detected_at, updated_at FROM payments WHERE order_id = $1 ORDER BY detected_at, id";
+/// `SELECT <every column> FROM payments <rest>`: what `codec::payment_from_row` reads (the
+/// column list written once).
+macro_rules! select_payments {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
+             to_address, block_height, block_hash, confirmations, status, match_status, late, \
+             occurred_at, detected_at, updated_at FROM payments ",
+            $rest
+        )
+    };
+}
 
-const SELECT_MERCHANT_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
-     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
-     detected_at, updated_at FROM payments WHERE merchant_id = $1 \
-     ORDER BY detected_at DESC, id DESC LIMIT $2 OFFSET $3";
+const SELECT_PAYMENTS: &str = select_payments!("WHERE order_id = $1 ORDER BY detected_at, id");
 
-const SELECT_OPEN_PAYMENTS: &str = "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
-     to_address, block_height, block_hash, confirmations, status, match_status, late, occurred_at, \
-     detected_at, updated_at FROM payments WHERE chain = $1 AND status <> 'reversed' \
+const SELECT_MERCHANT_PAYMENTS: &str = select_payments!(
+    "WHERE merchant_id = $1 ORDER BY detected_at DESC, id DESC LIMIT $2 OFFSET $3"
+);
+
+const SELECT_OPEN_PAYMENTS: &str = select_payments!(
+    "WHERE chain = $1 AND status <> 'reversed' \
      AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
-     ORDER BY detected_at, id";
+     ORDER BY detected_at, id"
+);
 
 pub(super) fn upsert(p: &Payment) -> Query {
     Query::new(UPSERT_PAYMENT)
