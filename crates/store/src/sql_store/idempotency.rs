@@ -4,7 +4,7 @@ use coffer_core::MerchantId;
 use time::OffsetDateTime;
 
 use super::first;
-use crate::backend::{Backend, Query};
+use crate::backend::{Backend, Query, RowExt};
 use crate::codec::{self, ms};
 use crate::{IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse};
 
@@ -53,7 +53,6 @@ pub(super) async fn get<B: Backend>(
     .text(merchant.as_str())
     .text(key);
     first(backend.fetch(q).await?, |row| {
-        use crate::backend::RowExt;
         let response = match (row.opt_int("status")?, row.opt_text("body")?) {
             (Some(status), Some(body)) => Some(StoredResponse {
                 status: u16::try_from(status).map_err(|_| StoreError::Corrupt {
