@@ -1,4 +1,4 @@
-//! The thin per-database layer. All store logic is written once in `sql_store.rs` against the
+//! The thin per-database layer. All store logic is written once in `sql_store/` against the
 //! [`Backend`] trait; each backend only opens connections, binds neutral [`Value`]s and reads
 //! columns. This keeps SQLite and PostgreSQL behaviour identical by construction, and the
 //! conformance suite checks that the SQL each runs agrees.
