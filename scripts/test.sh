@@ -65,10 +65,15 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 run_tests() {
     printf '\n==> running the test suite (SQLite and PostgreSQL)\n' >&2
+    # The whole workspace, unless packages are named (`-p crate`).
+    local scope=(--workspace)
+    for arg in "$@"; do
+        case "$arg" in -p | --package | -p* | --package=*) scope=() ;; esac
+    done
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run --workspace --no-fail-fast "$@"
+        cargo nextest run "${scope[@]}" --no-fail-fast "$@"
     else
-        cargo test --workspace --no-fail-fast "$@"
+        cargo test "${scope[@]}" --no-fail-fast "$@"
     fi
 }
 export -f run_tests
