@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
-    Symbol,
+    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, Network, Price, Symbol,
 };
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -256,10 +255,15 @@ impl WebhooksConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RatesConfig {
     /// Fixed prices, `"BASE/QUOTE" = "decimal string"`, e.g. `"BTC/USD" = "65000"`.
-    /// Strings, never TOML floats: money is exact.
+    /// Strings, never TOML floats: money is exact. Inverses and crosses through USD are
+    /// derived (docs/rates.md).
     pub fixed: BTreeMap<String, String>,
-    /// `["fixed"]` (offline), or market providers: coingecko, binance, kraken, coinbase, okx,
-    /// and the fiat source ecb.
+    /// Price every USD stablecoin (`usd_stablecoin` tokens) at exactly 1 USD in the fixed
+    /// table. Off by default: a stablecoin can trade below its peg, and pricing it at 1 then
+    /// costs the merchant the difference, so the operator must say so.
+    pub usd_stablecoin_peg: bool,
+    /// `["fixed"]` (offline; `["fixed", "ecb"]` takes fiat legs from the ECB), or market
+    /// providers: coingecko, binance, kraken, coinbase, okx, and the fiat source ecb.
     pub sources: Vec<String>,
     /// Fresh crypto sources needed for a price; default min(2, number of crypto sources).
     pub quorum: Option<usize>,
@@ -289,6 +293,7 @@ impl Default for RatesConfig {
         };
         Self {
             fixed: BTreeMap::new(),
+            usd_stablecoin_peg: false,
             sources: vec!["fixed".into()],
             quorum: None,
             fiat_quorum: d.fiat_quorum,
@@ -517,7 +522,14 @@ impl Config {
         Ok(())
     }
 
-    /// Settings of the market rate providers; `None` for the offline fixed table.
+    /// Whether prices come from the fixed table (`"fixed"` in `rates.sources`).
+    pub fn uses_fixed_rates(&self) -> bool {
+        self.rates.sources.iter().any(|s| s == "fixed")
+    }
+
+    /// Settings of the rate providers to refresh: the market sources, or only the fiat
+    /// sources (ECB) whose `USD/X` legs the fixed table crosses with; `None` when the fixed
+    /// table needs no provider.
     pub fn rates_settings(&self) -> Result<Option<coffer_rates::RatesSettings>, ConfigError> {
         use coffer_rates::Provider;
         let r = &self.rates;
@@ -542,10 +554,16 @@ impl Config {
             }
             providers.push(p);
         }
-        if fixed && !providers.is_empty() {
+        if fixed && providers.iter().any(|p| !p.is_fiat()) {
             return Err(invalid(
                 "rates.sources",
-                "\"fixed\" cannot be combined with market sources: a fixed price would outvote the market",
+                "\"fixed\" cannot be combined with market price sources: a fixed price would outvote the market (only the fiat source ecb may join it)",
+            ));
+        }
+        if r.usd_stablecoin_peg && !fixed {
+            return Err(invalid(
+                "rates.usd_stablecoin_peg",
+                "applies to the fixed table only: with market sources USD stablecoins have market prices (an order's fixed_stablecoin_rate prices one at 1:1)",
             ));
         }
         for (name, url) in &r.base_urls {
@@ -570,14 +588,14 @@ impl Config {
         }
         let crypto = providers.iter().filter(|p| !p.is_fiat()).count();
         let fiat = providers.len() - crypto;
-        if crypto == 0 {
+        if crypto == 0 && !fixed {
             return Err(invalid(
                 "rates.sources",
                 "at least one crypto price source is needed (coingecko, binance, kraken, coinbase, okx)",
             ));
         }
-        let quorum = r.quorum.unwrap_or(crypto.min(2));
-        if quorum == 0 || quorum > crypto {
+        let quorum = r.quorum.unwrap_or(crypto.clamp(1, 2));
+        if !fixed && (quorum == 0 || quorum > crypto) {
             return Err(invalid(
                 "rates.quorum",
                 format!("must be between 1 and the number of crypto sources ({crypto})"),
@@ -643,8 +661,10 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
-    pub fn fixed_rates(&self) -> Result<FixedRates, ConfigError> {
-        let mut rates = FixedRates::new();
+    /// The fixed table as configured (parsed and checked even when market sources are used),
+    /// with the 1:1 peg of the configured USD stablecoins when `rates.usd_stablecoin_peg`.
+    pub fn fixed_rates(&self) -> Result<coffer_rates::FixedTable, ConfigError> {
+        let mut rates = coffer_rates::FixedTable::new();
         for (pair, price) in &self.rates.fixed {
             let key = format!("rates.fixed.\"{pair}\"");
             let (base, quote) = pair
@@ -655,7 +675,18 @@ impl Config {
                 .ok()
                 .and_then(|d| Price::new(d).ok())
                 .ok_or_else(|| invalid(&key, "price must be a positive decimal string"))?;
-            rates.insert(base, quote, value);
+            rates
+                .insert(base, quote, value)
+                .map_err(|e| invalid(&key, e.to_string()))?;
+        }
+        if self.rates.usd_stablecoin_peg {
+            let registry = self.registry()?;
+            let pegged: Vec<String> = registry
+                .assets()
+                .filter(|a| a.usd_stablecoin)
+                .map(|a| a.symbol().as_str().to_owned())
+                .collect();
+            rates = rates.with_peg(pegged);
         }
         Ok(rates)
     }
@@ -1006,9 +1037,13 @@ monitor_for = "24h"
 expiry_sweep_interval = "5s"
 
 [rates]
-# "fixed" (offline, the table below) or market providers, e.g.
+# "fixed" (offline, the table below; ["fixed", "ecb"] takes fiat legs such as USD/CNY from the
+# ECB) or market providers, e.g.
 # ["coingecko", "binance", "kraken", "coinbase", "okx", "ecb"] (ecb: fiat crosses EUR, GBP, JPY, …).
 sources = ["fixed"]
+# Fixed table only: price every USD stablecoin token (usd_stablecoin) at exactly 1 USD.
+# Off by default: a depegged stablecoin would then cost the merchant the difference.
+usd_stablecoin_peg = false
 # Fresh crypto sources a price needs (default: 2, or 1 with a single source).
 # quorum = 2
 fiat_quorum = 1
@@ -1025,7 +1060,9 @@ timeout = "5s"
 # base_urls = { binance = "https://api1.binance.com" }
 
 [rates.fixed]
-# Offline fixed prices "BASE/QUOTE" = "decimal string" (examples), used when sources = ["fixed"].
+# Offline fixed prices "BASE/QUOTE" = "decimal string" (examples), used when sources has "fixed".
+# Inverses (USD/ETH) and crosses through USD (ETH/CNY = ETH/USD × USD/CNY, the USD/CNY leg
+# from a pair here or the ECB) are derived; write each pair in one direction only.
 "BTC/USD" = "65000"
 "ETH/USD" = "3000"
 "BNB/USD" = "600"
@@ -1398,6 +1435,70 @@ mod tests {
             (
                 "[rates]\nbase_urls = { kraken = \"ftp://x\" }",
                 "rates.base_urls.kraken",
+            ),
+        ] {
+            let err = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?} → {err}");
+        }
+    }
+
+    /// `[rates.fixed]` spells out only what it must: inverses, crosses through USD (with
+    /// a fixed fiat pair or the ECB) and the declared stablecoin peg are derived.
+    #[test]
+    fn fixed_table_derives_what_it_can() {
+        use coffer_core::RateSource;
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let chain = "[[chains]]\nid = \"bsc\"\nkind = \"evm\"\nnative = { symbol = \"BNB\", decimals = 18 }\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x55d398326f99059fF775485246999027B3197955\"\ndecimals = 18\nusd_stablecoin = true\n";
+        let c = Config::from_toml_str(&format!(
+            "[rates]\nusd_stablecoin_peg = true\n[rates.fixed]\n\"ETH/USD\" = \"3000\"\n\"CNY/USD\" = \"0.125\"\n{chain}"
+        ))
+        .unwrap();
+        assert!(c.uses_fixed_rates());
+        assert!(c.rates_settings().unwrap().is_none(), "no provider needed");
+        let t = c.fixed_rates().unwrap();
+        let q = |b: &str, q: &str| {
+            let quote = t.quote(b, q, now).unwrap();
+            (quote.price.get().to_string(), quote.source)
+        };
+        assert_eq!(
+            q("ETH", "CNY"),
+            ("24000".into(), "fixed:ETH/USD÷fixed:CNY/USD".into())
+        );
+        assert_eq!(q("USD", "CNY"), ("8".into(), "1÷fixed:CNY/USD".into()));
+        assert_eq!(q("USDT", "USD"), ("1".into(), "peg:USDT/USD".into()));
+        assert_eq!(
+            q("USDT", "CNY"),
+            ("8".into(), "peg:USDT/USD÷fixed:CNY/USD".into())
+        );
+        // without the declaration, no peg
+        let c = Config::from_toml_str(&format!("[rates.fixed]\n\"ETH/USD\" = \"3000\"\n{chain}"))
+            .unwrap();
+        assert!(c.fixed_rates().unwrap().quote("USDT", "USD", now).is_err());
+        // the ECB may join the fixed table: it is refreshed for the fiat legs only
+        let c = Config::from_toml_str("[rates]\nsources = [\"fixed\", \"ecb\"]").unwrap();
+        let s = c.rates_settings().unwrap().unwrap();
+        assert_eq!(s.sources, vec![coffer_rates::Provider::Ecb]);
+        assert!(c.uses_fixed_rates());
+        for (toml, key) in [
+            (
+                "[rates.fixed]\n\"BTC/USD\" = \"60000\"\n\"USD/BTC\" = \"0.00002\"",
+                "rates.fixed.\"USD/BTC\"",
+            ),
+            (
+                "[rates.fixed]\n\"BTC/USD\" = \"60000\"\n\"btc/usd\" = \"60001\"",
+                "rates.fixed.\"btc/usd\"",
+            ),
+            (
+                "[rates.fixed]\n\"USD/usd\" = \"1\"",
+                "rates.fixed.\"USD/usd\"",
+            ),
+            (
+                "[rates]\nsources = [\"kraken\"]\nusd_stablecoin_peg = true",
+                "rates.usd_stablecoin_peg",
+            ),
+            (
+                "[rates]\nsources = [\"fixed\", \"coinbase\", \"ecb\"]",
+                "rates.sources",
             ),
         ] {
             let err = Config::from_toml_str(toml).unwrap_err().to_string();

@@ -367,17 +367,25 @@ type RateSetup = (
     Option<Arc<coffer_rates::AggregatedRates>>,
 );
 
-/// The fixed table (offline), or the market providers.
+/// The fixed table (offline, or with the ECB's fiat legs), or the market providers.
 fn rate_source(config: &Config) -> Result<RateSetup> {
-    match config.rates_settings()? {
-        None => Ok((Arc::new(config.fixed_rates()?), None)),
-        Some(settings) => {
-            let rates = Arc::new(
-                coffer_rates::AggregatedRates::new(settings)
-                    .context("cannot set up the rate providers")?,
-            );
-            Ok((rates.clone(), Some(rates)))
+    let providers = match config.rates_settings()? {
+        Some(settings) => Some(Arc::new(
+            coffer_rates::AggregatedRates::new(settings)
+                .context("cannot set up the rate providers")?,
+        )),
+        None => None,
+    };
+    match (config.uses_fixed_rates(), providers) {
+        (true, fiat) => {
+            let mut table = config.fixed_rates()?;
+            if let Some(fiat) = &fiat {
+                table = table.with_fiat(fiat.clone());
+            }
+            Ok((Arc::new(table), fiat))
         }
+        (false, Some(market)) => Ok((market.clone(), Some(market))),
+        (false, None) => anyhow::bail!("no rate source is configured"),
     }
 }
 

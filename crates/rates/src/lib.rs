@@ -9,6 +9,7 @@
 //! `BTC/EUR = median(BTC/USD) × USD/EUR`. See `docs/rates.md`.
 
 pub mod aggregate;
+pub mod fixed;
 pub mod provider;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
 pub use aggregate::{Aggregate, AggregateError, Candidate, PRICE_SIGNIFICANT_DIGITS};
+pub use fixed::{FixedTable, FixedTableError};
 pub use provider::{FetchError, Observation, Provider, ProviderClient};
 
 use aggregate::round_price;
@@ -91,7 +93,29 @@ pub struct AggregatedRates {
 struct Derived {
     value: Decimal,
     explain: String,
+    /// The sources the value came from (sorted by name).
+    used: Vec<String>,
     at: OffsetDateTime,
+}
+
+/// `USD/X` of a fiat currency from the fiat sources, for the fixed table's crosses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiatLeg {
+    pub value: Decimal,
+    /// The fiat sources used (sorted by name).
+    pub sources: Vec<String>,
+    /// The oldest input's time.
+    pub at: OffsetDateTime,
+}
+
+impl FiatLeg {
+    /// `ecb` for one source, `median(a,b)` for several.
+    pub fn sources_label(&self) -> String {
+        match self.sources.as_slice() {
+            [one] => one.clone(),
+            many => format!("median({})", many.join(",")),
+        }
+    }
 }
 
 impl AggregatedRates {
@@ -341,6 +365,7 @@ impl AggregatedRates {
         Ok(Derived {
             value: agg.value,
             explain: format!("median({})", agg.used.join(",")),
+            used: agg.used,
             at,
         })
     }
@@ -434,6 +459,7 @@ impl AggregatedRates {
             return Some(Derived {
                 value: round_price(crypto.value.checked_mul(fx.value)?),
                 explain: format!("{} * {}", crypto.explain, fx.explain),
+                used: Vec::new(),
                 at: crypto.at.min(fx.at),
             });
         }
@@ -445,7 +471,26 @@ impl AggregatedRates {
         Some(Derived {
             value: round_price(crypto.value.checked_div(other.value)?),
             explain: format!("{} / {}", crypto.explain, other.explain),
+            used: Vec::new(),
             at: crypto.at.min(other.at),
+        })
+    }
+
+    /// `USD/fiat` from the fresh fiat sources (quorum `fiat_quorum`), as the fixed table's
+    /// fiat leg. `None` without a fresh enough answer.
+    pub fn usd_per(&self, fiat: &str, now: OffsetDateTime) -> Option<FiatLeg> {
+        let state = self.state.read().ok()?;
+        let fiat = fiat.to_ascii_uppercase();
+        let derived = self
+            .usd_to_fiat(&state, &fiat, now)
+            .map_err(|e| {
+                tracing::warn!(pair = %format!("USD/{fiat}"), reason = %e, "no fiat rate: quorum of fresh sources not met");
+            })
+            .ok()?;
+        Some(FiatLeg {
+            value: derived.value,
+            sources: derived.used,
+            at: derived.at,
         })
     }
 }
@@ -478,7 +523,8 @@ impl RateSource for AggregatedRates {
     fn health(&self, now: OffsetDateTime) -> Option<RatesHealth> {
         let state = self.state.read().ok()?;
         let mut sources = Vec::new();
-        let (mut crypto_fresh, mut fiat_fresh, mut fiat_enabled) = (0usize, 0usize, false);
+        let (mut crypto_fresh, mut fiat_fresh) = (0usize, 0usize);
+        let (mut crypto_enabled, mut fiat_enabled) = (false, false);
         for (provider, s) in state.iter() {
             let age = s.last_ok.map(|t| now - t);
             let fresh = age.is_some_and(|a| a <= self.max_age(*provider));
@@ -486,6 +532,7 @@ impl RateSource for AggregatedRates {
                 fiat_enabled = true;
                 fiat_fresh += usize::from(fresh);
             } else {
+                crypto_enabled = true;
                 crypto_fresh += usize::from(fresh);
             }
             sources.push(SourceHealth {
@@ -497,7 +544,8 @@ impl RateSource for AggregatedRates {
                 last_error: s.last_error.clone(),
             });
         }
-        let ready = crypto_fresh >= self.settings.quorum.max(1)
+        // Only the fiat sources are enabled behind the fixed table: they alone decide.
+        let ready = (!crypto_enabled || crypto_fresh >= self.settings.quorum.max(1))
             && (!fiat_enabled || fiat_fresh >= self.settings.fiat_quorum.max(1));
         Some(RatesHealth { ready, sources })
     }

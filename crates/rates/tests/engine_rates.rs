@@ -48,11 +48,7 @@ fn registry() -> AssetRegistry {
     .unwrap()
 }
 
-fn engine(
-    db: &TestDb,
-    rates: Arc<coffer_rates::AggregatedRates>,
-    clock: Arc<ManualClock>,
-) -> Engine {
+fn engine(db: &TestDb, rates: Arc<dyn coffer_core::RateSource>, clock: Arc<ManualClock>) -> Engine {
     Engine::new(EngineParts {
         store: db.store.clone(),
         rates,
@@ -308,7 +304,155 @@ async fn outage_is_rate_unavailable_and_writes_nothing(db: &TestDb) {
     assert_eq!(pegged.target.unwrap().rate.source, "peg");
 }
 
+fn order_in(amount: &str, currency: &str, asset: &str) -> NewOrder {
+    NewOrder {
+        amount: d(amount),
+        currency: currency.into(),
+        asset: Some(AssetId::from_str(asset).unwrap()),
+        ..NewOrder::default()
+    }
+}
+
+/// The fixed table with only `ETH/USD` spelled out: CNY orders cross it with the ECB's
+/// USD/CNY, USDT is pegged because the operator declared it, and each order says which price
+/// it used and how it was derived — on the order, in the API's view of it, and in its event.
+async fn fixed_table_prices_through_order_creation(db: &TestDb) {
+    let replay = Replay::start().await;
+    let ecb = replay.rates(&[Provider::Ecb], 1).await;
+    let mut table = coffer_rates::FixedTable::new();
+    table
+        .insert("ETH", "USD", Price::new(d("3000")).unwrap())
+        .unwrap();
+    let table = Arc::new(table.with_peg(["USDT"]).with_fiat(ecb.clone()));
+    let clock = Arc::new(ManualClock::new(truncate_to_ms(OffsetDateTime::now_utc())));
+    let e = engine(db, table.clone(), clock.clone());
+    let (m, _) = e.create_merchant("Tea House").await.unwrap();
+    e.set_wallet(&m.id, "eth", "xpubA").await.unwrap();
+
+    // USD/CNY = EUR/CNY ÷ EUR/USD = 7.8021 ÷ 1.0823, rounded to 12 significant digits like
+    // every market cross; ETH/CNY = 3000 × that, rounded once more.
+    let usd_cny = coffer_rates::aggregate::round_price(d("7.8021") / d("1.0823"));
+    assert_eq!(usd_cny, d("7.20881456158"));
+    let eth = e
+        .create_order(&m.id, order_in("100", "CNY", "eth:ETH"))
+        .await
+        .unwrap()
+        .order;
+    let rate = &eth.target.as_ref().unwrap().rate;
+    assert_eq!(rate.source, "fixed:ETH/USD×ecb:USD/CNY");
+    assert_eq!(rate.price.get(), d("21626.4436847"));
+    assert_eq!(
+        rate.price.get(),
+        coffer_rates::aggregate::round_price(d("3000") * usd_cny)
+    );
+    assert!(rate.at <= coffer_engine::Clock::now(clock.as_ref()));
+    // The API's order object and the order.created event carry the same explanation.
+    let view = coffer_engine::view::order_json(&eth, e.settings(), e.assets());
+    assert_eq!(
+        view["payment"]["rate"]["source"],
+        "fixed:ETH/USD×ecb:USD/CNY"
+    );
+    assert_eq!(view["payment"]["rate"]["price"], "21626.4436847");
+    let events = db
+        .store
+        .list_events(&EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.event.data["object"]["payment"]["rate"]["source"]
+                == "fixed:ETH/USD×ecb:USD/CNY")
+    );
+
+    // USDT in CNY: the declared peg and the ECB leg.
+    let usdt = e
+        .create_order(&m.id, order_in("72.09", "CNY", "eth:USDT"))
+        .await
+        .unwrap()
+        .order;
+    let t = usdt.target.unwrap();
+    assert_eq!(t.rate.source, "peg:USDT/USD×ecb:USD/CNY");
+    assert_eq!(t.rate.price.get(), usd_cny);
+    // 72.09 ÷ 7.20881456158 = 10.000256… USDT, rounded up to 6 decimals.
+    assert_eq!(t.amount_due, BaseUnits::new(10_000_258));
+    // USDT in USD needs no USDT/USD line; ETH priced in USDT crosses the peg.
+    let usd = e
+        .create_order(&m.id, order_in("25", "USD", "eth:USDT"))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(usd.target.unwrap().rate.source, "peg:USDT/USD");
+    let in_usdt = e
+        .create_order(&m.id, order_in("30", "USDT", "eth:ETH"))
+        .await
+        .unwrap()
+        .order;
+    let t = in_usdt.target.unwrap();
+    assert_eq!(t.rate.source, "fixed:ETH/USD÷peg:USDT/USD");
+    assert_eq!(t.amount_due, BaseUnits::new(10_000_000_000_000_000));
+
+    // The ECB leg ages out (fiat_max_age 24 h): CNY orders fail, nothing is written; USD
+    // prices from the table keep working. The table reports the ECB's freshness.
+    assert!(
+        coffer_core::RateSource::health(table.as_ref(), coffer_engine::Clock::now(clock.as_ref()))
+            .unwrap()
+            .ready
+    );
+    clock.advance(time::Duration::hours(25));
+    let before = counts(db).await;
+    let err = e
+        .create_order(&m.id, order_in("100", "CNY", "eth:ETH"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_unavailable", "{err:?}");
+    assert_eq!(counts(db).await, before, "nothing written");
+    assert!(
+        !coffer_core::RateSource::health(table.as_ref(), coffer_engine::Clock::now(clock.as_ref()))
+            .unwrap()
+            .ready
+    );
+    let usd = e
+        .create_order(&m.id, order_in("3000", "USD", "eth:ETH"))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(usd.target.unwrap().rate.source, "fixed:ETH/USD");
+}
+
+/// Without the declaration a USD stablecoin has no price from a table that does not name it.
+async fn fixed_table_has_no_peg_unless_declared(db: &TestDb) {
+    let mut table = coffer_rates::FixedTable::new();
+    table
+        .insert("ETH", "USD", Price::new(d("3000")).unwrap())
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(truncate_to_ms(OffsetDateTime::now_utc())));
+    let e = engine(db, Arc::new(table), clock);
+    let (m, _) = e.create_merchant("Tea House").await.unwrap();
+    e.set_wallet(&m.id, "eth", "xpubA").await.unwrap();
+    let err = e
+        .create_order(&m.id, order_in("25", "USD", "eth:USDT"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_unavailable", "{err:?}");
+    // the configured pair itself prices as written
+    let o = e
+        .create_order(&m.id, order_in("1500", "USD", "eth:ETH"))
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(
+        o.target.unwrap().amount_due,
+        BaseUnits::new(500_000_000_000_000_000)
+    );
+}
+
 both_backends! {
+    fixed_table_prices_through_order_creation => fixed_table_prices_through_order_creation;
+    fixed_table_has_no_peg_unless_declared => fixed_table_has_no_peg_unless_declared;
     fiat_order_gets_a_locked_explained_rate => fiat_order_gets_a_locked_explained_rate;
     outage_is_rate_unavailable_and_writes_nothing => outage_is_rate_unavailable_and_writes_nothing;
 }
