@@ -123,6 +123,8 @@ pub struct Texts {
     pub open_wallet: &'static str,
     /// `{asset}`, `{chain}`.
     pub network_warning: &'static str,
+    /// `{asset}`, `{price}`, `{currency}`: the locked rate.
+    pub rate: &'static str,
     pub expires_in: &'static str,
     pub waiting: &'static str,
     /// `{received}`, `{remaining}`.
@@ -162,6 +164,7 @@ pub static EN: Texts = Texts {
     qr_label: "QR code of the payment request",
     open_wallet: "Open in wallet",
     network_warning: "Send only {asset} on {chain}. Other coins or networks will be lost.",
+    rate: "Rate: 1 {asset} = {price} {currency}",
     expires_in: "Time left",
     waiting: "Waiting for your payment…",
     partial: "Received {received}. Please send {remaining} more.",
@@ -199,6 +202,7 @@ pub static ZH_CN: Texts = Texts {
     qr_label: "付款请求二维码",
     open_wallet: "在钱包中打开",
     network_warning: "仅发送 {chain} 上的 {asset}。其他币种或网络的资产将会丢失。",
+    rate: "汇率：1 {asset} = {price} {currency}",
     expires_in: "剩余时间",
     waiting: "正在等待您的付款…",
     partial: "已收到 {received}。请再发送 {remaining}。",
@@ -236,6 +240,7 @@ pub static ES: Texts = Texts {
     qr_label: "Código QR de la solicitud de pago",
     open_wallet: "Abrir en la billetera",
     network_warning: "Envía solo {asset} en {chain}. Otras monedas o redes se perderán.",
+    rate: "Tipo de cambio: 1 {asset} = {price} {currency}",
     expires_in: "Tiempo restante",
     waiting: "Esperando tu pago…",
     partial: "Recibido {received}. Envía {remaining} más.",
@@ -273,6 +278,7 @@ pub static RU: Texts = Texts {
     qr_label: "QR-код платёжного запроса",
     open_wallet: "Открыть в кошельке",
     network_warning: "Отправляйте только {asset} в сети {chain}. Другие монеты или сети будут потеряны.",
+    rate: "Курс: 1 {asset} = {price} {currency}",
     expires_in: "Осталось времени",
     waiting: "Ожидаем ваш платёж…",
     partial: "Получено {received}. Отправьте ещё {remaining}.",
@@ -310,6 +316,7 @@ pub static PT: Texts = Texts {
     qr_label: "Código QR da solicitação de pagamento",
     open_wallet: "Abrir na carteira",
     network_warning: "Envie apenas {asset} na rede {chain}. Outras moedas ou redes serão perdidas.",
+    rate: "Cotação: 1 {asset} = {price} {currency}",
     expires_in: "Tempo restante",
     waiting: "Aguardando seu pagamento…",
     partial: "Recebido {received}. Envie mais {remaining}.",
@@ -373,6 +380,7 @@ mod tests {
                 (t.network_warning, &["{asset}", "{chain}"][..]),
                 (t.partial, &["{received}", "{remaining}"][..]),
                 (t.confirmations, &["{n}", "{total}"][..]),
+                (t.rate, &["{asset}", "{price}", "{currency}"][..]),
             ] {
                 for k in keys {
                     assert!(s.contains(k), "{}: {s:?} lacks {k}", lang.tag());

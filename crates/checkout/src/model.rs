@@ -73,6 +73,9 @@ pub struct PayTarget {
     /// requirement once all are confirmed); 0 before anything arrived.
     pub confirmations: u32,
     pub confirmations_required: u32,
+    /// The locked rate: price of one unit of the asset in the order's currency, and how it
+    /// was obtained (`fixed:ETH/USD×ecb:USD/CNY`, `median(…)`, `peg`).
+    pub rate: coffer_core::LockedRate,
 }
 
 /// A transaction that paid the order, with its explorer link.
@@ -149,6 +152,7 @@ impl Checkout {
                 remaining_units,
                 confirmations,
                 confirmations_required: required,
+                rate: t.rate.clone(),
                 asset,
                 chain,
             })
@@ -239,6 +243,11 @@ impl Checkout {
                 "payment_uri": t.uri,
                 "confirmations": t.confirmations,
                 "confirmations_required": t.confirmations_required,
+                "rate": {
+                    "price": t.rate.price.get().normalize().to_string(),
+                    "source": t.rate.source,
+                    "at": rfc3339(t.rate.at),
+                },
             })
         });
         let transactions: Vec<Value> = self
@@ -533,6 +542,37 @@ mod tests {
             paid.redirect.as_deref(),
             Some(format!("https://shop.example/ok?o={}&n=A+1%2F2%263", o.id).as_str())
         );
+    }
+
+    /// The buyer (and the status JSON) see the locked rate and how it was derived.
+    #[test]
+    fn the_locked_rate_and_its_derivation_are_shown() {
+        let mut o = order(true);
+        o.currency = "CNY".into();
+        o.amount = Decimal::new(7209, 2);
+        if let Some(t) = o.target.as_mut() {
+            t.rate = LockedRate {
+                price: Price::new(Decimal::from_str("7.20881456158").unwrap()).unwrap(),
+                source: "peg:USDT/USD×ecb:USD/CNY".into(),
+                at: T0,
+            };
+        }
+        let c = build(o, &[], T0, false);
+        let json = c.status_json();
+        assert_eq!(json["payment"]["rate"]["price"], "7.20881456158");
+        assert_eq!(
+            json["payment"]["rate"]["source"],
+            "peg:USDT/USD×ecb:USD/CNY"
+        );
+        let html = crate::page::checkout_main(
+            &c,
+            None,
+            &crate::page::Brand::default(),
+            crate::i18n::Lang::En,
+            false,
+        );
+        assert!(html.contains("Rate: 1 USDT = 7.20881456158 CNY"), "{html}");
+        assert!(html.contains("peg:USDT/USD×ecb:USD/CNY"), "{html}");
     }
 
     #[test]

@@ -288,6 +288,14 @@ fn pay(c: &Checkout, t: &Texts, _lang: Lang) -> Markup {
                     span.mono.big { span #pay-amount { (amount) } " " span #pay-symbol { (symbol) } }
                     (copy_button(amount, t.amount, t))
                 }
+                p.muted.small #rate {
+                    (fill(t.rate, &[
+                        ("{asset}", symbol),
+                        ("{price}", &p.rate.price.get().normalize().to_string()),
+                        ("{currency}", &c.order.currency),
+                    ]))
+                    " · " span.mono #rate-source { (p.rate.source) }
+                }
             }
             div.field {
                 h2.label #address-l { (t.to_address) }

@@ -37,8 +37,22 @@ pub struct PaymentInstructions {
     /// EIP-681 (EVM) or BIP21 (Bitcoin) URI; null where the chain has no scheme.
     payment_uri: Option<String>,
     derivation_index: Option<u32>,
-    #[schema(value_type = Object)]
-    rate: (),
+    rate: LockedRateBody,
+}
+
+/// The rate locked on the order: what one unit of the asset costs in the order's currency,
+/// and where that price came from.
+#[derive(ToSchema)]
+#[schema(as = LockedRate)]
+pub struct LockedRateBody {
+    /// Decimal string: units of the order's currency per one whole unit of the asset.
+    price: String,
+    /// How the price was obtained, e.g. `median(coinbase,kraken) * median(ecb):USD/EUR`,
+    /// `fixed:ETH/USD×ecb:USD/CNY`, `1÷fixed:CNY/USD`, `peg:USDT/USD`, `peg`, `identity`
+    /// (docs/rates.md).
+    source: String,
+    /// RFC 3339: the time of the oldest input.
+    at: String,
 }
 
 /// An order. Amounts are strings.
@@ -168,7 +182,7 @@ impl Modify for BearerAuth {
         description = "Native merchant API v1 of Coffer. Authenticate with `Authorization: Bearer ck_…`. Amounts are strings. Errors: `{\"error\":{\"code\",\"message\",\"field\"}}`. POST requests accept `Idempotency-Key`."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody, OrderBody, PaymentBody, PayoutBody, ListBody))
+    components(schemas(ErrorBody, OrderBody, PaymentBody, PayoutBody, ListBody, LockedRateBody))
 )]
 pub struct ApiDoc;
 
