@@ -289,14 +289,28 @@ async fn paid_late(db: &TestDb) {
     );
 }
 
+/// A snapshot to revert to (orphaning what follows), then `o` paid in full: the snapshot, the
+/// transaction and its raw bytes (to mine it again on the new branch).
+async fn pay_after_snapshot(
+    env: &Env,
+    o: &coffer_core::Order,
+) -> (
+    serde_json::Value,
+    alloy::primitives::B256,
+    serde_json::Value,
+) {
+    let snapshot = rpc(&env.provider, "evm_snapshot", json!([])).await;
+    let tx = pay_token(env, env.usdt, &address(o), due(o)).await;
+    let raw = rpc(&env.provider, "eth_getRawTransactionByHash", json!([tx])).await;
+    (snapshot, tx, raw)
+}
+
 async fn reorg_reverses_then_settles_once(db: &TestDb) {
     let env = env(db, 3).await;
     let mut w = watcher(&env).await;
     sync(&mut w).await;
     let o = order(&env, "9", "USDT").await;
-    let snapshot = rpc(&env.provider, "evm_snapshot", json!([])).await;
-    let tx = pay_token(&env, env.usdt, &address(&o), due(&o)).await;
-    let raw = rpc(&env.provider, "eth_getRawTransactionByHash", json!([tx])).await;
+    let (snapshot, tx, raw) = pay_after_snapshot(&env, &o).await;
     sync(&mut w).await;
     assert_eq!(
         reload(&env, &o.id).await.state.status,
@@ -343,6 +357,70 @@ async fn reorg_reverses_then_settles_once(db: &TestDb) {
     );
 }
 
+/// Issue 14, item 11: a reorg *after* settlement (one confirmation), then the same
+/// transaction mined again. The order settles twice — the shop was told `order.reversed` in
+/// between and must learn it is paid again — but both `order.settled` events carry the same
+/// `dedupe_key`, the second is `restored`, and the payment's repeated `payment.detected` /
+/// `payment.confirmed` repeat their keys: a shop deduplicating on `dedupe_key` fulfils once.
+async fn reorg_after_settlement_resettles_with_the_same_dedupe_key(db: &TestDb) {
+    let env = env(db, 1).await;
+    let mut w = watcher(&env).await;
+    sync(&mut w).await;
+    let o = order(&env, "9", "USDT").await;
+    let (snapshot, _, raw) = pay_after_snapshot(&env, &o).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+    // a longer branch without the payment's block
+    rpc(&env.provider, "evm_revert", json!([snapshot])).await;
+    mine(&env, 3).await;
+    sync(&mut w).await;
+    let reversed = reload(&env, &o.id).await;
+    assert_eq!(
+        (reversed.state.status, reversed.state.reason),
+        (OrderStatus::Pending, StatusReason::Reversed)
+    );
+    // the same transaction, mined again
+    rpc(&env.provider, "eth_sendRawTransaction", json!([raw])).await;
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert_eq!(reload(&env, &o.id).await.state.status, OrderStatus::Settled);
+    let payments = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(payments.len(), 1, "one payment row");
+
+    let events = order_events(&env, &o).await;
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind.as_str() == kind)
+            .collect::<Vec<_>>()
+    };
+    let settled = of("order.settled");
+    assert_eq!(settled.len(), 2, "{events:?}");
+    assert_ne!(settled[0].id, settled[1].id);
+    assert_eq!(settled[0].dedupe_key(), settled[1].dedupe_key());
+    assert_eq!(
+        settled[0].dedupe_key(),
+        format!("{}:order.settled:{}", o.id, due(&o))
+    );
+    assert!(!settled[0].restored() && settled[1].restored());
+    assert_eq!(of("order.reversed").len(), 1);
+    assert_eq!(of("payment.reversed").len(), 1);
+    for kind in ["payment.detected", "payment.confirmed"] {
+        let twice = of(kind);
+        assert_eq!(twice.len(), 2, "{kind}");
+        assert_eq!(twice[0].dedupe_key(), format!("{}:{kind}", payments[0].id));
+        assert_eq!(twice[1].dedupe_key(), twice[0].dedupe_key());
+    }
+    let mut facts: Vec<String> = events.iter().map(coffer_core::Event::dedupe_key).collect();
+    facts.sort();
+    facts.dedup();
+    assert_eq!(
+        facts.len(),
+        events.len() - 3,
+        "only the three repeats share a key"
+    );
+}
+
 async fn anvil_restart_mid_scan(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("anvil-state.json");
@@ -386,6 +464,7 @@ both_backends! {
     merchant_confirmations => merchant_confirmations_override;
     late => paid_late;
     reorg => reorg_reverses_then_settles_once;
+    reorg_after_settlement => reorg_after_settlement_resettles_with_the_same_dedupe_key;
     anvil_restart => anvil_restart_mid_scan;
 }
 

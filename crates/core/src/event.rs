@@ -153,6 +153,50 @@ pub struct Event {
     pub created_at: OffsetDateTime,
 }
 
+/// Where an event's dedupe key is kept inside `data` (APIs show it as a top-level field).
+pub const DEDUPE_KEY: &str = "dedupe_key";
+
+/// Set on an order state event when chain activity brings the order back into a state it
+/// had been in and left because payments were reversed (a reorganisation, a dropped
+/// transaction): the fact was announced before.
+pub const RESTORED: &str = "restored";
+
+/// The dedupe key of an event about `subject`: `{subject}:{type}`, and `:{detail}` when the
+/// same kind of event can announce different facts about one object (an order's counted
+/// amount, a payout's status). Events announcing the same fact again share it.
+pub fn dedupe_key(subject: &str, kind: EventType, detail: Option<&str>) -> String {
+    match detail {
+        Some(d) => format!("{subject}:{kind}:{d}"),
+        None => format!("{subject}:{kind}"),
+    }
+}
+
+impl Event {
+    /// The fact this event announces: the same for an event announcing it again with another
+    /// id (an order settled again by the same payments after a reorg). Events written before
+    /// dedupe keys existed answer their own id.
+    pub fn dedupe_key(&self) -> String {
+        self.data
+            .get(DEDUPE_KEY)
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| self.id.to_string(), str::to_owned)
+    }
+
+    /// Whether this order event restores a state chain activity had undone ([`RESTORED`]).
+    pub fn restored(&self) -> bool {
+        self.data.get(RESTORED) == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// `data` as APIs show it: the dedupe key is a top-level field there, not part of `data`.
+    pub fn public_data(&self) -> serde_json::Value {
+        let mut data = self.data.clone();
+        if let serde_json::Value::Object(map) = &mut data {
+            map.remove(DEDUPE_KEY);
+        }
+        data
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! Aurpay callbacks through Coffer's durable outbox.
 //!
 //! - `callback_url` is called when the order becomes successful (`SUCCESS`/`RESOLVED`), and
-//!   `timeout_callback` when it times out (`OVERDUE`); no other event produces a callback.
+//!   `timeout_callback` when it times out (`OVERDUE`); no other event produces a callback,
+//!   and a success a reorg undid and the chain redid (`restored`) is not called back twice.
 //! - GET without a body; POST with the order object as JSON when the order was created with
 //!   `enable_post_callback`.
 //! - Headers `Callback-Token`, `Date` (ISO-8601 UTC) and `Signature` =
@@ -69,6 +70,11 @@ fn became_successful(event: &Event) -> bool {
 
 impl Formatter for AurpayFormatter {
     fn callback_url(&self, event: &Event, order: &Order) -> Option<String> {
+        // Aurpay has no reversal message: a state a reorg undid and the chain redid was
+        // called back already and is not again (docs/webhooks.md, "Once per fact").
+        if event.restored() {
+            return None;
+        }
         match event.kind {
             EventType::OrderExpired => data_str(order, "timeout_callback").map(str::to_owned),
             EventType::PaymentDetected

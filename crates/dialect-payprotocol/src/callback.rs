@@ -166,7 +166,9 @@ impl Formatter for PayProtocolFormatter {
     }
 
     fn callback_url(&self, event: &Event, order: &Order) -> Option<String> {
-        if !notifies(event.kind) {
+        // No reversal message exists in the protocol: a state a reorg undid and the chain
+        // redid (`restored`) was called back already and is not again.
+        if !notifies(event.kind) || event.restored() {
             return None;
         }
         order

@@ -560,7 +560,9 @@ impl Formatter for ZaepeFormatter {
                 | EventType::OrderExpired
                 | EventType::OrderInvalid
         );
-        if !fires {
+        // No reversal message exists in the protocol: a state a reorg undid and the chain
+        // redid (`restored`) was called back already and is not again.
+        if !fires || event.restored() {
             return None;
         }
         order

@@ -266,6 +266,11 @@ impl Engine {
                     data: json!({
                         "object": view::deposit_json(&p.deposit, &self.assets),
                         "previous_status": previous.map(PaymentStatus::as_str),
+                        coffer_core::event::DEDUPE_KEY: coffer_core::event::dedupe_key(
+                            p.deposit.id.as_str(),
+                            kind,
+                            None,
+                        ),
                     }),
                     created_at: now,
                 });

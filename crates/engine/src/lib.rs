@@ -955,6 +955,14 @@ impl Engine {
             "previous_reason".into(),
             previous.map_or(serde_json::Value::Null, |s| s.reason.as_str().into()),
         );
+        // The same state with the same counted amount is the same fact (an order settled
+        // again by the same payment after a reorg); see docs/webhooks.md.
+        let counted = order.totals.seen().to_string();
+        data.insert(
+            coffer_core::event::DEDUPE_KEY.into(),
+            coffer_core::event::dedupe_key(order.id.as_str(), kind, Some(&counted)).into(),
+        );
+        data.insert(coffer_core::event::RESTORED.into(), false.into());
         Event {
             id: EventId::from_random(random16()),
             merchant_id: order.merchant_id.clone(),

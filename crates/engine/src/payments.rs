@@ -318,12 +318,21 @@ impl Engine {
             next.updated_at = now;
             next.version = order.version + 1;
             if moves {
-                changes.events.push(self.event(
+                let mut event = self.event(
                     &next,
                     EventType::for_order_state(to),
                     Some(order.state),
                     now,
-                ));
+                );
+                // Back in a state it had been in (a reorg undid it, the chain redid it): the
+                // fact was announced before. Vendor dialects do not call back again.
+                let timeline = self.store.timeline(&order.id).await?;
+                if timeline.iter().any(|entry| entry.to == to)
+                    && let serde_json::Value::Object(data) = &mut event.data
+                {
+                    data.insert(coffer_core::event::RESTORED.into(), true.into());
+                }
+                changes.events.push(event);
             }
             changes.order_updates.push(OrderUpdate {
                 order: next,
@@ -357,7 +366,11 @@ impl Engine {
             merchant_id: p.merchant_id.clone(),
             kind,
             subject: p.id.to_string(),
-            data: json!({ "object": view::payment_json(p, &self.assets) }),
+            data: json!({
+                "object": view::payment_json(p, &self.assets),
+                coffer_core::event::DEDUPE_KEY:
+                    coffer_core::event::dedupe_key(p.id.as_str(), kind, None),
+            }),
             created_at: at,
         }
     }

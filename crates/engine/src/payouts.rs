@@ -117,7 +117,15 @@ impl Engine {
             merchant_id: payout.merchant_id.clone(),
             kind,
             subject: payout.id.to_string(),
-            data: json!({ "object": payout_json(payout), "previous_status": Value::Null }),
+            data: json!({
+                "object": payout_json(payout),
+                "previous_status": Value::Null,
+                coffer_core::event::DEDUPE_KEY: coffer_core::event::dedupe_key(
+                    payout.id.as_str(),
+                    kind,
+                    Some(payout.status.as_str()),
+                ),
+            }),
             created_at: at,
         }
     }

@@ -134,6 +134,64 @@ async fn orphaned_payment_reversed_then_remined_once(db: &TestDb) {
     assert_eq!(o2.totals.confirmed.get(), 10_000_000);
 }
 
+/// A settled order whose payment a reorganisation reverses and the chain mines again settles
+/// again. That is announced (a shop that acted on `order.reversed` must learn it), with a new
+/// event id but the first settlement's `dedupe_key`, and marked `restored`; the payment's
+/// second detection and confirmation repeat their first events' keys too.
+async fn resettlement_after_a_reorg_repeats_the_dedupe_key(db: &TestDb) {
+    use coffer_core::EventType as T;
+    let e = coffer_testkit::fixtures::bsc_shop_engine_now(db);
+    let (o, events) = coffer_testkit::fixtures::settle_reorg_resettle(db, &e, "native").await;
+    let kinds: Vec<&str> = events.iter().map(|ev| ev.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "order.created",
+            "payment.detected",
+            "payment.confirmed",
+            "order.settled",
+            "payment.reversed",
+            "order.reversed",
+            "payment.detected",
+            "payment.confirmed",
+            "order.settled",
+        ]
+    );
+    let of = |kind: T| {
+        events
+            .iter()
+            .filter(|ev| ev.kind == kind)
+            .collect::<Vec<_>>()
+    };
+    let settled = of(T::OrderSettled);
+    assert_ne!(settled[0].id, settled[1].id);
+    assert_eq!(
+        settled[0].dedupe_key(),
+        format!("{}:order.settled:10000000", o.id)
+    );
+    assert_eq!(settled[1].dedupe_key(), settled[0].dedupe_key());
+    assert!(!settled[0].restored(), "the first settlement");
+    assert!(settled[1].restored(), "the same settlement, restored");
+    assert!(!of(T::OrderReversed)[0].restored());
+    let payment = db.store.payments_for_order(&o.id).await.unwrap();
+    assert_eq!(payment.len(), 1, "one payment row throughout");
+    for kind in [T::PaymentDetected, T::PaymentConfirmed] {
+        let twice = of(kind);
+        assert_ne!(twice[0].id, twice[1].id);
+        assert_eq!(twice[0].dedupe_key(), format!("{}:{kind}", payment[0].id));
+        assert_eq!(twice[1].dedupe_key(), twice[0].dedupe_key());
+    }
+    // Only the three repeats share a key; every other event announces a fact of its own.
+    let mut keys: Vec<String> = events.iter().map(coffer_core::Event::dedupe_key).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), events.len() - 3, "{keys:?}");
+    // The events API and native deliveries show the key at the top level, not in `data`.
+    let shown = coffer_core::Event::public_data(settled[1]);
+    assert!(shown.get("dedupe_key").is_none());
+    assert_eq!(shown["restored"], true);
+}
+
 async fn old_address_stays_watched_after_asset_change(db: &TestDb) {
     let (e, _) = engine(db);
     let o = order(&e, "USDT").await;
@@ -471,6 +529,7 @@ both_backends! {
     idempotent_and_confirms => idempotent_and_confirms_with_the_tip;
     wrong_asset => wrong_asset_recorded_never_counted;
     reorg => orphaned_payment_reversed_then_remined_once;
+    resettlement_dedupe_key => resettlement_after_a_reorg_repeats_the_dedupe_key;
     old_address_watched => old_address_stays_watched_after_asset_change;
     mempool_dropped => mempool_payment_dropped_is_reversed;
     zero_conf => zero_conf_only_without_rbf;

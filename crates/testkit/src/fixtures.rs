@@ -217,3 +217,90 @@ pub fn batch(chain: &str, transfers: Vec<ObservedTransfer>, tip: u64) -> ChainBa
         non_replaceable_txids: Vec::new(),
     }
 }
+
+/// A reorganisation round trip on the BSC shop ([`bsc_shop_engine`], one confirmation): a new
+/// merchant's order for 10 USD in USDT, created as `dialect` would with a `callback_url`, is
+/// paid in full in block `n` and settles; a reorganisation orphans block `n` and the payment
+/// is reversed; the same transaction is mined again in block `n + 1` and the order settles
+/// again (`n` lies past the chain's cursor, so calls can follow one another on one database).
+/// Answers the order and every event of its merchant, oldest first.
+pub async fn settle_reorg_resettle(
+    db: &TestDb,
+    engine: &Engine,
+    dialect: &str,
+) -> (coffer_core::Order, Vec<coffer_core::Event>) {
+    let fail = |e: EngineError| -> ! { panic!("{e}") };
+    let (merchant, _) = engine
+        .create_merchant("reorg shop")
+        .await
+        .unwrap_or_else(|e| fail(e));
+    engine
+        .set_wallet(&merchant.id, "bsc", &format!("w{}", merchant.id))
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let order = engine
+        .create_order(
+            &merchant.id,
+            coffer_engine::NewOrder {
+                amount: Decimal::from(10),
+                currency: "USD".into(),
+                asset: Some(AssetId::from_str("bsc:USDT").unwrap_or_else(|e| panic!("{e}"))),
+                links: coffer_core::order::OrderLinks {
+                    callback_url: Some("https://shop.example/callback".into()),
+                    ..Default::default()
+                },
+                dialect: dialect.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| fail(e))
+        .order;
+    let target = order
+        .target
+        .clone()
+        .unwrap_or_else(|| panic!("the order has no address"));
+    let at = OffsetDateTime::now_utc();
+    let chain = ChainId::parse("bsc").unwrap_or_else(|e| panic!("{e}"));
+    let n = db
+        .store
+        .chain_cursor(&chain)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map_or(10, |c| c.height + 10);
+    let txid = format!("0xfeed{}", order.id);
+    let pay = |height| {
+        mined(
+            target.asset.clone(),
+            target.address.clone(),
+            target.amount_due,
+            &txid,
+            height,
+            at,
+        )
+    };
+    let apply = |b: ChainBatch| async move {
+        engine
+            .apply_chain_batch(&b)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    apply(batch("bsc", vec![pay(n)], n)).await;
+    let mut orphaned = batch("bsc", Vec::new(), n);
+    orphaned.orphaned_from = Some(n);
+    apply(orphaned).await;
+    apply(batch("bsc", vec![pay(n + 1)], n + 1)).await;
+    let events = db
+        .store
+        .list_events(&coffer_store::EventQuery {
+            merchant_id: Some(order.merchant_id.clone()),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    (order, events)
+}

@@ -178,8 +178,9 @@ pub fn native_body(event: &Event) -> Vec<u8> {
         "id": event.id,
         "object": "event",
         "type": event.kind,
+        "dedupe_key": event.dedupe_key(),
         "created_at": coffer_engine::view::rfc3339(event.created_at),
-        "data": event.data,
+        "data": event.public_data(),
     });
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -195,6 +196,7 @@ impl Formatter for NativeFormatter {
                 concat!("Coffer-Webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
             ),
             ("coffer-event-id".to_owned(), input.event.id.to_string()),
+            ("coffer-dedupe-key".to_owned(), input.event.dedupe_key()),
             (
                 "coffer-event-type".to_owned(),
                 input.event.kind.as_str().to_owned(),

@@ -148,8 +148,9 @@ pub fn event_json(e: &StoredEvent) -> Value {
         "id": e.event.id,
         "object": "event",
         "type": e.event.kind,
+        "dedupe_key": e.event.dedupe_key(),
         "created_at": coffer_engine::view::rfc3339(e.event.created_at),
-        "data": e.event.data,
+        "data": e.event.public_data(),
     })
 }
 

@@ -314,6 +314,15 @@ pub fn due(o: &Order) -> u128 {
 }
 
 pub async fn event_kinds(env: &Env, subject_order: &Order) -> Vec<String> {
+    order_events(env, subject_order)
+        .await
+        .into_iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect()
+}
+
+/// The events about an order and its payments, oldest first.
+pub async fn order_events(env: &Env, subject_order: &Order) -> Vec<coffer_core::Event> {
     let events = env
         .store
         .list_events(&coffer_store::EventQuery {
@@ -333,6 +342,6 @@ pub async fn event_kinds(env: &Env, subject_order: &Order) -> Vec<String> {
             e.event.subject == subject_order.id.to_string()
                 || payments.iter().any(|p| p.id.to_string() == e.event.subject)
         })
-        .map(|e| e.event.kind.as_str().to_owned())
+        .map(|e| e.event)
         .collect()
 }
