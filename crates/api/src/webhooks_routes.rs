@@ -20,8 +20,18 @@ use coffer_webhooks::service::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::v1::docs::{ErrorBody, ListBody};
+use crate::v1::paging::{page, whole};
 use crate::{AppState, error_response};
+
+/// The OpenAPI description of these routes, merged into API v1's document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    create, list, show, update, remove, rotate, deliveries, redeliver, events
+))]
+pub struct WebhooksDoc;
 
 #[derive(Clone)]
 pub struct WebhooksApi {
@@ -173,7 +183,7 @@ fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     url: String,
@@ -187,6 +197,10 @@ fn yes() -> bool {
     true
 }
 
+/// Create an endpoint; the answer carries its signing `secret`, shown this once.
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = CreateBody,
+    responses((status = 201, description = "The endpoint and its secret"), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn create(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -204,14 +218,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// The merchant's endpoints, oldest first (never paged).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    responses((status = 200, body = ListBody)), security(("api_key" = ["admin"])))]
 async fn list(State(api): State<WebhooksApi>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let merchant = authorize(&api.engine, &headers, Scope::Admin).await?;
     let list = api.service.list(&merchant).await?;
-    Ok(Json(
-        json!({"object": "list", "data": list.iter().map(endpoint_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(whole(list.iter().map(endpoint_json).collect())))
 }
 
+/// One endpoint.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id (whk_…)")),
+    responses((status = 200, description = "The endpoint (never its secret)"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn show(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -222,7 +241,7 @@ async fn show(
     Ok(Json(endpoint_json(&endpoint)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
     url: Option<String>,
@@ -230,6 +249,11 @@ struct PatchBody {
     enabled: Option<bool>,
 }
 
+/// Change an endpoint's `url`, `events` or `enabled`.
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id (whk_…)")),
+    request_body = PatchBody,
+    responses((status = 200, description = "The endpoint (never its secret)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn update(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -253,6 +277,10 @@ async fn update(
     Ok(Json(endpoint_json(&endpoint)))
 }
 
+/// Delete an endpoint; its pending deliveries are given up.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id (whk_…)")),
+    responses((status = 200, description = "Deleted"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn remove(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -266,6 +294,10 @@ async fn remove(
     ))
 }
 
+/// A new signing secret (shown once); the old one stays valid 24 h.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id (whk_…)")),
+    responses((status = 200, description = "The endpoint and its new secret"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn rotate(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -278,13 +310,21 @@ async fn rotate(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageParams {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1-500, default 100.
     limit: Option<u32>,
 }
 
+/// An endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id (whk_…)"), PageParams),
+    responses((status = 200, body = ListBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn deliveries(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -304,20 +344,19 @@ async fn deliveries(
         })
         .transpose()?;
     let limit = page_limit(params.limit)?;
+    // One more than asked tells whether another page follows.
     let list = api
         .service
-        .deliveries(&merchant, &webhook_id(&id)?, after, limit)
+        .deliveries(&merchant, &webhook_id(&id)?, after, limit + 1)
         .await?;
-    let next = (list.len() == limit as usize)
-        .then(|| list.last().map(|d| d.id.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "object": "list",
-        "data": list.iter().map(delivery_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(page(list, limit, |d| d.id.to_string(), delivery_json)))
 }
 
+/// Attempt a delivery again now.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "webhooks",
+    params(("id" = String, Path, description = "Endpoint id (whk_…)"), ("delivery" = String, Path, description = "Delivery id (dlv_…)")),
+    responses((status = 200, description = "The delivery"), (status = 404, body = ErrorBody)),
+    security(("api_key" = ["admin"])))]
 async fn redeliver(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -334,13 +373,18 @@ async fn redeliver(
     Ok(Json(delivery_json(&d)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventParams {
+    /// Only events of this type, e.g. `order.settled`.
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// RFC 3339; clamped to the last 30 days.
     created_from: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1-500, default 100.
     limit: Option<u32>,
 }
 
@@ -356,6 +400,10 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// Your events of the last 30 days, oldest first: what you reconcile webhooks against.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams),
+    responses((status = 200, body = ListBody), (status = 400, body = ErrorBody)),
+    security(("api_key" = ["orders:read"])))]
 async fn events(
     State(api): State<WebhooksApi>,
     headers: HeaderMap,
@@ -406,16 +454,10 @@ async fn events(
         })
         .transpose()?;
     let limit = page_limit(params.limit)?;
+    // One more than asked tells whether another page follows.
     let list = api
         .service
-        .events(&merchant, kind, created_from, after, limit)
+        .events(&merchant, kind, created_from, after, limit + 1)
         .await?;
-    let next = (list.len() == limit as usize)
-        .then(|| list.last().map(|e| e.seq.to_string()))
-        .flatten();
-    Ok(Json(json!({
-        "object": "list",
-        "data": list.iter().map(event_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(page(list, limit, |e| e.seq.to_string(), event_json)))
 }

@@ -70,6 +70,7 @@ fn engine(db: &TestDb) -> Engine {
 struct App {
     base: String,
     engine: Engine,
+    webhooks: coffer_webhooks::Webhooks,
     http: reqwest::Client,
     /// Admin keys of merchants A and B.
     a: String,
@@ -88,6 +89,19 @@ impl App {
             metrics: coffer_api::metrics_handle(),
         };
         let api = coffer_api::v1::router(&state, &settings);
+        // The webhook and events routes, mounted beside v1 as `coffer serve` does.
+        let webhooks = coffer_webhooks::Webhooks::new(
+            db.store.clone(),
+            engine.clock().clone(),
+            coffer_webhooks::MasterKey::from_bytes([7; 32]),
+            coffer_webhooks::Settings::default(),
+        );
+        let api = api.merge(coffer_api::webhooks_routes::router(
+            coffer_api::webhooks_routes::WebhooksApi {
+                engine: engine.clone(),
+                service: webhooks.service(),
+            },
+        ));
         let app = coffer_api::router(state, &HttpSettings::default(), api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -97,6 +111,7 @@ impl App {
         App {
             base,
             engine,
+            webhooks,
             http: coffer_testkit::http_client(),
             a: a.token,
             b: b.token,
@@ -131,6 +146,23 @@ impl App {
         let text = res.text().await.unwrap();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
+    }
+
+    /// `n` orders of 1.00, 2.00, … USD; their ids, oldest first.
+    async fn usd_orders(&self, key: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let (status, o) = self
+                .post(
+                    "/api/v1/orders",
+                    key,
+                    json!({"amount": format!("{}.00", i + 1), "currency": "USD"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{o}");
+            ids.push(o["id"].as_str().unwrap().to_owned());
+        }
+        ids
     }
 
     async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
@@ -502,18 +534,7 @@ async fn order_lifecycle(db: &TestDb) {
 async fn pagination(db: &TestDb) {
     let app = App::start(db).await;
     let a = &app.a;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let (status, o) = app
-            .post(
-                "/api/v1/orders",
-                a,
-                json!({"amount": format!("{}.00", i + 1), "currency": "USD"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        ids.push(o["id"].as_str().unwrap().to_owned());
-    }
+    let ids = app.usd_orders(a, 5).await;
     let (_, other) = app
         .post(
             "/api/v1/orders",
@@ -574,6 +595,90 @@ async fn pagination(db: &TestDb) {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(code(&body), expected_code, "{path}");
         assert_eq!(body["error"]["field"], field, "{path}");
+    }
+}
+
+/// Every list of the native API has one envelope: `object`, `data`, `has_more` and
+/// `next_cursor` (a string exactly when `has_more`). The events feed and the delivery log
+/// had no `has_more` and gave a cursor whenever a page was full, even when nothing followed.
+async fn list_envelopes_are_uniform(db: &TestDb) {
+    let app = App::start(db).await;
+    let a = &app.a;
+    let (status, hook) = app
+        .post(
+            "/api/v1/webhooks",
+            a,
+            json!({"url": "https://hooks.example/coffer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook = hook["id"].as_str().unwrap().to_owned();
+    let order = app.usd_orders(a, 3).await.pop().unwrap();
+    // One order.created event each, and a delivery of each to the endpoint.
+    app.webhooks.dispatch_once(100).await.unwrap();
+
+    let paged = [
+        "/api/v1/events?".to_owned(),
+        format!("/api/v1/webhooks/{hook}/deliveries?"),
+        "/api/v1/orders?".to_owned(),
+    ];
+    for base in &paged {
+        let mut seen = Vec::new();
+        let mut path = format!("{base}limit=2");
+        let mut pages = 0;
+        loop {
+            let (status, page) = app.get(&path, a).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {page}");
+            pages += 1;
+            for item in page["data"].as_array().unwrap() {
+                seen.push(item["id"].as_str().unwrap().to_owned());
+            }
+            if page["has_more"] == true {
+                let cursor = page["next_cursor"]
+                    .as_str()
+                    .expect("a cursor when has_more");
+                path = format!("{base}limit=2&cursor={cursor}");
+            } else {
+                assert_eq!(page["has_more"], false, "{path}: {page}");
+                assert!(page["next_cursor"].is_null(), "{path}: {page}");
+                break;
+            }
+        }
+        assert_eq!(pages, 2, "{base}");
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 3, "{base}: {seen:?}");
+        // A page holding exactly what is left says so: no cursor to an empty page.
+        let (_, page) = app.get(&format!("{base}limit=3"), a).await;
+        assert_eq!(page["data"].as_array().unwrap().len(), 3, "{base}");
+        assert_eq!(page["has_more"], false, "{base}: {page}");
+        assert!(page["next_cursor"].is_null(), "{base}: {page}");
+    }
+
+    let every_list = [
+        "/api/v1/orders".to_owned(),
+        format!("/api/v1/orders/{order}/payments"),
+        "/api/v1/payouts".to_owned(),
+        "/api/v1/deposits".to_owned(),
+        "/api/v1/deposit-accounts".to_owned(),
+        "/api/v1/events".to_owned(),
+        "/api/v1/webhooks".to_owned(),
+        format!("/api/v1/webhooks/{hook}/deliveries"),
+        "/api/v1/assets".to_owned(),
+        "/api/v1/fiat-currencies".to_owned(),
+        "/api/v1/wallets".to_owned(),
+        "/api/v1/rates".to_owned(),
+    ];
+    for path in &every_list {
+        let (status, list) = app.get(path, a).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {list}");
+        assert_eq!(list["object"], "list", "{path}");
+        assert!(list["data"].is_array(), "{path}");
+        let has_more = list["has_more"].as_bool().expect("has_more");
+        let cursor = list.get("next_cursor").expect("next_cursor");
+        assert_eq!(cursor.is_string(), has_more, "{path}: {list}");
+        assert!(cursor.is_string() || cursor.is_null(), "{path}");
     }
 }
 
@@ -1157,6 +1262,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/payouts/{id}/status"),
     ("get", "/api/v1/dialects/{dialect}/settings"),
     ("put", "/api/v1/dialects/{dialect}/settings"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("patch", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("post", "/api/v1/webhooks/{id}/rotate"),
+    ("get", "/api/v1/webhooks/{id}/deliveries"),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+    ),
+    ("get", "/api/v1/events"),
 ];
 
 async fn openapi_and_docs(db: &TestDb) {
@@ -1984,6 +2101,7 @@ both_backends! {
     repair => repair;
     order_lifecycle => order_lifecycle;
     pagination => pagination;
+    list_envelopes_are_uniform => list_envelopes_are_uniform;
     merchants_are_isolated => merchants_are_isolated;
     keys_and_scopes => keys_and_scopes;
     bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;

@@ -580,7 +580,7 @@ pub(crate) async fn list_deliveries<B: Backend>(
         .opt_text(query.merchant_id.as_ref().map(|m| m.to_string()))
         .opt_text(query.endpoint_id.as_ref().map(|e| e.to_string()))
         .opt_text(query.after.as_ref().map(|d| d.to_string()))
-        .int(i64::from(query.limit.clamp(1, 500)));
+        .int(i64::from(query.limit.clamp(1, crate::sql_store::MAX_PAGE)));
     rows(backend.fetch(q).await?, delivery_from_row)
 }
 

@@ -89,9 +89,7 @@ pub async fn list_assets(
             })
         })
         .collect();
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    Ok(Json(super::paging::whole(data)))
 }
 
 /// The fiat currencies orders can be priced in.
@@ -126,12 +124,10 @@ pub async fn list_rates(
         })
     })?;
     let current = state.engine.current_rates(&params.assets, &params.fiat)?;
-    Ok(Json(json!({
-        "object": "list",
-        "data": current["rates"],
-        "at": current["at"],
-        "has_more": false,
-    })))
+    let rates = current["rates"].as_array().cloned().unwrap_or_default();
+    let mut list = super::paging::whole(rates);
+    list["at"] = current["at"].clone();
+    Ok(Json(list))
 }
 
 #[utoipa::path(get, path = "/api/v1/fiat-currencies", tag = "catalog",
@@ -142,9 +138,7 @@ pub async fn list_fiat(auth: Auth) -> Result<Json<Value>, ApiError> {
         .iter()
         .map(|c| json!({"code": c.code, "name": c.name, "minor_units": c.minor_units}))
         .collect();
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    Ok(Json(super::paging::whole(data)))
 }
 
 /// Set (or replace) the merchant's receiving wallet for a chain. Replacing it with another
@@ -213,9 +207,7 @@ pub async fn list_wallets(
         }
         data.push(json);
     }
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    Ok(Json(super::paging::whole(data)))
 }
 
 /// Set how many confirmations the merchant's new orders on a chain need (orders already created

@@ -11,14 +11,14 @@ use coffer_core::{PaymentStatus, Scope};
 use coffer_engine::view::{deposit_account_json, deposit_json};
 use coffer_store::{DepositAccountQuery, DepositQuery};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::docs::ErrorBody;
+use super::docs::{ErrorBody, ListBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
 use super::orders::{parse_limit, query_error};
-use super::paging::{decode_seq_cursor, encode_seq_cursor};
+use super::paging::{decode_seq_cursor, encode_seq_cursor, page};
 use crate::AppState;
 
 fn cursor(kind: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -59,25 +59,6 @@ pub struct DepositListParams {
     pub limit: Option<String>,
 }
 
-/// A page of a numbered list (`limit + 1` items fetched to know whether more follow).
-fn page<T>(
-    mut items: Vec<T>,
-    limit: u32,
-    kind: &str,
-    seq: impl Fn(&T) -> i64,
-    show: impl Fn(&T) -> Value,
-) -> Value {
-    let has_more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = if has_more {
-        items.last().map(|i| encode_seq_cursor(kind, seq(i)))
-    } else {
-        None
-    };
-    let data: Vec<Value> = items.iter().map(show).collect();
-    json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
-}
-
 /// Create the deposit account of one of your users (201), or answer the existing one for the
 /// same reference (200). It gets one address on every chain where you have a wallet.
 #[utoipa::path(post, path = "/api/v1/deposit-accounts", tag = "deposits",
@@ -106,7 +87,7 @@ pub async fn create_deposit_account(
 
 /// Your deposit accounts, newest first.
 #[utoipa::path(get, path = "/api/v1/deposit-accounts", tag = "deposits", params(AccountListParams),
-    responses((status = 200, description = "A page of accounts"), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = ListBody, description = "A page of deposit accounts"), (status = 400, body = ErrorBody)),
     security(("api_key" = ["orders:read"])))]
 pub async fn list_deposit_accounts(
     State(state): State<AppState>,
@@ -131,8 +112,7 @@ pub async fn list_deposit_accounts(
     Ok(Json(page(
         items,
         limit,
-        "acct",
-        |a| a.seq,
+        |a| encode_seq_cursor("acct", a.seq),
         deposit_account_json,
     )))
 }
@@ -161,7 +141,7 @@ pub async fn get_deposit_account(
 
 /// Deposits to your accounts' addresses, newest first.
 #[utoipa::path(get, path = "/api/v1/deposits", tag = "deposits", params(DepositListParams),
-    responses((status = 200, description = "A page of deposits"), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = ListBody, description = "A page of deposits"), (status = 400, body = ErrorBody)),
     security(("api_key" = ["orders:read"])))]
 pub async fn list_deposits(
     State(state): State<AppState>,
@@ -210,8 +190,7 @@ pub async fn list_deposits(
     Ok(Json(page(
         items,
         limit,
-        "dep",
-        |d| d.seq,
+        |d| encode_seq_cursor("dep", d.seq),
         |d| deposit_json(d, &assets),
     )))
 }

@@ -144,7 +144,8 @@ pub struct PayoutBody {
     updated_at: String,
 }
 
-/// A page of a list.
+/// A page of a list: every list of the API has this envelope (lists that are never paged
+/// answer `has_more: false`, `next_cursor: null`).
 #[derive(ToSchema)]
 #[schema(as = List)]
 pub struct ListBody {
@@ -152,8 +153,9 @@ pub struct ListBody {
     object: String,
     #[schema(value_type = Vec<Object>)]
     data: (),
+    /// Whether another page follows.
     has_more: bool,
-    /// Pass as `cursor` to get the next page; null on the last page.
+    /// Pass as `cursor` to get the next page: a string exactly when `has_more`, else null.
     next_cursor: Option<String>,
 }
 

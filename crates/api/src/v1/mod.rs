@@ -11,7 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod orders;
-mod paging;
+pub(crate) mod paging;
 pub mod payouts;
 
 use std::sync::Arc;
@@ -49,7 +49,10 @@ impl Default for ApiSettings {
 
 /// The v1 routes and their OpenAPI document, before any layer.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+    let mut doc = docs::ApiDoc::openapi();
+    // The webhook and events routes carry their own state; their description joins here.
+    doc.merge(crate::webhooks_routes::WebhooksDoc::openapi());
+    OpenApiRouter::with_openapi(doc)
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::choose_asset))

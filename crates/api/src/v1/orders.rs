@@ -15,12 +15,12 @@ use coffer_engine::view::{order_json, payment_json};
 use coffer_store::{OrderCursor, OrderQuery};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
-use super::docs::{ErrorBody, ListBody, OrderBody, PaymentBody};
+use super::docs::{ErrorBody, ListBody, OrderBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth, OrderPath};
 use crate::AppState;
@@ -327,21 +327,13 @@ pub async fn list_orders(
         after: params.cursor.as_deref().map(decode_cursor).transpose()?,
         limit: limit + 1,
     };
-    let mut orders = state.engine.list_orders(&query).await?;
-    let has_more = orders.len() > limit as usize;
-    orders.truncate(limit as usize);
-    let next_cursor = if has_more {
-        orders.last().map(encode_cursor)
-    } else {
-        None
-    };
-    let data: Vec<Value> = orders.iter().map(|o| order_response(&state, o)).collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "next_cursor": next_cursor,
-    })))
+    let orders = state.engine.list_orders(&query).await?;
+    Ok(Json(super::paging::page(
+        orders,
+        limit,
+        encode_cursor,
+        |o| order_response(&state, o),
+    )))
 }
 
 /// Choose or change the asset of a pending, unpaid order: new address and amount, the rate
@@ -465,7 +457,7 @@ pub async fn repair_order(
 /// The on-chain payments seen for an order.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/payments", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
-    responses((status = 200, body = Vec<PaymentBody>), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ListBody, description = "The payments (`data`: Payment objects)"), (status = 404, body = ErrorBody)),
     security(("api_key" = ["orders:read"])))]
 pub async fn order_payments(
     State(state): State<AppState>,
@@ -478,9 +470,7 @@ pub async fn order_payments(
         .iter()
         .map(|p| payment_json(p, state.engine.assets()))
         .collect();
-    Ok(Json(
-        json!({"object": "list", "data": data, "has_more": false}),
-    ))
+    Ok(Json(super::paging::whole(data)))
 }
 
 #[cfg(test)]

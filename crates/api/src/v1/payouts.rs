@@ -11,14 +11,14 @@ use coffer_core::{PayoutKind, PayoutRequest, PayoutStatus, Scope};
 use coffer_engine::payouts::payout_json;
 use coffer_store::PayoutQuery;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::docs::{ErrorBody, ListBody, PayoutBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth, PayoutPath};
 use super::orders::{parse_limit, query_error};
-use super::paging::{decode_seq_cursor, encode_seq_cursor};
+use super::paging::{decode_seq_cursor, encode_seq_cursor, page};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -103,21 +103,13 @@ pub async fn list_payouts(
         limit: limit + 1,
         ..PayoutQuery::default()
     };
-    let (mut payouts, _) = state.engine.list_payouts(merchant, query).await?;
-    let has_more = payouts.len() > limit as usize;
-    payouts.truncate(limit as usize);
-    let next_cursor = if has_more {
-        payouts.last().map(|p| encode_seq_cursor("pout", p.seq))
-    } else {
-        None
-    };
-    let data: Vec<Value> = payouts.iter().map(payout_response).collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "next_cursor": next_cursor,
-    })))
+    let (payouts, _) = state.engine.list_payouts(merchant, query).await?;
+    Ok(Json(page(
+        payouts,
+        limit,
+        |p| encode_seq_cursor("pout", p.seq),
+        payout_response,
+    )))
 }
 
 /// Retrieve a payout request.

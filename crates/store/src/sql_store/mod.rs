@@ -41,8 +41,9 @@ use crate::{
 use group_commit::GroupCommit;
 pub use group_commit::MAX_GROUP;
 
-/// Largest page any list query returns.
-pub const MAX_PAGE: u32 = 500;
+/// Largest page any list query returns: the APIs' largest page (500) plus the one row that
+/// tells them whether another page follows.
+pub const MAX_PAGE: u32 = 501;
 
 pub struct SqlStore<B: Backend> {
     backend: Arc<B>,
