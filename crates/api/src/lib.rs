@@ -1,14 +1,16 @@
 //! Coffer's HTTP surface: the axum application with health, readiness and metrics, request
-//! ids, body limits and request logs. API routes (native and dialects) mount onto [`router`].
+//! ids, body limits, request logs, per-client limits and request timeouts. API routes (native
+//! and dialects) mount onto [`router`]; [`edge`] serves it.
 
+pub mod edge;
 pub mod webhooks_routes;
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{ConnectInfo, MatchedPath, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +25,10 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
+
+use crate::edge::client::{ClientAddr, ClientAddressing};
+use crate::edge::limit::{ClientLimitSettings, ClientLimits};
 
 pub mod v1;
 
@@ -40,6 +46,13 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Serve `/metrics` on the main listener (off when a separate admin listener is used).
     pub metrics_on_main: bool,
+    /// How long a handler may take to produce its response head (a stream's body then runs
+    /// as long as the stream lives); `None`: no limit.
+    pub request_timeout: Option<Duration>,
+    /// Who a request comes from (trusted proxies).
+    pub addressing: ClientAddressing,
+    /// Per-client request limits of the unauthenticated routes.
+    pub client_limits: ClientLimitSettings,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +60,9 @@ impl Default for HttpSettings {
         Self {
             body_limit: 64 * 1024,
             metrics_on_main: true,
+            request_timeout: Some(Duration::from_secs(30)),
+            addressing: ClientAddressing::default(),
+            client_limits: ClientLimitSettings::default(),
         }
     }
 }
@@ -128,9 +144,19 @@ pub fn router_with(
     if settings.metrics_on_main {
         app = app.route("/metrics", get(metrics_text));
     }
+    let limits = Arc::new(ClientLimits::new(&settings.client_limits));
+    let timeout = RequestTimeout {
+        after: settings.request_timeout,
+        shapes: shapes.clone(),
+    };
     app.fallback(not_found)
-        .layer(middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(settings.body_limit))
+        .layer(middleware::from_fn_with_state(timeout, limit_duration))
+        .layer(middleware::from_fn_with_state(
+            limits,
+            edge::limit::limit_clients,
+        ))
+        .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn_with_state(shapes, shape_framework_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
@@ -139,9 +165,18 @@ pub fn router_with(
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+                let client = req
+                    .extensions()
+                    .get::<ClientAddr>()
+                    .map(|c| c.0.to_string())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id, client)
             }),
         )
+        .layer(middleware::from_fn_with_state(
+            Arc::new(settings.addressing.clone()),
+            resolve_client,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .with_state(state)
@@ -289,6 +324,7 @@ async fn shape_framework_errors(
         return response;
     }
     let allow = response.headers().get(header::ALLOW).cloned();
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
     let (code, default) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed"),
@@ -297,6 +333,7 @@ async fn shape_framework_errors(
             "request body is larger than the server accepts",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported media type"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
         _ => ("invalid_request", "the request is not valid"),
     };
     let detail = match axum::body::to_bytes(response.into_body(), 1024).await {
@@ -313,19 +350,88 @@ async fn shape_framework_errors(
     if let Some(allow) = allow {
         shaped.headers_mut().insert(header::ALLOW, allow);
     }
+    if let Some(retry_after) = retry_after {
+        shaped
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
+    }
     shaped
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Attribute the request to its client ([`ClientAddr`]): the socket peer, or the address
+/// trusted proxies vouch for.
+async fn resolve_client(
+    State(addressing): State<Arc<ClientAddressing>>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let client = addressing.client_of(peer.ip(), req.headers());
+        req.extensions_mut().insert(ClientAddr(client));
+    }
+    next.run(req).await
+}
+
+#[derive(Clone)]
+struct RequestTimeout {
+    after: Option<Duration>,
+    shapes: ErrorShapes,
+}
+
+/// The per-request timeout. The handler runs as its own task: past the timeout the client
+/// gets a 503 and its connection is free, while the handler finishes what it started (a
+/// write is never cut between its commit and what follows it, such as storing the response
+/// of an idempotency key); the same holds when the client goes away.
+async fn limit_duration(
+    State(timeout): State<RequestTimeout>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    let Some(after) = timeout.after else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path().to_owned();
+    let task = tokio::spawn(next.run(req).in_current_span());
+    match tokio::time::timeout(after, task).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "request handler failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+                None,
+            )
+        }
+        Err(_) => {
+            metrics::counter!("coffer_http_request_timeouts_total").increment(1);
+            tracing::warn!(timeout_ms = after.as_millis(), "request timed out");
+            let message = "the request took longer than the server allows; retry later";
+            match timeout.shapes.for_path(&path) {
+                Some(shape) => shape(StatusCode::SERVICE_UNAVAILABLE, message),
+                None => error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "request_timeout",
+                    message,
+                    None,
+                ),
+            }
+        }
+    }
+}
+
+/// Serve `app` on `listener` with the default connection settings until `shutdown`
+/// resolves, then finish in-flight requests (see [`edge::server::serve_with`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    edge::server::serve_with(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        edge::server::ServerSettings::default(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }

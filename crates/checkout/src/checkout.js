@@ -60,7 +60,8 @@
     });
     es.onerror = function () {
       fails++;
-      if (fails >= 3 && es) { es.close(); es = null; poll(); }
+      // A refused stream (429 over a cap) closes for good: poll /status instead.
+      if (es && (fails >= 3 || es.readyState === 2)) { es.close(); es = null; poll(); }
     };
   }
   document.addEventListener("click", function (e) {

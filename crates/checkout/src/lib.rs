@@ -14,15 +14,17 @@ pub mod i18n;
 pub mod model;
 pub mod page;
 pub mod qr;
+pub mod streams;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +49,13 @@ pub struct CheckoutSettings {
     pub live_interval: Duration,
     /// A live-update stream ends after this long; the browser reconnects by itself.
     pub max_stream: Duration,
+    /// Live-update streams open at once per order.
+    pub max_streams_per_order: usize,
+    /// Live-update streams open at once per client address.
+    pub max_streams_per_client: usize,
+    /// The client address a request counts against (the server's notion, trusted proxies
+    /// included); by default the socket peer.
+    pub client_of: fn(&Extensions) -> Option<IpAddr>,
 }
 
 impl Default for CheckoutSettings {
@@ -55,8 +64,17 @@ impl Default for CheckoutSettings {
             explorers: BTreeMap::new(),
             live_interval: Duration::from_secs(1),
             max_stream: Duration::from_secs(15 * 60),
+            max_streams_per_order: 16,
+            max_streams_per_client: 64,
+            client_of: socket_peer,
         }
     }
+}
+
+fn socket_peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// The checkout's shared state.
@@ -66,15 +84,25 @@ pub struct Checkout {
     settings: Arc<CheckoutSettings>,
     /// Flips to `true` at shutdown: live-update streams end so the server can stop.
     stop: watch::Receiver<bool>,
+    streams: Arc<streams::StreamCaps>,
 }
 
 impl Checkout {
     pub fn new(engine: Engine, settings: CheckoutSettings, stop: watch::Receiver<bool>) -> Self {
         Self {
             engine,
+            streams: streams::StreamCaps::new(
+                settings.max_streams_per_order,
+                settings.max_streams_per_client,
+            ),
             settings: Arc::new(settings),
             stop,
         }
+    }
+
+    /// Live-update streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.streams.count()
     }
 }
 
@@ -365,8 +393,13 @@ async fn status(State(c): State<Checkout>, Path(token): Path<String>) -> Respons
 /// Live updates: the current status at once, then one `status` event whenever what the page
 /// shows changes (the order's version, a confirmation, the clock passing the expiry). The
 /// order is re-read every `live_interval`; the stream ends on a final screen, at shutdown and
-/// after `max_stream` (browsers reconnect by themselves).
-async fn events(State(c): State<Checkout>, Path(token): Path<String>) -> Response {
+/// after `max_stream` (browsers reconnect by themselves). Over a stream cap: 429 (the page
+/// then polls `/status`).
+async fn events(
+    State(c): State<Checkout>,
+    Path(token): Path<String>,
+    extensions: Extensions,
+) -> Response {
     let order = match c.order(&token).await {
         Ok(Some(order)) => order,
         Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "no such checkout"),
@@ -378,8 +411,14 @@ async fn events(State(c): State<Checkout>, Path(token): Path<String>) -> Respons
             );
         }
     };
+    let client = (c.settings.client_of)(&extensions);
+    let slot = match c.streams.open(&order.id, client) {
+        Ok(slot) => slot,
+        Err(refused) => return too_many_streams(refused),
+    };
     let started = tokio::time::Instant::now();
     let state = Stream {
+        _slot: slot,
         checkout: c.clone(),
         token: order.checkout_token.clone(),
         last: None,
@@ -401,7 +440,20 @@ async fn events(State(c): State<Checkout>, Path(token): Path<String>) -> Respons
     r
 }
 
+fn too_many_streams(refused: streams::Refused) -> Response {
+    let message = match refused {
+        streams::Refused::PerOrder => "too many live-update streams are open for this checkout",
+        streams::Refused::PerClient => "too many live-update streams are open from this address",
+    };
+    let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_streams", message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    r
+}
+
 struct Stream {
+    /// Held while the stream is open.
+    _slot: streams::StreamSlot,
     checkout: Checkout,
     token: CheckoutToken,
     last: Option<String>,

@@ -109,6 +109,7 @@ pub struct Config {
     pub log_level: String,
     pub http: HttpConfig,
     pub api: ApiConfig,
+    pub checkout: CheckoutConfig,
     pub orders: OrdersConfig,
     pub rates: RatesConfig,
     pub chains: Vec<ChainConfig>,
@@ -128,6 +129,7 @@ impl Default for Config {
             log_level: "info".into(),
             http: HttpConfig::default(),
             api: ApiConfig::default(),
+            checkout: CheckoutConfig::default(),
             orders: OrdersConfig::default(),
             rates: RatesConfig::default(),
             chains: Vec::new(),
@@ -141,12 +143,98 @@ impl Default for Config {
 pub struct HttpConfig {
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
+    /// A request head must arrive whole within this long (of the accept for a connection's
+    /// first request, of its first byte for later ones).
+    pub header_read_timeout: ConfigDuration,
+    /// A kept-alive connection without a request for this long is closed.
+    pub idle_timeout: ConfigDuration,
+    /// How long a handler may take to answer (not a stream's lifetime).
+    pub request_timeout: ConfigDuration,
+    /// At shutdown, how long requests in flight may still take.
+    pub shutdown_timeout: ConfigDuration,
+    /// Open connections at most, all listeners together (lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// Open connections at most from one client address (trusted proxies: only the total).
+    pub max_connections_per_client: usize,
+    /// Proxies (addresses or networks) whose forwarding header names the client.
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies set: `x-forwarded-for` or `forwarded`.
+    pub client_address_header: String,
+    /// Requests per minute per client address on the unauthenticated routes; 0 = no limit.
+    pub public_rate_limit_per_minute: u32,
+    /// Password logins per minute per client address; 0 = no limit.
+    pub login_rate_limit_per_minute: u32,
+    /// Serve HTTPS: the certificate chain (PEM), re-read on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key (PEM), re-read on SIGHUP.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             body_limit: 64 * 1024,
+            header_read_timeout: ConfigDuration(time::Duration::seconds(10)),
+            idle_timeout: ConfigDuration(time::Duration::seconds(60)),
+            request_timeout: ConfigDuration(time::Duration::seconds(30)),
+            shutdown_timeout: ConfigDuration(time::Duration::seconds(30)),
+            max_connections: 10_000,
+            max_connections_per_client: 256,
+            trusted_proxies: Vec::new(),
+            client_address_header: "x-forwarded-for".into(),
+            public_rate_limit_per_minute: 600,
+            login_rate_limit_per_minute: 10,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Who a request comes from: the trusted proxies and the header they set.
+    pub fn addressing(&self) -> Result<coffer_api::edge::client::ClientAddressing, ConfigError> {
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.parse()
+                    .map_err(|e: String| invalid(format!("http.trusted_proxies[{i}]"), e))
+            })
+            .collect::<Result<_, _>>()?;
+        let header = self
+            .client_address_header
+            .parse()
+            .map_err(|e: String| invalid("http.client_address_header", e))?;
+        Ok(coffer_api::edge::client::ClientAddressing {
+            trusted_proxies,
+            header,
+        })
+    }
+
+    /// The certificate and key files, when HTTPS is on.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        self.tls_cert_file
+            .as_deref()
+            .zip(self.tls_key_file.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckoutConfig {
+    /// Live-update streams open at once for one order.
+    pub max_streams_per_order: usize,
+    /// Live-update streams open at once from one client address.
+    pub max_streams_per_client: usize,
+}
+
+impl Default for CheckoutConfig {
+    fn default() -> Self {
+        let d = coffer_checkout::CheckoutSettings::default();
+        Self {
+            max_streams_per_order: d.max_streams_per_order,
+            max_streams_per_client: d.max_streams_per_client,
         }
     }
 }
@@ -490,6 +578,7 @@ impl Config {
                 Err(invalid(key, "must be longer than zero"))
             }
         };
+        self.validate_edge(positive)?;
         positive("orders.default_expires_in", self.orders.default_expires_in)?;
         positive("orders.monitor_for", self.orders.monitor_for)?;
         positive(
@@ -525,6 +614,64 @@ impl Config {
     /// Whether prices come from the fixed table (`"fixed"` in `rates.sources`).
     pub fn uses_fixed_rates(&self) -> bool {
         self.rates.sources.iter().any(|s| s == "fixed")
+    }
+
+    /// The listener and checkout-stream keys (issue 23).
+    fn validate_edge(
+        &self,
+        positive: impl Fn(&str, ConfigDuration) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let h = &self.http;
+        positive("http.header_read_timeout", h.header_read_timeout)?;
+        positive("http.idle_timeout", h.idle_timeout)?;
+        positive("http.request_timeout", h.request_timeout)?;
+        positive("http.shutdown_timeout", h.shutdown_timeout)?;
+        for (key, n) in [
+            ("http.max_connections", h.max_connections),
+            (
+                "http.max_connections_per_client",
+                h.max_connections_per_client,
+            ),
+            (
+                "checkout.max_streams_per_order",
+                self.checkout.max_streams_per_order,
+            ),
+            (
+                "checkout.max_streams_per_client",
+                self.checkout.max_streams_per_client,
+            ),
+        ] {
+            if n == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        h.addressing()?;
+        match (&h.tls_cert_file, &h.tls_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "http.tls_key_file",
+                    "is needed with http.tls_cert_file",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "http.tls_cert_file",
+                    "is needed with http.tls_key_file",
+                ));
+            }
+            _ => {}
+        }
+        for (key, file) in [
+            ("http.tls_cert_file", &h.tls_cert_file),
+            ("http.tls_key_file", &h.tls_key_file),
+        ] {
+            if let Some(file) = file
+                && !file.is_file()
+            {
+                return Err(invalid(key, format!("{} is not a file", file.display())));
+            }
+        }
+        Ok(())
     }
 
     /// Settings of the rate providers to refresh: the market sources, or only the fiat
@@ -656,9 +803,14 @@ impl Config {
     }
 
     pub fn public_url(&self) -> String {
+        let scheme = if self.http.tls_files().is_some() {
+            "https"
+        } else {
+            "http"
+        };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
 
     /// The fixed table as configured (parsed and checked even when market sources are used),
@@ -1024,6 +1176,38 @@ log_level = "info"
 [http]
 # Largest accepted request body, bytes.
 body_limit = 65536
+# A request head must arrive whole within this long (of the accept for a connection's first
+# request, of its first byte for later ones); a kept-alive connection idle this long is
+# closed; a handler answering later gets 503 (a stream's body is not limited by it); at
+# shutdown, requests in flight get this long to finish.
+header_read_timeout = "10s"
+idle_timeout = "60s"
+request_timeout = "30s"
+shutdown_timeout = "30s"
+# Open connections at most: in all (lowered to fit the open-file limit, which is raised to
+# its hard limit at start), and from one client address. Above a cap new connections are
+# closed at once; open ones keep working.
+max_connections = 10000
+max_connections_per_client = 256
+# Requests per minute per client address on the unauthenticated routes (checkout pages,
+# status, streams, /readyz, Aurpay's key lookup), and for password logins (Aurpay's Get
+# API-Key). Bursts up to a minute's worth; 0 = no limit. 429 with Retry-After beyond.
+public_rate_limit_per_minute = 600
+login_rate_limit_per_minute = 10
+# Behind a reverse proxy: the proxies (addresses or networks) whose forwarding header names
+# the client, and which header they set ("x-forwarded-for" or "forwarded"). Nobody's header
+# is believed unless listed here (example).
+# trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+client_address_header = "x-forwarded-for"
+# HTTPS without a proxy: PEM certificate chain and private key, re-read on SIGHUP (example).
+# tls_cert_file = "/etc/coffer/tls/fullchain.pem"
+# tls_key_file = "/etc/coffer/tls/privkey.pem"
+
+[checkout]
+# Live-update streams (/pay/{token}/events) open at once per order and per client address;
+# beyond them 429 (the page then polls /pay/{token}/status).
+max_streams_per_order = 16
+max_streams_per_client = 64
 
 [api]
 # Requests per minute per API key on /api/v1 (bursts up to a minute's worth); 0 = no limit.
@@ -1190,6 +1374,74 @@ mod tests {
             (
                 "[[chains]]\nid = \"bsc\"\nkind = \"solana\"\nnative = { symbol = \"BNB\", decimals = 18 }",
                 "chains[0].kind",
+            ),
+        ] {
+            let err = Config::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml:?} → {err}");
+        }
+    }
+
+    #[test]
+    fn edge_keys_have_defaults_and_named_errors() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.http.header_read_timeout.std().as_secs(), 10);
+        assert_eq!(c.http.max_connections_per_client, 256);
+        assert!(
+            c.http.addressing().unwrap().trusted_proxies.is_empty(),
+            "nobody is trusted by default"
+        );
+        assert_eq!(c.checkout.max_streams_per_order, 16);
+        let c = Config::from_toml_str(
+            "[http]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\nclient_address_header = \"Forwarded\"\n",
+        )
+        .unwrap();
+        let a = c.http.addressing().unwrap();
+        assert_eq!(a.trusted_proxies.len(), 2);
+        assert_eq!(
+            a.header,
+            coffer_api::edge::client::ForwardedHeader::Forwarded
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("x.pem");
+        std::fs::write(&pem, "").unwrap();
+        let pem = pem.display().to_string();
+        let c = Config::from_toml_str(&format!(
+            "[http]\ntls_cert_file = {pem:?}\ntls_key_file = {pem:?}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.public_url(),
+            "https://127.0.0.1:8080",
+            "TLS makes the default https"
+        );
+        for (toml, key) in [
+            (
+                "[http]\ntrusted_proxies = [\"10.0.0.1\", \"10.0.0.0/40\"]",
+                "http.trusted_proxies[1]",
+            ),
+            (
+                "[http]\nclient_address_header = \"x-real-ip\"",
+                "http.client_address_header",
+            ),
+            (
+                "[http]\nmax_connections_per_client = 0",
+                "http.max_connections_per_client",
+            ),
+            (
+                "[http]\nheader_read_timeout = \"0s\"",
+                "http.header_read_timeout",
+            ),
+            (
+                "[checkout]\nmax_streams_per_order = 0",
+                "checkout.max_streams_per_order",
+            ),
+            (
+                &format!("[http]\ntls_cert_file = {pem:?}"),
+                "http.tls_key_file",
+            ),
+            (
+                "[http]\ntls_cert_file = \"/nonexistent.pem\"\ntls_key_file = \"/nonexistent.pem\"",
+                "http.tls_cert_file",
             ),
         ] {
             let err = Config::from_toml_str(toml).unwrap_err().to_string();

@@ -404,6 +404,7 @@ fn init_logging(config: &Config) {
 async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
     tracing::info!(?config, "starting coffer {}", env!("CARGO_PKG_VERSION"));
+    let edge = edge_settings(&config, raise_open_file_limit())?;
     let (engine, store) = open(&config).await?;
     let (rates, refresher) = rate_source(&config)?;
     let engine = engine.with_rates(rates);
@@ -411,10 +412,7 @@ async fn serve(config: Config) -> Result<()> {
         engine: engine.clone(),
         metrics: coffer_api::metrics_handle(),
     };
-    let http = coffer_api::HttpSettings {
-        body_limit: config.http.body_limit,
-        metrics_on_main: config.admin_listen.is_none(),
-    };
+    let http = http_settings(&config)?;
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
     let dialect_master = std::sync::Arc::new(key.clone());
@@ -457,6 +455,9 @@ async fn serve(config: Config) -> Result<()> {
         engine.clone(),
         coffer_checkout::CheckoutSettings {
             explorers: config.explorers()?,
+            max_streams_per_order: config.checkout.max_streams_per_order,
+            max_streams_per_client: config.checkout.max_streams_per_client,
+            client_of: coffer_api::edge::client::client_key_of,
             ..coffer_checkout::CheckoutSettings::default()
         },
         stop_rx.clone(),
@@ -490,7 +491,7 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
     // Printed for scripts and tests that bind port 0.
-    tracing::info!(address = %local, database = engine.database_kind(), "listening");
+    tracing::info!(address = %local, database = engine.database_kind(), tls = edge.tls.is_some(), "listening");
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(admin) = config.admin_listen {
@@ -500,10 +501,18 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(address = %admin_listener.local_addr()?, "admin listener");
         let admin_app = coffer_api::admin_router(state.clone());
         let rx = stop_rx.clone();
+        let settings = edge.admin.clone();
         tasks.spawn(async move {
-            let _ = coffer_api::serve(admin_listener, admin_app, wait_stop(rx)).await;
+            let _ = coffer_api::edge::server::serve_with(
+                admin_listener,
+                admin_app,
+                settings,
+                wait_stop(rx),
+            )
+            .await;
         });
     }
+    tasks.spawn(reload_tls_on_sighup(edge.tls.clone(), stop_rx.clone()));
     {
         let engine = engine.clone();
         let every = config.orders.expiry_sweep_interval.std();
@@ -630,10 +639,154 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    coffer_api::serve(listener, app, wait_stop(stop_rx)).await?;
+    coffer_api::edge::server::serve_with(listener, app, edge.main, wait_stop(stop_rx)).await?;
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the listeners are given (issue 23): connection caps shared by both, timeouts, and on
+/// the main listener TLS when configured.
+struct Edge {
+    main: coffer_api::edge::server::ServerSettings,
+    admin: coffer_api::edge::server::ServerSettings,
+    tls: Option<Arc<coffer_api::edge::tls::ReloadingCert>>,
+}
+
+fn edge_settings(config: &Config, open_files: Option<u64>) -> Result<Edge> {
+    let h = &config.http;
+    let max_connections = connection_cap(h.max_connections, open_files);
+    let connections = coffer_api::edge::server::ConnectionLimiter::new(
+        max_connections,
+        h.max_connections_per_client,
+        h.addressing()?,
+    );
+    let tls = match h.tls_files() {
+        Some((cert, key)) => Some(
+            coffer_api::edge::tls::ReloadingCert::load(cert, key).context(
+                "cannot load the TLS certificate (http.tls_cert_file, http.tls_key_file)",
+            )?,
+        ),
+        None => None,
+    };
+    let admin = coffer_api::edge::server::ServerSettings {
+        header_read_timeout: h.header_read_timeout.std(),
+        idle_timeout: h.idle_timeout.std(),
+        shutdown_timeout: h.shutdown_timeout.std(),
+        connections,
+        tls: None,
+    };
+    let main = coffer_api::edge::server::ServerSettings {
+        tls: tls.as_ref().map(|t| t.acceptor()).transpose()?,
+        ..admin.clone()
+    };
+    Ok(Edge { main, admin, tls })
+}
+
+/// `http.max_connections`, lowered to leave room for everything else under the open-file
+/// limit (database, chain nodes, webhooks, files): a quarter of it, 64 to 1,024 files.
+fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files.and_then(|l| usize::try_from(l).ok()) else {
+        return configured;
+    };
+    let room = limit.saturating_sub((limit / 4).clamp(64, 1024)).max(1);
+    if configured > room {
+        tracing::warn!(
+            configured,
+            open_file_limit = limit,
+            max_connections = room,
+            "http.max_connections lowered to fit the open-file limit"
+        );
+    }
+    configured.min(room)
+}
+
+/// Raise the soft open-file limit to the hard limit (every connection is a file); `None`
+/// where it cannot be read.
+fn raise_open_file_limit() -> Option<u64> {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(now) => {
+            let (soft, hard) = before.unwrap_or((now, now));
+            if now < 4096 {
+                tracing::warn!(
+                    soft_before = soft,
+                    hard,
+                    open_file_limit = now,
+                    "the open-file limit is low: raise it (LimitNOFILE= under systemd, ulimit -n) so the connection caps, not the limit, decide who is served"
+                );
+            } else {
+                tracing::info!(
+                    soft_before = soft,
+                    hard,
+                    open_file_limit = now,
+                    "open-file limit"
+                );
+            }
+            Some(now)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            None
+        }
+    }
+}
+
+/// The router's `http.*` settings: body limit, request timeout, client addresses and the
+/// per-client limits of the unauthenticated routes.
+fn http_settings(config: &Config) -> Result<coffer_api::HttpSettings> {
+    use coffer_api::edge::limit::RouteClass;
+    let h = &config.http;
+    let paths = [
+        ("/pay/", RouteClass::Public),
+        ("/readyz", RouteClass::Public),
+        ("/api/plugin/key/verify", RouteClass::Public),
+        ("/api/plugin/key/aurpay", RouteClass::Login),
+    ];
+    Ok(coffer_api::HttpSettings {
+        body_limit: h.body_limit,
+        metrics_on_main: config.admin_listen.is_none(),
+        request_timeout: Some(h.request_timeout.std()),
+        addressing: h.addressing()?,
+        client_limits: coffer_api::edge::limit::ClientLimitSettings {
+            public_per_minute: h.public_rate_limit_per_minute,
+            login_per_minute: h.login_rate_limit_per_minute,
+            paths: paths.iter().map(|(p, c)| ((*p).to_owned(), *c)).collect(),
+            ..Default::default()
+        },
+    })
+}
+
+/// On SIGHUP, read the TLS certificate and key again; connections keep theirs.
+async fn reload_tls_on_sighup(
+    tls: Option<Arc<coffer_api::edge::tls::ReloadingCert>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let stopped = wait_stop(stop);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => return,
+                _ = hup.recv() => match &tls {
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
+                    Some(cert) => match cert.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the previous one stays"),
+                    },
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (tls, stop);
+    }
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -1,8 +1,7 @@
 //! Authentication, per-key rate limiting and idempotency, as layers around the v1 routes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -28,57 +27,11 @@ pub struct Layers {
     pub body_limit: usize,
 }
 
-/// Per-key rate limit: GCRA (a token bucket in integer arithmetic) allowing `per_minute`
-/// requests a minute with bursts of up to a minute's allowance. `0` turns it off.
-pub struct RateLimiter {
-    /// Nanoseconds between requests at the sustained rate.
-    interval: u128,
-    /// How far ahead of now the theoretical arrival time may run (the burst).
-    tolerance: u128,
-    origin: Instant,
-    tat: Mutex<HashMap<KeyId, u128>>,
-}
+/// Per-key rate limit (a token bucket per API key; see [`crate::edge::limit::RateLimiter`]).
+pub type RateLimiter = crate::edge::limit::RateLimiter<KeyId>;
 
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        let interval = if per_minute == 0 {
-            0
-        } else {
-            60_000_000_000u128 / u128::from(per_minute)
-        };
-        Self {
-            interval,
-            tolerance: interval.saturating_mul(u128::from(per_minute.saturating_sub(1))),
-            origin: Instant::now(),
-            tat: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Ok` to let the request through, or the whole seconds to wait.
-    pub fn check(&self, key: &KeyId) -> Result<(), u64> {
-        if self.interval == 0 {
-            return Ok(());
-        }
-        let now = self.origin.elapsed().as_nanos();
-        let mut tats = self
-            .tat
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tat = tats.get(key).copied().unwrap_or(now).max(now);
-        if tat - now > self.tolerance {
-            let wait = tat - now - self.tolerance;
-            return Err(u64::try_from(wait.div_ceil(1_000_000_000))
-                .unwrap_or(u64::MAX)
-                .max(1));
-        }
-        tats.insert(key.clone(), tat + self.interval);
-        // Forget idle keys now and then so the map stays small.
-        if tats.len() > 10_000 {
-            tats.retain(|_, t| *t > now);
-        }
-        Ok(())
-    }
-}
+/// API keys remembered by the per-key limiter at most.
+pub const LIMITED_KEYS: usize = 100_000;
 
 /// `Authorization: Bearer ck_…` → the key, checked by the engine; then the rate limit.
 pub async fn authenticate(State(layers): State<Layers>, mut req: Request, next: Next) -> Response {
@@ -218,31 +171,4 @@ fn replay(stored: StoredResponse) -> Response {
         stored.body,
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limiter_allows_the_burst_then_refuses_with_a_wait() {
-        let limiter = RateLimiter::new(3);
-        let key = KeyId::from_random([1; 16]);
-        for _ in 0..3 {
-            assert!(limiter.check(&key).is_ok());
-        }
-        let wait = limiter.check(&key).unwrap_err();
-        assert!((1..=20).contains(&wait), "{wait}");
-        let other = KeyId::from_random([2; 16]);
-        assert!(limiter.check(&other).is_ok(), "keys have their own budgets");
-    }
-
-    #[test]
-    fn zero_turns_the_limit_off() {
-        let limiter = RateLimiter::new(0);
-        let key = KeyId::from_random([1; 16]);
-        for _ in 0..10_000 {
-            assert!(limiter.check(&key).is_ok());
-        }
-    }
 }

@@ -96,7 +96,10 @@ pub fn router(state: &AppState, settings: &ApiSettings) -> Router<AppState> {
     let (api, doc) = routes();
     let layers = middleware::Layers {
         app: state.clone(),
-        limiter: Arc::new(middleware::RateLimiter::new(settings.rate_limit_per_minute)),
+        limiter: Arc::new(middleware::RateLimiter::new(
+            settings.rate_limit_per_minute,
+            middleware::LIMITED_KEYS,
+        )),
         idempotency_wait: settings.idempotency_wait,
         body_limit: settings.body_limit,
     };
