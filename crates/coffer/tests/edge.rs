@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -17,7 +19,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_coffer");
+use common::BIN;
 
 struct Server {
     child: Child,
@@ -92,16 +94,7 @@ impl Server {
 
     /// SIGTERM by pid, then wait (bounded) for a clean exit.
     fn stop(mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "no exit within 40 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::sigterm(&mut self.child, Duration::from_secs(40))
     }
 
     fn signal(&self, name: &str) {

@@ -66,6 +66,25 @@ pub fn sigkill(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// SIGTERM by pid, then wait up to `within` for the exit; its code.
+pub fn sigterm(child: &mut Child, within: Duration) -> Option<i32> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit within {within:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Poll `f` every 100 ms until it holds; panic naming `what` after `deadline`.
 pub async fn wait_until(what: &str, deadline: Duration, mut f: impl AsyncFnMut() -> bool) {
     let end = Instant::now() + deadline;
