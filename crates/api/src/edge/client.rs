@@ -4,7 +4,7 @@
 //! client cannot pick the address its limits are counted against.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use axum::extract::ConnectInfo;
@@ -199,9 +199,6 @@ pub fn client_key_of(extensions: &Extensions) -> Option<IpAddr> {
         })
         .map(client_key)
 }
-
-/// The unspecified address, for requests with no peer at all (in-process tests).
-pub const NO_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 #[cfg(test)]
 mod tests {
