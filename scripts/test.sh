@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# The HTTPS drill makes its certificates with the openssl CLI (crates/coffer/tests/edge.rs).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then
     printf '\n==> installing %s (Debian packages)\n' "${need[*]}" >&2
     as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
