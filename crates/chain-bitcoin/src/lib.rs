@@ -7,24 +7,26 @@
 //!   outputs against the watched scriptPubKeys; BIP-125 replaceability; mempool diffs.
 //! - [`rpc`]: a minimal bitcoind JSON-RPC client for a watcher.
 //! - [`gap`]: gap-limit awareness (runs of unpaid issued addresses).
-//! - [`watcher`]: [`BitcoinWatcher`], the chain watcher (tip, blocks, mempool, reorgs).
+//! - [`source`]: [`BitcoinSource`], the chain as the one watcher (`coffer-rail`) follows it
+//!   (tip, raw blocks, mempool, dropped transactions, the gap-limit report).
 
 pub mod derive;
 pub mod gap;
 pub mod matching;
 pub mod regtest;
 pub mod rpc;
-pub mod watcher;
+pub mod source;
 
+pub use coffer_rail::{Step, WatchError, WatchHealth, WatchSettings};
 pub use derive::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
 pub use gap::{GAP_LIMIT_WARNING, GapReport, gap_report};
 pub use matching::{
-    MatchedBlock, MempoolDiff, ParseError, Transfer, WatchedScripts, is_replaceable, match_block,
-    match_transaction, mempool_diff, parse_and_match_block, parse_block, parse_block_hex,
-    parse_transaction_hex, signals_rbf,
+    MatchedBlock, MempoolDiff, ParseError, ScriptSet, Transfer, WatchedScripts, is_replaceable,
+    match_block, match_transaction, mempool_diff, parse_and_match_block, parse_block,
+    parse_block_hex, parse_transaction_hex, signals_rbf,
 };
 pub use rpc::{BitcoindRpc, BlockHeaderInfo, BlockchainInfo, RpcConfig, RpcError};
-pub use watcher::{BitcoinWatchConfig, BitcoinWatcher, Health, Step, WatchError};
+pub use source::{BitcoinSource, BitcoinWatchConfig, BitcoinWatcher};
 
 /// Re-exported so callers use the same `bitcoin` version.
 pub use bitcoin;

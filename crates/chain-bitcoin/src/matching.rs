@@ -4,11 +4,28 @@
 use std::collections::HashSet;
 
 use bitcoin::consensus::encode;
-use bitcoin::{Block, BlockHash, ScriptBuf, Transaction, Txid};
+use bitcoin::{Block, BlockHash, Script, ScriptBuf, Transaction, Txid};
 use coffer_core::money::BaseUnits;
 
 /// The watched output scripts (one per issued address).
 pub type WatchedScripts = HashSet<ScriptBuf>;
+
+/// What output scripts are matched against: a plain set, or the watcher's watched set.
+pub trait ScriptSet {
+    fn contains_script(&self, script: &Script) -> bool;
+}
+
+impl ScriptSet for WatchedScripts {
+    fn contains_script(&self, script: &Script) -> bool {
+        self.contains(script)
+    }
+}
+
+impl ScriptSet for coffer_rail::WatchSet<ScriptBuf> {
+    fn contains_script(&self, script: &Script) -> bool {
+        self.contains(script)
+    }
+}
 
 /// One output paying a watched script.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +74,7 @@ pub fn parse_transaction_hex(hex_str: &str) -> Result<Transaction, ParseError> {
 }
 
 /// Every output of `tx` paying a watched script.
-pub fn match_transaction(tx: &Transaction, watched: &WatchedScripts) -> Vec<Transfer> {
+pub fn match_transaction(tx: &Transaction, watched: &impl ScriptSet) -> Vec<Transfer> {
     let mut out = Vec::new();
     match_transaction_into(tx, None, watched, &mut out);
     out
@@ -66,13 +83,13 @@ pub fn match_transaction(tx: &Transaction, watched: &WatchedScripts) -> Vec<Tran
 fn match_transaction_into(
     tx: &Transaction,
     txid: Option<Txid>,
-    watched: &WatchedScripts,
+    watched: &impl ScriptSet,
     out: &mut Vec<Transfer>,
 ) {
     let mut txid = txid;
     let coinbase = tx.is_coinbase();
     for (vout, output) in tx.output.iter().enumerate() {
-        if watched.contains(output.script_pubkey.as_script()) {
+        if watched.contains_script(output.script_pubkey.as_script()) {
             // Hash the transaction only when one of its outputs matches.
             let id = *txid.get_or_insert_with(|| tx.compute_txid());
             out.push(Transfer {
@@ -87,7 +104,7 @@ fn match_transaction_into(
 }
 
 /// Every output of every transaction of `block` paying a watched script, in block order.
-pub fn match_block(block: &Block, watched: &WatchedScripts) -> Vec<Transfer> {
+pub fn match_block(block: &Block, watched: &impl ScriptSet) -> Vec<Transfer> {
     let mut out = Vec::new();
     for tx in &block.txdata {
         match_transaction_into(tx, None, watched, &mut out);
@@ -98,7 +115,7 @@ pub fn match_block(block: &Block, watched: &WatchedScripts) -> Vec<Transfer> {
 /// Parse a raw block and match it: what the watcher does for each new block.
 pub fn parse_and_match_block(
     raw: &[u8],
-    watched: &WatchedScripts,
+    watched: &impl ScriptSet,
 ) -> Result<MatchedBlock, ParseError> {
     let block = parse_block(raw)?;
     let transfers = match_block(&block, watched);

@@ -116,7 +116,7 @@ impl Fixture {
                 timeout: Duration::from_secs(10),
             },
         );
-        cfg.poll_interval = Duration::from_millis(200);
+        cfg.watch.poll_interval = Duration::from_millis(200);
         cfg
     }
 

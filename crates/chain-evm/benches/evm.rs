@@ -72,11 +72,13 @@ fn bench_match() {
         .unwrap();
     let tokens = Tokens::new([(token, AssetId::from_str("bsc:USDT").unwrap())]);
     let before = rss_kib();
+    // monitored for as long as the benchmark runs
+    let until = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     let mut watched = Watched::with_capacity(N);
     let mut addrs = Vec::with_capacity(N);
     for _ in 0..N {
         let a = rng.address();
-        watched.insert(a, a.to_checksum(None));
+        watched.insert(a, a.to_checksum(None), until);
         addrs.push(a);
     }
     let after = rss_kib();
@@ -111,7 +113,7 @@ fn bench_match() {
     }
     let per_addr = (after.saturating_sub(before) * 1024) / N as u64;
     println!(
-        "match: {N} logs against {N} watched addresses: best of 5 {:.1} ms = {:.0} logs/s on one core; {hits} matches; memory ≈ {per_addr} bytes per watched address (RSS {before} → {after} KiB, address + EIP-55 string + hash slot)",
+        "match: {N} logs against {N} watched addresses: best of 5 {:.1} ms = {:.0} logs/s on one core; {hits} matches; memory ≈ {per_addr} bytes per watched address (RSS {before} → {after} KiB, address + EIP-55 string + end of monitoring + hash slot + expiry index)",
         best * 1e3,
         N as f64 / best
     );
@@ -186,7 +188,7 @@ async fn new_order(engine: &Engine, m: &coffer_core::MerchantId) -> coffer_core:
 
 fn watch_cfg(url: &str, usdt: Address, poll: Duration) -> EvmWatchConfig {
     let mut cfg = EvmWatchConfig::new(ChainId::parse("anvil").unwrap(), vec![url.to_owned()]);
-    cfg.poll_interval = poll;
+    cfg.watch.poll_interval = poll;
     cfg.tokens = Tokens::new([(usdt, AssetId::from_str("anvil:USDT").unwrap())]);
     cfg.native = Some(AssetId::from_str("anvil:ETH").unwrap());
     cfg
@@ -275,7 +277,7 @@ async fn bench_catchup() {
             addresses
         );
         let mut cfg = watch_cfg(&anvil.url(), usdt, Duration::from_millis(250));
-        cfg.start_height = Some(start_height);
+        cfg.watch.start_height = Some(start_height);
         // profiling knobs: COFFER_BENCH_NATIVE=0 leaves the native coin out (no block bodies),
         // COFFER_BENCH_BATCH sets the blocks per JSON-RPC batch
         if env("COFFER_BENCH_NATIVE", 1) == 0 {
@@ -285,7 +287,7 @@ async fn bench_catchup() {
         let mut watcher = EvmWatcher::new(engine.clone(), cfg).unwrap();
 
         // bare eth_getLogs of the same range, same 2,000-block chunks as the watcher
-        let rpc = watcher.rpc().clone();
+        let rpc = watcher.source().rpc().clone();
         let t = Instant::now();
         let mut n = 0;
         let mut from = start_height;

@@ -34,35 +34,9 @@ impl Tokens {
     }
 }
 
-/// Watched addresses, mapped to the exact string the order was given (EIP-55).
-#[derive(Debug, Clone, Default)]
-pub struct Watched(HashMap<Address, String>);
-
-impl Watched {
-    pub fn with_capacity(n: usize) -> Self {
-        Self(HashMap::with_capacity(n))
-    }
-
-    pub fn insert(&mut self, address: Address, original: String) {
-        self.0.insert(address, original);
-    }
-
-    pub fn remove(&mut self, address: &Address) -> Option<String> {
-        self.0.remove(address)
-    }
-
-    pub fn get(&self, address: &Address) -> Option<&String> {
-        self.0.get(address)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+/// Watched addresses, mapped to the exact string the order was given (EIP-55), with the end of
+/// their monitoring window.
+pub type Watched = coffer_rail::WatchSet<Address>;
 
 /// The parts of a log the matcher reads.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +50,7 @@ pub struct RawLog<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match<'w> {
     pub asset: &'w AssetId,
-    pub to: &'w String,
+    pub to: &'w str,
     pub from: Address,
     pub amount: BaseUnits,
 }

@@ -32,6 +32,9 @@ pub enum RpcError {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScannedBlock {
+    /// Present in every node's answer; read for the latest block.
+    #[serde(default)]
+    pub number: Option<U64>,
     pub hash: B256,
     pub parent_hash: B256,
     pub timestamp: U64,
@@ -183,6 +186,28 @@ impl Rpc {
         block.ok_or(RpcError::MissingBlock(number))
     }
 
+    /// Block `number` as the watcher reads it (hash, parent, time); `None` above the tip.
+    pub async fn block(&self, number: u64) -> Result<Option<ScannedBlock>, RpcError> {
+        self.block_at(BlockNumberOrTag::Number(number)).await
+    }
+
+    /// The latest block (number, hash, time): the tip in one call.
+    pub async fn latest(&self) -> Result<ScannedBlock, RpcError> {
+        self.block_at(BlockNumberOrTag::Latest)
+            .await?
+            .ok_or(RpcError::MissingBlock(u64::MAX))
+    }
+
+    async fn block_at(&self, at: BlockNumberOrTag) -> Result<Option<ScannedBlock>, RpcError> {
+        self.with_failover("eth_getBlockByNumber", |p| async move {
+            p.client()
+                .request::<_, Option<ScannedBlock>>("eth_getBlockByNumber", (at, false))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
     /// The block with full transactions (for native transfers).
     pub async fn full_block(&self, number: u64) -> Result<Block, RpcError> {
         let block = self
@@ -213,6 +238,7 @@ impl Rpc {
             .into_iter()
             .map(|b| {
                 b.map(|b| ScannedBlock {
+                    number: None,
                     hash: b.hash,
                     parent_hash: b.parent_hash,
                     timestamp: b.timestamp,

@@ -181,7 +181,7 @@ async fn native_to_token_order_flagged(db: &TestDb) {
 async fn orders_join_the_running_watcher(db: &TestDb) {
     let env = env(db, 1).await;
     let mut cfg = watch_config(&env);
-    cfg.full_reload = std::time::Duration::from_secs(3600);
+    cfg.watch.full_reload = std::time::Duration::from_secs(3600);
     let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
     sync(&mut w).await;
     for (i, symbol) in ["USDT", "ETH", "USDC"].into_iter().enumerate() {
@@ -481,9 +481,9 @@ async fn failover_stall_and_disagreement() {
     let mut cfg = watch_config(&env);
     cfg.rpc = vec![dead, env.anvil.url()];
     cfg.rpc_timeout = std::time::Duration::from_secs(2);
-    cfg.stall_after = std::time::Duration::from_millis(300);
+    cfg.watch.stall_after = std::time::Duration::from_millis(300);
     let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg.clone()).unwrap();
-    w.check_chain_id().await.unwrap();
+    w.check().await.unwrap();
     sync(&mut w).await;
     let o = order(&env, "1", "USDT").await;
     pay_token(&env, env.usdt, &address(&o), due(&o)).await;
@@ -516,7 +516,7 @@ async fn failover_stall_and_disagreement() {
     wrong.evm_chain_id = Some(56);
     let err = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), wrong)
         .unwrap()
-        .check_chain_id()
+        .check()
         .await
         .unwrap_err();
     assert!(err.to_string().contains("31337"), "{err}");

@@ -447,6 +447,14 @@ pub struct ChainConfig {
     /// Block a chain watched for the first time starts at (default: the tip at first start).
     #[serde(default)]
     pub start_block: Option<u64>,
+    /// `/readyz` reports the chain not ready (lagging) when its watcher is more than this many
+    /// blocks behind the tip (default: EVM 50, Bitcoin 3)…
+    #[serde(default)]
+    pub max_lag_blocks: Option<u64>,
+    /// …or further behind than this: the oldest block not yet applied was mined this long
+    /// ago, or a step has been running this long (default: EVM 60s, Bitcoin 1h).
+    #[serde(default)]
+    pub max_lag: Option<ConfigDuration>,
     /// Bitcoin: RPC basic-auth credentials (`rpcuser`/`rpcpassword` of the node), or
     /// `rpc_cookie_file` (the node's `.cookie`, read at start-up) instead.
     #[serde(default)]
@@ -465,6 +473,23 @@ pub struct ChainConfig {
     /// (`https://bscscan.com/tx/{txid}`): linked from the checkout's success screen.
     #[serde(default)]
     pub explorer_tx: Option<String>,
+}
+
+impl ChainConfig {
+    /// The keys every chain kind's watcher reads, over the kind's defaults (validated in
+    /// [`Config::validate`]).
+    fn apply_watch_settings(&self, w: &mut coffer_rail::WatchSettings) {
+        if let Some(p) = self.poll_interval {
+            w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
+        }
+        w.start_height = self.start_block;
+        if let Some(n) = self.max_lag_blocks {
+            w.max_lag_blocks = n;
+        }
+        if let Some(d) = self.max_lag {
+            w.max_lag = d.std();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -601,6 +626,17 @@ impl Config {
         }
         for (i, d) in self.webhooks.retry_schedule.iter().enumerate() {
             positive(&format!("webhooks.retry_schedule[{i}]"), *d)?;
+        }
+        for (i, c) in self.chains.iter().enumerate() {
+            if c.max_lag_blocks == Some(0) {
+                return Err(invalid(
+                    format!("chains[{i}].max_lag_blocks"),
+                    "must be at least 1",
+                ));
+            }
+            if let Some(d) = c.max_lag {
+                positive(&format!("chains[{i}].max_lag"), d)?;
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
@@ -964,13 +1000,11 @@ impl Config {
                 c.rpc.iter().map(|s| s.expose().to_owned()).collect(),
             );
             w.evm_chain_id = c.chain_id;
-            if let Some(p) = c.poll_interval {
-                w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
-            }
-            w.stall_after = (w.poll_interval * 20).max(std::time::Duration::from_secs(60));
+            c.apply_watch_settings(&mut w.watch);
+            w.watch.stall_after =
+                (w.watch.poll_interval * 20).max(std::time::Duration::from_secs(60));
             w.tokens = coffer_chain_evm::Tokens::new(tokens);
             w.native = native;
-            w.start_height = c.start_block;
             out.push(w);
         }
         Ok(out)
@@ -1047,10 +1081,7 @@ impl Config {
                     .map_or(std::time::Duration::from_secs(30), |d| d.std()),
             };
             let mut w = coffer_chain_bitcoin::BitcoinWatchConfig::new(id, asset, network, rpc);
-            if let Some(p) = c.poll_interval {
-                w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
-            }
-            w.start_height = c.start_block;
+            c.apply_watch_settings(&mut w.watch);
             w.mempool = c.mempool.unwrap_or(true);
             out.push(w);
         }
@@ -1261,6 +1292,8 @@ timeout = "5s"
 # rpc = ["https://rpc-a.example", "https://rpc-b.example"]
 # confirmations = 15
 # poll_interval = "3s"
+# max_lag_blocks = 50          # /readyz: not ready (lagging) beyond this many blocks behind…
+# max_lag = "60s"              # …or this far behind (age of the oldest block not yet applied)
 # native = { symbol = "BNB", decimals = 18 }   # optional display_decimals (default 6 here)
 # [[chains.tokens]]
 # symbol = "USDT"
@@ -1292,6 +1325,8 @@ timeout = "5s"
 # poll_interval = "5s"
 # rpc_timeout = "30s"
 # mempool = true               # follow unconfirmed payments (zero-conf, replacements)
+# max_lag_blocks = 3           # /readyz: not ready (lagging) beyond this many blocks behind…
+# max_lag = "1h"               # …or this far behind
 # start_block = 870000         # first block the very first time (default: the tip)
 
 [webhooks]
@@ -1483,7 +1518,7 @@ mod tests {
         let w = c.evm_watchers().unwrap();
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].evm_chain_id, Some(56));
-        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(3));
+        assert_eq!(w[0].watch.poll_interval, std::time::Duration::from_secs(3));
         // a bad contract names its key
         let bad = Config::from_toml_str(
             "[[chains]]\nid = \"eth\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x12\"\ndecimals = 6\n",
@@ -1491,6 +1526,48 @@ mod tests {
         .unwrap();
         let err = bad.evm_watchers().unwrap_err().to_string();
         assert!(err.contains("chains[0].tokens[0].contract"), "{err}");
+    }
+
+    #[test]
+    fn lag_limits_per_chain_with_defaults_by_kind() {
+        let evm = "[[chains]]\nid = \"eth\"\nrpc = [\"http://127.0.0.1:1\"]\n";
+        let btc = "[[chains]]\nid = \"bitcoin\"\nkind = \"bitcoin\"\nnetwork = \"regtest\"\nnative = { symbol = \"BTC\", decimals = 8 }\nrpc = [\"http://127.0.0.1:18443/\"]\n";
+        let c = Config::from_toml_str(&format!("{evm}{btc}")).unwrap();
+        let (e, b) = (
+            &c.evm_watchers().unwrap()[0],
+            &c.bitcoin_watchers().unwrap()[0],
+        );
+        assert_eq!(
+            (e.watch.max_lag_blocks, e.watch.max_lag.as_secs()),
+            (50, 60)
+        );
+        assert_eq!(
+            (b.watch.max_lag_blocks, b.watch.max_lag.as_secs()),
+            (3, 3600)
+        );
+        let c = Config::from_toml_str(&format!(
+            "{evm}max_lag_blocks = 7\nmax_lag = \"15s\"\n{btc}max_lag_blocks = 1\n"
+        ))
+        .unwrap();
+        let (e, b) = (
+            &c.evm_watchers().unwrap()[0],
+            &c.bitcoin_watchers().unwrap()[0],
+        );
+        assert_eq!((e.watch.max_lag_blocks, e.watch.max_lag.as_secs()), (7, 15));
+        assert_eq!(
+            (b.watch.max_lag_blocks, b.watch.max_lag.as_secs()),
+            (1, 3600)
+        );
+        for (bad, key) in [
+            ("max_lag_blocks = 0\n", "chains[0].max_lag_blocks"),
+            ("max_lag = \"0s\"\n", "chains[0].max_lag"),
+            ("max_lag = \"soon\"\n", "max_lag"),
+        ] {
+            let err = Config::from_toml_str(&format!("{evm}{bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{bad:?} → {err}");
+        }
     }
 
     #[test]
@@ -1519,8 +1596,8 @@ mod tests {
             (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
             ("u", "p")
         );
-        assert_eq!(w[0].poll_interval, std::time::Duration::from_secs(2));
-        assert_eq!((w[0].mempool, w[0].start_height), (false, Some(7)));
+        assert_eq!(w[0].watch.poll_interval, std::time::Duration::from_secs(2));
+        assert_eq!((w[0].mempool, w[0].watch.start_height), (false, Some(7)));
         assert!(c.evm_watchers().unwrap().is_empty());
         // The password is not printed with the configuration.
         assert!(!format!("{c:?}").contains("rpc_password: Some(\"p\")"));

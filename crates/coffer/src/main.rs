@@ -568,56 +568,38 @@ async fn serve(config: Config) -> Result<()> {
             }
         });
     }
+    // Every chain kind through the one watcher: built, its node checked, its health
+    // registered with `/readyz`, its loop spawned.
+    let mut watchers: Vec<Box<dyn coffer_rail::RunningWatcher>> = Vec::new();
     for cfg in config.evm_watchers()? {
-        let chain = cfg.chain.clone();
-        let watcher = coffer_chain_evm::EvmWatcher::new(engine.clone(), cfg)
-            .with_context(|| format!("chain {chain}"))?;
-        watcher
-            .check_chain_id()
-            .await
-            .with_context(|| format!("chain {chain}: start-up check against eth_chainId"))?;
-        coffer_api::register_readiness(&format!("chain:{chain}"), {
-            let health = watcher.health();
-            Arc::new(move || {
-                let h = health.lock().map(|h| h.clone()).unwrap_or_default();
-                (
-                    h.ok(),
-                    json!({"tip": h.tip, "cursor": h.cursor, "stalled": h.stalled,
-                           "disagreement": h.disagreement, "last_error": h.last_error}),
-                )
-            })
-        });
-        tracing::info!(%chain, "starting the chain watcher");
-        tasks.spawn(watcher.run(stop_rx.clone()));
+        watchers.push(watcher(&engine, cfg)?);
     }
     for cfg in config.bitcoin_watchers()? {
-        let chain = cfg.chain.clone();
-        let watcher = coffer_chain_bitcoin::BitcoinWatcher::new(engine.clone(), cfg)
-            .with_context(|| format!("chain {chain}"))?;
-        // A node that is down at start-up is retried by the watcher; a wrong network is not.
-        match watcher.check_network().await {
-            Err(e @ coffer_chain_bitcoin::WatchError::NetworkMismatch { .. }) => {
-                return Err(anyhow::Error::new(e).context(format!("chain {chain}")));
+        watchers.push(watcher(&engine, cfg)?);
+    }
+    for watcher in watchers {
+        let chain = watcher.chain().clone();
+        // A node that is down at start-up is retried by the watcher; a wrong one is not.
+        match watcher.check().await {
+            Err(e @ coffer_rail::SourceError::Mismatch(_)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("chain {chain}: start-up check of the node")));
             }
-            Err(e) => {
-                tracing::warn!(%chain, error = %e, "bitcoin node not reachable yet; retrying")
-            }
+            Err(e) => tracing::warn!(%chain, error = %e, "chain node not reachable yet; retrying"),
             Ok(()) => {}
         }
-        coffer_api::register_readiness(&format!("chain:{chain}"), {
-            let health = watcher.health();
+        let health = watcher.health();
+        coffer_api::register_readiness(
+            &format!("chain:{chain}"),
             Arc::new(move || {
-                let h = health.lock().map(|h| h.clone()).unwrap_or_default();
-                (
-                    h.ok(),
-                    json!({"tip": h.tip, "cursor": h.cursor, "lag": h.lag(),
-                           "tip_age_secs": h.tip_age_secs, "stalled": h.stalled,
-                           "unreachable": h.unreachable, "mempool_watched": h.mempool_watched,
-                           "last_error": h.last_error}),
-                )
-            })
-        });
-        tracing::info!(%chain, "starting the bitcoin watcher");
+                health
+                    .lock()
+                    .map(|h| h.clone())
+                    .unwrap_or_default()
+                    .readiness()
+            }),
+        );
+        tracing::info!(%chain, "starting the chain watcher");
         tasks.spawn(watcher.run(stop_rx.clone()));
     }
     {
@@ -787,6 +769,17 @@ async fn reload_tls_on_sighup(
     {
         let _ = (tls, stop);
     }
+}
+
+/// The one watcher over a chain's source, ready to be started.
+fn watcher<C: coffer_rail::SourceConfig>(
+    engine: &Engine,
+    config: C,
+) -> Result<Box<dyn coffer_rail::RunningWatcher>> {
+    let chain = config.chain().clone();
+    let watcher = coffer_rail::Watcher::new(engine.clone(), config)
+        .with_context(|| format!("chain {chain}"))?;
+    Ok(Box::new(watcher))
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -167,11 +167,11 @@ async fn paid_order_calls_back_signed(db: &TestDb) {
     // The watcher runs; the buyer pays with a real token transfer.
     let mut cfg = EvmWatchConfig::new(ChainId::parse("anvil").unwrap(), vec![anvil.url()]);
     cfg.evm_chain_id = Some(31337);
-    cfg.poll_interval = Duration::from_millis(100);
+    cfg.watch.poll_interval = Duration::from_millis(100);
     cfg.tokens = Tokens::new([(usdt, AssetId::from_str("anvil:USDT").unwrap())]);
     cfg.native = Some(AssetId::from_str("anvil:ETH").unwrap());
     let mut watcher = EvmWatcher::new(env.engine.clone(), cfg).unwrap();
-    watcher.check_chain_id().await.unwrap();
+    watcher.check().await.unwrap();
     watcher.step().await.unwrap();
     let tx = chain.pay_token(usdt, &address, 25_000_000).await.unwrap();
     chain.mine(1).await.unwrap();

@@ -229,7 +229,7 @@ pub fn engine_for(db: &TestDb, usdt: Address, usdc: Address, confirmations: u32)
 pub fn watch_config(env: &Env) -> EvmWatchConfig {
     let mut cfg = EvmWatchConfig::new(chain_id(), vec![env.anvil.url()]);
     cfg.evm_chain_id = Some(31337);
-    cfg.poll_interval = Duration::from_millis(100);
+    cfg.watch.poll_interval = Duration::from_millis(100);
     cfg.tokens = Tokens::new([(env.usdt, asset("USDT")), (env.usdc, asset("USDC"))]);
     cfg.native = Some(asset("ETH"));
     cfg
@@ -266,7 +266,7 @@ pub async fn env_with(db: &TestDb, confirmations: u32, anvil_args: &[&str]) -> E
 
 pub async fn watcher(env: &Env) -> EvmWatcher {
     let w = EvmWatcher::new(env.engine.clone(), watch_config(env)).unwrap();
-    w.check_chain_id().await.unwrap();
+    w.check().await.unwrap();
     w
 }
 
