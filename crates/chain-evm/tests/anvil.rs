@@ -623,3 +623,92 @@ async fn get_logs_range_adapts_to_a_provider_limit() {
     assert_eq!(refused.load(Ordering::SeqCst), after_probe);
     assert_eq!(reload(&env, &b.id).await.state.status, OrderStatus::Settled);
 }
+
+/// Lag is a health fact: more than `max_lag_blocks` behind, the chain is not ready and
+/// `/readyz` says why; caught up, it is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_behind_the_tip_makes_the_chain_not_ready() {
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let env = env(&db, 1).await;
+    let mut cfg = watch_config(&env);
+    cfg.max_range = 2; // two blocks a step
+    cfg.watch.max_lag_blocks = 3;
+    let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
+    sync(&mut w).await;
+    let health = w.health();
+    let (ready, facts) = health.lock().unwrap().readiness();
+    assert!(ready, "{facts}");
+    assert_eq!(
+        (facts["lag"].clone(), facts["lagging"].clone()),
+        (json!(0), json!(false))
+    );
+    mine(&env, 10).await;
+    let step = w.step().await.unwrap();
+    assert!(
+        matches!(step, coffer_chain_evm::Step::Scanned { to, tip } if tip - to == 8),
+        "{step:?}"
+    );
+    let (ready, facts) = health.lock().unwrap().readiness();
+    assert!(!ready, "{facts}");
+    assert_eq!(facts["lag"], 8, "{facts}");
+    assert_eq!(facts["lagging"], true, "{facts}");
+    assert_eq!(
+        facts["reason"], "lagging: 8 blocks behind the tip (max_lag_blocks = 3)",
+        "{facts}"
+    );
+    sync(&mut w).await;
+    let (ready, facts) = health.lock().unwrap().readiness();
+    assert!(ready, "caught up: {facts}");
+    assert_eq!(facts["reason"], serde_json::Value::Null);
+}
+
+/// An address whose order is past `monitor_until` leaves the watched set for good: a later
+/// payment to it is not seen, and the incremental reload does not bring it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_past_monitor_until_leave_the_watched_set() {
+    let db = coffer_testkit::fresh_sqlite().await.unwrap();
+    let env = env(&db, 1).await;
+    let clock = std::sync::Arc::new(coffer_engine::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let engine = coffer_engine::Engine::new(coffer_engine::EngineParts {
+        store: db.store.clone(),
+        rates: std::sync::Arc::new(coffer_core::FixedRates::new()),
+        assets: env.engine.assets().clone(),
+        derivers: coffer_engine::Derivers::default().with(
+            coffer_core::ChainKind::Evm,
+            std::sync::Arc::new(coffer_chain_evm::EvmDeriver),
+        ),
+        clock: clock.clone(),
+        settings: env.engine.settings().clone(),
+    });
+    let mut w = coffer_chain_evm::EvmWatcher::new(engine.clone(), watch_config(&env)).unwrap();
+    sync(&mut w).await;
+    let o = engine
+        .create_order(
+            &env.merchant,
+            coffer_engine::NewOrder {
+                amount: rust_decimal::Decimal::from(2),
+                currency: "USD".into(),
+                asset: Some(asset("USDT")),
+                fixed_stablecoin_rate: true,
+                dialect: "native".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .order;
+    sync(&mut w).await;
+    assert_eq!(w.watched().len(), 1);
+    // past the order's monitoring window
+    clock.advance(o.monitor_until - engine.now() + time::Duration::seconds(1));
+    mine(&env, 1).await;
+    sync(&mut w).await;
+    assert!(w.watched().is_empty(), "the address left");
+    pay_token(&env, env.usdt, &address(&o), due(&o)).await;
+    sync(&mut w).await;
+    sync(&mut w).await;
+    assert!(w.watched().is_empty(), "and stays out");
+    assert!(db.store.payments_for_order(&o.id).await.unwrap().is_empty());
+}

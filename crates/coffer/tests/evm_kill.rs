@@ -343,5 +343,23 @@ async fn serve_checks_chain_id_and_reports_the_chain() {
     ] {
         assert!(metrics.contains(m), "{m} in {metrics}");
     }
+    // The one watcher's lag facts and metric names (the names above are kept as aliases).
+    let check = &ready["checks"]["chain:anvil"];
+    assert_eq!(
+        (check["lag"].clone(), check["lagging"].clone()),
+        (serde_json::json!(0), serde_json::json!(false)),
+        "{ready}"
+    );
+    assert!(
+        check["reason"].is_null() && check.get("lag_secs").is_some(),
+        "{ready}"
+    );
+    for m in [
+        "coffer_chain_tip_height{chain=\"anvil\"}",
+        "coffer_chain_lag_blocks{chain=\"anvil\"}",
+        "coffer_chain_step_seconds",
+    ] {
+        assert!(metrics.contains(m), "{m} in {metrics}");
+    }
     sigkill(&mut child);
 }
