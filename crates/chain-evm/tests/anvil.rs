@@ -233,22 +233,7 @@ async fn merchant_confirmations_override(db: &TestDb) {
         .unwrap();
     let mut w = watcher(&env).await;
     sync(&mut w).await;
-    let careful = env
-        .engine
-        .create_order(
-            &merchant.id,
-            coffer_engine::NewOrder {
-                amount: rust_decimal::Decimal::from(5),
-                currency: "USD".into(),
-                asset: Some(asset("USDT")),
-                fixed_stablecoin_rate: true,
-                dialect: "native".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .order;
+    let careful = order_on(&env.engine, &merchant.id, "5", "USDT").await;
     assert_eq!(careful.policy.confirmations, Some(3));
     let plain = order(&env, "5", "USDT").await;
     rpc(&env.provider, "evm_setAutomine", json!([false])).await;
@@ -684,21 +669,7 @@ async fn addresses_past_monitor_until_leave_the_watched_set() {
     });
     let mut w = coffer_chain_evm::EvmWatcher::new(engine.clone(), watch_config(&env)).unwrap();
     sync(&mut w).await;
-    let o = engine
-        .create_order(
-            &env.merchant,
-            coffer_engine::NewOrder {
-                amount: rust_decimal::Decimal::from(2),
-                currency: "USD".into(),
-                asset: Some(asset("USDT")),
-                fixed_stablecoin_rate: true,
-                dialect: "native".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .order;
+    let o = order_on(&engine, &env.merchant, "2", "USDT").await;
     sync(&mut w).await;
     assert_eq!(w.watched().len(), 1);
     // past the order's monitoring window

@@ -284,9 +284,14 @@ pub async fn sync(w: &mut EvmWatcher) {
 }
 
 pub async fn order(env: &Env, usd: &str, symbol: &str) -> Order {
-    env.engine
+    order_on(&env.engine, &env.merchant, usd, symbol).await
+}
+
+/// An order of `merchant` through `engine` (another merchant, another clock).
+pub async fn order_on(engine: &Engine, merchant: &MerchantId, usd: &str, symbol: &str) -> Order {
+    engine
         .create_order(
-            &env.merchant,
+            merchant,
             NewOrder {
                 amount: Decimal::from_str(usd).unwrap(),
                 currency: "USD".into(),
