@@ -24,7 +24,7 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Engine, EngineParts, EngineSettings, Methods, SystemClock};
 use coffer_testkit::fixtures::TestDeriver;
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -80,9 +80,9 @@ async fn main() {
         store,
         rates: Arc::new(FixedRates::new().with("USDT", "USD", Price::new(Decimal::ONE).unwrap())),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(
+        methods: Methods::default().with(
             ChainKind::Evm,
-            Arc::new(TestDeriver::new(|d, i| format!("0x{d}{i:08x}"))),
+            TestDeriver::new(|d, i| format!("0x{d}{i:08x}")).evm(),
         ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),

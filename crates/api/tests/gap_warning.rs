@@ -14,7 +14,7 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
@@ -54,9 +54,12 @@ fn engine(db: &TestDb) -> Engine {
             )
             .unwrap(),
         ),
-        derivers: Derivers::default()
-            .with(ChainKind::Bitcoin, Arc::new(TestDeriver::dashed()))
-            .with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
+        methods: Methods::default()
+            .with(
+                ChainKind::Bitcoin,
+                TestDeriver::dashed().over(Arc::new(coffer_chain_bitcoin::BitcoinMethod::new())),
+            )
+            .with(ChainKind::Evm, TestDeriver::dashed().evm()),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     })

@@ -14,7 +14,7 @@ use coffer_api::{AppState, HttpSettings};
 use coffer_core::{
     AssetId, AssetKind, Chain, ChainId, ChainKind, FixedRates, Network, Price, Scope,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Engine, EngineParts, EngineSettings, Methods, SystemClock};
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::fixtures::{self, TestDeriver};
 use coffer_testkit::{TestDb, both_backends};
@@ -55,9 +55,11 @@ fn engine(db: &TestDb) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(
+        methods: Methods::default().with(
             ChainKind::Evm,
-            Arc::new(TestDeriver::new(|d, i| format!("0x{d}{i}")).xpub_only()),
+            TestDeriver::new(|d, i| format!("0x{d}{i}"))
+                .xpub_only()
+                .evm(),
         ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use coffer_chain_bitcoin::bitcoin::{BlockHash, Network as BtcNetwork};
 use coffer_chain_bitcoin::regtest::RegtestNode;
-use coffer_chain_bitcoin::{BitcoinDeriver, BitcoinWatchConfig, BitcoinWatcher, RpcConfig, Step};
+use coffer_chain_bitcoin::{BitcoinMethod, BitcoinWatchConfig, BitcoinWatcher, RpcConfig, Step};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
     OrderStatus, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -82,7 +82,7 @@ async fn main() {
             )
             .unwrap(),
         ),
-        derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
+        methods: Methods::default().with(ChainKind::Bitcoin, Arc::new(BitcoinMethod::new())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     });

@@ -14,7 +14,7 @@ use bitcoin::secp256k1::{Secp256k1, VerifyOnly};
 use bitcoin::{Address, CompressedPublicKey, KnownHrp, NetworkKind, ScriptBuf};
 use coffer_core::order::Derivation;
 use coffer_core::{Chain, ChainKind, Network};
-use coffer_engine::{AddressDeriver, AllocatedAddress, EngineError};
+use coffer_engine::{EngineError, PreparedTarget};
 
 /// The output script type a wallet pays to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -414,7 +414,8 @@ pub fn descriptor_checksum(desc: &str) -> Result<String, WalletError> {
     Ok(out)
 }
 
-/// [`AddressDeriver`] for Bitcoin chains; the network comes from `Chain.network`.
+/// Bitcoin receiving addresses and scripts from a wallet (what
+/// [`BitcoinMethod`](crate::BitcoinMethod) hands out); the network comes from `Chain.network`.
 pub struct BitcoinDeriver {
     secp: Secp256k1<VerifyOnly>,
 }
@@ -457,27 +458,30 @@ impl BitcoinDeriver {
     }
 }
 
-impl AddressDeriver for BitcoinDeriver {
-    fn normalize(&self, chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+impl BitcoinDeriver {
+    /// Check a wallet (xpub or descriptor) and return its canonical descriptor.
+    pub fn normalize(&self, chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
         Ok(Self::wallet(chain, descriptor)?.descriptor())
     }
 
-    fn derive(
+    /// The receiving address at `index` of a (normalised) wallet.
+    pub fn derive(
         &self,
         chain: &Chain,
         descriptor: &str,
         index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
+    ) -> Result<PreparedTarget, EngineError> {
         let wallet = Self::wallet(chain, descriptor)?;
         let address = wallet
             .address_at(&self.secp, chain.network, index)
             .map_err(|e| EngineError::invalid("invalid_wallet", "xpub", e.to_string()))?;
-        Ok(AllocatedAddress {
+        Ok(PreparedTarget {
             address: address.to_string(),
             derivation: Some(Derivation {
                 index,
                 path: wallet.path_of(index),
             }),
+            details: Default::default(),
         })
     }
 }

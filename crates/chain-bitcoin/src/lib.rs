@@ -1,8 +1,9 @@
 //! Bitcoin for Coffer.
 //!
+//! - [`method`]: [`BitcoinMethod`], the engine's [`coffer_engine::PaymentMethod`] for
+//!   Bitcoin chains: addresses from [`BitcoinDeriver`], BIP21 URIs, zero-conf policies.
 //! - [`derive`]: receiving addresses from a merchant's xpub/ypub/zpub (tpub/upub/vpub) or a
-//!   `wpkh`/`sh(wpkh)`/`pkh` descriptor — [`BitcoinDeriver`] implements the engine's
-//!   [`coffer_engine::AddressDeriver`].
+//!   `wpkh`/`sh(wpkh)`/`pkh` descriptor.
 //! - [`matching`]: parse raw blocks and transactions with the `bitcoin` crate and match
 //!   outputs against the watched scriptPubKeys; BIP-125 replaceability; mempool diffs.
 //! - [`rpc`]: a minimal bitcoind JSON-RPC client for a watcher.
@@ -13,6 +14,7 @@
 pub mod derive;
 pub mod gap;
 pub mod matching;
+pub mod method;
 pub mod regtest;
 pub mod rpc;
 pub mod source;
@@ -25,6 +27,7 @@ pub use matching::{
     match_block, match_transaction, mempool_diff, parse_and_match_block, parse_block,
     parse_block_hex, parse_transaction_hex, signals_rbf,
 };
+pub use method::{BitcoinMethod, bip21};
 pub use rpc::{BitcoindRpc, BlockHeaderInfo, BlockchainInfo, RpcConfig, RpcError};
 pub use source::{BitcoinSource, BitcoinWatchConfig, BitcoinWatcher};
 

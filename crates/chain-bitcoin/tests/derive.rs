@@ -8,7 +8,6 @@ use std::process::Command;
 use coffer_chain_bitcoin::bitcoin::base58;
 use coffer_chain_bitcoin::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
 use coffer_core::{Chain, ChainId, ChainKind, Network};
-use coffer_engine::AddressDeriver;
 
 // BIP-84: m/84'/0'/0' of "abandon abandon … about".
 const BIP84_ZPUB: &str = "zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs";

@@ -8,13 +8,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use coffer_chain_bitcoin::bitcoin::base58;
-use coffer_chain_bitcoin::{BitcoinDeriver, GAP_LIMIT_WARNING, gap_report};
+use coffer_chain_bitcoin::{BitcoinMethod, GAP_LIMIT_WARNING, gap_report};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
-    NewOrder,
+    AssetRegistry, Engine, EngineError, EngineParts, EngineSettings, ManualClock, Methods, NewOrder,
 };
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -48,7 +47,7 @@ fn engine(db: &TestDb) -> Engine {
             Price::new(Decimal::from_str("50000").unwrap()).unwrap(),
         )),
         assets: Arc::new(AssetRegistry::new(vec![chain], vec![btc]).unwrap()),
-        derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
+        methods: Methods::default().with(ChainKind::Bitcoin, Arc::new(BitcoinMethod::new())),
         clock: Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC))),
         settings: Arc::new(EngineSettings::default()),
     })

@@ -12,7 +12,6 @@ use coffer_chain_bitcoin::{
     parse_and_match_block, signals_rbf,
 };
 use coffer_core::{BaseUnits, Chain, ChainId, ChainKind, Network};
-use coffer_engine::AddressDeriver;
 use serde_json::{Value, json};
 
 // m/84'/1'/0' of the BIP-84 mnemonic "abandon … about".

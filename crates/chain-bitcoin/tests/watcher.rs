@@ -12,14 +12,14 @@ use std::time::Duration;
 use coffer_chain_bitcoin::bitcoin::{BlockHash, Network as BtcNetwork, Txid};
 use coffer_chain_bitcoin::regtest::RegtestNode;
 use coffer_chain_bitcoin::{
-    BitcoinDeriver, BitcoinWatchConfig, BitcoinWatcher, BitcoindRpc, RpcConfig, Step, WatchError,
+    BitcoinMethod, BitcoinWatchConfig, BitcoinWatcher, BitcoindRpc, RpcConfig, Step, WatchError,
 };
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
     Network, Order, OrderStatus, PaymentStatus, Price, StatusReason,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
@@ -63,7 +63,7 @@ fn engine(db: &TestDb) -> Engine {
             Price::new(Decimal::from_str("50000").unwrap()).unwrap(),
         )),
         assets: Arc::new(AssetRegistry::new(vec![chain], vec![asset]).unwrap()),
-        derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
+        methods: Methods::default().with(ChainKind::Bitcoin, Arc::new(BitcoinMethod::new())),
         // The node stamps blocks with the real time: so does the engine (no late payments).
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),

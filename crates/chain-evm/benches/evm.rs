@@ -20,13 +20,13 @@ use alloy::primitives::{Address, B256, U256};
 use coffer_chain_evm::matcher::{RawLog, TRANSFER_TOPIC, Tokens, Watched, match_log};
 use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
-use coffer_chain_evm::{EvmDeriver, EvmWatchConfig, EvmWatcher, Step};
+use coffer_chain_evm::{EvmMethod, EvmWatchConfig, EvmWatcher, Step};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
     OrderStatus,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -159,7 +159,7 @@ async fn setup(dir: &std::path::Path, usdt: Address) -> (Engine, coffer_core::Me
         store,
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(registry(usdt)),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(EvmDeriver)),
+        methods: Methods::default().with(ChainKind::Evm, Arc::new(EvmMethod)),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     });

@@ -7,7 +7,7 @@
 use alloy::primitives::{Address, keccak256};
 use coffer_core::Chain;
 use coffer_core::order::Derivation;
-use coffer_engine::{AddressDeriver, AllocatedAddress, EngineError};
+use coffer_engine::{EngineError, PreparedTarget};
 use hmac::{Hmac, Mac};
 use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
@@ -243,7 +243,8 @@ fn ripemd160(data: &[u8]) -> [u8; 20] {
     out
 }
 
-/// The EVM [`AddressDeriver`]: account xpub in, `…/0/i` EIP-55 addresses out.
+/// EVM receiving addresses: account xpub in, `…/0/i` EIP-55 addresses out (what
+/// [`EvmMethod`](crate::EvmMethod) hands out).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EvmDeriver;
 
@@ -251,8 +252,9 @@ fn invalid(message: String) -> EngineError {
     EngineError::invalid("invalid_wallet", "xpub", message)
 }
 
-impl AddressDeriver for EvmDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+impl EvmDeriver {
+    /// Check an account xpub and return its canonical encoding.
+    pub fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
         let xpub = Xpub::parse(descriptor).map_err(|e| invalid(format!("xpub: {e}")))?;
         if xpub.depth != 3 || xpub.child_number < HARDENED {
             return Err(invalid(format!(
@@ -270,23 +272,25 @@ impl AddressDeriver for EvmDeriver {
         Ok(xpub.encode())
     }
 
-    fn derive(
+    /// The address at `index` of the external chain below the account xpub.
+    pub fn derive(
         &self,
         _chain: &Chain,
         descriptor: &str,
         index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
+    ) -> Result<PreparedTarget, EngineError> {
         let account = Xpub::parse(descriptor).map_err(|e| invalid(format!("xpub: {e}")))?;
         let key = account
             .child(0)
             .and_then(|external| external.child(index))
             .map_err(|e| invalid(format!("derivation: {e}")))?;
-        Ok(AllocatedAddress {
+        Ok(PreparedTarget {
             address: key.address().to_checksum(None),
             derivation: Some(Derivation {
                 index,
                 path: format!("m/44'/60'/{}'/0/{index}", account.child_number & !HARDENED),
             }),
+            details: Default::default(),
         })
     }
 }

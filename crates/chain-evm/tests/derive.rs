@@ -6,7 +6,6 @@
 use coffer_chain_evm::derive::{EvmDeriver, Xpub};
 use coffer_chain_evm::testtools;
 use coffer_core::{Chain, ChainId, ChainKind, Network};
-use coffer_engine::AddressDeriver;
 use hmac::{Hmac, Mac};
 use k256::elliptic_curve::PrimeField;
 use k256::{PublicKey, Scalar, SecretKey};

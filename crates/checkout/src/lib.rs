@@ -154,8 +154,11 @@ impl Checkout {
             order,
             brand.name.clone(),
             &payments,
-            self.engine.assets(),
-            &self.settings.explorers,
+            model::Chains {
+                assets: self.engine.assets(),
+                methods: self.engine.methods(),
+                explorers: &self.settings.explorers,
+            },
             self.engine.now(),
             want_chooser,
         );

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use coffer_core::{Asset, BaseUnits, Chain, ChainId, Order, OrderStatus, Payment, PaymentStatus};
-use coffer_engine::AssetRegistry;
+use coffer_core::{
+    Asset, BaseUnits, Chain, ChainId, Order, OrderStatus, Payment, PaymentStatus, PaymentTarget,
+};
 use coffer_engine::view::rfc3339;
+use coffer_engine::{AssetRegistry, Methods};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -100,16 +102,29 @@ pub struct Checkout {
     pub now: OffsetDateTime,
 }
 
+/// What a checkout is built against: the server's chains and assets, their payment methods
+/// (payment URIs) and explorer links.
+#[derive(Clone, Copy)]
+pub struct Chains<'a> {
+    pub assets: &'a AssetRegistry,
+    pub methods: &'a Methods,
+    pub explorers: &'a BTreeMap<ChainId, String>,
+}
+
 impl Checkout {
     pub fn build(
         order: Order,
         merchant_name: String,
         payments: &[Payment],
-        assets: &AssetRegistry,
-        explorers: &BTreeMap<ChainId, String>,
+        chains: Chains<'_>,
         now: OffsetDateTime,
         want_chooser: bool,
     ) -> Checkout {
+        let Chains {
+            assets,
+            methods,
+            explorers,
+        } = chains;
         let state = order.evaluate(now);
         let target = order.target.as_ref().and_then(|t| {
             let asset = assets.asset(&t.asset)?.clone();
@@ -136,13 +151,13 @@ impl Checkout {
                     .min()
                     .unwrap_or(0)
             };
+            // The wallet link asks for what is left to pay.
+            let still_due = PaymentTarget {
+                amount_due: remaining_or_due(t.amount_due, remaining_units),
+                ..t.clone()
+            };
             Some(PayTarget {
-                uri: coffer_core::uri::payment_uri(
-                    &chain,
-                    &asset,
-                    &t.address,
-                    remaining_or_due(t.amount_due, remaining_units),
-                ),
+                uri: methods.payment_uri(&chain, &asset, &still_due),
                 address: t.address.clone(),
                 amount_due: t.amount_due.format(asset.decimals),
                 amount_due_units: t.amount_due,
@@ -392,6 +407,7 @@ mod tests {
                     source: "peg".into(),
                     at: T0,
                 },
+                details: Default::default(),
             }),
             totals: Default::default(),
             policy: SettlementPolicy::default(),
@@ -433,6 +449,7 @@ mod tests {
             occurred_at: T0,
             detected_at: T0,
             updated_at: T0,
+            details: Default::default(),
         }
     }
 
@@ -448,8 +465,14 @@ mod tests {
             o,
             "Shop".into(),
             payments,
-            &registry(),
-            &explorers(),
+            Chains {
+                assets: &registry(),
+                methods: &Methods::default().with(
+                    ChainKind::Evm,
+                    std::sync::Arc::new(coffer_chain_evm::EvmMethod),
+                ),
+                explorers: &explorers(),
+            },
             now,
             chooser,
         )

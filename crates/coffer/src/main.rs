@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use coffer_core::{KeyId, MerchantId, OrderId, OrderStatus, PayoutId, PayoutKind, PayoutStatus};
-use coffer_engine::{Derivers, Engine, EngineParts, EngineSettings, SystemClock};
+use coffer_engine::{Engine, EngineParts, EngineSettings, Methods, SystemClock};
 use coffer_store::OrderQuery;
 use serde_json::json;
 
@@ -340,14 +340,14 @@ async fn open(config: &Config) -> Result<(Engine, Arc<dyn coffer_store::Store>)>
         store: store.clone(),
         rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
-        derivers: Derivers::default()
+        methods: Methods::default()
             .with(
                 coffer_core::ChainKind::Evm,
-                Arc::new(coffer_chain_evm::EvmDeriver),
+                Arc::new(coffer_chain_evm::EvmMethod),
             )
             .with(
                 coffer_core::ChainKind::Bitcoin,
-                Arc::new(coffer_chain_bitcoin::BitcoinDeriver::new()),
+                Arc::new(coffer_chain_bitcoin::BitcoinMethod::new()),
             ),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
@@ -1193,7 +1193,7 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
             if out.json {
                 let list: Vec<_> = orders
                     .iter()
-                    .map(|o| coffer_engine::view::order_json(o, engine.settings(), engine.assets()))
+                    .map(|o| coffer_engine::view::order_json(o, engine))
                     .collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
@@ -1220,7 +1220,7 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
             };
             let timeline = engine.timeline(&id).await?;
             let payments = engine.payments_of(&o).await?;
-            let mut view = coffer_engine::view::order_json(&o, engine.settings(), engine.assets());
+            let mut view = coffer_engine::view::order_json(&o, engine);
             view["merchant_id"] = json!(o.merchant_id);
             view["timeline"] = serde_json::to_value(&timeline)?;
             view["payments"] = serde_json::to_value(&payments)?;
@@ -1254,8 +1254,7 @@ async fn order(engine: &Engine, cmd: OrderCommand) -> Result<()> {
                     },
                 )
                 .await?;
-            let view =
-                coffer_engine::view::order_json(&repaired, engine.settings(), engine.assets());
+            let view = coffer_engine::view::order_json(&repaired, engine);
             if out.json {
                 println!("{view}");
             } else {

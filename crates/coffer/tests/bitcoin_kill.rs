@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use coffer_chain_bitcoin::bitcoin::BlockHash;
 use coffer_chain_bitcoin::regtest::RegtestNode;
-use coffer_chain_bitcoin::{BitcoinDeriver, BitcoindRpc};
+use coffer_chain_bitcoin::{BitcoinMethod, BitcoindRpc};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, EventType, FixedRates,
     MerchantId, Network, Order, OrderStatus, PaymentStatus, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
@@ -71,7 +71,7 @@ fn engine(db: &TestDb) -> Engine {
             Price::new(Decimal::from(50_000)).unwrap(),
         )),
         assets: Arc::new(AssetRegistry::new(vec![chain], vec![btc]).unwrap()),
-        derivers: Derivers::default().with(ChainKind::Bitcoin, Arc::new(BitcoinDeriver::new())),
+        methods: Methods::default().with(ChainKind::Bitcoin, Arc::new(BitcoinMethod::new())),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     })

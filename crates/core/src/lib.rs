@@ -15,7 +15,6 @@ pub mod order;
 pub mod payout;
 pub mod rate;
 pub mod state;
-pub mod uri;
 
 pub use asset::{Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Network, Symbol};
 pub use deposit::{Deposit, TransferNews, transfer_news};

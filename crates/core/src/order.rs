@@ -145,6 +145,10 @@ pub struct PaymentTarget {
     pub address: String,
     pub derivation: Option<Derivation>,
     pub rate: LockedRate,
+    /// What the payment method keeps about the target beside the common fields (an
+    /// invoice's payment hash, a contract's salt): a JSON object, empty for plain addresses.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One entry of an order's append-only timeline.
@@ -350,6 +354,10 @@ pub struct Payment {
     pub detected_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// What the payment method keeps about the payment beside the common columns (a
+    /// Lightning payment's preimage, say): a JSON object, empty on the chains of today.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Sum the payments that count toward an order.

@@ -2,8 +2,8 @@
 //! payment and refund objects.
 
 use coffer_core::{
-    AssetId, BaseUnits, Chain, ChainId, ChainKind, Order, OrderState, OrderStatus, Payment,
-    PayoutRequest, PayoutStatus, StatusReason,
+    AssetId, BaseUnits, Chain, ChainId, Order, OrderState, OrderStatus, Payment, PayoutRequest,
+    PayoutStatus, StatusReason,
 };
 use coffer_engine::{AssetRegistry, Engine};
 use serde_json::{Value, json};
@@ -11,16 +11,16 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-/// Pay Protocol's platform-internal `chainId` for a Coffer chain: the EIP-155 chain id of an
-/// EVM chain (1 Ethereum, 56 BSC, 31337 anvil); other chains get 900001, 900002, … in the
-/// registry's (sorted) order.
+/// Pay Protocol's platform-internal `chainId` for a Coffer chain: the EIP-155 chain id of a
+/// chain that has one (EVM: 1 Ethereum, 56 BSC, 31337 anvil); other chains get 900001,
+/// 900002, … in the registry's (sorted) order.
 pub fn chain_number(assets: &AssetRegistry, chain: &Chain) -> i64 {
-    match (chain.kind, chain.evm_chain_id) {
-        (ChainKind::Evm, Some(id)) => i64::try_from(id).unwrap_or(i64::MAX),
-        _ => {
+    match chain.evm_chain_id {
+        Some(id) => i64::try_from(id).unwrap_or(i64::MAX),
+        None => {
             let position = assets
                 .chains()
-                .filter(|c| c.kind != ChainKind::Evm || c.evm_chain_id.is_none())
+                .filter(|c| c.evm_chain_id.is_none())
                 .position(|c| c.id == chain.id)
                 .unwrap_or(0);
             900_001 + i64::try_from(position).unwrap_or(0)

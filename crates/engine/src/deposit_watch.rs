@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use coffer_core::order::payment_confirmed;
 use coffer_core::{
     Chain, Deposit, DepositId, Event, EventId, EventType, MerchantId, PaymentStatus, TransferNews,
     transfer_news,
@@ -60,6 +59,7 @@ impl Engine {
         applied: &mut Applied,
         now: OffsetDateTime,
     ) -> Result<(), EngineError> {
+        let method = self.methods.get(chain)?;
         let mut planned: BTreeMap<DepositId, Planned> = BTreeMap::new();
         for d in self
             .store
@@ -101,7 +101,7 @@ impl Engine {
                 .await?;
             let confirmations = confirmations_at(t.block.as_ref());
             let replaceable = !batch.non_replaceable_txids.iter().any(|x| x == &t.txid);
-            let status = if payment_confirmed(need, confirmations, replaceable) {
+            let status = if method.is_confirmed(need, confirmations, replaceable) {
                 PaymentStatus::Confirmed
             } else {
                 PaymentStatus::Unconfirmed
@@ -232,7 +232,7 @@ impl Engine {
             d.confirmations = confirmations;
             d.updated_at = now;
             p.changed = true;
-            if payment_confirmed(need, confirmations, true) {
+            if method.is_confirmed(need, confirmations, true) {
                 p.news.extend(news_from(
                     Some(PaymentStatus::Unconfirmed),
                     PaymentStatus::Confirmed,

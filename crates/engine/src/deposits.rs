@@ -5,7 +5,7 @@
 use coffer_core::MerchantId;
 use coffer_store::{
     Changeset, DepositAccountQuery, DepositAccountRecord, DepositAddressRecord, NewDepositAccount,
-    StoreError, Unique,
+    StoreError, Unique, WalletMark,
 };
 
 use crate::{ADDRESS_RETRIES, Engine, EngineError};
@@ -53,7 +53,7 @@ impl Engine {
         let chains: Vec<_> = wallets
             .iter()
             .filter_map(|w| self.assets.chain(&w.chain).cloned())
-            .filter(|c| self.derivers.get(c).is_ok())
+            .filter(|c| self.methods.get(c).is_ok_and(|m| m.uses_wallet_index()))
             .collect();
         if chains.is_empty() {
             return Err(EngineError::invalid(
@@ -69,7 +69,7 @@ impl Engine {
             let mut addresses = Vec::with_capacity(chains.len());
             let mut marks = Vec::with_capacity(chains.len());
             for chain in &chains {
-                let (allocated, mark) = match self.allocate_address(merchant, chain).await {
+                let (address, mark) = match self.standing_address(merchant, chain).await {
                     Ok(x) => x,
                     Err(e) => {
                         self.forget_marks(&marks);
@@ -78,7 +78,7 @@ impl Engine {
                 };
                 addresses.push(DepositAddressRecord {
                     chain: chain.id.clone(),
-                    address: allocated.address,
+                    address,
                     derivation_index: mark.index,
                 });
                 marks.push(mark);
@@ -125,6 +125,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A standing address for a deposit account: the wallet's next index, derived by the
+    /// chain's method, and the mark that makes the index durable with the account.
+    async fn standing_address(
+        &self,
+        merchant: &MerchantId,
+        chain: &coffer_core::Chain,
+    ) -> Result<(String, WalletMark), EngineError> {
+        let mark = self.take_wallet_index(merchant, chain).await?;
+        let prepared =
+            self.methods
+                .get(chain)?
+                .standing_address(chain, &mark.descriptor, mark.index)?;
+        Ok((prepared.address, mark))
     }
 
     /// A merchant's deposit account by its number or its `uuid` (both must match when both

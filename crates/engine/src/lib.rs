@@ -13,6 +13,7 @@ mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod logins;
+pub mod method;
 pub mod pages;
 pub mod payments;
 pub mod payouts;
@@ -24,14 +25,13 @@ pub mod validate;
 pub mod view;
 mod watch;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use coffer_core::order::{DEFAULT_EXPIRES_IN, DEFAULT_MONITOR_FOR, Derivation, OrderLinks};
+use coffer_core::order::{DEFAULT_EXPIRES_IN, DEFAULT_MONITOR_FOR, OrderLinks};
 use coffer_core::{
-    ApiCredential, AssetId, Cause, Chain, ChainId, ChainKind, CheckoutToken, Event, EventId,
-    EventType, KeyId, LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget,
-    Price, RateSource, Scope, SettlementPolicy, TimelineEntry, money,
+    ApiCredential, Asset, AssetId, Cause, Chain, ChainId, CheckoutToken, Event, EventId, EventType,
+    KeyId, LockedRate, Merchant, MerchantId, Order, OrderId, OrderState, PaymentTarget, Price,
+    RateSource, Scope, SettlementPolicy, TimelineEntry, money,
 };
 use coffer_store::Unique;
 use coffer_store::{
@@ -45,107 +45,16 @@ pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to
 pub use dialect_keys::{DialectCredential, DialectCredentialInfo, NewDialectCredential};
 pub use error::EngineError;
 pub use keys::IssuedKey;
+pub use method::{Methods, PaymentMethod, PreparedTarget, TargetRequest};
 pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
 pub use payouts::{RefundInput, WithdrawalInput, payout_json};
 pub use registry::AssetRegistry;
 pub use repair::RepairInput;
 
-/// A receiving address handed out for one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllocatedAddress {
-    pub address: String,
-    pub derivation: Option<Derivation>,
-}
-
-/// Address derivation for one kind of chain (EVM, Bitcoin, …): pure functions of the
-/// merchant's public wallet descriptor and an index. No private key ever reaches Coffer for
-/// receiving. Chain adapter crates implement it; the engine hands out indexes.
-pub trait AddressDeriver: Send + Sync {
-    /// Validate a wallet descriptor (xpub, descriptor) for `chain` and return its canonical
-    /// form, or an `invalid_wallet` error naming what is wrong.
-    fn normalize(&self, chain: &Chain, descriptor: &str) -> Result<String, EngineError>;
-    /// The receiving address at `index` of the external chain below the descriptor.
-    fn derive(
-        &self,
-        chain: &Chain,
-        descriptor: &str,
-        index: u32,
-    ) -> Result<AllocatedAddress, EngineError>;
-}
-
-/// The derivers this server has, by chain kind, and the next derivation index of each wallet
-/// in use. Indexes are handed out from memory and become durable with the order that uses
-/// them (`WalletMark` in its changeset), so creating an order costs no extra transaction and
-/// an order that fails leaves no gap; a unique index on addresses catches two instances
-/// handing out the same index, and the loser retries.
-#[derive(Clone, Default)]
-pub struct Derivers {
-    kinds: HashMap<ChainKind, Arc<dyn AddressDeriver>>,
-    next: Arc<Mutex<NextIndexes>>,
-}
-
-/// Per wallet (merchant, chain): its descriptor and the next index to hand out.
-type NextIndexes = HashMap<(MerchantId, ChainId), (String, u32)>;
-
-impl Derivers {
-    pub fn with(mut self, kind: ChainKind, deriver: Arc<dyn AddressDeriver>) -> Self {
-        self.kinds.insert(kind, deriver);
-        self
-    }
-
-    fn get(&self, chain: &Chain) -> Result<&Arc<dyn AddressDeriver>, EngineError> {
-        self.kinds.get(&chain.kind).ok_or_else(|| {
-            EngineError::invalid(
-                "chain_unsupported",
-                "chain",
-                format!(
-                    "receiving on {} chains is not supported by this server",
-                    chain.kind.as_str()
-                ),
-            )
-        })
-    }
-
-    fn slots(&self) -> std::sync::MutexGuard<'_, NextIndexes> {
-        // A poisoned lock only means another task panicked mid-update of a plain map entry.
-        self.next
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Take the next index of a wallet already known here.
-    fn take(&self, key: &(MerchantId, ChainId)) -> Option<(String, u32)> {
-        let mut slots = self.slots();
-        let (descriptor, next) = slots.get_mut(key)?;
-        let taken = *next;
-        *next = next.saturating_add(1);
-        Some((descriptor.clone(), taken))
-    }
-
-    /// Learn a wallet's durable position (unless another task did first), then take from it.
-    fn seed_and_take(
-        &self,
-        key: (MerchantId, ChainId),
-        descriptor: String,
-        next: u32,
-    ) -> (String, u32) {
-        let mut slots = self.slots();
-        let (descriptor, next) = slots.entry(key).or_insert((descriptor, next));
-        let taken = *next;
-        *next = next.saturating_add(1);
-        (descriptor.clone(), taken)
-    }
-
-    /// Forget what is known of a wallet: it changed, or another instance used an index.
-    fn forget(&self, merchant: &MerchantId, chain: &ChainId) {
-        self.slots().remove(&(merchant.clone(), chain.clone()));
-    }
-}
-
 /// An asset's price for an order, and the amount due at it.
 struct Priced<'a> {
     chain: &'a Chain,
-    asset_id: AssetId,
+    asset: &'a Asset,
     amount_due: money::BaseUnits,
     price: Price,
     source: String,
@@ -222,7 +131,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     rates: Arc<dyn RateSource>,
     assets: Arc<AssetRegistry>,
-    derivers: Derivers,
+    methods: Methods,
     clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
 }
@@ -232,7 +141,7 @@ pub struct EngineParts {
     pub store: Arc<dyn Store>,
     pub rates: Arc<dyn RateSource>,
     pub assets: Arc<AssetRegistry>,
-    pub derivers: Derivers,
+    pub methods: Methods,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<EngineSettings>,
 }
@@ -243,7 +152,7 @@ impl Engine {
             store,
             rates,
             assets,
-            derivers,
+            methods,
             clock,
             settings,
         } = parts;
@@ -251,7 +160,7 @@ impl Engine {
             store,
             rates,
             assets,
-            derivers,
+            methods,
             clock,
             settings,
         }
@@ -275,6 +184,18 @@ impl Engine {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The payment methods by chain kind (payment URIs, confirmation rules).
+    pub fn methods(&self) -> &Methods {
+        &self.methods
+    }
+
+    /// The URI a wallet opens to pay `target` (EIP-681, BIP21, …), if its method has one.
+    pub fn payment_uri(&self, target: &PaymentTarget) -> Option<String> {
+        let asset = self.assets.asset(&target.asset)?;
+        let chain = self.assets.chain(asset.chain())?;
+        self.methods.payment_uri(chain, asset, target)
     }
 
     /// The rate source orders are priced from (its health for readiness).
@@ -319,22 +240,12 @@ impl Engine {
                 )
             })?;
         if let Some(n) = confirmations {
-            let ok = match chain_id.kind {
-                ChainKind::Bitcoin => matches!(n, 0 | 1 | 2 | 6),
-                _ => (1..=1000).contains(&n),
-            };
-            if !ok {
-                return Err(EngineError::invalid(
-                    "invalid_confirmations",
-                    "confirmations",
-                    match chain_id.kind {
-                        ChainKind::Bitcoin => {
-                            format!("confirmations on {chain} must be 0, 1, 2 or 6, not {n}")
-                        }
-                        _ => format!("confirmations on {chain} must be 1 to 1000, not {n}"),
-                    },
-                ));
-            }
+            self.methods
+                .get(&chain_id)?
+                .check_confirmations(&chain_id, n)
+                .map_err(|message| {
+                    EngineError::invalid("invalid_confirmations", "confirmations", message)
+                })?;
         }
         let mut m = self
             .store
@@ -504,9 +415,9 @@ impl Engine {
             attempt += 1;
             let mut wallet_marks = Vec::new();
             if let Some(asset) = &input.asset {
-                let (target, mark) = self.price_and_address(&order, asset, now).await?;
+                let (target, mark) = self.price_and_target(&order, asset, now).await?;
                 order.target = Some(target);
-                wallet_marks.push(mark);
+                wallet_marks.extend(mark);
             }
             let event = self.event(&order, EventType::OrderCreated, None, now);
             let changes = Changeset {
@@ -557,7 +468,7 @@ impl Engine {
 
     fn forget_marks(&self, marks: &[WalletMark]) {
         for mark in marks {
-            self.derivers.forget(&mark.merchant_id, &mark.chain);
+            self.methods.forget(&mark.merchant_id, &mark.chain);
         }
     }
 
@@ -619,7 +530,7 @@ impl Engine {
         })?;
         Ok(Priced {
             chain,
-            asset_id: asset.id.clone(),
+            asset,
             amount_due,
             price,
             source,
@@ -627,46 +538,62 @@ impl Engine {
         })
     }
 
-    /// Lock a rate for `asset` and allocate the address the buyer pays to.
-    async fn price_and_address(
+    /// Lock a rate for `asset` and have the chain's payment method prepare what the buyer
+    /// pays to; the mark (if the method used a wallet index) makes the index durable with the
+    /// order.
+    async fn price_and_target(
         &self,
         order: &Order,
         asset_id: &AssetId,
         now: OffsetDateTime,
-    ) -> Result<(PaymentTarget, WalletMark), EngineError> {
+    ) -> Result<(PaymentTarget, Option<WalletMark>), EngineError> {
         let Priced {
             chain,
-            asset_id,
+            asset,
             amount_due,
             price,
             source,
             at,
         } = self.price(order, asset_id, now)?;
-        let (allocated, mark) = self.allocate_address(&order.merchant_id, chain).await?;
+        let method = self.methods.get(chain)?;
+        let mark = if method.uses_wallet_index() {
+            Some(self.take_wallet_index(&order.merchant_id, chain).await?)
+        } else {
+            None
+        };
+        let prepared = method
+            .prepare_target(TargetRequest {
+                chain,
+                asset,
+                amount_due,
+                order,
+                wallet: mark.as_ref().map(|m| (m.descriptor.as_str(), m.index)),
+            })
+            .await?;
         let target = PaymentTarget {
-            asset: asset_id,
+            asset: asset.id.clone(),
             amount_due,
-            address: allocated.address,
-            derivation: allocated.derivation,
+            address: prepared.address,
+            derivation: prepared.derivation,
             rate: LockedRate {
                 price,
                 source,
                 at: truncate_to_ms(at),
             },
+            details: prepared.details,
         };
         Ok((target, mark))
     }
 
-    /// A fresh address for an order: the wallet's next index, derived by the chain's deriver,
-    /// and the mark that makes the index durable with the order.
-    async fn allocate_address(
+    /// The next index of the merchant's wallet on `chain`, as the mark that makes it durable
+    /// with whatever uses it.
+    async fn take_wallet_index(
         &self,
         merchant: &MerchantId,
         chain: &Chain,
-    ) -> Result<(AllocatedAddress, WalletMark), EngineError> {
-        let deriver = self.derivers.get(chain)?;
+    ) -> Result<WalletMark, EngineError> {
         let key = (merchant.clone(), chain.id.clone());
-        let (descriptor, index) = match self.derivers.take(&key) {
+        let (descriptor, index) = match self.methods.take(&key) {
             Some(taken) => taken,
             None => {
                 let wallet = self.store.get_wallet(merchant, &chain.id).await?.ok_or_else(|| {
@@ -679,18 +606,16 @@ impl Engine {
                         ),
                     )
                 })?;
-                self.derivers
+                self.methods
                     .seed_and_take(key, wallet.descriptor, wallet.next_index)
             }
         };
-        let allocated = deriver.derive(chain, &descriptor, index)?;
-        let mark = WalletMark {
+        Ok(WalletMark {
             merchant_id: merchant.clone(),
             chain: chain.id.clone(),
             descriptor,
             index,
-        };
-        Ok((allocated, mark))
+        })
     }
 
     /// Set a merchant's receiving wallet (xpub or descriptor) for a chain.
@@ -711,9 +636,9 @@ impl Engine {
                 )
             })?;
         let normalized = self
-            .derivers
+            .methods
             .get(&chain)?
-            .normalize(&chain, descriptor.trim())?;
+            .normalize_wallet(&chain, descriptor.trim())?;
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
@@ -734,7 +659,7 @@ impl Engine {
             }
             other => other?,
         };
-        self.derivers.forget(merchant, &chain.id);
+        self.methods.forget(merchant, &chain.id);
         Ok(record)
     }
 
@@ -756,7 +681,7 @@ impl Engine {
         let Some(c) = self.assets.chain(chain) else {
             return Ok(None);
         };
-        if c.kind != ChainKind::Bitcoin {
+        if !self.methods.get(c).is_ok_and(|m| m.has_gap_limit()) {
             return Ok(None);
         }
         let usage = self.store.address_usage(merchant, chain).await?;
@@ -799,7 +724,7 @@ impl Engine {
         loop {
             attempt += 1;
             let mut next = order.clone();
-            let (target, mark) = self.price_and_address(&order, asset, now).await?;
+            let (target, mark) = self.price_and_target(&order, asset, now).await?;
             next.target = Some(target);
             next.expires_at = now + order.lock_window;
             next.monitor_until = next.expires_at + self.settings.monitor_for;
@@ -810,7 +735,7 @@ impl Engine {
                     order: next.clone(),
                     expected_version: order.version,
                 }],
-                wallet_marks: vec![mark.clone()],
+                wallet_marks: mark.iter().cloned().collect(),
                 ..Changeset::default()
             };
             match self.store.commit(changes).await {
@@ -818,7 +743,7 @@ impl Engine {
                 Err(
                     e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),
                 ) => {
-                    self.forget_marks(&[mark]);
+                    self.forget_marks(mark.as_slice());
                     if attempt >= ADDRESS_RETRIES {
                         return Err(address_unavailable(e));
                     }
@@ -943,10 +868,7 @@ impl Engine {
         at: OffsetDateTime,
     ) -> Event {
         let mut data = serde_json::Map::new();
-        data.insert(
-            "object".into(),
-            view::order_json(order, &self.settings, &self.assets),
-        );
+        data.insert("object".into(), view::order_json(order, self));
         data.insert(
             "previous_status".into(),
             previous.map_or(serde_json::Value::Null, |s| s.status.as_str().into()),

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use coffer_core::order::{classify_payment, payment_confirmed, totals_of};
+use coffer_core::order::{classify_payment, totals_of};
 use coffer_core::{
     AssetId, BaseUnits, Cause, Chain, ChainId, Event, EventId, EventType, Order, OrderId, Payment,
     PaymentId, PaymentStatus, TimelineEntry,
@@ -106,6 +106,7 @@ impl Engine {
         batch: &ChainBatch,
     ) -> Result<(Changeset, Applied), EngineError> {
         let now = self.now();
+        let method = self.methods.get(chain)?;
         let mut orders: BTreeMap<OrderId, (Order, Vec<Payment>)> = BTreeMap::new();
         // Payments whose confirmations may change, or that the reorg may remove.
         let open = self
@@ -159,7 +160,7 @@ impl Engine {
 
             for t in routed.get(&order_id).into_iter().flatten() {
                 let confirmations = confirmations_at(t.block.as_ref());
-                let status = if payment_confirmed(required, confirmations, replaceable(&t.txid)) {
+                let status = if method.is_confirmed(required, confirmations, replaceable(&t.txid)) {
                     PaymentStatus::Confirmed
                 } else {
                     PaymentStatus::Unconfirmed
@@ -227,6 +228,7 @@ impl Engine {
                             occurred_at,
                             detected_at: now,
                             updated_at: now,
+                            details: serde_json::Map::new(),
                         };
                         touched.insert(payment.id.clone());
                         payments.push(payment);
@@ -264,7 +266,7 @@ impl Engine {
                     }
                     p.confirmations = confirmations;
                     p.updated_at = now;
-                    if payment_confirmed(required, confirmations, true) {
+                    if method.is_confirmed(required, confirmations, true) {
                         p.status = PaymentStatus::Confirmed;
                         changed.push((i, Some(EventType::PaymentConfirmed)));
                     } else {

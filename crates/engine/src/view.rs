@@ -4,7 +4,7 @@ use coffer_core::Order;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use crate::{AssetRegistry, EngineSettings};
+use crate::{AssetRegistry, Engine, EngineSettings};
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
@@ -20,14 +20,11 @@ pub fn checkout_url(order: &Order, settings: &EngineSettings) -> String {
 
 /// Amounts are strings; base-unit integers are given beside human decimals so a client never
 /// has to do decimal arithmetic to compare with the chain.
-pub fn order_json(order: &Order, settings: &EngineSettings, assets: &AssetRegistry) -> Value {
+pub fn order_json(order: &Order, engine: &Engine) -> Value {
+    let (settings, assets) = (engine.settings(), engine.assets());
     let payment = order.target.as_ref().map(|t| {
-        let asset = assets.asset(&t.asset);
-        let decimals = asset.map(|a| a.decimals);
-        let uri = asset.and_then(|a| {
-            let chain = assets.chain(a.chain())?;
-            coffer_core::uri::payment_uri(chain, a, &t.address, t.amount_due)
-        });
+        let decimals = assets.asset(&t.asset).map(|a| a.decimals);
+        let uri = engine.payment_uri(t);
         let human = |units: coffer_core::BaseUnits| decimals.map(|d| units.format(d));
         json!({
             "asset": t.asset.to_string(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
 };
-use coffer_engine::{AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, SystemClock};
+use coffer_engine::{AssetRegistry, Engine, EngineParts, EngineSettings, Methods, SystemClock};
 use coffer_store::DepositAccountQuery;
 
 use coffer_testkit::fixtures::TestDeriver;
@@ -44,7 +44,7 @@ fn engine(db: &TestDb) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(TestDeriver::dashed())),
+        methods: Methods::default().with(ChainKind::Evm, TestDeriver::dashed().evm()),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     })

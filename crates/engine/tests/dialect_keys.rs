@@ -7,7 +7,7 @@ use std::sync::Arc;
 use coffer_core::FixedRates;
 use coffer_engine::dialect_keys::identifier_hash;
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+    AssetRegistry, Engine, EngineError, EngineParts, EngineSettings, ManualClock, Methods,
 };
 use coffer_secrets::MasterKey;
 use coffer_store::DialectIdentifier;
@@ -19,7 +19,7 @@ fn engine(db: &TestDb) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(FixedRates::new()),
         assets: Arc::new(AssetRegistry::new(vec![], vec![]).unwrap()),
-        derivers: Derivers::default(),
+        methods: Methods::default(),
         clock: Arc::new(ManualClock::new(datetime!(2026-05-01 10:00 UTC))),
         settings: Arc::new(EngineSettings::default()),
     })

@@ -8,8 +8,7 @@ use coffer_core::{
     Price, Scope, StatusReason,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
-    NewOrder,
+    AssetRegistry, Engine, EngineError, EngineParts, EngineSettings, ManualClock, Methods, NewOrder,
 };
 use coffer_store::{EventQuery, OrderQuery};
 use coffer_testkit::fixtures::{self, TestDeriver};
@@ -43,9 +42,11 @@ fn engine(db: &TestDb, clock: Arc<ManualClock>) -> Engine {
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(
+        methods: Methods::default().with(
             ChainKind::Evm,
-            Arc::new(TestDeriver::new(|d, i| format!("{d}/{i}")).xpub_only()),
+            TestDeriver::new(|d, i| format!("{d}/{i}"))
+                .xpub_only()
+                .evm(),
         ),
         clock,
         settings: Arc::new(EngineSettings {

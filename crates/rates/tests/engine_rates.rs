@@ -13,7 +13,7 @@ use coffer_core::{
     AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, Network, Price, money,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineError, EngineParts, EngineSettings, ManualClock,
+    AssetRegistry, Engine, EngineError, EngineParts, EngineSettings, ManualClock, Methods,
     NewOrder, truncate_to_ms,
 };
 use coffer_rates::Provider;
@@ -53,9 +53,11 @@ fn engine(db: &TestDb, rates: Arc<dyn coffer_core::RateSource>, clock: Arc<Manua
         store: db.store.clone(),
         rates,
         assets: Arc::new(registry()),
-        derivers: Derivers::default().with(
+        methods: Methods::default().with(
             ChainKind::Evm,
-            Arc::new(TestDeriver::new(|d, i| format!("{d}/{i}")).xpub_only()),
+            TestDeriver::new(|d, i| format!("{d}/{i}"))
+                .xpub_only()
+                .evm(),
         ),
         clock,
         settings: Arc::new(EngineSettings::default()),
@@ -347,7 +349,7 @@ async fn fixed_table_prices_through_order_creation(db: &TestDb) {
     );
     assert!(rate.at <= coffer_engine::Clock::now(clock.as_ref()));
     // The API's order object and the order.created event carry the same explanation.
-    let view = coffer_engine::view::order_json(&eth, e.settings(), e.assets());
+    let view = coffer_engine::view::order_json(&eth, &e);
     assert_eq!(
         view["payment"]["rate"]["source"],
         "fixed:ETH/USD×ecb:USD/CNY"

@@ -78,6 +78,7 @@ fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTi
                 source: "peg".into(),
                 at: created_at,
             },
+            details: Default::default(),
         }),
         totals: Totals::default(),
         policy: SettlementPolicy {
@@ -597,6 +598,7 @@ fn payment(o: &Order, txid: &str, output_index: u32, amount: u128) -> Payment {
         occurred_at: T0,
         detected_at: T0,
         updated_at: T0,
+        details: Default::default(),
     }
 }
 

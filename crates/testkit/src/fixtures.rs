@@ -1,19 +1,21 @@
 //! Engines over a test database for the tests of every crate above the engine: a
-//! deterministic stand-in for key derivation, ready-made chains and assets, the BSC shop
-//! the dialect tests share, and the transfers and batches a watcher would report. (The real
-//! derivers live in the chain crates and are tested against published vectors there.)
+//! deterministic stand-in for key derivation over a real payment method, ready-made chains
+//! and assets, the BSC shop the dialect tests share, and the transfers and batches a watcher
+//! would report. (The real derivers live in the chain crates and are tested against
+//! published vectors there.)
 
 use std::str::FromStr;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use coffer_core::order::Derivation;
 use coffer_core::{
     Asset, AssetId, AssetKind, BaseUnits, Chain, ChainId, ChainKind, Decimals, FixedRates, Network,
-    Price,
+    PaymentTarget, Price,
 };
 use coffer_engine::{
-    AddressDeriver, AllocatedAddress, AssetRegistry, BlockRef, ChainBatch, Clock, Derivers, Engine,
-    EngineError, EngineParts, EngineSettings, ObservedTransfer, SystemClock,
+    AssetRegistry, BlockRef, ChainBatch, Clock, Engine, EngineError, EngineParts, EngineSettings,
+    Methods, ObservedTransfer, PaymentMethod, PreparedTarget, SystemClock, TargetRequest,
 };
 use coffer_store::ChainCursor;
 use rust_decimal::Decimal;
@@ -22,7 +24,9 @@ use time::OffsetDateTime;
 use crate::TestDb;
 
 /// Derives `address(descriptor, index)` at path `m/0/{index}`; with [`TestDeriver::xpub_only`]
-/// a descriptor not starting with `xpub` is refused as `invalid_wallet` (field `xpub`).
+/// a descriptor not starting with `xpub` is refused as `invalid_wallet` (field `xpub`). It
+/// stands in for a real method's derivation only ([`TestDeriver::over`]): payment URIs,
+/// confirmation rules and the gap limit stay the real method's.
 #[derive(Debug, Clone, Copy)]
 pub struct TestDeriver {
     xpub_only: bool,
@@ -53,11 +57,42 @@ impl TestDeriver {
         self.xpub_only = true;
         self
     }
+
+    /// `base` (a chain's real payment method) with this stand-in's wallets and addresses.
+    pub fn over(self, base: Arc<dyn PaymentMethod>) -> Arc<dyn PaymentMethod> {
+        Arc::new(StandIn {
+            deriver: self,
+            base,
+        })
+    }
+
+    /// The EVM payment method with this stand-in's wallets and addresses.
+    pub fn evm(self) -> Arc<dyn PaymentMethod> {
+        self.over(Arc::new(coffer_chain_evm::EvmMethod))
+    }
+
+    fn target(&self, descriptor: &str, index: u32) -> PreparedTarget {
+        PreparedTarget {
+            address: (self.address)(descriptor, index),
+            derivation: Some(Derivation {
+                index,
+                path: format!("m/0/{index}"),
+            }),
+            details: Default::default(),
+        }
+    }
 }
 
-impl AddressDeriver for TestDeriver {
-    fn normalize(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
-        if self.xpub_only && !descriptor.starts_with("xpub") {
+/// A real method whose wallets and addresses come from a [`TestDeriver`].
+struct StandIn {
+    deriver: TestDeriver,
+    base: Arc<dyn PaymentMethod>,
+}
+
+#[async_trait]
+impl PaymentMethod for StandIn {
+    fn normalize_wallet(&self, _chain: &Chain, descriptor: &str) -> Result<String, EngineError> {
+        if self.deriver.xpub_only && !descriptor.starts_with("xpub") {
             return Err(EngineError::invalid(
                 "invalid_wallet",
                 "xpub",
@@ -67,19 +102,34 @@ impl AddressDeriver for TestDeriver {
         Ok(descriptor.to_owned())
     }
 
-    fn derive(
+    async fn prepare_target(&self, req: TargetRequest<'_>) -> Result<PreparedTarget, EngineError> {
+        let (descriptor, index) = req.wallet_index()?;
+        Ok(self.deriver.target(descriptor, index))
+    }
+
+    fn standing_address(
         &self,
         _chain: &Chain,
         descriptor: &str,
         index: u32,
-    ) -> Result<AllocatedAddress, EngineError> {
-        Ok(AllocatedAddress {
-            address: (self.address)(descriptor, index),
-            derivation: Some(Derivation {
-                index,
-                path: format!("m/0/{index}"),
-            }),
-        })
+    ) -> Result<PreparedTarget, EngineError> {
+        Ok(self.deriver.target(descriptor, index))
+    }
+
+    fn payment_uri(&self, chain: &Chain, asset: &Asset, target: &PaymentTarget) -> Option<String> {
+        self.base.payment_uri(chain, asset, target)
+    }
+
+    fn check_confirmations(&self, chain: &Chain, n: u32) -> Result<(), String> {
+        self.base.check_confirmations(chain, n)
+    }
+
+    fn is_confirmed(&self, required: u32, confirmations: u32, replaceable: bool) -> bool {
+        self.base.is_confirmed(required, confirmations, replaceable)
+    }
+
+    fn has_gap_limit(&self) -> bool {
+        self.base.has_gap_limit()
     }
 }
 
@@ -125,7 +175,7 @@ pub fn engine(
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(deriver)),
+        methods: Methods::default().with(ChainKind::Evm, deriver.evm()),
         clock,
         settings: Arc::new(EngineSettings::default()),
     })

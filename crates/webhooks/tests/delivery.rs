@@ -18,7 +18,7 @@ use axum::routing::post;
 use coffer_core::order::OrderLinks;
 use coffer_core::{FixedRates, MerchantId};
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use coffer_store::DeliveryStatus;
 use coffer_testkit::{TestDb, both_backends};
@@ -152,7 +152,7 @@ impl Harness {
             store: db.store.clone(),
             rates: Arc::new(FixedRates::new()),
             assets: Arc::new(AssetRegistry::default()),
-            derivers: Derivers::default(),
+            methods: Methods::default(),
             clock: Arc::new(SystemClock),
             settings: Arc::new(EngineSettings::default()),
         });

@@ -113,7 +113,7 @@ pub struct ListParams {
 pub const MAX_REASON: usize = 500;
 
 fn order_response(state: &AppState, order: &coffer_core::Order) -> Value {
-    order_json(order, state.engine.settings(), state.engine.assets())
+    order_json(order, &state.engine)
 }
 
 fn parse_asset(raw: &str) -> Result<AssetId, ApiError> {

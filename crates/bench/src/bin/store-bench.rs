@@ -181,6 +181,7 @@ fn create_order_changeset(
                 source: "peg".into(),
                 at: now,
             },
+            details: Default::default(),
         }),
         totals: Totals::default(),
         policy: SettlementPolicy::default(),

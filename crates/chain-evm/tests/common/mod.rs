@@ -13,13 +13,13 @@ use alloy::providers::{Provider, RootProvider};
 use alloy::sol;
 use alloy::sol_types::{SolCall, SolValue};
 use coffer_chain_evm::testtools::Anvil;
-use coffer_chain_evm::{EvmDeriver, EvmWatchConfig, EvmWatcher, Tokens};
+use coffer_chain_evm::{EvmMethod, EvmWatchConfig, EvmWatcher, Tokens};
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
     Network, Order, OrderId, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewOrder, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
 };
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
@@ -220,7 +220,7 @@ pub fn engine_for(db: &TestDb, usdt: Address, usdc: Address, confirmations: u32)
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(registry(usdt, usdc, confirmations)),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(EvmDeriver)),
+        methods: Methods::default().with(ChainKind::Evm, Arc::new(EvmMethod)),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings::default()),
     })

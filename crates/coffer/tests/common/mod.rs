@@ -17,7 +17,7 @@ use coffer_core::{
     OrderStatus, Price,
 };
 use coffer_engine::{
-    AssetRegistry, Clock, Derivers, Engine, EngineParts, EngineSettings, SystemClock,
+    AssetRegistry, Clock, Engine, EngineParts, EngineSettings, Methods, SystemClock,
 };
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
@@ -160,7 +160,7 @@ pub fn anvil_engine_with(
             Price::new(Decimal::from(2000)).unwrap(),
         )),
         assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
+        methods: Methods::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmMethod)),
         clock,
         settings: Arc::new(EngineSettings::default()),
     })

@@ -13,7 +13,7 @@ use coffer_core::{
 };
 use coffer_dialect_aurpay::{AurpayState, routes};
 use coffer_engine::{
-    AssetRegistry, Derivers, Engine, EngineParts, EngineSettings, NewDialectCredential, SystemClock,
+    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewDialectCredential, SystemClock,
 };
 use coffer_secrets::MasterKey;
 use coffer_testkit::TestDb;
@@ -77,7 +77,7 @@ pub fn engine_at(
         store: db.store.clone(),
         rates: Arc::new(rates),
         assets: Arc::new(assets),
-        derivers: Derivers::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmDeriver)),
+        methods: Methods::default().with(ChainKind::Evm, Arc::new(coffer_chain_evm::EvmMethod)),
         clock,
         settings: Arc::new(EngineSettings {
             public_url: PUBLIC_URL.into(),
