@@ -1,5 +1,6 @@
 //! Bitcoin for Coffer.
 //!
+//! - [`config`]: [`BitcoinRail`], typed `[[chains]]` entries of kind `bitcoin`.
 //! - [`method`]: [`BitcoinMethod`], the engine's [`coffer_engine::PaymentMethod`] for
 //!   Bitcoin chains: addresses from [`BitcoinDeriver`], BIP21 URIs, zero-conf policies.
 //! - [`derive`]: receiving addresses from a merchant's xpub/ypub/zpub (tpub/upub/vpub) or a
@@ -11,6 +12,7 @@
 //! - [`source`]: [`BitcoinSource`], the chain as the one watcher (`coffer-rail`) follows it
 //!   (tip, raw blocks, mempool, dropped transactions, the gap-limit report).
 
+pub mod config;
 pub mod derive;
 pub mod gap;
 pub mod matching;
@@ -20,6 +22,7 @@ pub mod rpc;
 pub mod source;
 
 pub use coffer_rail::{Step, WatchError, WatchHealth, WatchSettings};
+pub use config::{BitcoinChainConfig, BitcoinRail, BitcoinRailChain};
 pub use derive::{BitcoinDeriver, ScriptKind, Wallet, WalletError, descriptor_checksum};
 pub use gap::{GAP_LIMIT_WARNING, GapReport, gap_report};
 pub use matching::{

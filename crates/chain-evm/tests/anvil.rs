@@ -660,9 +660,9 @@ async fn addresses_past_monitor_until_leave_the_watched_set() {
         store: db.store.clone(),
         rates: std::sync::Arc::new(coffer_core::FixedRates::new()),
         assets: env.engine.assets().clone(),
-        derivers: coffer_engine::Derivers::default().with(
+        methods: coffer_engine::Methods::default().with(
             coffer_core::ChainKind::Evm,
-            std::sync::Arc::new(coffer_chain_evm::EvmDeriver),
+            std::sync::Arc::new(coffer_chain_evm::EvmMethod),
         ),
         clock: clock.clone(),
         settings: env.engine.settings().clone(),

@@ -10,77 +10,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use coffer_core::{
-    Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, Network, Price, Symbol,
-};
+use coffer_core::{ChainId, ChainKind, Price};
+use coffer_rail::RailChain;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
-/// A string that never appears in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"[redacted]\"")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
-
-/// A duration written as `250ms`, `3s`, `30m`, `24h` or `7d`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigDuration(pub time::Duration);
-
-impl FromStr for ConfigDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (digits, unit) = s.split_at(split);
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like 250ms, 3s, 30m, 24h or 7d"))?;
-        let d = match unit {
-            "ms" => time::Duration::milliseconds(n),
-            "s" => time::Duration::seconds(n),
-            "m" => time::Duration::minutes(n),
-            "h" => time::Duration::hours(n),
-            "d" => time::Duration::days(n),
-            _ => {
-                return Err(format!(
-                    "{s:?} is not a duration like 250ms, 3s, 30m, 24h or 7d"
-                ));
-            }
-        };
-        Ok(ConfigDuration(d))
-    }
-}
-
-impl<'de> Deserialize<'de> for ConfigDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        raw.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl ConfigDuration {
-    pub fn std(self) -> std::time::Duration {
-        std::time::Duration::try_from(self.0).unwrap_or_default()
-    }
-}
+pub use coffer_rail::config::{ConfigDuration, ConfigError, Secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -112,7 +49,8 @@ pub struct Config {
     pub checkout: CheckoutConfig,
     pub orders: OrdersConfig,
     pub rates: RatesConfig,
-    pub chains: Vec<ChainConfig>,
+    /// `[[chains]]`: each entry is parsed by the rail of its `kind` (see `registry.rs`).
+    pub chains: Vec<ChainEntry>,
     pub webhooks: WebhooksConfig,
 }
 
@@ -418,117 +356,24 @@ impl<'de> Deserialize<'de> for DecimalString {
     }
 }
 
-// `rpc` and `poll_interval` are validated here and read by the chain watchers.
-#[allow(dead_code)]
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChainConfig {
-    pub id: String,
-    /// `evm`, … May be left out for a chain of the built-in catalogue.
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub network: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    /// EVM chain id, checked against `eth_chainId` at start-up.
-    #[serde(default)]
-    pub chain_id: Option<u64>,
-    #[serde(default)]
-    pub rpc: Vec<Secret>,
-    #[serde(default)]
-    pub confirmations: Option<u32>,
-    #[serde(default)]
-    pub poll_interval: Option<ConfigDuration>,
-    #[serde(default)]
-    pub native: Option<NativeConfig>,
-    #[serde(default)]
-    pub tokens: Vec<TokenConfig>,
-    /// Block a chain watched for the first time starts at (default: the tip at first start).
-    #[serde(default)]
-    pub start_block: Option<u64>,
-    /// `/readyz` reports the chain not ready (lagging) when its watcher is more than this many
-    /// blocks behind the tip (default: EVM 50, Bitcoin 3)…
-    #[serde(default)]
-    pub max_lag_blocks: Option<u64>,
-    /// …or further behind than this: the oldest block not yet applied was mined this long
-    /// ago, or a step has been running this long (default: EVM 60s, Bitcoin 1h).
-    #[serde(default)]
-    pub max_lag: Option<ConfigDuration>,
-    /// Bitcoin: RPC basic-auth credentials (`rpcuser`/`rpcpassword` of the node), or
-    /// `rpc_cookie_file` (the node's `.cookie`, read at start-up) instead.
-    #[serde(default)]
-    pub rpc_user: Option<Secret>,
-    #[serde(default)]
-    pub rpc_password: Option<Secret>,
-    #[serde(default)]
-    pub rpc_cookie_file: Option<std::path::PathBuf>,
-    /// Bitcoin: per-request RPC timeout (default 30s).
-    #[serde(default)]
-    pub rpc_timeout: Option<ConfigDuration>,
-    /// Bitcoin: follow the mempool (unconfirmed payments, zero-conf; default true).
-    #[serde(default)]
-    pub mempool: Option<bool>,
-    /// The block explorer's transaction page, `{txid}` standing for the transaction id
-    /// (`https://bscscan.com/tx/{txid}`): linked from the checkout's success screen.
-    #[serde(default)]
-    pub explorer_tx: Option<String>,
-}
+/// One `[[chains]]` entry as written: its rail parses it into its typed config. `Debug`
+/// shows only its `id` and `kind`: entries carry RPC URLs with API keys and node passwords.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ChainEntry(pub toml::Value);
 
-impl ChainConfig {
-    /// The keys every chain kind's watcher reads, over the kind's defaults (validated in
-    /// [`Config::validate`]).
-    fn apply_watch_settings(&self, w: &mut coffer_rail::WatchSettings) {
-        if let Some(p) = self.poll_interval {
-            w.poll_interval = p.std().max(std::time::Duration::from_millis(10));
-        }
-        w.start_height = self.start_block;
-        if let Some(n) = self.max_lag_blocks {
-            w.max_lag_blocks = n;
-        }
-        if let Some(d) = self.max_lag {
-            w.max_lag = d.std();
-        }
+impl fmt::Debug for ChainEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = |k: &str| self.0.get(k).and_then(toml::Value::as_str);
+        f.debug_struct("ChainEntry")
+            .field("id", &field("id"))
+            .field("kind", &field("kind"))
+            .finish_non_exhaustive()
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NativeConfig {
-    pub symbol: String,
-    pub decimals: u8,
-    /// Fractional digits shown to people (default: see `docs/rates.md`).
-    #[serde(default)]
-    pub display_decimals: Option<u8>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    pub symbol: String,
-    pub contract: String,
-    pub decimals: u8,
-    /// Pegged 1:1 to USD (USDT, USDC, DAI, …). Defaults to true for those symbols.
-    #[serde(default)]
-    pub usd_stablecoin: Option<bool>,
-    /// Fractional digits shown to people (default: see `docs/rates.md`).
-    #[serde(default)]
-    pub display_decimals: Option<u8>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0}")]
-    Load(String),
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
+    ConfigError::invalid(key, message)
 }
 
 /// Environment variables that are not configuration keys.
@@ -627,16 +472,9 @@ impl Config {
         for (i, d) in self.webhooks.retry_schedule.iter().enumerate() {
             positive(&format!("webhooks.retry_schedule[{i}]"), *d)?;
         }
-        for (i, c) in self.chains.iter().enumerate() {
-            if c.max_lag_blocks == Some(0) {
-                return Err(invalid(
-                    format!("chains[{i}].max_lag_blocks"),
-                    "must be at least 1",
-                ));
-            }
-            if let Some(d) = c.max_lag {
-                positive(&format!("chains[{i}].max_lag"), d)?;
-            }
+        // The watchers' keys (lag limits, RPC credentials) are checked by the rails.
+        for chain in self.chains()? {
+            chain.check_watch()?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
@@ -879,298 +717,71 @@ impl Config {
         Ok(rates)
     }
 
-    /// The configured chains with what they leave out taken from the built-in catalogue of
-    /// well-known EVM chains (matched by `chain_id` if given, else by `id`). Anything the
-    /// configuration sets wins; tokens are merged by symbol.
-    pub fn resolved_chains(&self) -> Vec<ChainConfig> {
+    /// The configured chains, each parsed and checked by its rail (`registry::rails()`).
+    pub fn chains(&self) -> Result<Vec<Box<dyn RailChain>>, ConfigError> {
+        let rails = crate::registry::rails();
         self.chains
             .iter()
-            .map(|c| {
-                let known = if c.kind.is_empty() || c.kind == "evm" {
-                    coffer_chain_evm::catalogue::lookup(&c.id, c.chain_id)
-                } else {
-                    None
-                };
-                let Some(k) = known else {
-                    return c.clone();
-                };
-                let mut r = c.clone();
-                if r.kind.is_empty() {
-                    r.kind = "evm".into();
-                }
-                r.name = r.name.or_else(|| Some(k.name.to_owned()));
-                r.chain_id = r.chain_id.or(Some(k.chain_id));
-                r.confirmations = r.confirmations.or(Some(k.confirmations));
-                r.explorer_tx = r.explorer_tx.or_else(|| Some(k.explorer_tx.to_owned()));
-                r.poll_interval =
-                    r.poll_interval
-                        .or(Some(ConfigDuration(time::Duration::milliseconds(
-                            i64::try_from(k.poll_interval_ms).unwrap_or(3000),
-                        ))));
-                r.native = r.native.or_else(|| {
-                    Some(NativeConfig {
-                        symbol: k.native_symbol.to_owned(),
-                        decimals: k.native_decimals,
-                        display_decimals: None,
-                    })
-                });
-                for tok in k.tokens {
-                    if !r.tokens.iter().any(|t| t.symbol == tok.symbol) {
-                        r.tokens.push(TokenConfig {
-                            symbol: tok.symbol.to_owned(),
-                            contract: tok.contract.to_owned(),
-                            decimals: tok.decimals,
-                            usd_stablecoin: None,
-                            display_decimals: None,
-                        });
-                    }
-                }
-                r
-            })
+            .enumerate()
+            .map(|(i, entry)| coffer_rail::parse_chain(&rails, i, &entry.0))
             .collect()
     }
 
-    /// Per chain, the explorer's transaction URL template for the checkout page: as
-    /// configured, else the built-in catalogue's (EVM) or mempool.space (Bitcoin mainnet and
-    /// testnet). Regtest and unknown chains get no link.
-    pub fn explorers(&self) -> Result<BTreeMap<ChainId, String>, ConfigError> {
-        let mut out = BTreeMap::new();
-        for (i, c) in self.resolved_chains().iter().enumerate() {
-            let key = format!("chains[{i}].explorer_tx");
-            let id = ChainId::parse(&c.id)
-                .map_err(|e| invalid(format!("chains[{i}].id"), e.to_string()))?;
-            let template = match (&c.explorer_tx, c.kind.as_str(), c.network.as_deref()) {
-                (Some(t), _, _) => Some(t.clone()),
-                (None, "bitcoin", None | Some("mainnet")) => {
-                    Some("https://mempool.space/tx/{txid}".to_owned())
-                }
-                (None, "bitcoin", Some("testnet")) => {
-                    Some("https://mempool.space/testnet/tx/{txid}".to_owned())
-                }
-                _ => None,
-            };
-            let Some(template) = template.filter(|t| !t.is_empty()) else {
-                continue;
-            };
-            let ok = template.contains("{txid}")
-                && url::Url::parse(&template.replace("{txid}", "0"))
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-            if !ok {
-                return Err(invalid(
-                    key,
-                    "must be an http(s) URL containing {txid}, e.g. \"https://bscscan.com/tx/{txid}\"",
-                ));
+    #[cfg(test)]
+    /// The entries of the chains of `kind`, with their index in `[[chains]]`.
+    fn entries_of(&self, kind: ChainKind) -> Result<Vec<(usize, &toml::Value)>, ConfigError> {
+        let rails = crate::registry::rails();
+        let mut out = Vec::new();
+        for (i, entry) in self.chains.iter().enumerate() {
+            if coffer_rail::rail_for(&rails, i, &entry.0)?.kind() == kind {
+                out.push((i, &entry.0));
             }
-            out.insert(id, template);
         }
         Ok(out)
     }
 
+    /// Per chain, the explorer's transaction URL template for the checkout page: as
+    /// configured, else the rail's default (the EVM catalogue's, mempool.space on Bitcoin
+    /// mainnet and testnet). Regtest and unknown chains get no link.
+    pub fn explorers(&self) -> Result<BTreeMap<ChainId, String>, ConfigError> {
+        Ok(self
+            .chains()?
+            .iter()
+            .filter_map(|c| Some((c.chain().id, c.explorer_tx()?)))
+            .collect())
+    }
+
+    #[cfg(test)]
     /// What each EVM chain's watcher needs. Chains without `rpc` are configured for pricing
     /// only and not watched.
     pub fn evm_watchers(&self) -> Result<Vec<coffer_chain_evm::EvmWatchConfig>, ConfigError> {
         let mut out = Vec::new();
-        for (i, c) in self.resolved_chains().iter().enumerate() {
-            if c.kind != "evm" || c.rpc.is_empty() {
-                continue;
-            }
-            let key = |field: &str| format!("chains[{i}].{field}");
-            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
-            let mut tokens = Vec::new();
-            for (j, t) in c.tokens.iter().enumerate() {
-                let contract = t.contract.trim().parse().map_err(|_| {
-                    invalid(
-                        key(&format!("tokens[{j}].contract")),
-                        "not a 0x-prefixed 20-byte hex address",
-                    )
-                })?;
-                let symbol = Symbol::parse(&t.symbol)
-                    .map_err(|e| invalid(key(&format!("tokens[{j}].symbol")), e.to_string()))?;
-                tokens.push((contract, AssetId::new(id.clone(), symbol)));
-            }
-            let native = match &c.native {
-                Some(n) => Some(AssetId::new(
-                    id.clone(),
-                    Symbol::parse(&n.symbol).map_err(|e| invalid(key("native"), e.to_string()))?,
-                )),
-                None => None,
-            };
-            let mut w = coffer_chain_evm::EvmWatchConfig::new(
-                id,
-                c.rpc.iter().map(|s| s.expose().to_owned()).collect(),
-            );
-            w.evm_chain_id = c.chain_id;
-            c.apply_watch_settings(&mut w.watch);
-            w.watch.stall_after =
-                (w.watch.poll_interval * 20).max(std::time::Duration::from_secs(60));
-            w.tokens = coffer_chain_evm::Tokens::new(tokens);
-            w.native = native;
-            out.push(w);
+        for (i, entry) in self.entries_of(ChainKind::Evm)? {
+            out.extend(coffer_chain_evm::EvmRailChain::parse(i, entry)?.watch_config()?);
         }
         Ok(out)
     }
 
+    #[cfg(test)]
     /// What each Bitcoin chain's watcher needs. Chains without `rpc` are not watched.
     pub fn bitcoin_watchers(
         &self,
     ) -> Result<Vec<coffer_chain_bitcoin::BitcoinWatchConfig>, ConfigError> {
         let mut out = Vec::new();
-        for (i, c) in self.resolved_chains().iter().enumerate() {
-            if c.kind != "bitcoin" || c.rpc.is_empty() {
-                continue;
-            }
-            let key = |field: &str| format!("chains[{i}].{field}");
-            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
-            let network = match c.network.as_deref().unwrap_or("mainnet") {
-                "mainnet" => coffer_chain_bitcoin::bitcoin::Network::Bitcoin,
-                "testnet" => coffer_chain_bitcoin::bitcoin::Network::Testnet,
-                "regtest" => coffer_chain_bitcoin::bitcoin::Network::Regtest,
-                other => {
-                    return Err(invalid(
-                        key("network"),
-                        format!("{other:?}: expected mainnet, testnet or regtest"),
-                    ));
-                }
-            };
-            let native = c.native.as_ref().ok_or_else(|| {
-                invalid(
-                    key("native"),
-                    "a chain needs its native coin: native = { symbol, decimals }",
-                )
-            })?;
-            let asset = AssetId::new(
-                id.clone(),
-                Symbol::parse(&native.symbol).map_err(|e| invalid(key("native"), e.to_string()))?,
-            );
-            if c.rpc.len() > 1 {
-                return Err(invalid(key("rpc"), "a Bitcoin chain takes one node URL"));
-            }
-            let url = c.rpc[0].expose().to_owned();
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    key("rpc"),
-                    "expected an http:// URL of the node's RPC",
-                ));
-            }
-            let (user, password) = match (&c.rpc_user, &c.rpc_password, &c.rpc_cookie_file) {
-                (Some(u), Some(p), None) => (u.expose().to_owned(), p.expose().to_owned()),
-                (None, None, Some(path)) => {
-                    let cookie = std::fs::read_to_string(path).map_err(|e| {
-                        invalid(key("rpc_cookie_file"), format!("{}: {e}", path.display()))
-                    })?;
-                    let (u, p) = cookie
-                        .trim()
-                        .split_once(':')
-                        .ok_or_else(|| invalid(key("rpc_cookie_file"), "expected user:password"))?;
-                    (u.to_owned(), p.to_owned())
-                }
-                (None, None, None) => (String::new(), String::new()),
-                _ => {
-                    return Err(invalid(
-                        key("rpc_user"),
-                        "give rpc_user and rpc_password together, or rpc_cookie_file alone",
-                    ));
-                }
-            };
-            let rpc = coffer_chain_bitcoin::RpcConfig {
-                url,
-                user,
-                password,
-                timeout: c
-                    .rpc_timeout
-                    .map_or(std::time::Duration::from_secs(30), |d| d.std()),
-            };
-            let mut w = coffer_chain_bitcoin::BitcoinWatchConfig::new(id, asset, network, rpc);
-            c.apply_watch_settings(&mut w.watch);
-            w.mempool = c.mempool.unwrap_or(true);
-            out.push(w);
+        for (i, entry) in self.entries_of(ChainKind::Bitcoin)? {
+            out.extend(coffer_chain_bitcoin::BitcoinRailChain::parse(i, entry)?.watch_config()?);
         }
         Ok(out)
     }
 
     /// Chains and assets as the engine sees them.
     pub fn registry(&self) -> Result<coffer_engine::AssetRegistry, ConfigError> {
-        let mut chains = Vec::new();
-        let mut assets = Vec::new();
-        for (i, c) in self.resolved_chains().iter().enumerate() {
-            let key = |field: &str| format!("chains[{i}].{field}");
-            let id = ChainId::parse(&c.id).map_err(|e| invalid(key("id"), e.to_string()))?;
-            let kind =
-                ChainKind::from_str(&c.kind).map_err(|e| invalid(key("kind"), e.to_string()))?;
-            let network = match &c.network {
-                Some(n) => {
-                    Network::from_str(n).map_err(|e| invalid(key("network"), e.to_string()))?
-                }
-                None => Network::Mainnet,
-            };
-            let native = c.native.as_ref().ok_or_else(|| {
-                invalid(
-                    key("native"),
-                    "a chain needs its native coin: native = { symbol, decimals }",
-                )
-            })?;
-            let asset = |symbol: &str,
-                         field: String,
-                         asset_kind: AssetKind,
-                         decimals: u8,
-                         stable: bool,
-                         display: Option<u8>| {
-                let symbol = Symbol::parse(symbol).map_err(|e| invalid(&field, e.to_string()))?;
-                let decimals =
-                    Decimals::new(decimals).map_err(|e| invalid(&field, e.to_string()))?;
-                let display_decimals = match display {
-                    Some(n) if n > decimals.get() => {
-                        return Err(invalid(
-                            format!("{field}.display_decimals"),
-                            "cannot exceed the asset's decimals",
-                        ));
-                    }
-                    Some(n) => n,
-                    None => coffer_core::asset::default_display_decimals(decimals, stable),
-                };
-                Ok::<_, ConfigError>(Asset {
-                    id: AssetId::new(id.clone(), symbol),
-                    kind: asset_kind,
-                    decimals,
-                    display_decimals,
-                    usd_stablecoin: stable,
-                })
-            };
-            assets.push(asset(
-                &native.symbol,
-                key("native"),
-                AssetKind::Native,
-                native.decimals,
-                false,
-                native.display_decimals,
-            )?);
-            for (j, t) in c.tokens.iter().enumerate() {
-                let stable = t.usd_stablecoin.unwrap_or(matches!(
-                    t.symbol.as_str(),
-                    "USDT" | "USDC" | "DAI" | "BUSD" | "FDUSD" | "TUSD" | "USDP" | "PYUSD"
-                ));
-                assets.push(asset(
-                    &t.symbol,
-                    key(&format!("tokens[{j}]")),
-                    AssetKind::Token {
-                        contract: t.contract.clone(),
-                    },
-                    t.decimals,
-                    stable,
-                    t.display_decimals,
-                )?);
-            }
-            chains.push(Chain {
-                name: c.name.clone().unwrap_or_else(|| c.id.clone()),
-                confirmations: c.confirmations.unwrap_or(1),
-                evm_chain_id: c.chain_id,
-                id,
-                kind,
-                network,
-            });
-        }
-        coffer_engine::AssetRegistry::new(chains, assets)
-            .map_err(|e| invalid("chains", e.to_string()))
+        let chains = self.chains()?;
+        coffer_engine::AssetRegistry::new(
+            chains.iter().map(|c| c.chain()).collect(),
+            chains.iter().flat_map(|c| c.assets()).collect(),
+        )
+        .map_err(|e| invalid("chains", e.to_string()))
     }
 }
 
@@ -1285,7 +896,7 @@ timeout = "5s"
 # A chain (example). Assets are "chain:SYMBOL", e.g. bsc:USDT.
 # [[chains]]
 # id = "bsc"
-# kind = "evm"                 # evm | bitcoin | tron | lightning
+# kind = "evm"                 # evm | bitcoin (may be left out for catalogue chains)
 # network = "mainnet"          # mainnet | testnet | regtest
 # name = "BNB Smart Chain"
 # chain_id = 56
@@ -1836,16 +1447,49 @@ mod tests {
     }
 
     #[test]
-    fn durations_parse() {
+    fn each_entry_goes_to_the_rail_of_its_kind() {
+        let c = Config::from_toml_str(
+            "[[chains]]\nid = \"mychain\"\nkind = \"evm\"\nchain_id = 777\nnative = { symbol = \"MYC\", decimals = 18 }\n[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnetwork = \"testnet\"\nnative = { symbol = \"BTC\", decimals = 8 }\n[[chains]]\nid = \"polygon\"\n[[chains]]\nid = \"bnb\"\nchain_id = 56\n",
+        )
+        .unwrap();
+        let r = c.registry().unwrap();
+        let kind = |id: &str| r.chain(&ChainId::parse(id).unwrap()).unwrap().kind;
+        assert_eq!(kind("mychain"), ChainKind::Evm);
+        assert_eq!(kind("btc"), ChainKind::Bitcoin);
+        // Without `kind`: a catalogue chain, by id or by chain id, is EVM.
+        assert_eq!(kind("polygon"), ChainKind::Evm);
+        assert_eq!(kind("bnb"), ChainKind::Evm);
+        let bnb = r.chain(&ChainId::parse("bnb").unwrap()).unwrap();
         assert_eq!(
-            "250ms".parse::<ConfigDuration>().unwrap().0,
-            time::Duration::milliseconds(250)
+            (bnb.evm_chain_id, bnb.name.as_str()),
+            (Some(56), "BNB Smart Chain")
         );
-        assert_eq!(
-            "7d".parse::<ConfigDuration>().unwrap().0,
-            time::Duration::days(7)
-        );
-        assert!("5".parse::<ConfigDuration>().is_err());
-        assert!("5y".parse::<ConfigDuration>().is_err());
+        assert!(r.asset(&"polygon:USDT".parse().unwrap()).is_some());
+        assert_eq!(c.chains().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn unknown_kinds_and_misplaced_keys_are_named() {
+        let btc = "[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nnative = { symbol = \"BTC\", decimals = 8 }\n";
+        for (toml, key) in [
+            (
+                "[[chains]]\nid = \"eth\"\nrpc_cookie_file = \"/x/.cookie\"\n".to_owned(),
+                "chains[0].rpc_cookie_file",
+            ),
+            (
+                "[[chains]]\nid = \"mine\"\nkind = \"evm\"\nmempool = false\nnative = { symbol = \"M\", decimals = 18 }\n".to_owned(),
+                "chains[0].mempool",
+            ),
+            (format!("[[chains]]\nid = \"eth\"\n{btc}chain_id = 1\n"), "chains[1].chain_id"),
+            (format!("{btc}[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"x\"\ndecimals = 6\n"), "chains[0].tokens"),
+            ("[[chains]]\nid = \"sol\"\nkind = \"solana\"\n".to_owned(), "chains[0].kind"),
+            ("[[chains]]\nid = \"t\"\nkind = \"tron\"\n".to_owned(), "chains[0].kind"),
+            ("[[chains]]\nid = \"mychain\"\nnative = { symbol = \"M\", decimals = 18 }\n".to_owned(), "chains[0].kind"),
+            ("[[chains]]\nkind = \"evm\"\n".to_owned(), "chains[0].id"),
+        ] {
+            let err = Config::from_toml_str(&toml).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key}: ")), "{toml:?} → {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
     }
 }

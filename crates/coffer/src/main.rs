@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 2 usage error (from clap), 1 runtime error with a one-line cause.
 
 mod config;
+mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -340,15 +341,11 @@ async fn open(config: &Config) -> Result<(Engine, Arc<dyn coffer_store::Store>)>
         store: store.clone(),
         rates: rate_source(config)?.0,
         assets: Arc::new(config.registry()?),
-        methods: Methods::default()
-            .with(
-                coffer_core::ChainKind::Evm,
-                Arc::new(coffer_chain_evm::EvmMethod),
-            )
-            .with(
-                coffer_core::ChainKind::Bitcoin,
-                Arc::new(coffer_chain_bitcoin::BitcoinMethod::new()),
-            ),
+        methods: registry::rails()
+            .iter()
+            .fold(Methods::default(), |methods, rail| {
+                methods.with(rail.kind(), rail.method())
+            }),
         clock: Arc::new(SystemClock),
         settings: Arc::new(EngineSettings {
             public_url: config.public_url(),
@@ -571,11 +568,9 @@ async fn serve(config: Config) -> Result<()> {
     // Every chain kind through the one watcher: built, its node checked, its health
     // registered with `/readyz`, its loop spawned.
     let mut watchers: Vec<Box<dyn coffer_rail::RunningWatcher>> = Vec::new();
-    for cfg in config.evm_watchers()? {
-        watchers.push(watcher(&engine, cfg)?);
-    }
-    for cfg in config.bitcoin_watchers()? {
-        watchers.push(watcher(&engine, cfg)?);
+    for chain in config.chains()? {
+        let id = chain.chain().id;
+        watchers.extend(chain.watcher(&engine).with_context(|| format!("chain {id}"))?);
     }
     for watcher in watchers {
         let chain = watcher.chain().clone();
@@ -769,17 +764,6 @@ async fn reload_tls_on_sighup(
     {
         let _ = (tls, stop);
     }
-}
-
-/// The one watcher over a chain's source, ready to be started.
-fn watcher<C: coffer_rail::SourceConfig>(
-    engine: &Engine,
-    config: C,
-) -> Result<Box<dyn coffer_rail::RunningWatcher>> {
-    let chain = config.chain().clone();
-    let watcher = coffer_rail::Watcher::new(engine.clone(), config)
-        .with_context(|| format!("chain {chain}"))?;
-    Ok(Box::new(watcher))
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

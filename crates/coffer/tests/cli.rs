@@ -101,6 +101,19 @@ fn bad_configuration_stops_with_one_line_naming_the_key() {
             vec![],
             "BTC/USD",
         ),
+        // A key of another chain kind (Bitcoin's cookie file on an EVM chain).
+        (
+            Some("[[chains]]\nid = \"eth\"\nrpc_cookie_file = \"/x/.cookie\"\n"),
+            vec![],
+            "chains[0].rpc_cookie_file",
+        ),
+        (
+            Some(
+                "[[chains]]\nid = \"btc\"\nkind = \"bitcoin\"\nchain_id = 1\nnative = { symbol = \"BTC\", decimals = 8 }\n",
+            ),
+            vec![],
+            "chains[0].chain_id",
+        ),
         (None, vec![("COFFER_LISTEN", "not-an-address")], "listen"),
         (None, vec![("COFFER_LISTN", "127.0.0.1:1")], "listn"),
         (
