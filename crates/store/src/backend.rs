@@ -253,6 +253,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wallet_keys",
         include_str!("../migrations/sqlite/0018_wallet_keys.sql"),
     ),
+    (
+        20,
+        "method_details",
+        include_str!("../migrations/sqlite/0020_method_details.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -330,6 +335,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "wallet_keys",
         include_str!("../migrations/postgres/0018_wallet_keys.sql"),
+    ),
+    (
+        20,
+        "method_details",
+        include_str!("../migrations/postgres/0020_method_details.sql"),
     ),
 ];
 

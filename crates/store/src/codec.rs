@@ -132,7 +132,7 @@ pub fn order_from_row(row: &impl RowExt) -> Result<Order, StoreError> {
                             .ok_or_else(|| corrupt("orders.rate_at", "missing"))?,
                     )?,
                 },
-                details: serde_json::Map::new(),
+                details: json("orders.target_details", &row.text("target_details")?)?,
             })
         }
     };
@@ -221,7 +221,7 @@ pub fn payment_from_row(row: &impl RowExt) -> Result<Payment, StoreError> {
         occurred_at: time_col(row, "occurred_at")?,
         detected_at: time_col(row, "detected_at")?,
         updated_at: time_col(row, "updated_at")?,
-        details: serde_json::Map::new(),
+        details: json("payments.details", &row.text("details")?)?,
     })
 }
 

@@ -645,6 +645,84 @@ async fn payments_upsert_and_stay_unique(db: &TestDb) {
     );
 }
 
+async fn method_details_round_trip(db: &TestDb) {
+    // What a payment method keeps beside the common columns: any JSON object, exactly.
+    let details = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    let m = seed_merchant(db, "Alpha").await;
+    let mut o = order(&m.id, None, T0);
+    let target = o.target.as_mut().unwrap();
+    target.details = details(serde_json::json!({
+        "payment_hash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "expiry_secs": 1800,
+        "route_hints": [{"node": "02ab", "fee_ppm": 1}],
+        "note": "Zahlung für Bestellung Nº 7 — 支付",
+        "amount_msat": "340282366920938463463374607431768211455",
+    }));
+    create(db, &o).await.unwrap();
+    assert_eq!(db.store.find_order(&o.id).await.unwrap(), Some(o.clone()));
+    // A new target (another invoice) replaces them with the order's update.
+    let mut next = o.clone();
+    next.target.as_mut().unwrap().details = details(serde_json::json!({"salt": "0x01"}));
+    next.version = 2;
+    db.store
+        .commit(Changeset {
+            order_updates: vec![OrderUpdate {
+                order: next.clone(),
+                expected_version: 1,
+            }],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store.get_order(&m.id, &o.id).await.unwrap(),
+        Some(next.clone())
+    );
+    let by_address = db
+        .store
+        .orders_for_address(
+            &ChainId::parse("bsc").unwrap(),
+            &o.target.as_ref().unwrap().address,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_address, vec![next]);
+
+    let mut p = payment(&o, "0xddd", 0, 5);
+    p.details = details(serde_json::json!({"preimage": "00ff", "parts": 2}));
+    let plain = payment(&o, "0xeee", 0, 6);
+    db.store
+        .commit(Changeset {
+            payments: vec![p.clone(), plain.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    let stored = db.store.payments_for_order(&o.id).await.unwrap();
+    assert!(stored.contains(&p) && stored.contains(&plain), "{stored:?}");
+    // Details change with the payment (upsert), and every read returns them.
+    p.details.insert("settled_by".into(), "htlc".into());
+    p.status = PaymentStatus::Confirmed;
+    p.updated_at = T0 + Duration::seconds(5);
+    db.store
+        .commit(Changeset {
+            payments: vec![p.clone()],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+    let stored = db.store.payments_for_order(&o.id).await.unwrap();
+    assert!(stored.contains(&p), "{stored:?}");
+    let listed = db.store.merchant_payments(&m.id, 0, 10).await.unwrap();
+    assert!(listed.contains(&p) && listed.contains(&plain), "{listed:?}");
+    let open = db
+        .store
+        .open_payments(&ChainId::parse("bsc").unwrap(), 0)
+        .await
+        .unwrap();
+    assert!(open.contains(&plain), "{open:?}");
+}
+
 async fn events_and_outbox_commit_together(db: &TestDb) {
     let a = seed_merchant(db, "Alpha").await;
     let b = seed_merchant(db, "Beta").await;
@@ -1173,6 +1251,7 @@ both_backends! {
     concurrent_updates_have_one_winner => concurrent_updates_have_one_winner;
     pagination_is_stable_and_complete => pagination_is_stable_and_complete;
     payments_upsert_and_stay_unique => payments_upsert_and_stay_unique;
+    method_details_round_trip => method_details_round_trip;
     events_and_outbox_commit_together => events_and_outbox_commit_together;
     data_survives_reopening => data_survives_reopening;
     many_concurrent_commits_all_land => many_concurrent_commits_all_land;

@@ -364,7 +364,7 @@ mod tests {
         // The upsert's tail follows the last row.
         assert!(
             multi_row(payments::UPSERT_PAYMENT, 2, false)
-                .contains("$38) ON CONFLICT (id) DO UPDATE")
+                .contains("$40) ON CONFLICT (id) DO UPDATE")
         );
     }
 

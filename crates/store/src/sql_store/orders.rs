@@ -18,7 +18,8 @@ macro_rules! order_columns {
          fixed_stablecoin_rate, asset, amount_due, address, derivation_index, derivation_path, \
          rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, \
          policy, description, metadata, success_url, expired_url, callback_url, dialect, \
-         expires_at, monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data"
+         expires_at, monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data, \
+         target_details"
     };
 }
 
@@ -33,7 +34,7 @@ pub(super) const INSERT_ORDER: &str = concat!(
     "INSERT INTO orders (",
     order_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)"
+     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)"
 );
 
 const SELECT_ORDER_BY_MERCHANT_AND_ID: &str = select_orders!("WHERE merchant_id = $1 AND id = $2");
@@ -68,8 +69,9 @@ pub(super) const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $
      derivation_path = $10, rate_price = $11, rate_source = $12, rate_at = $13, confirmed = $14, \
      unconfirmed = $15, any_late = $16, any_reversed = $17, policy = $18, description = $19, \
      metadata = $20, success_url = $21, expired_url = $22, callback_url = $23, dialect = $24, \
-     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28, lock_window_ms = $29, dialect_data = $30 \
-     WHERE id = $31 AND version = $32";
+     expires_at = $25, monitor_until = $26, updated_at = $27, version = $28, lock_window_ms = $29, dialect_data = $30, \
+     target_details = $31 \
+     WHERE id = $32 AND version = $33";
 
 /// The unique indexes a new order can hit that callers tell apart. Its id and checkout token
 /// are random: a clash there is [`Unique::Record`].
@@ -143,6 +145,7 @@ pub(super) fn insert(order: &Order) -> Query {
         .int(order.version)
         .int(window_ms(order))
         .text(to_json(&order.dialect_data))
+        .text(target_details(order))
 }
 
 pub(super) fn update(order: &Order, expected_version: i64) -> Query {
@@ -151,8 +154,17 @@ pub(super) fn update(order: &Order, expected_version: i64) -> Query {
         .int(order.version)
         .int(window_ms(order))
         .text(to_json(&order.dialect_data))
+        .text(target_details(order))
         .text(order.id.as_str())
         .int(expected_version)
+}
+
+/// The payment method's details of the order's target (`{}` without a target).
+fn target_details(order: &Order) -> String {
+    order
+        .target
+        .as_ref()
+        .map_or_else(|| "{}".to_owned(), |t| to_json(&t.details))
 }
 
 fn window_ms(order: &Order) -> i64 {

@@ -5,16 +5,17 @@ use coffer_core::{ChainId, MerchantId, OrderId, Payment};
 use super::{count_of, page_limit, rows};
 use crate::StoreError;
 use crate::backend::{Backend, Query};
-use crate::codec::{self, ms};
+use crate::codec::{self, ms, to_json};
 
 pub(super) const UPSERT_PAYMENT: &str = "INSERT INTO payments (id, order_id, merchant_id, chain, asset, amount, txid, output_index, \
      from_address, to_address, block_height, block_hash, confirmations, status, match_status, late, \
-     occurred_at, detected_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     occurred_at, detected_at, updated_at, details) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20) \
      ON CONFLICT (id) DO UPDATE SET block_height = excluded.block_height, \
      block_hash = excluded.block_hash, confirmations = excluded.confirmations, \
      status = excluded.status, match_status = excluded.match_status, late = excluded.late, \
-     updated_at = excluded.updated_at";
+     updated_at = excluded.updated_at, details = excluded.details";
 
 /// `SELECT <every column> FROM payments <rest>`: what `codec::payment_from_row` reads (the
 /// column list written once).
@@ -23,7 +24,7 @@ macro_rules! select_payments {
         concat!(
             "SELECT id, order_id, merchant_id, asset, amount, txid, output_index, from_address, \
              to_address, block_height, block_hash, confirmations, status, match_status, late, \
-             occurred_at, detected_at, updated_at FROM payments ",
+             occurred_at, detected_at, updated_at, details FROM payments ",
             $rest
         )
     };
@@ -62,6 +63,7 @@ pub(super) fn upsert(p: &Payment) -> Query {
         .int(ms(p.occurred_at))
         .int(ms(p.detected_at))
         .int(ms(p.updated_at))
+        .text(to_json(&p.details))
 }
 
 pub(super) async fn for_order<B: Backend>(
