@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use coffer_core::{ChainId, ChainKind, Price};
+use coffer_core::{ChainId, Price};
 use coffer_rail::RailChain;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -729,7 +729,7 @@ impl Config {
 
     #[cfg(test)]
     /// The entries of the chains of `kind`, with their index in `[[chains]]`.
-    fn entries_of(&self, kind: ChainKind) -> Result<Vec<(usize, &toml::Value)>, ConfigError> {
+    fn entries_of(&self, kind: coffer_core::ChainKind) -> Result<Vec<(usize, &toml::Value)>, ConfigError> {
         let rails = crate::registry::rails();
         let mut out = Vec::new();
         for (i, entry) in self.chains.iter().enumerate() {
@@ -756,7 +756,7 @@ impl Config {
     /// only and not watched.
     pub fn evm_watchers(&self) -> Result<Vec<coffer_chain_evm::EvmWatchConfig>, ConfigError> {
         let mut out = Vec::new();
-        for (i, entry) in self.entries_of(ChainKind::Evm)? {
+        for (i, entry) in self.entries_of(coffer_core::ChainKind::Evm)? {
             out.extend(coffer_chain_evm::EvmRailChain::parse(i, entry)?.watch_config()?);
         }
         Ok(out)
@@ -768,7 +768,7 @@ impl Config {
         &self,
     ) -> Result<Vec<coffer_chain_bitcoin::BitcoinWatchConfig>, ConfigError> {
         let mut out = Vec::new();
-        for (i, entry) in self.entries_of(ChainKind::Bitcoin)? {
+        for (i, entry) in self.entries_of(coffer_core::ChainKind::Bitcoin)? {
             out.extend(coffer_chain_bitcoin::BitcoinRailChain::parse(i, entry)?.watch_config()?);
         }
         Ok(out)
@@ -962,6 +962,7 @@ lease = "60s"
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coffer_core::ChainKind;
 
     #[test]
     fn example_is_valid() {
