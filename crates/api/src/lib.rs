@@ -98,7 +98,7 @@ impl MakeRequestId for RandomRequestId {
 
 /// Builds a framework-level error (no such route, wrong method, body too large, a request
 /// rejected before its handler ran) in one API's envelope: `(status, message)`.
-pub type FrameworkError = fn(StatusCode, &str) -> Response;
+pub type FrameworkError = std::sync::Arc<dyn Fn(StatusCode, &str) -> Response + Send + Sync>;
 
 /// Which envelope framework-level errors take, by path prefix: a vendor dialect answers in
 /// its vendor's shape even for requests that never reach its handlers; every other path gets
@@ -110,18 +110,23 @@ pub struct ErrorShapes {
 
 impl ErrorShapes {
     /// Requests whose path starts with one of `prefixes` get `shape`.
-    pub fn with(mut self, prefixes: &[&'static str], shape: FrameworkError) -> Self {
+    pub fn with(
+        mut self,
+        prefixes: &[&'static str],
+        shape: impl Fn(StatusCode, &str) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        let shape: FrameworkError = std::sync::Arc::new(shape);
         for prefix in prefixes {
-            self.by_prefix.push((prefix, shape));
+            self.by_prefix.push((prefix, shape.clone()));
         }
         self
     }
 
-    fn for_path(&self, path: &str) -> Option<FrameworkError> {
+    fn for_path(&self, path: &str) -> Option<&FrameworkError> {
         self.by_prefix
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix))
-            .map(|(_, shape)| *shape)
+            .map(|(_, shape)| shape)
     }
 }
 

@@ -69,6 +69,13 @@ fn engine(db: &TestDb) -> Engine {
     })
 }
 
+/// The settings a dialect declares (Pay Protocol's, as in its crate).
+const RECHARGE_SETTINGS: &[coffer_engine::SettingSpec] = &[coffer_engine::SettingSpec {
+    name: "recharge_notify_url",
+    meaning: "where recharge callbacks go",
+    kind: coffer_engine::SettingKind::Url,
+}];
+
 struct App {
     base: String,
     engine: Engine,
@@ -85,6 +92,11 @@ impl App {
     }
 
     async fn start_with(db: &TestDb, settings: ApiSettings) -> App {
+        // A dialect's settings, as the server passes them from its dialect registry.
+        let settings = ApiSettings {
+            dialect_settings: vec![("payprotocol", RECHARGE_SETTINGS)],
+            ..settings
+        };
         let engine = engine(db);
         let state = AppState {
             engine: engine.clone(),

@@ -103,12 +103,11 @@ enum MerchantCommand {
         out: Output,
     },
     /// Set settings a vendor dialect keeps in its console, `DIALECT.NAME=VALUE` (repeatable;
-    /// an empty value clears): `payprotocol.recharge_notify_url=https://…` is where Pay
-    /// Protocol recharge (deposit) callbacks go.
+    /// an empty value clears).
     Dialect {
         #[arg(long)]
         merchant: String,
-        #[arg(value_name = "DIALECT.NAME=VALUE", required = true)]
+        #[arg(value_name = "DIALECT.NAME=VALUE", required = true, help = dialect_settings_help())]
         settings: Vec<String>,
     },
     /// Set how the merchant's checkout page looks (replaces earlier settings; what is left
@@ -139,10 +138,7 @@ enum KeyCommand {
         /// Comma-separated: orders:read, orders:write, refunds:write, wallets:write, admin.
         #[arg(long, required_unless_present = "dialect", conflicts_with = "dialect")]
         scopes: Option<String>,
-        /// Create a credential of a vendor-compatible dialect instead: aurpay (API-Key,
-        /// API-Token + API-Secret, callback token + secret), payprotocol (X-PAY-KEY + secret)
-        /// or zaepe (X-API-Key + secret).
-        #[arg(long)]
+        #[arg(long, help = dialect_key_help())]
         dialect: Option<String>,
         #[arg(long, default_value = "")]
         label: String,
@@ -412,26 +408,26 @@ async fn serve(config: Config) -> Result<()> {
     let http = http_settings(&config)?;
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
-    let dialect_master = std::sync::Arc::new(key.clone());
     let webhook_settings = config.webhooks.settings();
-    // Callbacks of orders created through a dialect are built by that dialect's formatter.
-    let formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone())
-        .with(
-            coffer_dialect_aurpay::DIALECT,
-            coffer_dialect_aurpay::formatter(&engine, webhook_settings.retry.clone()),
-        )
-        .with(
-            coffer_dialect_payprotocol::DIALECT,
-            coffer_dialect_payprotocol::formatter(&engine),
-        )
-        .with(
-            coffer_dialect_zaepe::DIALECT,
-            coffer_dialect_zaepe::formatter(&engine, webhook_settings.retry.clone()),
-        );
-    let aurpay = coffer_dialect_aurpay::routes(coffer_dialect_aurpay::AurpayState::new(
-        engine.clone(),
-        key.clone(),
-    ));
+    // Every dialect of the registry: its routes, its envelope for framework-level errors under
+    // its paths, and the formatter of callbacks of what it created.
+    let dialect_deps = coffer_dialect::DialectDeps {
+        engine: engine.clone(),
+        master: Arc::new(key.clone()),
+        retry: webhook_settings.retry.clone(),
+    };
+    let dialects = registry::dialects();
+    let mut formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone());
+    let mut shapes = coffer_api::ErrorShapes::default();
+    let mut dialect_routes = axum::Router::new();
+    for dialect in &dialects {
+        formatters = formatters.with(dialect.name(), dialect.formatter(&dialect_deps));
+        dialect_routes = dialect_routes.merge(dialect.routes(&dialect_deps));
+        let envelope = dialect.clone();
+        shapes = shapes.with(dialect.path_prefixes(), move |status, message| {
+            envelope.framework_error(status, message)
+        });
+    }
     let webhooks =
         coffer_webhooks::Webhooks::new(store, engine.clock().clone(), key, webhook_settings)
             .with_formatters(formatters);
@@ -444,6 +440,7 @@ async fn serve(config: Config) -> Result<()> {
         &coffer_api::v1::ApiSettings {
             rate_limit_per_minute: config.api.rate_limit_per_minute,
             body_limit: config.http.body_limit,
+            dialect_settings: dialects.iter().map(|d| (d.name(), d.settings())).collect(),
             ..coffer_api::v1::ApiSettings::default()
         },
     );
@@ -462,26 +459,7 @@ async fn serve(config: Config) -> Result<()> {
     let api = api
         .merge(native)
         .merge(checkout)
-        .merge(aurpay)
-        .merge(coffer_dialect_payprotocol::routes(
-            engine.clone(),
-            dialect_master.clone(),
-        ))
-        .merge(coffer_dialect_zaepe::routes(engine.clone(), dialect_master));
-    // Requests under a dialect's paths get its envelope even when no handler ran.
-    let shapes = coffer_api::ErrorShapes::default()
-        .with(
-            coffer_dialect_aurpay::PATH_PREFIXES,
-            coffer_dialect_aurpay::framework_error,
-        )
-        .with(
-            coffer_dialect_payprotocol::PATH_PREFIXES,
-            coffer_dialect_payprotocol::framework_error,
-        )
-        .with(
-            coffer_dialect_zaepe::PATH_PREFIXES,
-            coffer_dialect_zaepe::framework_error,
-        );
+        .merge(dialect_routes.with_state(()));
     let app = coffer_api::router_with(state.clone(), &http, api, shapes);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -961,9 +939,15 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                     .or_default()
                     .push((name.trim().to_owned(), Some(value.to_owned())));
             }
-            for (dialect, changes) in &by_dialect {
+            // Every dialect named must exist before any is written.
+            let dialects = registry::dialects();
+            let mut named = Vec::with_capacity(by_dialect.len());
+            for (name, changes) in &by_dialect {
+                named.push((coffer_dialect::by_name(&dialects, name)?, changes));
+            }
+            for (dialect, changes) in named {
                 engine
-                    .set_dialect_settings(&merchant, dialect, changes)
+                    .set_dialect_settings(&merchant, dialect.name(), dialect.settings(), changes)
                     .await?;
                 for (name, value) in changes {
                     let what = if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
@@ -971,7 +955,7 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
                     } else {
                         "cleared"
                     };
-                    println!("{dialect}.{name} {what} for {merchant}");
+                    println!("{}.{name} {what} for {merchant}", dialect.name());
                 }
             }
         }
@@ -1011,6 +995,44 @@ async fn merchant(engine: &Engine, cmd: MerchantCommand) -> Result<()> {
 
 const DIALECT_ID_PREFIX: &str = coffer_engine::dialect_keys::CREDENTIAL_ID_PREFIX;
 
+/// `--dialect` of `key create`: each dialect and what its credential consists of.
+fn dialect_key_help() -> String {
+    let dialects: Vec<String> = registry::dialects()
+        .iter()
+        .map(|d| {
+            let shape = d.credential_shape();
+            let labels: Vec<&str> = [
+                Some(shape.key),
+                shape.token,
+                Some(shape.secret),
+                shape.callback_token,
+                shape.callback_secret,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            format!("{} ({})", d.name(), labels.join(", "))
+        })
+        .collect();
+    format!(
+        "Create a credential of a vendor-compatible dialect instead: {}",
+        dialects.join("; ")
+    )
+}
+
+/// The settings of `merchant dialect`: every dialect's, named `DIALECT.NAME`.
+fn dialect_settings_help() -> String {
+    let settings: Vec<String> = registry::dialects()
+        .iter()
+        .flat_map(|d| {
+            d.settings()
+                .iter()
+                .map(|s| format!("{}.{} ({})", d.name(), s.name, s.meaning))
+        })
+        .collect();
+    format!("Settings to change: {}", settings.join("; "))
+}
+
 /// Create a vendor-dialect credential and print it once, named as the vendor names it.
 async fn dialect_key(
     engine: &Engine,
@@ -1019,8 +1041,9 @@ async fn dialect_key(
     dialect: &str,
     as_json: bool,
 ) -> Result<()> {
+    let shape = coffer_dialect::by_name(&registry::dialects(), dialect)?.credential_shape();
     let c = engine
-        .create_dialect_credential(master, merchant, dialect)
+        .create_dialect_credential(master, merchant, &shape)
         .await?;
     if as_json {
         println!(
@@ -1032,31 +1055,8 @@ async fn dialect_key(
         return Ok(());
     }
     println!("credential id:   {}", c.id);
-    match c.dialect.as_str() {
-        "aurpay" => {
-            println!("API-Key:         {}", c.key);
-            println!(
-                "API-Token:       {}",
-                c.token.as_deref().unwrap_or_default()
-            );
-            println!("API-Secret:      {}", c.secret);
-            println!(
-                "Callback-Token:  {}",
-                c.callback_token.as_deref().unwrap_or_default()
-            );
-            println!(
-                "callback secret: {}",
-                c.callback_secret.as_deref().unwrap_or_default()
-            );
-        }
-        "payprotocol" => {
-            println!("X-PAY-KEY:       {}", c.key);
-            println!("secret:          {}", c.secret);
-        }
-        _ => {
-            println!("X-API-Key:       {}", c.key);
-            println!("secret:          {}", c.secret);
-        }
+    for (label, value) in shape.labelled(&c) {
+        println!("{:<17}{value}", format!("{label}:"));
     }
     println!("\nThese values are shown only once. Store them now.");
     Ok(())

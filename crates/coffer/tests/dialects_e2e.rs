@@ -187,11 +187,11 @@ async fn pay_through_dialects(db: &TestDb) {
     let engine = common::anvil_engine(db, "bsc", &usdt_s);
     let master = MasterKey::from_hex(MASTER_HEX).unwrap();
     let pp = engine
-        .create_dialect_credential(&master, &merchant, "payprotocol")
+        .create_dialect_credential(&master, &merchant, &coffer_dialect_payprotocol::CREDENTIAL)
         .await
         .unwrap();
     let z = engine
-        .create_dialect_credential(&master, &merchant, "zaepe")
+        .create_dialect_credential(&master, &merchant, &coffer_dialect_zaepe::CREDENTIAL)
         .await
         .unwrap();
 
@@ -410,7 +410,7 @@ async fn recharge_through_pay_protocol(db: &TestDb) {
     let engine = common::anvil_engine(db, "bsc", &usdt_s);
     let master = MasterKey::from_hex(MASTER_HEX).unwrap();
     let pp = engine
-        .create_dialect_credential(&master, &merchant, "payprotocol")
+        .create_dialect_credential(&master, &merchant, &coffer_dialect_payprotocol::CREDENTIAL)
         .await
         .unwrap();
 

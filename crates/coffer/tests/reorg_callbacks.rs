@@ -9,27 +9,29 @@
 use std::sync::Arc;
 
 use coffer_core::EventType;
+use coffer_dialect::{Dialect, DialectDeps};
 use coffer_engine::Engine;
 use coffer_testkit::{TestDb, both_backends, fixtures};
-use coffer_webhooks::{Formatter, NativeFormatter, RetrySchedule};
+use coffer_webhooks::{Formatter, MasterKey, NativeFormatter, RetrySchedule};
 
 fn formatters(engine: &Engine) -> Vec<(&'static str, Arc<dyn Formatter>)> {
-    let retry = RetrySchedule::default_three_days;
-    vec![
-        (
-            coffer_dialect_aurpay::DIALECT,
-            coffer_dialect_aurpay::formatter(engine, retry()),
-        ),
-        (
-            coffer_dialect_payprotocol::DIALECT,
-            coffer_dialect_payprotocol::formatter(engine),
-        ),
-        (
-            coffer_dialect_zaepe::DIALECT,
-            coffer_dialect_zaepe::formatter(engine, retry()),
-        ),
-        ("native", Arc::new(NativeFormatter { retry: retry() })),
-    ]
+    let deps = DialectDeps::new(engine.clone(), Arc::new(MasterKey::from_bytes([1; 32])));
+    let dialects: [&dyn Dialect; 3] = [
+        &coffer_dialect_aurpay::AurpayDialect,
+        &coffer_dialect_payprotocol::PayProtocolDialect,
+        &coffer_dialect_zaepe::ZaepeDialect,
+    ];
+    let mut all: Vec<(&'static str, Arc<dyn Formatter>)> = dialects
+        .iter()
+        .map(|d| (d.name(), d.formatter(&deps)))
+        .collect();
+    all.push((
+        "native",
+        Arc::new(NativeFormatter {
+            retry: RetrySchedule::default_three_days(),
+        }),
+    ));
+    all
 }
 
 async fn restored_settlement_is_called_back_once_by_vendor_dialects(db: &TestDb) {

@@ -191,7 +191,7 @@ pub struct Order {
     pub description: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub links: OrderLinks,
-    /// Which API created the order (`native`, `aurpay`, `payprotocol`, `zaepe`): decides the
+    /// Which API created the order (`native` or a dialect's name): decides the
     /// shape of its callbacks.
     pub dialect: String,
     /// Fields the creating dialect must echo back or use in its callbacks (Pay Protocol's

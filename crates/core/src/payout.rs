@@ -223,7 +223,7 @@ pub struct PayoutRequest {
     pub destination: Option<String>,
     pub memo: Option<String>,
     pub status: PayoutStatus,
-    /// The API that asked (`native`, `aurpay`, `payprotocol`, …).
+    /// The API that asked (`native` or a dialect's name).
     pub dialect: String,
     /// The dialect's own reference (e.g. Pay Protocol's withdrawal `outTradeNo`): unique per
     /// merchant, kind and dialect, so a repeated request finds the first.

@@ -1,20 +1,23 @@
-//! The endpoint handlers: authenticate, decode, call the engine, encode.
+//! The endpoint handlers: authenticated and decoded by the extractor, then one engine call,
+//! then Aurpay's envelope.
 
-use coffer_engine::logins::LoginRefusal;
-use std::str::FromStr;
-
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::order::OrderLinks;
-use coffer_core::{BaseUnits, MerchantId, OrderId, PayoutKind, PayoutRequest, PayoutStatus};
+use coffer_core::{
+    AssetId, BaseUnits, MerchantId, OrderId, PayoutKind, PayoutRequest, PayoutStatus,
+};
+use coffer_dialect::lenient::Scalar;
+use coffer_dialect::{
+    Authenticate, Authenticated, BodyError, FromScalar, Json, JsonOrEmpty, JsonOrForm, JsonPair,
+    LenientDecimal, LenientFlag, LenientInt, LenientText, Maybe, Payload, Query, RawRequest,
+    decode_pairs,
+};
+use coffer_engine::logins::LoginRefusal;
 use coffer_engine::{EngineError, NewOrder, RefundInput, WithdrawalInput};
 use coffer_store::PayoutQuery;
-use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{self, SignedHeaders};
@@ -41,151 +44,81 @@ impl AuthMode {
     }
 }
 
-pub struct Authed {
-    pub merchant: MerchantId,
-    pub mode: AuthMode,
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
+/// An authenticated Aurpay request with payload `P`.
+type Signed<P = ()> = coffer_dialect::Signed<AurpayState, P>;
 
 /// API-Key mode (`API-Key`, any case) or signature mode (`API-Token` + `Algorithm`, `Date`,
-/// `Body-MD5`, `Signature`). Nothing is read or written before this succeeds.
-async fn authenticate(
-    state: &AurpayState,
-    method: &Method,
-    uri: &axum::http::Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Authed, AurpayError> {
-    let engine = &state.engine;
-    if let Some(token) = header(headers, "api-token") {
-        let credential = engine
-            .find_dialect_credential_by_token(&state.master, DIALECT, token)
-            .await?
-            .ok_or_else(|| AurpayError::unauthorized("invalid API-Token"))?;
-        let signed = SignedHeaders {
-            algorithm: header(headers, "algorithm"),
-            date: header(headers, "date"),
-            body_md5: header(headers, "body-md5"),
-            signature: header(headers, "signature"),
-        };
-        auth::verify_request(
-            &credential.secret,
-            signed,
-            method.as_str(),
-            uri.path(),
-            uri.query(),
-            body,
-            engine.now(),
-        )
-        .map_err(|e| AurpayError::unauthorized(e.message()))?;
-        return Ok(Authed {
-            merchant: credential.merchant_id.clone(),
-            mode: AuthMode::Signature,
-        });
-    }
-    if let Some(key) = header(headers, "api-key") {
-        let credential = engine
-            .find_dialect_credential(&state.master, DIALECT, key)
-            .await?
-            .ok_or_else(|| AurpayError::unauthorized("invalid API-Key"))?;
-        return Ok(Authed {
-            merchant: credential.merchant_id.clone(),
-            mode: AuthMode::ApiKey,
-        });
-    }
-    Err(AurpayError::unauthorized(
-        "missing API-Key header (or API-Token with a Signature)",
-    ))
-}
+/// `Body-MD5`, `Signature` over the raw body).
+impl Authenticate for AurpayState {
+    type Mode = AuthMode;
+    type Rejection = AurpayError;
 
-// ---- decoding helpers --------------------------------------------------------------------
-
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AurpayError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(AurpayError::bad_request(
-            "the request body must be a JSON object",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| AurpayError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-/// A JSON number or numeric string, as an exact decimal.
-fn decimal(
-    raw: Option<&RawValue>,
-    field: &str,
-    required: bool,
-) -> Result<Option<Decimal>, AurpayError> {
-    let text = raw.map(|r| r.get().trim()).filter(|t| *t != "null");
-    let Some(text) = text else {
-        return if required {
-            Err(AurpayError::bad_request(format!("{field} is required")))
-        } else {
-            Ok(None)
-        };
-    };
-    let unquoted: String = if text.starts_with('"') {
-        serde_json::from_str::<String>(text)
-            .map_err(|_| AurpayError::bad_request(format!("{field} must be a number")))?
-    } else {
-        text.to_owned()
-    };
-    Decimal::from_str(unquoted.trim())
-        .map(Some)
-        .map_err(|_| AurpayError::bad_request(format!("{field} must be a decimal number")))
-}
-
-/// A flag sent as a JSON bool (or `"true"`/`"false"`, `1`/`0`, as loose clients do).
-fn flag(v: Option<&Value>, field: &str) -> Result<bool, AurpayError> {
-    match v {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") || s == "0" || s.is_empty() => {
-            Ok(false)
+    async fn authenticate(&self, req: &RawRequest) -> Result<Authenticated<AuthMode>, AurpayError> {
+        let engine = &self.engine;
+        if let Some(token) = req.header("api-token") {
+            let credential = engine
+                .find_dialect_credential_by_token(&self.master, DIALECT, token)
+                .await?
+                .ok_or_else(|| AurpayError::unauthorized("invalid API-Token"))?;
+            let signed = SignedHeaders {
+                algorithm: req.header("algorithm"),
+                date: req.header("date"),
+                body_md5: req.header("body-md5"),
+                signature: req.header("signature"),
+            };
+            auth::verify_request(
+                &credential.secret,
+                signed,
+                req.method.as_str(),
+                req.path(),
+                req.query(),
+                &req.body,
+                engine.now(),
+            )
+            .map_err(|e| AurpayError::unauthorized(e.message()))?;
+            return Ok(Authenticated {
+                credential,
+                mode: AuthMode::Signature,
+            });
         }
-        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
-        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
-        Some(_) => Err(AurpayError::bad_request(format!(
-            "{field} must be a boolean"
-        ))),
+        if let Some(key) = req.header("api-key") {
+            let credential = engine
+                .find_dialect_credential(&self.master, DIALECT, key)
+                .await?
+                .ok_or_else(|| AurpayError::unauthorized("invalid API-Key"))?;
+            return Ok(Authenticated {
+                credential,
+                mode: AuthMode::ApiKey,
+            });
+        }
+        Err(AurpayError::unauthorized(
+            "missing API-Key header (or API-Token with a Signature)",
+        ))
+    }
+
+    fn reject(&self, error: BodyError) -> AurpayError {
+        AurpayError::bad_request(error.to_string())
     }
 }
 
-fn text(v: Option<&Value>, field: &str) -> Result<Option<String>, AurpayError> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(AurpayError::bad_request(format!(
-            "{field} must be a string"
-        ))),
+// ---- field types and helpers ---------------------------------------------------------------
+
+/// An http(s) URL (Aurpay's callback and redirect fields).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpUrl(String);
+
+impl FromScalar for HttpUrl {
+    fn from_scalar(scalar: &Scalar) -> Result<Self, String> {
+        let text = scalar.text().unwrap_or_default();
+        match url::Url::parse(text) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(HttpUrl(text.into())),
+            _ => Err("must be an http(s) URL".into()),
+        }
     }
 }
 
-/// [`text`], but absent or blank is an error naming the field.
-fn required_text(v: Option<&Value>, field: &str) -> Result<String, AurpayError> {
-    text(v, field)?.ok_or_else(|| AurpayError::bad_request(format!("{field} is required")))
-}
-
-fn http_url(v: Option<String>, field: &str) -> Result<Option<String>, AurpayError> {
-    match v {
-        None => Ok(None),
-        Some(u) => match url::Url::parse(&u) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(Some(u)),
-            _ => Err(AurpayError::bad_request(format!(
-                "{field} must be an http(s) URL"
-            ))),
-        },
-    }
+fn url(field: Maybe<HttpUrl>) -> Option<String> {
+    field.0.map(|u| u.0)
 }
 
 /// Engine errors, with Coffer's field names renamed to this endpoint's request fields.
@@ -206,27 +139,34 @@ fn parse_order_id(raw: &str) -> Result<OrderId, AurpayError> {
     raw.parse().map_err(|_| AurpayError::not_found("order"))
 }
 
+/// The asset an Aurpay (`chain`, `currency`) pair names, or a 400 naming both.
+fn asset_of(state: &AurpayState, chain: &str, currency: &str) -> Result<AssetId, AurpayError> {
+    asset_for(chain, currency, state.engine.assets()).ok_or_else(|| {
+        AurpayError::bad_request(format!(
+            "currency: {currency} on chain {chain} is not supported (see /api/order/pay/crypto-currency)"
+        ))
+    })
+}
+
 /// `page` and `size` of a list (defaults 1 and 10; size at most 500).
-fn paging(query: Option<&str>) -> Result<(u32, u32), AurpayError> {
-    let mut page = 1u32;
-    let mut size = 10u32;
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let parse = |name: &str| {
-            v.trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    AurpayError::bad_request(format!("{name} must be a positive integer"))
-                })
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Paging {
+    page: Maybe<LenientInt>,
+    size: Maybe<LenientInt>,
+}
+
+impl Paging {
+    fn get(&self) -> Result<(u32, u32), AurpayError> {
+        let positive = |v: &Maybe<LenientInt>, name: &str, default: u32| match v.as_ref() {
+            None => Ok(default),
+            Some(n) => u32::try_from(n.0).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                AurpayError::bad_request(format!("{name} must be a positive integer"))
+            }),
         };
-        match k.as_ref() {
-            "page" => page = parse("page")?,
-            "size" => size = parse("size")?.min(coffer_engine::pages::MAX_PAGE_SIZE),
-            _ => {}
-        }
+        let page = positive(&self.page, "page", 1)?;
+        let size = positive(&self.size, "size", 10)?.min(coffer_engine::pages::MAX_PAGE_SIZE);
+        Ok((page, size))
     }
-    Ok((page, size))
 }
 
 fn page_json(page: u32, size: u32, total: u64, data: Vec<Value>) -> Value {
@@ -237,110 +177,95 @@ fn page_json(page: u32, size: u32, total: u64, data: Vec<Value>) -> Value {
 // ---- orders ------------------------------------------------------------------------------
 
 /// The optional fields pay-url and pay-info share.
-struct Common {
-    links: OrderLinks,
-    dialect_data: Map<String, Value>,
-    fixed: bool,
-    order_no: Option<String>,
+#[derive(Debug, Deserialize)]
+pub(crate) struct OrderOptions {
+    succeed_url: Maybe<HttpUrl>,
+    /// The docs spell it both ways (`succend_url` in the prose, `succeed_url` in the example).
+    succend_url: Maybe<HttpUrl>,
+    timeout_url: Maybe<HttpUrl>,
+    callback_url: Maybe<HttpUrl>,
+    timeout_callback: Maybe<HttpUrl>,
+    enable_post_callback: LenientFlag,
+    fixed_encrypt_price: LenientFlag,
+    /// Undocumented but sent by some clients: the shop's own order id. Kept as Coffer's
+    /// `order_no`, so a repeated request returns the same order.
+    id: Maybe<LenientText>,
 }
 
-fn common(
-    body: &Map<String, Value>,
-    mode: AuthMode,
-    endpoint: &str,
-) -> Result<Common, AurpayError> {
-    // The docs spell it both ways (`succend_url` in the prose, `succeed_url` in the example).
-    let succeed = match text(body.get("succeed_url"), "succeed_url")? {
-        Some(u) => Some(u),
-        None => text(body.get("succend_url"), "succend_url")?,
-    };
-    let links = OrderLinks {
-        success_url: http_url(succeed, "succeed_url")?,
-        expired_url: http_url(text(body.get("timeout_url"), "timeout_url")?, "timeout_url")?,
-        callback_url: http_url(
-            text(body.get("callback_url"), "callback_url")?,
-            "callback_url",
-        )?,
-    };
-    let timeout_callback = http_url(
-        text(body.get("timeout_callback"), "timeout_callback")?,
-        "timeout_callback",
-    )?;
-    let post = flag(body.get("enable_post_callback"), "enable_post_callback")?;
-    let fixed = flag(body.get("fixed_encrypt_price"), "fixed_encrypt_price")?;
-    let mut dialect_data = Map::new();
-    dialect_data.insert("endpoint".into(), endpoint.into());
-    dialect_data.insert("auth_mode".into(), mode.as_str().into());
-    dialect_data.insert("enable_post_callback".into(), post.into());
-    if let Some(t) = timeout_callback {
-        dialect_data.insert("timeout_callback".into(), t.into());
+impl OrderOptions {
+    /// The order to create for `merchant`: `amount` in `currency`, these options, made
+    /// through `endpoint` in `mode`.
+    fn order(
+        self,
+        mode: AuthMode,
+        endpoint: &str,
+        amount: &LenientDecimal,
+        currency: &str,
+    ) -> NewOrder {
+        let mut dialect_data = Map::new();
+        dialect_data.insert("endpoint".into(), endpoint.into());
+        dialect_data.insert("auth_mode".into(), mode.as_str().into());
+        dialect_data.insert(
+            "enable_post_callback".into(),
+            self.enable_post_callback.0.into(),
+        );
+        if let Some(t) = url(self.timeout_callback) {
+            dialect_data.insert("timeout_callback".into(), t.into());
+        }
+        NewOrder {
+            amount: amount.value(),
+            currency: currency.to_ascii_uppercase(),
+            order_no: self.id.text(),
+            links: OrderLinks {
+                success_url: url(self.succeed_url).or(url(self.succend_url)),
+                expired_url: url(self.timeout_url),
+                callback_url: url(self.callback_url),
+            },
+            fixed_stablecoin_rate: self.fixed_encrypt_price.0,
+            dialect: DIALECT.into(),
+            dialect_data,
+            ..NewOrder::default()
+        }
     }
-    // Undocumented but sent by some clients: the shop's own order id. Kept as Coffer's
-    // `order_no`, so a repeated request returns the same order.
-    let order_no = text(body.get("id"), "id")?;
-    Ok(Common {
-        links,
-        dialect_data,
-        fixed,
-        order_no,
-    })
 }
 
-#[derive(Deserialize)]
-struct PayUrlBody {
-    price: Option<Box<RawValue>>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+#[derive(Debug, Deserialize)]
+pub(crate) struct PayUrlBody {
+    price: LenientDecimal,
+    currency: LenientText,
 }
 
 pub async fn pay_url(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<JsonPair<PayUrlBody, OrderOptions>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let req: PayUrlBody = parse_json(&body)?;
-    let price = decimal(req.price.as_deref(), "price", true)?.unwrap_or_default();
-    let currency = required_text(req.rest.get("currency"), "currency")?;
-    let c = common(&req.rest, authed.mode, "pay-url")?;
+    let JsonPair(body, options) = signed.payload;
+    let order = options.order(signed.mode, "pay-url", &body.price, body.currency.as_str());
     let created = state
         .engine
-        .create_order(
-            &authed.merchant,
-            NewOrder {
-                amount: price,
-                currency: currency.to_ascii_uppercase(),
-                order_no: c.order_no,
-                links: c.links,
-                fixed_stablecoin_rate: c.fixed,
-                dialect: DIALECT.into(),
-                dialect_data: c.dialect_data,
-                ..NewOrder::default()
-            },
-        )
+        .create_order(&signed.merchant, order)
         .await
         .map_err(|e| engine_err(e, &[("amount", "price")]))?;
     let pay_url = coffer_engine::view::checkout_url(&created.order, state.engine.settings());
     Ok(ok(json!({ "pay_url": pay_url })))
 }
 
-#[derive(Deserialize)]
-struct PayInfoBody {
-    vs_price: Option<Box<RawValue>>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+#[derive(Debug, Deserialize)]
+pub(crate) struct PayInfoBody {
+    chain: LenientText,
+    currency: LenientText,
+    vs_currency: LenientText,
+    vs_price: LenientDecimal,
 }
 
 #[derive(serde::Serialize)]
 struct PayInfo {
     order_id: String,
     status: &'static str,
-    amount: Box<RawValue>,
+    amount: Box<serde_json::value::RawValue>,
     create_time: String,
     vs_currency: String,
-    vs_price: Box<RawValue>,
+    vs_price: Box<serde_json::value::RawValue>,
     address: String,
     contract_addr: String,
     pay_url: String,
@@ -348,40 +273,22 @@ struct PayInfo {
 
 pub async fn pay_info(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<JsonPair<PayInfoBody, OrderOptions>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let req: PayInfoBody = parse_json(&body)?;
-    let chain = required_text(req.rest.get("chain"), "chain")?;
-    let currency = required_text(req.rest.get("currency"), "currency")?;
-    let vs_currency = required_text(req.rest.get("vs_currency"), "vs_currency")?;
-    let vs_price = decimal(req.vs_price.as_deref(), "vs_price", true)?.unwrap_or_default();
-    let assets = state.engine.assets();
-    let asset = asset_for(&chain, &currency, assets).ok_or_else(|| {
-        AurpayError::bad_request(format!(
-            "currency: {currency} on chain {chain} is not supported (see /api/order/pay/crypto-currency)"
-        ))
-    })?;
-    let c = common(&req.rest, authed.mode, "pay-info")?;
+    let JsonPair(body, options) = signed.payload;
+    let asset = asset_of(&state, body.chain.as_str(), body.currency.as_str())?;
+    let order = NewOrder {
+        asset: Some(asset),
+        ..options.order(
+            signed.mode,
+            "pay-info",
+            &body.vs_price,
+            body.vs_currency.as_str(),
+        )
+    };
     let created = state
         .engine
-        .create_order(
-            &authed.merchant,
-            NewOrder {
-                amount: vs_price,
-                currency: vs_currency.to_ascii_uppercase(),
-                asset: Some(asset),
-                order_no: c.order_no,
-                links: c.links,
-                fixed_stablecoin_rate: c.fixed,
-                dialect: DIALECT.into(),
-                dialect_data: c.dialect_data,
-                ..NewOrder::default()
-            },
-        )
+        .create_order(&signed.merchant, order)
         .await
         .map_err(|e| {
             engine_err(
@@ -394,6 +301,7 @@ pub async fn pay_info(
             )
         })?;
     let order = created.order;
+    let assets = state.engine.assets();
     let address = order
         .target
         .as_ref()
@@ -415,16 +323,12 @@ pub async fn pay_info(
 
 pub async fn list_orders(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Query<Paging>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let (page, size) = paging(uri.query())?;
+    let (page, size) = signed.payload.0.get()?;
     let result = state
         .engine
-        .orders_page(&authed.merchant, page, size)
+        .orders_page(&signed.merchant, page, size)
         .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for order in &result.items {
@@ -436,16 +340,12 @@ pub async fn list_orders(
 
 pub async fn order_detail(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
     let id = parse_order_id(&order_id)?;
-    let order = state.engine.get_order(&authed.merchant, &id).await?;
-    let payments = state.engine.order_payments(&authed.merchant, &id).await?;
+    let order = state.engine.get_order(&signed.merchant, &id).await?;
+    let payments = state.engine.order_payments(&signed.merchant, &id).await?;
     Ok(ok(view::order_json(
         &order,
         &payments,
@@ -509,18 +409,15 @@ async fn latest_refund(
 
 pub async fn refund_info(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    signed: Signed,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let merchant = &signed.merchant;
     let id = parse_order_id(&order_id)?;
-    let order = state.engine.get_order(&authed.merchant, &id).await?;
-    let payments = state.engine.order_payments(&authed.merchant, &id).await?;
+    let order = state.engine.get_order(merchant, &id).await?;
+    let payments = state.engine.order_payments(merchant, &id).await?;
     let assets = state.engine.assets();
-    let refund = latest_refund(&state, &authed.merchant, &id).await?;
+    let refund = latest_refund(&state, merchant, &id).await?;
     let mut data = refund_json(&id, refund.as_ref(), assets);
     let base = view::order_json(&order, &payments, assets);
     if let (Value::Object(d), Value::Object(b)) = (&mut data, base) {
@@ -542,37 +439,43 @@ pub async fn refund_info(
     Ok(ok(data))
 }
 
+/// "This request does not require a request body": everything is optional.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RefundBody {
+    address: Maybe<LenientText>,
+    refund_address: Maybe<LenientText>,
+    wallet_address: Maybe<LenientText>,
+    amount: Option<LenientDecimal>,
+    remark: Maybe<LenientText>,
+}
+
+/// `amount` in the base units of `asset`, or a 400 naming the field.
+fn base_units(
+    amount: &LenientDecimal,
+    decimals: coffer_core::Decimals,
+) -> Result<BaseUnits, AurpayError> {
+    BaseUnits::from_decimal(amount.value(), decimals).map_err(|_| {
+        AurpayError::bad_request(format!(
+            "amount must have at most {} decimal places",
+            decimals.get()
+        ))
+    })
+}
+
 pub async fn refund(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
     Path(order_id): Path<String>,
-    body: Bytes,
+    signed: Signed<JsonOrEmpty<RefundBody>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
+    let JsonOrEmpty(body) = signed.payload;
     let id = parse_order_id(&order_id)?;
-    // "This request does not require a request body": everything is optional.
-    let req: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        parse_json(&body)?
-    };
-    let order = state.engine.get_order(&authed.merchant, &id).await?;
-    let address = match text(req.get("address"), "address")? {
-        Some(a) => Some(a),
-        None => match text(req.get("refund_address"), "refund_address")? {
-            Some(a) => Some(a),
-            None => text(req.get("wallet_address"), "wallet_address")?,
-        },
-    };
-    let amount = match decimal(
-        req.get("amount")
-            .and_then(|v| RawValue::from_string(v.to_string()).ok())
-            .as_deref(),
-        "amount",
-        false,
-    )? {
+    let order = state.engine.get_order(&signed.merchant, &id).await?;
+    let address = body
+        .address
+        .text()
+        .or(body.refund_address.text())
+        .or(body.wallet_address.text());
+    let amount = match &body.amount {
         None => None,
         Some(a) => {
             let asset = order
@@ -580,24 +483,18 @@ pub async fn refund(
                 .as_ref()
                 .and_then(|t| state.engine.assets().asset(&t.asset))
                 .ok_or_else(|| AurpayError::bad_request("the order has no coin to refund"))?;
-            Some(BaseUnits::from_decimal(a, asset.decimals).map_err(|_| {
-                AurpayError::bad_request(format!(
-                    "amount must have at most {} decimal places",
-                    asset.decimals.get()
-                ))
-            })?)
+            Some(base_units(a, asset.decimals)?)
         }
     };
-    let memo = text(req.get("remark"), "remark")?;
     let payout = state
         .engine
         .request_refund(
-            &authed.merchant,
+            &signed.merchant,
             &id,
             RefundInput {
                 amount,
                 destination: address,
-                memo,
+                memo: body.remark.text(),
                 dialect: DIALECT.into(),
                 reference: None,
                 dialect_data: Map::new(),
@@ -612,16 +509,12 @@ pub async fn refund(
 
 pub async fn transactions(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Query<Paging>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let (page, size) = paging(uri.query())?;
+    let (page, size) = signed.payload.0.get()?;
     let result = state
         .engine
-        .payments_page(&authed.merchant, page, size)
+        .payments_page(&signed.merchant, page, size)
         .await?;
     let data = result
         .items
@@ -631,14 +524,7 @@ pub async fn transactions(
     Ok(ok(page_json(page, size, result.total, data)))
 }
 
-pub async fn real_currencies(
-    State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AurpayError> {
-    authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn real_currencies(_: Signed) -> Result<Response, AurpayError> {
     let data: Vec<Value> = coffer_core::fiat::FIAT_CURRENCIES
         .iter()
         .map(|c| json!({"currency": c.code, "name": c.name, "precision": c.minor_units}))
@@ -648,12 +534,8 @@ pub async fn real_currencies(
 
 pub async fn crypto_currencies(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    _: Signed,
 ) -> Result<Response, AurpayError> {
-    authenticate(&state, &method, &uri, &headers, &body).await?;
     let assets = state.engine.assets();
     let data: Vec<Value> = assets
         .assets()
@@ -676,13 +558,15 @@ pub async fn crypto_currencies(
     Ok(ok(data))
 }
 
-async fn wallet_list(
-    state: &AurpayState,
-    merchant: &MerchantId,
-) -> Result<Vec<Value>, AurpayError> {
+/// `GET /api/v2/wallet` and `/api/v2/wallet/self-custody`: every Coffer wallet is
+/// self-custody.
+pub async fn wallets(
+    State(state): State<AurpayState>,
+    signed: Signed,
+) -> Result<Response, AurpayError> {
     let assets = state.engine.assets();
-    let wallets = state.engine.list_wallets(merchant).await?;
-    Ok(wallets
+    let wallets = state.engine.list_wallets(&signed.merchant).await?;
+    let data: Vec<Value> = wallets
         .iter()
         .map(|w| {
             let currencies: Vec<String> = assets
@@ -701,77 +585,39 @@ async fn wallet_list(
                 "update_time": naive_time(w.updated_at),
             })
         })
-        .collect())
+        .collect();
+    Ok(ok(data))
 }
 
-pub async fn wallets(
-    State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    Ok(ok(wallet_list(&state, &authed.merchant).await?))
-}
-
-pub async fn self_custody_wallets(
-    State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    Ok(ok(wallet_list(&state, &authed.merchant).await?))
-}
-
-#[derive(Deserialize)]
-struct WithdrawBody {
-    amount: Option<Box<RawValue>>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+#[derive(Debug, Deserialize)]
+pub(crate) struct WithdrawBody {
+    chain: LenientText,
+    currency: LenientText,
+    address: LenientText,
+    amount: LenientDecimal,
+    remark: Maybe<LenientText>,
 }
 
 pub async fn withdraw(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Json<WithdrawBody>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let req: WithdrawBody = parse_json(&body)?;
-    let chain = required_text(req.rest.get("chain"), "chain")?;
-    let currency = required_text(req.rest.get("currency"), "currency")?;
-    let address = required_text(req.rest.get("address"), "address")?;
-    let amount = decimal(req.amount.as_deref(), "amount", true)?.unwrap_or_default();
+    let Json(body) = signed.payload;
     let assets = state.engine.assets();
-    let asset_id = asset_for(&chain, &currency, assets).ok_or_else(|| {
-        AurpayError::bad_request(format!(
-            "currency: {currency} on chain {chain} is not supported"
-        ))
-    })?;
+    let asset_id = asset_of(&state, body.chain.as_str(), body.currency.as_str())?;
     let decimals = assets
         .asset(&asset_id)
         .map(|a| a.decimals)
         .ok_or_else(|| AurpayError::bad_request("currency is not supported"))?;
-    let units = BaseUnits::from_decimal(amount, decimals).map_err(|_| {
-        AurpayError::bad_request(format!(
-            "amount must have at most {} decimal places",
-            decimals.get()
-        ))
-    })?;
-    let memo = text(req.rest.get("remark"), "remark")?;
     let payout = state
         .engine
         .request_withdrawal(
-            &authed.merchant,
+            &signed.merchant,
             WithdrawalInput {
                 asset: asset_id.clone(),
-                amount: units,
-                destination: address,
-                memo,
+                amount: base_units(&body.amount, decimals)?,
+                destination: body.address.0,
+                memo: body.remark.text(),
                 dialect: DIALECT.into(),
                 reference: None,
                 dialect_data: Map::new(),
@@ -792,39 +638,40 @@ pub async fn withdraw(
 
 // ---- legacy plugin order endpoints ---------------------------------------------------------
 
-/// Create an order from a legacy plugin's `origin` object (`id`, `price`, `currency`,
-/// `callback_url`, `succeed_url`, `url`), optionally for a coin.
+/// A legacy plugin's order: `origin` (`id`, `price`, `currency`, `callback_url`,
+/// `succeed_url`), `callback`, `platform`; optionally a coin (`chain`, `currency`); the EDD
+/// plugin may send its key as `key`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LegacyBody {
+    origin: LegacyOrigin,
+    callback: Maybe<HttpUrl>,
+    platform: Maybe<LenientText>,
+    chain: Maybe<LenientText>,
+    currency: Maybe<LenientText>,
+    key: Maybe<LenientText>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LegacyOrigin {
+    id: Maybe<LenientText>,
+    price: LenientDecimal,
+    currency: LenientText,
+    callback_url: Maybe<HttpUrl>,
+    succeed_url: Maybe<HttpUrl>,
+}
+
+/// Create a legacy plugin's order, optionally for a coin.
 async fn legacy_order(
     state: &AurpayState,
     merchant: &MerchantId,
-    body: &Map<String, Value>,
-    asset: Option<coffer_core::AssetId>,
+    body: LegacyBody,
+    asset: Option<AssetId>,
 ) -> Result<coffer_core::Order, AurpayError> {
-    let origin = match body.get("origin") {
-        Some(Value::Object(o)) => o.clone(),
-        _ => return Err(AurpayError::bad_request("origin is required (an object)")),
-    };
-    let price_raw = origin
-        .get("price")
-        .and_then(|v| RawValue::from_string(v.to_string()).ok());
-    let price = decimal(price_raw.as_deref(), "origin.price", true)?.unwrap_or_default();
-    let currency = required_text(origin.get("currency"), "origin.currency")?;
-    let callback = match text(origin.get("callback_url"), "origin.callback_url")? {
-        Some(u) => Some(u),
-        None => text(body.get("callback"), "callback")?,
-    };
-    let links = OrderLinks {
-        success_url: http_url(
-            text(origin.get("succeed_url"), "origin.succeed_url")?,
-            "origin.succeed_url",
-        )?,
-        expired_url: None,
-        callback_url: http_url(callback, "origin.callback_url")?,
-    };
+    let origin = body.origin;
     let mut dialect_data = Map::new();
     dialect_data.insert("endpoint".into(), "legacy-plugin".into());
     dialect_data.insert("auth_mode".into(), AuthMode::ApiKey.as_str().into());
-    if let Some(p) = text(body.get("platform"), "platform")? {
+    if let Some(p) = body.platform.text() {
         dialect_data.insert("platform".into(), p.into());
     }
     let created = state
@@ -832,11 +679,15 @@ async fn legacy_order(
         .create_order(
             merchant,
             NewOrder {
-                amount: price,
-                currency: currency.to_ascii_uppercase(),
+                amount: origin.price.value(),
+                currency: origin.currency.as_str().to_ascii_uppercase(),
                 asset,
-                order_no: text(origin.get("id"), "origin.id")?,
-                links,
+                order_no: origin.id.text(),
+                links: OrderLinks {
+                    success_url: url(origin.succeed_url),
+                    expired_url: None,
+                    callback_url: url(origin.callback_url).or(url(body.callback)),
+                },
                 dialect: DIALECT.into(),
                 dialect_data,
                 ..NewOrder::default()
@@ -859,119 +710,83 @@ async fn legacy_order(
 /// Legacy WooCommerce plugin: `POST /api/order/plugin` → `data.pay_url`.
 pub async fn legacy_plugin_order(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Json<LegacyBody>>,
 ) -> Result<Response, AurpayError> {
-    let authed = authenticate(&state, &method, &uri, &headers, &body).await?;
-    let req: Map<String, Value> = parse_json(&body)?;
-    let asset = match (
-        text(req.get("chain"), "chain")?,
-        text(req.get("currency"), "currency")?,
-    ) {
-        (Some(chain), Some(currency)) => Some(
-            asset_for(&chain, &currency, state.engine.assets()).ok_or_else(|| {
-                AurpayError::bad_request(format!(
-                    "currency: {currency} on chain {chain} is not supported"
-                ))
-            })?,
-        ),
+    let Json(body) = signed.payload;
+    let asset = match (body.chain.as_ref(), body.currency.as_ref()) {
+        (Some(chain), Some(currency)) => Some(asset_of(&state, chain.as_str(), currency.as_str())?),
         _ => None,
     };
-    let order = legacy_order(&state, &authed.merchant, &req, asset).await?;
+    let order = legacy_order(&state, &signed.merchant, body, asset).await?;
     let pay_url = coffer_engine::view::checkout_url(&order, state.engine.settings());
     Ok(ok(json!({ "pay_url": pay_url })))
 }
 
-/// Legacy EDD plugin: `POST /api/order/pay/token` (the key in the body or the header) →
+/// Legacy EDD plugin: `POST /api/order/pay/token` (the key in the header or the body) →
 /// `data.token`, the order's checkout token (Coffer's page is `/pay/{token}`).
 pub async fn legacy_pay_token(
     State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    req: RawRequest,
 ) -> Result<Response, AurpayError> {
-    let req: Map<String, Value> = parse_json(&body)?;
-    let merchant =
-        if header(&headers, "api-key").is_some() || header(&headers, "api-token").is_some() {
-            authenticate(&state, &method, &uri, &headers, &body)
-                .await?
-                .merchant
-        } else {
-            let key = text(req.get("key"), "key")?
+    let by_header = req.header("api-key").is_some() || req.header("api-token").is_some();
+    let header_merchant = if by_header {
+        Some(state.authenticate(&req).await?.credential.merchant_id)
+    } else {
+        None
+    };
+    let Json(body) = Json::<LegacyBody>::decode(&req).map_err(|e| state.reject(e))?;
+    let merchant = match header_merchant {
+        Some(m) => m,
+        None => {
+            let key = body
+                .key
+                .as_ref()
                 .ok_or_else(|| AurpayError::unauthorized("missing API-Key header (or key)"))?;
             state
                 .engine
-                .find_dialect_credential(&state.master, DIALECT, &key)
+                .find_dialect_credential(&state.master, DIALECT, key.as_str())
                 .await?
                 .ok_or_else(|| AurpayError::unauthorized("invalid API-Key"))?
                 .merchant_id
-        };
-    let order = legacy_order(&state, &merchant, &req, None).await?;
+        }
+    };
+    let order = legacy_order(&state, &merchant, body, None).await?;
     Ok(ok(json!({
         "token": order.checkout_token.to_string(),
         "pay_url": coffer_engine::view::checkout_url(&order, state.engine.settings()),
     })))
 }
 
-// ---- Lightning, API-Key login, legacy plugin endpoints -------------------------------------
+// ---- Lightning, API-Key login, key check ----------------------------------------------------
 
-pub async fn lightning_disabled(
-    State(state): State<AurpayState>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AurpayError> {
-    authenticate(&state, &method, &uri, &headers, &body).await?;
+pub async fn lightning_disabled(_: Signed) -> Result<Response, AurpayError> {
     Err(AurpayError::new(
         StatusCode::NOT_IMPLEMENTED,
         "Lightning is not enabled on this server (BLN endpoints are unavailable)",
     ))
 }
 
-/// `username`/`password` from a JSON or form-urlencoded body.
-fn credentials_of(headers: &HeaderMap, body: &[u8]) -> Result<(String, String), AurpayError> {
-    let form = header(headers, "content-type")
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let (mut user, mut pass) = (None, None);
-    if form {
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match k.as_ref() {
-                "username" => user = Some(v.into_owned()),
-                "password" => pass = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-    } else {
-        let map: Map<String, Value> = parse_json(body)?;
-        user = text(map.get("username"), "username")?;
-        pass = match map.get("password") {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-    }
-    let user = user
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| AurpayError::bad_request("username is required"))?;
-    let pass = pass
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| AurpayError::bad_request("password is required"))?;
-    Ok((user, pass))
+/// The console login, as JSON or a form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginBody {
+    username: LenientText,
+    /// Not trimmed: a password is exactly what was typed.
+    password: Option<String>,
 }
 
 /// "Get API-Key": the merchant's console login → its Aurpay API-Key as `access_token`.
 pub async fn get_api_key(
     State(state): State<AurpayState>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: RawRequest,
 ) -> Result<Response, AurpayError> {
-    let (username, password) = credentials_of(&headers, &body)?;
+    let JsonOrForm(body) = JsonOrForm::<LoginBody>::decode(&req).map_err(|e| state.reject(e))?;
+    let password = body
+        .password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| AurpayError::bad_request("password is required"))?;
     let checked = state
         .engine
-        .verify_merchant_login_throttled(&state.logins, &username, &password)
+        .verify_merchant_login_throttled(&state.logins, body.username.as_str(), &password)
         .await?;
     let merchant = match checked {
         Ok(found) => {
@@ -1001,7 +816,7 @@ pub async fn get_api_key(
         None => {
             state
                 .engine
-                .create_dialect_credential(&state.master, &merchant, DIALECT)
+                .create_dialect_credential(&state.master, &merchant, &crate::CREDENTIAL)
                 .await?
                 .key
         }
@@ -1009,18 +824,21 @@ pub async fn get_api_key(
     Ok(ok(json!({ "access_token": key })))
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct KeyQuery {
+    key: Option<String>,
+}
+
 /// Legacy plugin check `GET /api/plugin/key/verify?key=…`: `data` is whether the key is valid.
 pub async fn verify_key(
     State(state): State<AurpayState>,
-    OriginalUri(uri): OriginalUri,
+    req: RawRequest,
 ) -> Result<Response, AurpayError> {
-    let key = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "key")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let q: KeyQuery =
+        decode_pairs(req.query().unwrap_or_default().as_bytes()).map_err(|e| state.reject(e))?;
     let valid = state
         .engine
-        .find_dialect_credential(&state.master, DIALECT, &key)
+        .find_dialect_credential(&state.master, DIALECT, q.key.as_deref().unwrap_or_default())
         .await?
         .is_some();
     Ok(ok(valid))
@@ -1030,31 +848,40 @@ pub async fn verify_key(
 mod tests {
     use super::*;
     use crate::mapping::fiat_text;
+    use rust_decimal::Decimal;
 
     #[test]
     fn decimals_are_exact() {
-        let raw = RawValue::from_string("18.000000000000000001".into()).unwrap();
-        assert_eq!(
-            decimal(Some(&raw), "p", true).unwrap().unwrap().to_string(),
-            "18.000000000000000001"
-        );
-        let raw = RawValue::from_string("\"19.5\"".into()).unwrap();
-        assert_eq!(
-            decimal(Some(&raw), "p", true).unwrap().unwrap().to_string(),
-            "19.5"
-        );
-        let raw = RawValue::from_string("true".into()).unwrap();
-        assert!(decimal(Some(&raw), "p", true).is_err());
-        assert!(decimal(None, "p", true).is_err());
-        assert_eq!(decimal(None, "p", false).unwrap(), None);
+        let body: PayUrlBody =
+            coffer_dialect::decode_json(br#"{"price":18.000000000000000001,"currency":"USD"}"#)
+                .unwrap();
+        assert_eq!(body.price.value().to_string(), "18.000000000000000001");
+        let body: PayUrlBody =
+            coffer_dialect::decode_json(br#"{"price":"19.5","currency":"USD"}"#).unwrap();
+        assert_eq!(body.price.value().to_string(), "19.5");
+        for bad in [
+            r#"{"price":true,"currency":"USD"}"#,
+            r#"{"currency":"USD"}"#,
+        ] {
+            let err = coffer_dialect::decode_json::<PayUrlBody>(bad.as_bytes()).err();
+            assert_eq!(
+                err.as_ref().and_then(BodyError::field),
+                Some("price"),
+                "{bad}"
+            );
+        }
+        let refund: RefundBody = coffer_dialect::decode_json(b"{}").unwrap();
+        assert!(refund.amount.is_none());
         assert_eq!(fiat_text(Decimal::from(18)), "18.0");
     }
 
     #[test]
     fn paging_defaults_and_errors() {
-        assert_eq!(paging(None).unwrap(), (1, 10));
-        assert_eq!(paging(Some("page=2&size=5")).unwrap(), (2, 5));
-        assert!(paging(Some("page=0")).is_err());
-        assert!(paging(Some("size=x")).is_err());
+        let paging = |q: &str| decode_pairs::<Paging>(q.as_bytes()).unwrap().get();
+        assert_eq!(paging("").unwrap(), (1, 10));
+        assert_eq!(paging("page=2&size=5").unwrap(), (2, 5));
+        assert_eq!(paging("size=100000").unwrap(), (1, 500));
+        assert!(paging("page=0").is_err());
+        assert!(decode_pairs::<Paging>(b"size=x").is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! The Aurpay dialect: Aurpay's merchant API at Aurpay's own paths, translated onto Coffer's
 //! engine. A shop integrated with Aurpay switches by changing the base URL and credentials.
 //!
-//! Thin by design: requests are authenticated ([`auth`]), decoded into engine calls, and the
-//! results encoded in Aurpay's envelope and field names ([`view`], [`mapping`]). Callbacks go
-//! through Coffer's durable outbox with the [`callback::AurpayFormatter`].
+//! Thin by design: requests are authenticated ([`auth`], through the shared extractor of
+//! `coffer-dialect`), decoded into typed bodies, turned into engine calls, and the results
+//! encoded in Aurpay's envelope and field names ([`view`], [`mapping`]). Callbacks go through
+//! Coffer's durable outbox with the [`callback::AurpayFormatter`]. [`AurpayDialect`] plugs it
+//! into the server.
 //! Every decision where Aurpay's docs are silent is in `docs/compat/aurpay.md`.
 
 pub mod auth;
@@ -16,10 +18,13 @@ pub mod view;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use coffer_dialect::{CredentialShape, Dialect, DialectDeps};
 use coffer_engine::Engine;
 use coffer_secrets::MasterKey;
-use coffer_webhooks::{Formatter, RetrySchedule};
+use coffer_webhooks::Formatter;
 
 pub use callback::AurpayFormatter;
 
@@ -29,34 +34,73 @@ pub const DIALECT: &str = "aurpay";
 /// Where Aurpay's API lives: framework-level errors there take its envelope.
 pub const PATH_PREFIXES: &[&str] = &["/api/order/", "/api/v2/", "/api/bln/", "/api/plugin/"];
 
-/// A framework-level error (no route, wrong method, body too large, a request rejected before
-/// a handler) in Aurpay's envelope.
-pub fn framework_error(status: axum::http::StatusCode, message: &str) -> axum::response::Response {
-    axum::response::IntoResponse::into_response(envelope::AurpayError::new(status, message))
+/// Aurpay's credentials: `API-Key` (API-Key mode; the plugins' "Public Key"), `API-Token` and
+/// `API-Secret` (signature mode), and the `Callback-Token` and callback secret its callbacks
+/// carry and are signed with.
+pub const CREDENTIAL: CredentialShape = CredentialShape {
+    dialect: DIALECT,
+    tag: "aur",
+    key: "API-Key",
+    secret: "API-Secret",
+    token: Some("API-Token"),
+    callback_token: Some("Callback-Token"),
+    callback_secret: Some("callback secret"),
+};
+
+/// The Aurpay dialect, for the server's registry.
+pub struct AurpayDialect;
+
+impl Dialect for AurpayDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        PATH_PREFIXES
+    }
+
+    fn routes(&self, deps: &DialectDeps) -> Router {
+        routes(AurpayState::new(deps.engine.clone(), deps.master.clone()))
+    }
+
+    fn framework_error(&self, status: StatusCode, message: &str) -> Response {
+        envelope::AurpayError::new(status, message).into_response()
+    }
+
+    fn credential_shape(&self) -> CredentialShape {
+        CREDENTIAL
+    }
+
+    fn formatter(&self, deps: &DialectDeps) -> Arc<dyn Formatter> {
+        Arc::new(AurpayFormatter {
+            assets: deps.engine.assets().clone(),
+            retry: deps.retry.clone(),
+        })
+    }
 }
 
-/// What the handlers share.
+/// What the handlers share; it authenticates requests ([`coffer_dialect::Authenticate`]).
 #[derive(Clone)]
 pub struct AurpayState {
     pub engine: Engine,
     /// Opens the sealed credentials.
-    pub master: MasterKey,
+    pub master: Arc<MasterKey>,
     /// Guards "Get API-Key" (username + password) against guessing.
-    pub logins: std::sync::Arc<coffer_engine::logins::LoginThrottle>,
+    pub logins: Arc<coffer_engine::logins::LoginThrottle>,
 }
 
 impl AurpayState {
-    pub fn new(engine: Engine, master: MasterKey) -> Self {
+    pub fn new(engine: Engine, master: Arc<MasterKey>) -> Self {
         Self {
             engine,
             master,
-            logins: std::sync::Arc::default(),
+            logins: Arc::default(),
         }
     }
 }
 
-/// Aurpay's endpoints, at Aurpay's paths, ready to merge next to the native API.
-pub fn routes<S: Clone + Send + Sync + 'static>(state: AurpayState) -> Router<S> {
+/// Aurpay's endpoints, at Aurpay's paths.
+fn routes(state: AurpayState) -> Router {
     use handlers as h;
     Router::new()
         .route("/api/order/pay-url", post(h::pay_url))
@@ -76,7 +120,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: AurpayState) -> Router<S>
         .route("/api/v2/wallet", get(h::wallets))
         .route("/api/v2/wallet/", get(h::wallets))
         .route("/api/v2/wallet/withdraw", post(h::withdraw))
-        .route("/api/v2/wallet/self-custody", get(h::self_custody_wallets))
+        .route("/api/v2/wallet/self-custody", get(h::wallets))
         .route("/api/bln/order", post(h::lightning_disabled))
         .route("/api/bln/withdraw", post(h::lightning_disabled))
         .route("/api/bln/balance", get(h::lightning_disabled))
@@ -85,12 +129,4 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: AurpayState) -> Router<S>
         .route("/api/order/plugin", post(h::legacy_plugin_order))
         .route("/api/order/pay/token", post(h::legacy_pay_token))
         .with_state(state)
-}
-
-/// The formatter of Aurpay callbacks, to register as `formatters.with("aurpay", …)`.
-pub fn formatter(engine: &Engine, retry: RetrySchedule) -> Arc<dyn Formatter> {
-    Arc::new(AurpayFormatter {
-        assets: engine.assets().clone(),
-        retry,
-    })
 }

@@ -311,7 +311,7 @@ async fn orders_list_and_detail(db: &TestDb) {
         .create_dialect_credential(
             &env.master,
             &env.engine.create_merchant("Other").await.unwrap().0.id,
-            "aurpay",
+            &coffer_dialect_aurpay::CREDENTIAL,
         )
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
 use coffer_chain_evm::{EvmWatchConfig, EvmWatcher, Tokens};
 use coffer_core::{AssetId, ChainId, OrderStatus};
+use coffer_dialect::Dialect;
 use coffer_engine::{Engine, ManualClock};
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::{Formatters, RetrySchedule, Settings, Webhooks};
@@ -75,10 +76,13 @@ fn start_webhooks(env: &Env) -> tokio::sync::watch::Sender<bool> {
         lease: Duration::from_secs(5),
         ..Settings::default()
     };
-    let formatters = Formatters::new(retry.clone()).with(
-        coffer_dialect_aurpay::DIALECT,
-        coffer_dialect_aurpay::formatter(&env.engine, retry),
-    );
+    let deps = coffer_dialect::DialectDeps {
+        engine: env.engine.clone(),
+        master: Arc::new(env.master.clone()),
+        retry: retry.clone(),
+    };
+    let dialect = coffer_dialect_aurpay::AurpayDialect;
+    let formatters = Formatters::new(retry).with(dialect.name(), dialect.formatter(&deps));
     let hooks = Webhooks::new(
         env.store.clone(),
         env.engine.clock().clone(),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use coffer_core::{
     Deposit, Event, EventType, Order, PaymentStatus, PayoutKind, PayoutRequest, PayoutStatus,
 };
-use coffer_engine::{AssetRegistry, Engine};
+use coffer_engine::AssetRegistry;
 use coffer_webhooks::format::{
     DeliveryRequest, DialectContext, FormatError, FormatInput, Formatter, RetrySchedule,
     SuccessRule,
@@ -26,13 +26,6 @@ pub const RECHARGE_NOTIFY_URL: &str = "recharge_notify_url";
 
 pub struct PayProtocolFormatter {
     pub assets: Arc<AssetRegistry>,
-}
-
-/// The formatter to register under [`crate::DIALECT`] in `coffer_webhooks::Formatters`.
-pub fn formatter(engine: &Engine) -> Arc<dyn Formatter> {
-    Arc::new(PayProtocolFormatter {
-        assets: engine.assets().clone(),
-    })
 }
 
 /// After the first attempt (sent at once): 15 s, 30 s, 3 min, 5 min, 10 min — six in all.

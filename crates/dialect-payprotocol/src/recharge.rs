@@ -5,15 +5,15 @@
 //! `rechargeStatus`: `0` success (confirmed), `1` pending (seen, not yet confirmed), `2`
 //! failure (reversed: orphaned by a reorg, or dropped from the mempool).
 
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, Method};
-use coffer_core::{Deposit, PaymentStatus};
+use axum::extract::State;
+use coffer_core::{Deposit, MerchantId, PaymentStatus};
+use coffer_dialect::{LenientInt, LenientText, Maybe, Query};
 use coffer_engine::AssetRegistry;
 use coffer_store::DepositQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Api, PpError, Res, mapping, merchant, ok, opt_int, page_params};
+use crate::{Api, PpError, Res, Signed, list_json, mapping, offset_limit, ok, page_params};
 
 /// Pay Protocol's `rechargeStatus` of a deposit.
 pub fn recharge_status(status: PaymentStatus) -> u8 {
@@ -48,74 +48,56 @@ pub fn recharge_json(d: &Deposit, assets: &AssetRegistry) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RechargeQuery {
-    recharge_id: Option<String>,
-    user_id: Option<String>,
+    recharge_id: Maybe<LenientInt>,
+    user_id: Maybe<LenientInt>,
     #[serde(rename = "UUID", alias = "uuid")]
-    uuid: Option<String>,
-    chain_id: Option<String>,
-    recharge_status: Option<String>,
-    page: Option<String>,
-    size: Option<String>,
+    uuid: Maybe<LenientText>,
+    chain_id: Maybe<LenientInt>,
+    recharge_status: Maybe<LenientInt>,
+    page: Maybe<LenientInt>,
+    size: Maybe<LenientInt>,
 }
 
-async fn by_number(
-    api: &Api,
-    q: &RechargeQuery,
-    m: &coffer_core::MerchantId,
-) -> Result<Deposit, PpError> {
-    let seq = opt_int("rechargeId", q.recharge_id.as_deref())?
+/// The recharge `rechargeId` names.
+async fn by_number(api: &Api, q: &RechargeQuery, m: &MerchantId) -> Result<Deposit, PpError> {
+    let seq = q
+        .recharge_id
+        .as_ref()
         .ok_or_else(|| PpError::bad("rechargeId is required"))?;
     api.engine
-        .deposit_by_number(m, seq)
+        .deposit_by_number(m, seq.0)
         .await?
         .ok_or_else(|| PpError::not_found("recharge"))
 }
 
-pub(crate) async fn detail(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<RechargeQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
-    let d = by_number(&api, &q, &m).await?;
+pub(crate) async fn detail(State(api): State<Api>, signed: Signed<Query<RechargeQuery>>) -> Res {
+    let d = by_number(&api, &signed.payload.0, &signed.merchant).await?;
     Ok(ok(recharge_json(&d, api.engine.assets())))
 }
 
-pub(crate) async fn list(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<RechargeQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
-    let (page, size) = page_params(q.page.as_deref(), q.size.as_deref())?;
-    let chain = crate::users::chain_param(api.engine.assets(), q.chain_id.as_deref())?;
-    let status = match opt_int("rechargeStatus", q.recharge_status.as_deref())? {
+pub(crate) async fn list(State(api): State<Api>, signed: Signed<Query<RechargeQuery>>) -> Res {
+    let q = signed.payload.0;
+    let (page, size) = page_params(&q.page, &q.size)?;
+    let chain = crate::users::chain_param(api.engine.assets(), &q.chain_id)?;
+    let status = match q.recharge_status.as_ref().map(|s| s.0) {
         None => None,
         Some(0) => Some(PaymentStatus::Confirmed),
         Some(1) => Some(PaymentStatus::Unconfirmed),
         Some(2) => Some(PaymentStatus::Reversed),
         Some(_) => return Err(PpError::bad("rechargeStatus must be 0, 1 or 2")),
     };
+    let (offset, limit) = offset_limit(page, size);
     let (items, count) = api
         .engine
         .list_deposits(
-            &m,
+            &signed.merchant,
             DepositQuery {
-                account_seq: opt_int("userId", q.user_id.as_deref())?,
-                account_uuid: q
-                    .uuid
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_owned),
+                account_seq: q.user_id.as_ref().map(|n| n.0),
+                account_uuid: q.uuid.text(),
                 chain,
                 status,
-                offset: u32::try_from((page - 1) * size).unwrap_or(u32::MAX),
-                limit: u32::try_from(size).unwrap_or(500),
+                offset,
+                limit,
                 ..DepositQuery::default()
             },
         )
@@ -124,25 +106,16 @@ pub(crate) async fn list(
         .iter()
         .map(|d| recharge_json(d, api.engine.assets()))
         .collect();
-    Ok(ok(
-        json!({"count": count, "page": page, "size": size, "list": list}),
-    ))
+    Ok(list_json(count, page, size, list))
 }
 
 /// Manual re-trigger: the recharge's last callback delivery is made due again (a new attempt
 /// through the delivery log, same rules). A recharge that never had a callback (not yet
 /// confirmed, or no recharge URL set) is the vendor's 404.
-pub(crate) async fn notify(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<RechargeQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
-    let d = by_number(&api, &q, &m).await?;
+pub(crate) async fn notify(State(api): State<Api>, signed: Signed<Query<RechargeQuery>>) -> Res {
+    let d = by_number(&api, &signed.payload.0, &signed.merchant).await?;
     // Keys are serialised in order, so `rechargeId` is followed by `rechargeStatus`.
     let needle = format!("\"rechargeId\":{},\"rechargeStatus\"", d.seq);
-    crate::redeliver_last(&api, &m, &[&needle]).await?;
+    crate::redeliver_last(&api, &signed.merchant, &[&needle]).await?;
     Ok(ok(Value::Null))
 }

@@ -2,40 +2,26 @@
 //! `userId` is the account's number, `walletId` the address's derivation index on the
 //! merchant's wallet for that chain.
 
-use axum::body::Bytes;
-use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::extract::State;
 use coffer_core::ChainId;
+use coffer_dialect::{Json, LenientInt, LenientText, Maybe, Query};
 use coffer_engine::AssetRegistry;
 use coffer_store::{DepositAccountQuery, DepositAccountRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{Api, PpError, Res, mapping, merchant, ok, opt_int, page_params, parse_json};
+use crate::{Api, PpError, Res, Signed, list_json, mapping, offset_limit, ok, page_params};
 
 #[derive(Debug, Deserialize)]
-struct CreateBody {
-    uuid: Option<String>,
+pub(crate) struct CreateBody {
+    uuid: LenientText,
 }
 
-pub(crate) async fn create(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, &body).await?;
-    let b: CreateBody = parse_json(&body)?;
-    let uuid = b
-        .uuid
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| PpError::bad("uuid is required"))?;
+pub(crate) async fn create(State(api): State<Api>, signed: Signed<Json<CreateBody>>) -> Res {
+    let Json(b) = signed.payload;
     let (account, _) = api
         .engine
-        .create_deposit_account(&m, crate::DIALECT, uuid)
+        .create_deposit_account(&signed.merchant, crate::DIALECT, b.uuid.as_str())
         .await?;
     Ok(ok(json!(account.seq)))
 }
@@ -43,25 +29,25 @@ pub(crate) async fn create(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserQuery {
-    user_id: Option<String>,
+    user_id: Maybe<LenientInt>,
     #[serde(rename = "UUID", alias = "uuid")]
-    uuid: Option<String>,
-    chain_id: Option<String>,
-    user_type: Option<String>,
-    page: Option<String>,
-    size: Option<String>,
+    uuid: Maybe<LenientText>,
+    chain_id: Maybe<LenientInt>,
+    user_type: Maybe<LenientInt>,
+    page: Maybe<LenientInt>,
+    size: Maybe<LenientInt>,
 }
 
 /// The Coffer chain of a `chainId` parameter, or the vendor's 400.
 pub(crate) fn chain_param(
     assets: &AssetRegistry,
-    raw: Option<&str>,
+    number: &Maybe<LenientInt>,
 ) -> Result<Option<ChainId>, PpError> {
-    match opt_int("chainId", raw)? {
+    match number.as_ref() {
         None => Ok(None),
-        Some(n) => mapping::chain_by_number(assets, n)
+        Some(n) => mapping::chain_by_number(assets, n.0)
             .map(|c| Some(c.id))
-            .ok_or_else(|| PpError::bad(format!("chainId: unknown chain {n}"))),
+            .ok_or_else(|| PpError::bad(format!("chainId: unknown chain {}", n.0))),
     }
 }
 
@@ -92,65 +78,43 @@ pub(crate) fn user_json(
     })
 }
 
-pub(crate) async fn detail(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<UserQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
-    let seq = opt_int("userId", q.user_id.as_deref())?;
-    let uuid = q.uuid.as_deref().map(str::trim).filter(|u| !u.is_empty());
+pub(crate) async fn detail(State(api): State<Api>, signed: Signed<Query<UserQuery>>) -> Res {
+    let q = signed.payload.0;
+    let seq = q.user_id.as_ref().map(|n| n.0);
+    let uuid = q.uuid.text();
     if seq.is_none() && uuid.is_none() {
         return Err(PpError::bad("userId or UUID is required"));
     }
-    let chain = chain_param(api.engine.assets(), q.chain_id.as_deref())?;
+    let chain = chain_param(api.engine.assets(), &q.chain_id)?;
     let account = api
         .engine
-        .deposit_account(&m, seq, uuid)
+        .deposit_account(&signed.merchant, seq, uuid.as_deref())
         .await?
         .ok_or_else(|| PpError::not_found("user"))?;
     Ok(ok(user_json(api.engine.assets(), &account, chain.as_ref())))
 }
 
-pub(crate) async fn list(
-    State(api): State<Api>,
-    method: Method,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Query(q): Query<UserQuery>,
-) -> Res {
-    let m = merchant(&api, &method, &uri, &headers, b"").await?;
-    let (page, size) = page_params(q.page.as_deref(), q.size.as_deref())?;
-    let seq = opt_int("userId", q.user_id.as_deref())?;
-    let uuid = q
-        .uuid
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned);
-    let chain = chain_param(api.engine.assets(), q.chain_id.as_deref())?;
+pub(crate) async fn list(State(api): State<Api>, signed: Signed<Query<UserQuery>>) -> Res {
+    let q = signed.payload.0;
+    let (page, size) = page_params(&q.page, &q.size)?;
+    let chain = chain_param(api.engine.assets(), &q.chain_id)?;
     // Every Coffer user is a recharge user (0); payment users (1) are never created.
-    match opt_int("userType", q.user_type.as_deref())? {
+    match q.user_type.as_ref().map(|t| t.0) {
         None | Some(0) => {}
-        Some(1) => {
-            return Ok(ok(
-                json!({"count": 0, "page": page, "size": size, "list": []}),
-            ));
-        }
+        Some(1) => return Ok(list_json(0, page, size, Vec::new())),
         Some(_) => return Err(PpError::bad("userType must be 0 or 1")),
     }
+    let (offset, limit) = offset_limit(page, size);
     let (items, count) = api
         .engine
         .list_deposit_accounts(
-            &m,
+            &signed.merchant,
             DepositAccountQuery {
-                uuid,
-                seq,
+                uuid: q.uuid.text(),
+                seq: q.user_id.as_ref().map(|n| n.0),
                 chain: chain.clone(),
-                offset: u32::try_from((page - 1) * size).unwrap_or(u32::MAX),
-                limit: u32::try_from(size).unwrap_or(500),
+                offset,
+                limit,
                 ..DepositAccountQuery::default()
             },
         )
@@ -159,7 +123,5 @@ pub(crate) async fn list(
         .iter()
         .map(|a| user_json(api.engine.assets(), a, chain.as_ref()))
         .collect();
-    Ok(ok(
-        json!({"count": count, "page": page, "size": size, "list": list}),
-    ))
+    Ok(list_json(count, page, size, list))
 }

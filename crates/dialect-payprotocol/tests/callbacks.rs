@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method as HttpMethod, Uri};
 use coffer_core::{MerchantId, PayoutId, PayoutStatus};
+use coffer_dialect::{Dialect, DialectDeps};
 use coffer_engine::{Engine, ManualClock};
 use coffer_secrets::MasterKey;
 use coffer_store::{DeliveryQuery, DeliveryRecord, OrderQuery};
@@ -80,15 +81,17 @@ async fn start(db: &TestDb) -> Harness {
     let engine = fixtures::bsc_shop_engine(db, clock.clone());
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
-        .create_merchant_with_dialect_credential(&master, "PP Shop", "payprotocol")
+        .create_merchant_with_dialect_credential(
+            &master,
+            "PP Shop",
+            &coffer_dialect_payprotocol::CREDENTIAL,
+        )
         .await
         .unwrap();
     engine.set_wallet(&m.id, "bsc", "ab").await.unwrap();
-    let api = fixtures::serve(coffer_dialect_payprotocol::routes(
-        engine.clone(),
-        Arc::new(master.clone()),
-    ))
-    .await;
+    let dialect = coffer_dialect_payprotocol::PayProtocolDialect;
+    let deps = DialectDeps::new(engine.clone(), Arc::new(master.clone()));
+    let api = fixtures::serve(dialect.routes(&deps)).await;
     let hits: Hits = Arc::default();
     let shop = fixtures::serve(
         axum::Router::new()
@@ -109,10 +112,8 @@ async fn start(db: &TestDb) -> Harness {
         lease: Duration::from_secs(5),
         ..Settings::default()
     };
-    let formatters = Formatters::new(settings.retry.clone()).with(
-        coffer_dialect_payprotocol::DIALECT,
-        coffer_dialect_payprotocol::formatter(&engine),
-    );
+    let formatters =
+        Formatters::new(settings.retry.clone()).with(dialect.name(), dialect.formatter(&deps));
     let hooks = Webhooks::new(db.store.clone(), clock.clone(), master, settings)
         .with_formatters(formatters);
     let (stop, rx) = tokio::sync::watch::channel(false);

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use coffer_core::{AssetId, BaseUnits};
+use coffer_dialect::{Dialect, DialectDeps};
 use coffer_engine::{Engine, ObservedTransfer};
 use coffer_secrets::MasterKey;
 use coffer_store::{OrderQuery, PayoutQuery};
@@ -27,11 +28,16 @@ async fn start(db: &TestDb) -> Harness {
     let engine = fixtures::bsc_shop_engine_now(db);
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
-        .create_merchant_with_dialect_credential(&master, "PP Shop", "payprotocol")
+        .create_merchant_with_dialect_credential(
+            &master,
+            "PP Shop",
+            &coffer_dialect_payprotocol::CREDENTIAL,
+        )
         .await
         .unwrap();
     engine.set_wallet(&m.id, "bsc", "ab").await.unwrap();
-    let app = coffer_dialect_payprotocol::routes(engine.clone(), Arc::new(master));
+    let app = coffer_dialect_payprotocol::PayProtocolDialect
+        .routes(&DialectDeps::new(engine.clone(), Arc::new(master)));
     Harness {
         engine,
         base: fixtures::serve(app).await,
@@ -66,7 +72,11 @@ impl Harness {
         let master = MasterKey::from_bytes([9; 32]);
         let (merchant, cred) = self
             .engine
-            .create_merchant_with_dialect_credential(&master, "Other", "payprotocol")
+            .create_merchant_with_dialect_credential(
+                &master,
+                "Other",
+                &coffer_dialect_payprotocol::CREDENTIAL,
+            )
             .await
             .unwrap();
         let other = Harness {

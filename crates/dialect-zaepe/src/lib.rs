@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use coffer_core::order::OrderLinks;
-use coffer_core::{
-    AssetId, Event, EventType, MerchantId, Order, OrderId, OrderStatus, Payment, PaymentStatus,
+use coffer_core::{AssetId, Event, EventType, Order, OrderId, OrderStatus, Payment, PaymentStatus};
+use coffer_dialect::{
+    Authenticate, Authenticated, BodyError, CredentialShape, Dialect, DialectDeps, Json,
+    LenientDecimal, LenientText, Maybe, RawRequest,
 };
 use coffer_engine::{AssetRegistry, Engine, EngineError, NewOrder};
 use coffer_secrets::MasterKey;
@@ -33,16 +34,61 @@ pub const DIALECT: &str = "zaepe";
 /// Where Zaepe's API lives: framework-level errors there take its envelope.
 pub const PATH_PREFIXES: &[&str] = &["/v1/"];
 
-/// A framework-level error (no route, wrong method, body too large, a request rejected before
-/// a handler) in Zaepe's envelope.
-pub fn framework_error(status: StatusCode, message: &str) -> Response {
-    let code = match status {
-        StatusCode::NOT_FOUND => codes::NOT_FOUND,
-        StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
-        _ => codes::INVALID_PARAMETER,
-    };
-    ZaepeError::new(status, code, message).into_response()
+/// Zaepe's credentials: `X-API-Key` and the secret requests and callbacks are signed with.
+pub const CREDENTIAL: CredentialShape = CredentialShape {
+    dialect: DIALECT,
+    tag: "zae",
+    key: "X-API-Key",
+    secret: "secret",
+    token: None,
+    callback_token: None,
+    callback_secret: None,
+};
+
+/// The Zaepe dialect, for the server's registry.
+pub struct ZaepeDialect;
+
+impl Dialect for ZaepeDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        PATH_PREFIXES
+    }
+
+    fn routes(&self, deps: &DialectDeps) -> Router {
+        Router::new()
+            .route("/v1/payment", post(create))
+            .route("/v1/payment/info", post(info))
+            .with_state(Api {
+                engine: deps.engine.clone(),
+                master: deps.master.clone(),
+            })
+    }
+
+    fn framework_error(&self, status: StatusCode, message: &str) -> Response {
+        let code = match status {
+            StatusCode::NOT_FOUND => codes::NOT_FOUND,
+            StatusCode::UNAUTHORIZED => codes::UNAUTHORIZED,
+            _ => codes::INVALID_PARAMETER,
+        };
+        ZaepeError::new(status, code, message).into_response()
+    }
+
+    fn credential_shape(&self) -> CredentialShape {
+        CREDENTIAL
+    }
+
+    /// Retries: the server's default schedule (the vendor documents none).
+    fn formatter(&self, deps: &DialectDeps) -> Arc<dyn Formatter> {
+        Arc::new(ZaepeFormatter {
+            engine: deps.engine.clone(),
+            retry: deps.retry.clone(),
+        })
+    }
 }
+
 /// Allowed clock difference, both ways.
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -87,16 +133,8 @@ struct Api {
     master: Arc<MasterKey>,
 }
 
-/// Zaepe's API at the vendor's paths.
-pub fn routes<S: Clone + Send + Sync + 'static>(
-    engine: Engine,
-    master: Arc<MasterKey>,
-) -> Router<S> {
-    Router::new()
-        .route("/v1/payment", post(create))
-        .route("/v1/payment/info", post(info))
-        .with_state(Api { engine, master })
-}
+/// An authenticated Zaepe request with payload `P`.
+type Signed<P = ()> = coffer_dialect::Signed<Api, P>;
 
 /// Zaepe's error: a non-200 status and `{"code": …, "message": …}`.
 #[derive(Debug)]
@@ -196,86 +234,84 @@ fn ok(data: Value) -> Response {
     axum::Json(json!({"code": codes::OK, "message": "OK", "data": data})).into_response()
 }
 
-/// Verify X-API-Key, X-Timestamp (±5 min), X-Nonce (single use, remembered 10 minutes) and
-/// X-Signature. The nonce is spent only once the signature is valid, so a forged request
-/// cannot burn a merchant's nonce.
-async fn merchant(api: &Api, headers: &HeaderMap, body: &[u8]) -> Result<MerchantId, ZaepeError> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let (Some(key), Some(ts), Some(nonce), Some(signature)) = (
-        header("x-api-key"),
-        header("x-timestamp"),
-        header("x-nonce"),
-        header("x-signature"),
-    ) else {
-        return Err(ZaepeError::unauthorized(
-            "X-API-Key, X-Timestamp, X-Nonce and X-Signature are required",
-        ));
-    };
-    if nonce.len() > 128 {
-        return Err(ZaepeError::unauthorized(
-            "X-Nonce is longer than 128 characters",
-        ));
-    }
-    let t: i64 = ts
-        .parse()
-        .map_err(|_| ZaepeError::unauthorized("X-Timestamp must be a Unix timestamp in seconds"))?;
-    let now = api.engine.now();
-    if (now.unix_timestamp() - t).abs() > MAX_SKEW_SECS {
-        return Err(ZaepeError::unauthorized(
-            "X-Timestamp is more than 5 minutes from the server's time",
-        ));
-    }
-    let credential = api
-        .engine
-        .find_dialect_credential(&api.master, DIALECT, key)
-        .await?
-        .ok_or_else(|| ZaepeError::unauthorized("invalid X-API-Key or X-Signature"))?;
-    if !verify(credential.secret.as_bytes(), body, ts, nonce, signature) {
-        return Err(ZaepeError::unauthorized("invalid X-API-Key or X-Signature"));
-    }
-    // Remembered for twice the window: any timestamp still accepted is covered.
-    let scope = format!("{DIALECT}:{}", credential.id);
-    match api
-        .engine
-        .use_nonce(
-            &scope,
+/// X-API-Key, X-Timestamp (±5 min), X-Nonce (single use, remembered 10 minutes) and
+/// X-Signature over the raw body. The nonce is spent only once the signature is valid, so a
+/// forged request cannot burn a merchant's nonce.
+impl Authenticate for Api {
+    type Mode = ();
+    type Rejection = ZaepeError;
+
+    async fn authenticate(&self, req: &RawRequest) -> Result<Authenticated, ZaepeError> {
+        let (Some(key), Some(ts), Some(nonce), Some(signature)) = (
+            req.header("x-api-key"),
+            req.header("x-timestamp"),
+            req.header("x-nonce"),
+            req.header("x-signature"),
+        ) else {
+            return Err(ZaepeError::unauthorized(
+                "X-API-Key, X-Timestamp, X-Nonce and X-Signature are required",
+            ));
+        };
+        if nonce.len() > 128 {
+            return Err(ZaepeError::unauthorized(
+                "X-Nonce is longer than 128 characters",
+            ));
+        }
+        let t: i64 = ts.parse().map_err(|_| {
+            ZaepeError::unauthorized("X-Timestamp must be a Unix timestamp in seconds")
+        })?;
+        let now = self.engine.now();
+        if (now.unix_timestamp() - t).abs() > MAX_SKEW_SECS {
+            return Err(ZaepeError::unauthorized(
+                "X-Timestamp is more than 5 minutes from the server's time",
+            ));
+        }
+        let credential = self
+            .engine
+            .find_dialect_credential(&self.master, DIALECT, key)
+            .await?
+            .ok_or_else(|| ZaepeError::unauthorized("invalid X-API-Key or X-Signature"))?;
+        if !verify(
+            credential.secret.as_bytes(),
+            &req.body,
+            ts,
             nonce,
-            now + time::Duration::seconds(2 * MAX_SKEW_SECS),
-        )
-        .await
-    {
-        Ok(()) => Ok(credential.merchant_id),
-        Err(EngineError::Conflict { .. }) => Err(ZaepeError::new(
-            StatusCode::UNAUTHORIZED,
-            codes::REPLAYED,
-            "X-Nonce was already used",
-        )),
-        Err(e) => Err(e.into()),
+            signature,
+        ) {
+            return Err(ZaepeError::unauthorized("invalid X-API-Key or X-Signature"));
+        }
+        // Remembered for twice the window: any timestamp still accepted is covered.
+        let scope = format!("{DIALECT}:{}", credential.id);
+        let until = now + time::Duration::seconds(2 * MAX_SKEW_SECS);
+        match self.engine.use_nonce(&scope, nonce, until).await {
+            Ok(()) => Ok(Authenticated {
+                credential,
+                mode: (),
+            }),
+            Err(EngineError::Conflict { .. }) => Err(ZaepeError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::REPLAYED,
+                "X-Nonce was already used",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn reject(&self, error: BodyError) -> ZaepeError {
+        ZaepeError::param(error.field().unwrap_or("body"), error.problem())
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct CreateBody {
-    order_no: Option<String>,
-    currency: Option<String>,
-    amount: Option<Value>,
-    chain_type: Option<String>,
+    order_no: LenientText,
+    currency: LenientText,
+    amount: LenientDecimal,
+    chain_type: LenientText,
     product_name: Option<String>,
-    notify_url: Option<String>,
-    redirect_url: Option<String>,
+    notify_url: LenientText,
+    redirect_url: Maybe<LenientText>,
     meta: Option<String>,
-}
-
-fn required<'a>(field: &str, v: Option<&'a str>) -> Result<&'a str, ZaepeError> {
-    v.map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ZaepeError::param(field, "is required"))
 }
 
 /// The USDT asset of the chain named by `chain_type` (case-insensitive; Zaepe supports `bsc`).
@@ -291,37 +327,25 @@ fn usdt_on(assets: &AssetRegistry, chain_type: &str) -> Option<AssetId> {
 
 async fn create(
     State(api): State<Api>,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Json<CreateBody>>,
 ) -> Result<Response, ZaepeError> {
-    let m = merchant(&api, &headers, &body).await?;
-    let b: CreateBody = serde_json::from_slice(&body)
-        .map_err(|e| ZaepeError::param("body", format!("not a valid JSON object: {e}")))?;
-    let order_no = required("order_no", b.order_no.as_deref())?;
+    let Json(b) = signed.payload;
+    let order_no = b.order_no.as_str();
     if !(8..=32).contains(&order_no.len()) || !order_no.bytes().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ZaepeError::param(
             "order_no",
             "must be 8 to 32 letters or digits",
         ));
     }
-    let currency = required("currency", b.currency.as_deref())?.to_ascii_uppercase();
-    let amount_text = match &b.amount {
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => {
-            return Err(ZaepeError::param(
-                "amount",
-                "is required (a decimal string)",
-            ));
-        }
-    };
-    let amount: rust_decimal::Decimal = amount_text
-        .parse()
-        .ok()
-        .filter(|d: &rust_decimal::Decimal| d.is_sign_positive() && !d.is_zero())
-        .ok_or_else(|| ZaepeError::param("amount", "must be a positive decimal string"))?;
-    let chain_type = required("chain_type", b.chain_type.as_deref())?;
-    let notify_url = required("notify_url", b.notify_url.as_deref())?;
+    let amount = b.amount.value();
+    if !amount.is_sign_positive() || amount.is_zero() {
+        return Err(ZaepeError::param(
+            "amount",
+            "must be a positive decimal string",
+        ));
+    }
+    let chain_type = b.chain_type.as_str();
+    let notify_url = b.notify_url.as_str();
     if let Some(name) = &b.product_name
         && name.chars().count() > 32
     {
@@ -338,19 +362,20 @@ async fn create(
     if let Some(meta) = &b.meta {
         data.insert("meta".into(), meta.clone().into());
     }
-    data.insert("amount".into(), amount_text.into());
+    // Echoed as sent.
+    data.insert("amount".into(), b.amount.as_sent().into());
     let created = api
         .engine
         .create_order(
-            &m,
+            &signed.merchant,
             NewOrder {
                 amount,
-                currency,
+                currency: b.currency.as_str().to_ascii_uppercase(),
                 asset: Some(asset),
                 order_no: Some(order_no.to_owned()),
                 description: b.product_name.clone().filter(|p| !p.is_empty()),
                 links: OrderLinks {
-                    success_url: b.redirect_url.clone().filter(|u| !u.is_empty()),
+                    success_url: b.redirect_url.text(),
                     expired_url: None,
                     callback_url: Some(notify_url.to_owned()),
                 },
@@ -375,22 +400,19 @@ async fn create(
 
 #[derive(Debug, Deserialize)]
 struct InfoBody {
-    order_no: Option<String>,
+    order_no: LenientText,
 }
 
 async fn info(
     State(api): State<Api>,
-    headers: HeaderMap,
-    body: Bytes,
+    signed: Signed<Json<InfoBody>>,
 ) -> Result<Response, ZaepeError> {
-    let m = merchant(&api, &headers, &body).await?;
-    let b: InfoBody = serde_json::from_slice(&body)
-        .map_err(|e| ZaepeError::param("body", format!("not a valid JSON object: {e}")))?;
-    let no = required("order_no", b.order_no.as_deref())?;
+    let no = signed.payload.0.order_no;
+    let m = &signed.merchant;
     // The merchant's order number, or Coffer's order id (Zaepe's "system order number").
-    let order = match no.parse::<OrderId>() {
-        Ok(id) => api.engine.find_merchant_order(&m, &id).await,
-        Err(_) => api.engine.order_by_no(&m, no).await,
+    let order = match no.as_str().parse::<OrderId>() {
+        Ok(id) => api.engine.find_merchant_order(m, &id).await,
+        Err(_) => api.engine.order_by_no(m, no.as_str()).await,
     }?
     .ok_or_else(|| ZaepeError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "order not found"))?;
     let payments = api.engine.payments_of(&order).await?;
@@ -505,13 +527,6 @@ pub struct ZaepeFormatter {
     retry: RetrySchedule,
 }
 
-pub fn formatter(engine: &Engine, retry: RetrySchedule) -> Arc<dyn Formatter> {
-    Arc::new(ZaepeFormatter {
-        engine: engine.clone(),
-        retry,
-    })
-}
-
 impl Formatter for ZaepeFormatter {
     fn build(&self, input: &FormatInput<'_>) -> Result<DeliveryRequest, FormatError> {
         let context = input
@@ -577,11 +592,6 @@ impl Formatter for ZaepeFormatter {
     fn needs_context(&self) -> bool {
         true
     }
-}
-
-/// The default retry schedule for Zaepe callbacks (not documented by the vendor).
-pub fn default_retry() -> RetrySchedule {
-    RetrySchedule::default_three_days()
 }
 
 #[cfg(test)]

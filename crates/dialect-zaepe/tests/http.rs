@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use coffer_dialect::{Dialect, DialectDeps};
 use coffer_engine::Engine;
 use coffer_secrets::MasterKey;
 use coffer_store::OrderQuery;
@@ -25,11 +26,16 @@ async fn start(db: &TestDb) -> Harness {
     let engine = fixtures::bsc_shop_engine_now(db);
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
-        .create_merchant_with_dialect_credential(&master, "Z Shop", "zaepe")
+        .create_merchant_with_dialect_credential(
+            &master,
+            "Z Shop",
+            &coffer_dialect_zaepe::CREDENTIAL,
+        )
         .await
         .unwrap();
     engine.set_wallet(&m.id, "bsc", "cd").await.unwrap();
-    let app = coffer_dialect_zaepe::routes(engine.clone(), Arc::new(master));
+    let app = coffer_dialect_zaepe::ZaepeDialect
+        .routes(&DialectDeps::new(engine.clone(), Arc::new(master)));
     Harness {
         engine,
         base: fixtures::serve(app).await,

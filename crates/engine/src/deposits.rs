@@ -1,5 +1,5 @@
 //! Deposit accounts: a merchant's users, each with one static receiving address per chain
-//! where the merchant has a wallet (Pay Protocol's "recharge" users). Addresses come from the
+//! where the merchant has a wallet (a dialect's "recharge" users). Addresses come from the
 //! same wallet index counter as orders, so an index is never handed out twice.
 
 use coffer_core::MerchantId;
@@ -8,6 +8,7 @@ use coffer_store::{
     StoreError, Unique, WalletMark,
 };
 
+use crate::dialect_keys::{SettingKind, SettingSpec};
 use crate::{ADDRESS_RETRIES, Engine, EngineError};
 
 /// Longest `uuid` (the merchant's own id for its user) accepted.
@@ -179,32 +180,22 @@ impl Engine {
     }
 }
 
-/// The dialect settings a merchant may set: what each vendor keeps in its console.
-/// (dialect, name, meaning)
-pub const DIALECT_SETTINGS: &[(&str, &str, &str)] = &[(
-    "payprotocol",
-    "recharge_notify_url",
-    "where Pay Protocol recharge (deposit) callbacks go",
-)];
-
 impl Engine {
-    /// Set or clear several of a merchant's settings of one dialect: all are checked before
-    /// any is written.
+    /// Set or clear several of a merchant's settings of one dialect, whose settings are
+    /// `known` (the dialect's own list): all are checked before any is written.
     pub async fn set_dialect_settings(
         &self,
         merchant: &MerchantId,
         dialect: &str,
+        known: &[SettingSpec],
         settings: &[(String, Option<String>)],
     ) -> Result<(), EngineError> {
         let mut checked = Vec::with_capacity(settings.len());
         for (name, value) in settings {
-            if !DIALECT_SETTINGS
-                .iter()
-                .any(|(d, n, _)| *d == dialect && n == name)
-            {
-                let known: Vec<String> = DIALECT_SETTINGS
+            let Some(spec) = known.iter().find(|s| s.name == name) else {
+                let names: Vec<String> = known
                     .iter()
-                    .map(|(d, n, _)| format!("{d}.{n}"))
+                    .map(|s| format!("{dialect}.{}", s.name))
                     .collect();
                 return Err(EngineError::invalid(
                     "unknown_setting",
@@ -212,13 +203,17 @@ impl Engine {
                     format!(
                         "{dialect}.{} is not a dialect setting (known: {})",
                         name.chars().take(64).collect::<String>(),
-                        known.join(", ")
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 ));
-            }
+            };
             let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
             if let Some(v) = value
-                && name.ends_with("_url")
+                && spec.kind == SettingKind::Url
             {
                 crate::validate::url("value", v)?;
             }

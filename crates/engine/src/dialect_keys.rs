@@ -1,12 +1,13 @@
-//! Credentials of the vendor-compatible API dialects (seam S1), dialect-neutral.
+//! Credentials and settings of the vendor-compatible API dialects, dialect-neutral: each
+//! dialect describes its own with a [`CredentialShape`] and [`SettingSpec`]s, and the engine
+//! names none.
 //!
 //! Per merchant and dialect the operator creates a credential, shown once:
-//! - `key`: the public key the shop sends (Aurpay `API-Key`, Pay Protocol `X-PAY-KEY`, Zaepe
-//!   `X-API-Key`), looked up by its SHA-256;
-//! - `secret`: the HMAC secret (Aurpay API-Secret, Pay Protocol / Zaepe secret);
-//! - Aurpay only: `token` (the `API-Token` of signature mode, a second identifier looked up by
-//!   its SHA-256) and `callback_token` / `callback_secret` (the `Callback-Token` header and the
-//!   key of the callback `Signature`).
+//! - `key`: the public key the shop sends, looked up by its SHA-256;
+//! - `secret`: the HMAC secret;
+//! - where the shape has them: `token` (a second public identifier, looked up by its SHA-256)
+//!   and `callback_token` / `callback_secret` (what the dialect's callbacks carry and are
+//!   signed with).
 //!
 //! The dialect verifies request signatures itself, so every value must be recoverable: all of
 //! them are stored as one JSON object sealed with the server master key; only the hashes of
@@ -22,8 +23,64 @@ use time::OffsetDateTime;
 
 use crate::{Engine, EngineError, random16, random32};
 
-/// The dialects a credential can be created for.
-pub const DIALECTS: &[&str] = &["aurpay", "payprotocol", "zaepe"];
+/// What a dialect's credential consists of and how its vendor labels each part: given by the
+/// dialect (`Dialect::credential_shape`), the engine creates and stores credentials of that
+/// shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialShape {
+    /// The dialect's name, stored with the credential and on its orders.
+    pub dialect: &'static str,
+    /// Short prefix of every generated value (`xyz` → `xyzk_…`, `xyzs_…`): tells a shop's
+    /// values apart at a glance.
+    pub tag: &'static str,
+    /// The vendor's label of the public key (e.g. `X-API-Key`).
+    pub key: &'static str,
+    /// The vendor's label of the secret.
+    pub secret: &'static str,
+    /// The label of a second public identifier, if the vendor has one.
+    pub token: Option<&'static str>,
+    /// The label of the token the vendor's callbacks carry, if they carry their own.
+    pub callback_token: Option<&'static str>,
+    /// The label of the secret callbacks are signed with, if not the request secret.
+    pub callback_secret: Option<&'static str>,
+}
+
+impl CredentialShape {
+    /// The parts of a new credential under the vendor's labels, in the order a vendor's
+    /// console lists them: key, token, secret, callback token, callback secret.
+    pub fn labelled(&self, c: &NewDialectCredential) -> Vec<(&'static str, String)> {
+        [
+            (Some(self.key), Some(&c.key)),
+            (self.token, c.token.as_ref()),
+            (Some(self.secret), Some(&c.secret)),
+            (self.callback_token, c.callback_token.as_ref()),
+            (self.callback_secret, c.callback_secret.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| Some((label?, value?.clone())))
+        .collect()
+    }
+}
+
+/// A setting a dialect keeps per merchant (what its vendor keeps in a console), given by the
+/// dialect (`Dialect::settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingSpec {
+    pub name: &'static str,
+    /// What it is for, in a sentence (shown by the CLI and the API docs).
+    pub meaning: &'static str,
+    pub kind: SettingKind,
+}
+
+/// How a setting's value is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    /// Free text.
+    Text,
+    /// An absolute http(s) URL that callbacks may go to.
+    Url,
+}
+
 /// Prefix of dialect credential ids.
 pub const CREDENTIAL_ID_PREFIX: &str = "dcr_";
 /// How many leading characters of the key are stored in clear for lists.
@@ -92,14 +149,6 @@ pub fn identifier_hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-fn short_tag(dialect: &str) -> &'static str {
-    match dialect {
-        "aurpay" => "aur",
-        "payprotocol" => "ppr",
-        _ => "zae",
-    }
-}
-
 fn fresh(tag: &str, kind: &str) -> String {
     format!("{tag}{kind}_{}", base32(&random32()))
 }
@@ -109,20 +158,6 @@ fn corrupt(detail: impl Into<String>) -> EngineError {
         column: "dialect_credentials.sealed".into(),
         detail: detail.into(),
     })
-}
-
-fn validate_dialect(dialect: &str) -> Result<&'static str, EngineError> {
-    DIALECTS
-        .iter()
-        .copied()
-        .find(|d| *d == dialect)
-        .ok_or_else(|| {
-            EngineError::invalid(
-                "invalid_dialect",
-                "dialect",
-                format!("unknown dialect {dialect:?}: expected one of aurpay, payprotocol, zaepe"),
-            )
-        })
 }
 
 fn seal(master: &MasterKey, c: &NewDialectCredential) -> Result<String, EngineError> {
@@ -191,35 +226,33 @@ pub async fn active_credential(
 }
 
 impl Engine {
-    /// Create a credential of `dialect` for a merchant. The values are returned once; only
-    /// hashes of the identifiers and the sealed values are stored.
+    /// Create a credential of the dialect whose `shape` it is, for a merchant. The values
+    /// are returned once; only hashes of the identifiers and the sealed values are stored.
     pub async fn create_dialect_credential(
         &self,
         master: &MasterKey,
         merchant: &MerchantId,
-        dialect: &str,
+        shape: &CredentialShape,
     ) -> Result<NewDialectCredential, EngineError> {
-        let dialect = validate_dialect(dialect)?;
         if self.store.get_merchant(merchant).await?.is_none() {
             return Err(EngineError::NotFound("merchant"));
         }
-        let tag = short_tag(dialect);
-        let aurpay = dialect == "aurpay";
+        let tag = shape.tag;
         let created = NewDialectCredential {
             id: format!("{CREDENTIAL_ID_PREFIX}{}", base32(&random16())),
             merchant_id: merchant.clone(),
-            dialect: dialect.to_owned(),
+            dialect: shape.dialect.to_owned(),
             key: fresh(tag, "k"),
             secret: fresh(tag, "s"),
-            token: aurpay.then(|| fresh(tag, "t")),
-            callback_token: aurpay.then(|| fresh(tag, "ct")),
-            callback_secret: aurpay.then(|| fresh(tag, "cs")),
+            token: shape.token.map(|_| fresh(tag, "t")),
+            callback_token: shape.callback_token.map(|_| fresh(tag, "ct")),
+            callback_secret: shape.callback_secret.map(|_| fresh(tag, "cs")),
             created_at: self.now(),
         };
         let record = DialectCredentialRecord {
             id: created.id.clone(),
             merchant_id: merchant.clone(),
-            dialect: dialect.to_owned(),
+            dialect: shape.dialect.to_owned(),
             key_hash: identifier_hash(&created.key),
             token_hash: created.token.as_deref().map(identifier_hash),
             key_prefix: created.key.chars().take(DISPLAY_PREFIX_LEN).collect(),
@@ -231,17 +264,16 @@ impl Engine {
         Ok(created)
     }
 
-    /// A new merchant with one credential of `dialect` (tests and demos of the dialects).
+    /// A new merchant with one credential of `shape` (tests and demos of the dialects).
     pub async fn create_merchant_with_dialect_credential(
         &self,
         master: &MasterKey,
         name: &str,
-        dialect: &str,
+        shape: &CredentialShape,
     ) -> Result<(coffer_core::Merchant, NewDialectCredential), EngineError> {
-        validate_dialect(dialect)?;
         let (merchant, _) = self.create_merchant(name).await?;
         let credential = self
-            .create_dialect_credential(master, &merchant.id, dialect)
+            .create_dialect_credential(master, &merchant.id, shape)
             .await?;
         Ok((merchant, credential))
     }
@@ -258,7 +290,7 @@ impl Engine {
             .await
     }
 
-    /// Like [`Engine::find_dialect_credential`], by the second identifier (Aurpay `API-Token`).
+    /// Like [`Engine::find_dialect_credential`], by the second identifier (the shape's token).
     pub async fn find_dialect_credential_by_token(
         &self,
         master: &MasterKey,
@@ -315,9 +347,6 @@ impl Engine {
         merchant: &MerchantId,
         dialect: Option<&str>,
     ) -> Result<Vec<DialectCredentialInfo>, EngineError> {
-        if let Some(d) = dialect {
-            validate_dialect(d)?;
-        }
         let records = self
             .store
             .list_dialect_credentials(merchant, dialect)

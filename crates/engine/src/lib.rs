@@ -42,7 +42,10 @@ use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
 
 pub use clock::{Clock, ManualClock, SystemClock, random16, random32, truncate_to_ms};
-pub use dialect_keys::{DialectCredential, DialectCredentialInfo, NewDialectCredential};
+pub use dialect_keys::{
+    CredentialShape, DialectCredential, DialectCredentialInfo, NewDialectCredential, SettingKind,
+    SettingSpec,
+};
 pub use error::EngineError;
 pub use keys::IssuedKey;
 pub use method::{Methods, PaymentMethod, PreparedTarget, TargetRequest};
@@ -111,7 +114,7 @@ pub struct NewOrder {
     pub links: OrderLinks,
     pub expires_in: Option<Duration>,
     pub fixed_stablecoin_rate: bool,
-    /// `native`, `aurpay`, `payprotocol`, `zaepe`.
+    /// The API that created it: `native` or a dialect's name.
     pub dialect: String,
     /// Stored on the order as `Order::dialect_data` (a dialect's own fields).
     pub dialect_data: serde_json::Map<String, serde_json::Value>,

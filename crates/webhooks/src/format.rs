@@ -238,7 +238,7 @@ impl Formatters {
         }
     }
 
-    /// Register the formatter of a dialect (`aurpay`, `payprotocol`, `zaepe`, …).
+    /// Register the formatter of a dialect, by its name.
     pub fn with(mut self, dialect: &str, formatter: Arc<dyn Formatter>) -> Self {
         self.by_dialect.insert(dialect.to_owned(), formatter);
         self

@@ -1,10 +1,13 @@
-//! Settings of the vendor-compatible dialects that each vendor keeps in its console (Pay
-//! Protocol's recharge callback URL): what a merchant would set on the vendor's dashboard.
+//! Settings of the vendor-compatible dialects that each vendor keeps in its console (e.g. where
+//! a dialect's deposit callbacks go): what a merchant would set on the vendor's dashboard. The
+//! dialects declare their settings ([`coffer_engine::SettingSpec`]); the server passes them in
+//! [`super::ApiSettings::dialect_settings`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use coffer_core::Scope;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,8 +18,21 @@ use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
 use crate::AppState;
 
-/// Settings to change: name → value (`null` or `""` clears). Known:
-/// `payprotocol` → `recharge_notify_url`.
+/// The settings each dialect declares, by dialect name.
+#[derive(Clone)]
+pub struct KnownSettings(pub Arc<Vec<(&'static str, &'static [coffer_engine::SettingSpec])>>);
+
+impl KnownSettings {
+    fn of(&self, dialect: &str) -> &'static [coffer_engine::SettingSpec] {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == dialect)
+            .map_or(&[], |(_, specs)| *specs)
+    }
+}
+
+/// Settings to change: name → value (`null` or `""` clears). Known: each dialect's own (e.g.
+/// `payprotocol` → `recharge_notify_url`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetDialectSettings {
@@ -39,7 +55,7 @@ async fn settings_json(
 
 /// The merchant's settings of a dialect (an empty object until set).
 #[utoipa::path(get, path = "/api/v1/dialects/{dialect}/settings", tag = "dialects",
-    params(("dialect" = String, Path, description = "aurpay, payprotocol or zaepe")),
+    params(("dialect" = String, Path, description = "a dialect's name, e.g. payprotocol")),
     responses((status = 200, description = "The settings")),
     security(("api_key" = ["admin"])))]
 pub async fn get_dialect_settings(
@@ -54,11 +70,12 @@ pub async fn get_dialect_settings(
 /// Set or clear settings of a dialect; all are checked before any is written.
 #[utoipa::path(put, path = "/api/v1/dialects/{dialect}/settings", tag = "dialects",
     request_body = SetDialectSettings,
-    params(("dialect" = String, Path, description = "aurpay, payprotocol or zaepe")),
+    params(("dialect" = String, Path, description = "a dialect's name, e.g. payprotocol")),
     responses((status = 200, description = "The settings"), (status = 400, body = ErrorBody)),
     security(("api_key" = ["admin"])))]
 pub async fn put_dialect_settings(
     State(state): State<AppState>,
+    Extension(known): Extension<KnownSettings>,
     auth: Auth,
     Path(dialect): Path<String>,
     ApiJson(body): ApiJson<SetDialectSettings>,
@@ -67,7 +84,7 @@ pub async fn put_dialect_settings(
     let changes: Vec<(String, Option<String>)> = body.settings.into_iter().collect();
     state
         .engine
-        .set_dialect_settings(merchant, &dialect, &changes)
+        .set_dialect_settings(merchant, &dialect, known.of(&dialect), &changes)
         .await?;
     Ok(Json(settings_json(&state, merchant, &dialect).await?))
 }

@@ -134,7 +134,7 @@ pub struct PayoutBody {
     memo: Option<String>,
     /// requested, approved, rejected, sent, completed, failed.
     status: String,
-    /// The API that asked (`native`, `aurpay`, `payprotocol`, …).
+    /// The API that asked (`native` or a dialect's name).
     dialect: String,
     /// The dialect's own reference.
     reference: Option<String>,

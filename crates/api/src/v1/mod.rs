@@ -35,6 +35,9 @@ pub struct ApiSettings {
     pub idempotency_wait: Duration,
     /// Largest request body (the same as the server's body limit).
     pub body_limit: usize,
+    /// The settings each dialect keeps per merchant, by dialect name (from the dialect
+    /// registry): what `/api/v1/dialects/{dialect}/settings` accepts.
+    pub dialect_settings: Vec<(&'static str, &'static [coffer_engine::SettingSpec])>,
 }
 
 impl Default for ApiSettings {
@@ -43,6 +46,7 @@ impl Default for ApiSettings {
             rate_limit_per_minute: 600,
             idempotency_wait: Duration::from_secs(2),
             body_limit: 64 * 1024,
+            dialect_settings: Vec::new(),
         }
     }
 }
@@ -105,6 +109,9 @@ pub fn router(state: &AppState, settings: &ApiSettings) -> Router<AppState> {
     };
     let spec = doc.to_json().unwrap_or_else(|_| "{}".into());
     let api = api
+        .layer(axum::Extension(dialects::KnownSettings(Arc::new(
+            settings.dialect_settings.clone(),
+        ))))
         .layer(axum::middleware::from_fn_with_state(
             layers.clone(),
             middleware::idempotency,

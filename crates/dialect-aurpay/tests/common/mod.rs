@@ -11,7 +11,8 @@ use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, MerchantId,
     Network, Price,
 };
-use coffer_dialect_aurpay::{AurpayState, routes};
+use coffer_dialect::{Dialect, DialectDeps};
+use coffer_dialect_aurpay::AurpayDialect;
 use coffer_engine::{
     AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewDialectCredential, SystemClock,
 };
@@ -102,14 +103,19 @@ pub struct Env {
 pub async fn serve(db: &TestDb, engine: Engine, chain_id: &str) -> Env {
     let master = MasterKey::from_bytes([11; 32]);
     let (merchant, cred) = engine
-        .create_merchant_with_dialect_credential(&master, "Aurpay shop", "aurpay")
+        .create_merchant_with_dialect_credential(
+            &master,
+            "Aurpay shop",
+            &coffer_dialect_aurpay::CREDENTIAL,
+        )
         .await
         .unwrap();
     engine
         .set_wallet(&merchant.id, chain_id, XPUB)
         .await
         .unwrap();
-    let app: axum::Router = routes(AurpayState::new(engine.clone(), master.clone()));
+    let app: axum::Router =
+        AurpayDialect.routes(&DialectDeps::new(engine.clone(), Arc::new(master.clone())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
