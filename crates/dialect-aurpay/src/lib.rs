@@ -81,7 +81,7 @@ impl Dialect for AurpayDialect {
 
 /// What the handlers share; it authenticates requests ([`coffer_dialect::Authenticate`]).
 #[derive(Clone)]
-pub struct AurpayState {
+pub(crate) struct AurpayState {
     pub engine: Engine,
     /// Opens the sealed credentials.
     pub master: Arc<MasterKey>,
@@ -90,7 +90,7 @@ pub struct AurpayState {
 }
 
 impl AurpayState {
-    pub fn new(engine: Engine, master: Arc<MasterKey>) -> Self {
+    pub(crate) fn new(engine: Engine, master: Arc<MasterKey>) -> Self {
         Self {
             engine,
             master,
