@@ -306,33 +306,18 @@ fn list_json(count: u64, page: u64, size: u64, list: Vec<Value>) -> Response {
     ok(json!({"count": count, "page": page, "size": size, "list": list}))
 }
 
-/// Make the merchant's newest Pay Protocol callback delivery whose body contains every one of
-/// `needles` due again (a new attempt through the outbox), or 404 if there is none. The
-/// delivery log has no subject column: callbacks are recognised by the body they sent.
+/// Make the newest Pay Protocol callback delivery about `subject` (an order, payout or
+/// deposit id) due again: a new attempt through the outbox's delivery log, same signed body
+/// rules. 404 while none was sent.
 async fn redeliver_last(
     api: &Api,
     m: &coffer_core::MerchantId,
-    needles: &[&str],
+    subject: &str,
 ) -> Result<(), PpError> {
-    let deliveries = api
+    let last = api
         .engine
-        .list_deliveries(
-            m,
-            coffer_store::DeliveryQuery {
-                limit: 500,
-                ..coffer_store::DeliveryQuery::default()
-            },
-        )
-        .await?;
-    let last = deliveries
-        .into_iter()
-        .find(|d| {
-            d.endpoint_id.is_none()
-                && d.dialect == DIALECT
-                && d.request_body
-                    .as_deref()
-                    .is_some_and(|b| needles.iter().all(|n| b.contains(n)))
-        })
+        .last_callback(m, DIALECT, subject)
+        .await?
         .ok_or_else(|| PpError::not_found("callback notification"))?;
     api.engine.redeliver(m, &last.id).await?;
     Ok(())

@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use coffer_core::order::OrderLinks;
-use coffer_core::{MerchantId, Order};
+use coffer_core::{MerchantId, Order, OrderState};
 use coffer_dialect::{Json, LenientDecimal, LenientInt, LenientText, Maybe, Query};
 use coffer_engine::NewOrder;
-use coffer_store::OrderQuery;
+use coffer_store::OrderFilter;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{Api, DIALECT, PpError, Res, Signed, mapping, ok, page_params, positive};
+use crate::{Api, DIALECT, PpError, Res, Signed, list_json, mapping, ok, page_params, positive};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,73 +155,44 @@ fn unix_time(field: &str, v: &Maybe<LenientInt>) -> Result<Option<time::OffsetDa
         .map_err(|_| PpError::bad(format!("{field} is out of range")))
 }
 
-/// How many of a merchant's orders the list endpoint scans at most (newest first).
-const LIST_SCAN_LIMIT: usize = 10_000;
-
+/// The merchant's orders matching the filters, newest first, a page at a time: filtered,
+/// counted and paged by the database.
 pub(crate) async fn payment_list(State(api): State<Api>, signed: Signed<Query<ListQuery>>) -> Res {
     let q = signed.payload.0;
-    let m = &signed.merchant;
     let (page, size) = page_params(&q.page, &q.size)?;
-    let chain = q.chain_id.as_ref().map(|c| c.0);
-    let status = q.payment_status.as_ref().map(|s| s.0);
-    let transfer_hash = q.transfer_hash.text();
-    let mut matched = Vec::new();
-    let mut query = OrderQuery {
-        merchant_id: Some(m.clone()),
-        created_from: unix_time("startTime", &q.start_time)?,
-        created_to: unix_time("endTime", &q.end_time)?,
-        limit: 500,
-        ..OrderQuery::default()
-    };
-    let mut scanned = 0usize;
-    loop {
-        let batch = api.engine.list_orders(&query).await?;
-        let done = batch.len() < 500;
-        scanned += batch.len();
-        for order in &batch {
-            if chain.is_some()
-                && order
-                    .target
-                    .as_ref()
-                    .and_then(|t| mapping::chain_number_of(api.engine.assets(), t.asset.chain()))
-                    != chain
-            {
-                continue;
-            }
-            if status.is_some_and(|s| i64::from(mapping::payment_status(order.state)) != s) {
-                continue;
-            }
-            matched.push(order.clone());
-        }
-        match batch.last() {
-            Some(last) if !done && scanned < LIST_SCAN_LIMIT => {
-                query.after = Some(coffer_store::OrderCursor {
-                    created_at: last.created_at,
-                    id: last.id.clone(),
-                });
-            }
-            _ => break,
-        }
-    }
-    let mut list = Vec::new();
-    let mut count = 0u64;
-    for order in &matched {
-        let payments = if transfer_hash.is_some() || count >= (page - 1) * size {
-            api.engine.payments_of(order).await?
-        } else {
-            Vec::new()
+    let assets = api.engine.assets();
+    let mut filter = OrderFilter::merchant(signed.merchant.clone());
+    filter.created_from = unix_time("startTime", &q.start_time)?;
+    filter.created_to = unix_time("endTime", &q.end_time)?;
+    filter.txid = q.transfer_hash.text();
+    if let Some(number) = q.chain_id.as_ref() {
+        let Some(chain) = mapping::chain_by_number(assets, number.0) else {
+            // No such chain: no order is on it.
+            return Ok(list_json(0, page, size, Vec::new()));
         };
-        if let Some(hash) = transfer_hash.as_deref()
-            && !payments.iter().any(|p| p.txid.eq_ignore_ascii_case(hash))
-        {
-            continue;
-        }
-        if count >= (page - 1) * size && count < page * size {
-            list.push(mapping::payment_json(order, &payments, api.engine.assets()));
-        }
-        count += 1;
+        filter.chain = Some(chain.id);
     }
-    Ok(crate::list_json(count, page, size, list))
+    if let Some(status) = q.payment_status.as_ref() {
+        // The states shown as this `paymentStatus` (none for a value the vendor does not have).
+        let states = OrderState::all_valid()
+            .filter(|s| i64::from(mapping::payment_status(*s)) == status.0)
+            .collect();
+        filter.states = Some(states);
+    }
+    let found = api
+        .engine
+        .orders_page_matching(
+            &filter,
+            u32::try_from(page).unwrap_or(u32::MAX),
+            u32::try_from(size).unwrap_or(500),
+        )
+        .await?;
+    let mut list = Vec::with_capacity(found.items.len());
+    for order in &found.items {
+        let payments = api.engine.payments_of(order).await?;
+        list.push(mapping::payment_json(order, &payments, assets));
+    }
+    Ok(list_json(found.total, page, size, list))
 }
 
 pub(crate) async fn pay_info(State(api): State<Api>, signed: Signed<Query<DetailQuery>>) -> Res {
@@ -277,12 +248,7 @@ pub(crate) async fn payment_notify(
     let mut q = signed.payload.0;
     q.out_payment_no = Maybe(None);
     let order = q.order(&api, &signed.merchant).await?;
-    // The order's payment callbacks: `"outTradeNo":"…"` with a `paymentStatus` (refund
-    // callbacks carry the order's `outTradeNo` too).
-    let needle = format!(
-        "\"outTradeNo\":{}",
-        serde_json::to_string(order.order_no.as_deref().unwrap_or_default()).unwrap_or_default()
-    );
-    crate::redeliver_last(&api, &signed.merchant, &["\"paymentStatus\":", &needle]).await?;
+    // Its payment callbacks (a refund's callback is about the refund).
+    crate::redeliver_last(&api, &signed.merchant, order.id.as_str()).await?;
     Ok(ok(Value::Null))
 }

@@ -114,8 +114,6 @@ pub(crate) async fn list(State(api): State<Api>, signed: Signed<Query<RechargeQu
 /// confirmed, or no recharge URL set) is the vendor's 404.
 pub(crate) async fn notify(State(api): State<Api>, signed: Signed<Query<RechargeQuery>>) -> Res {
     let d = by_number(&api, &signed.payload.0, &signed.merchant).await?;
-    // Keys are serialised in order, so `rechargeId` is followed by `rechargeStatus`.
-    let needle = format!("\"rechargeId\":{},\"rechargeStatus\"", d.seq);
-    crate::redeliver_last(&api, &signed.merchant, &[&needle]).await?;
+    crate::redeliver_last(&api, &signed.merchant, d.id.as_str()).await?;
     Ok(ok(Value::Null))
 }

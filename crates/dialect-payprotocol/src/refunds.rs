@@ -149,10 +149,7 @@ pub(crate) async fn refund_notify(
     signed: Signed<Query<RefundQuery>>,
 ) -> Res {
     let refund = find_refund(&api, &signed.merchant, &signed.payload.0).await?;
-    // Recognised by the body it sent, as in `payment_notify`. `refundId` is never the last
-    // key, so the comma makes refund 1 not match refund 12.
-    let needle = format!("\"refundId\":{},", refund.seq);
-    crate::redeliver_last(&api, &signed.merchant, &[&needle]).await?;
+    crate::redeliver_last(&api, &signed.merchant, refund.id.as_str()).await?;
     Ok(ok(Value::Null))
 }
 

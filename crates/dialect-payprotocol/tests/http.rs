@@ -929,7 +929,89 @@ async fn recharge_endpoints(db: &TestDb) {
     assert_eq!(s, 404);
 }
 
+/// `payment/list` filters, counts and pages in the database: every matching order (not a
+/// window of the newest), `transferHash` in the shop's letter case, an unknown `chainId` or
+/// `paymentStatus` value matching nothing, another merchant's orders never.
+async fn payment_list_filters_and_pages(db: &TestDb) {
+    let h = start(db).await;
+    let mut addresses = Vec::new();
+    for n in 1..=5 {
+        let body = CREATE.replace("T1001", &format!("L{n}"));
+        let data = h
+            .ok("POST", "/api/mer/payment/createPaymentOrder", &body)
+            .await;
+        addresses.push(data["userWalletAddress"].as_str().unwrap().to_owned());
+    }
+    // L2 is paid in full (10.5 USDT) by a transaction the shop looks up in capitals.
+    let transfer = fixtures::mined(
+        AssetId::from_str("bsc:USDT").unwrap(),
+        addresses[1].clone(),
+        BaseUnits::new(10_500_000),
+        "0xabc123",
+        100,
+        time::OffsetDateTime::now_utc(),
+    );
+    h.engine
+        .apply_chain_batch(&fixtures::batch("bsc", vec![transfer], 110))
+        .await
+        .unwrap();
+    let (other_merchant, other) = h.other_merchant().await;
+    h.engine
+        .set_wallet(&other_merchant.id, "bsc", "cd")
+        .await
+        .unwrap();
+    other
+        .ok("POST", "/api/mer/payment/createPaymentOrder", CREATE)
+        .await;
+    let list = |query: &str| {
+        let h = &h;
+        let path = format!("/api/mer/payment/list?{query}");
+        async move {
+            let l = h.ok("GET", &path, "").await;
+            let nos: Vec<String> = l["list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["outTradeNo"].as_str().unwrap().to_owned())
+                .collect();
+            (l["count"].as_u64().unwrap(), nos)
+        }
+    };
+    // Newest first, pages of two, the count of all.
+    assert_eq!(list("size=2").await, (5, vec!["L5".into(), "L4".into()]));
+    assert_eq!(
+        list("page=2&size=2").await,
+        (5, vec!["L3".into(), "L2".into()])
+    );
+    assert_eq!(list("page=3&size=2").await, (5, vec!["L1".into()]));
+    assert_eq!(list("page=4&size=2").await, (5, vec![]));
+    // Filters.
+    assert_eq!(list("paymentStatus=0").await, (1, vec!["L2".into()]));
+    assert_eq!(list("paymentStatus=1&size=3").await.0, 4);
+    assert_eq!(list("paymentStatus=9").await.0, 0);
+    assert_eq!(list("transferHash=0xABC123").await, (1, vec!["L2".into()]));
+    assert_eq!(list("transferHash=0xabc124").await.0, 0);
+    assert_eq!(list("chainId=56").await.0, 5);
+    assert_eq!(list("chainId=1").await.0, 0);
+    let future = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    assert_eq!(list(&format!("startTime={future}")).await.0, 0);
+    assert_eq!(list(&format!("endTime={future}")).await.0, 5);
+    // Blank parameters are not given (PHP clients send them so).
+    assert_eq!(list("chainId=&paymentStatus=&page=").await.0, 5);
+    let (s, v) = h.call("GET", "/api/mer/payment/list?chainId=x", "").await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["description"].as_str().unwrap().contains("chainId"),
+        "{v}"
+    );
+    assert_eq!(
+        other.ok("GET", "/api/mer/payment/list", "").await["count"],
+        1
+    );
+}
+
 both_backends! {
+    payment_list => payment_list_filters_and_pages;
     recharges => recharge_endpoints;
     users => users_endpoints;
     payments => payments_endpoints;

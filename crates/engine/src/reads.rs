@@ -85,6 +85,17 @@ impl Engine {
         Ok(self.store.list_deliveries(&query).await?)
     }
 
+    /// The newest delivery of `dialect` to a callback URL about `subject` (an order, payout or
+    /// deposit id): what a dialect's manual re-send makes due again.
+    pub async fn last_callback(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        subject: &str,
+    ) -> Result<Option<DeliveryRecord>, EngineError> {
+        Ok(self.store.last_callback(merchant, dialect, subject).await?)
+    }
+
     /// Make one of a merchant's deliveries due again now. `false` if it is not the merchant's.
     pub async fn redeliver(
         &self,

@@ -254,6 +254,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0018_wallet_keys.sql"),
     ),
     (
+        19,
+        "dialect_lookups",
+        include_str!("../migrations/sqlite/0019_dialect_lookups.sql"),
+    ),
+    (
         20,
         "method_details",
         include_str!("../migrations/sqlite/0020_method_details.sql"),
@@ -335,6 +340,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "wallet_keys",
         include_str!("../migrations/postgres/0018_wallet_keys.sql"),
+    ),
+    (
+        19,
+        "dialect_lookups",
+        include_str!("../migrations/postgres/0019_dialect_lookups.sql"),
     ),
     (
         20,

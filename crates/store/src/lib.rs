@@ -18,8 +18,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use coffer_core::{
     ApiCredential, AssetId, ChainId, DeliveryId, Deposit, DepositId, Event, EventId, EventType,
-    KeyId, Merchant, MerchantId, Order, OrderId, OrderStatus, Payment, PaymentStatus, PayoutId,
-    PayoutKind, PayoutRequest, PayoutStatus, TimelineEntry, WebhookId,
+    KeyId, Merchant, MerchantId, Order, OrderId, OrderState, OrderStatus, Payment, PaymentStatus,
+    PayoutId, PayoutKind, PayoutRequest, PayoutStatus, TimelineEntry, WebhookId,
 };
 use time::OffsetDateTime;
 
@@ -290,6 +290,36 @@ pub struct OrderQuery {
     pub created_to: Option<OffsetDateTime>,
     pub after: Option<OrderCursor>,
     pub limit: u32,
+}
+
+/// Which of a merchant's orders a page-numbered list shows (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub merchant_id: MerchantId,
+    /// Created at or after.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before.
+    pub created_to: Option<OffsetDateTime>,
+    /// Orders whose coin is on this chain (orders without a coin yet never match).
+    pub chain: Option<ChainId>,
+    /// Orders in one of these states (`Some(empty)` matches none).
+    pub states: Option<Vec<OrderState>>,
+    /// Orders with a payment in this transaction (compared as given and lower-cased).
+    pub txid: Option<String>,
+}
+
+impl OrderFilter {
+    /// All of a merchant's orders.
+    pub fn merchant(merchant: MerchantId) -> Self {
+        Self {
+            merchant_id: merchant,
+            created_from: None,
+            created_to: None,
+            chain: None,
+            states: None,
+            txid: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -574,6 +604,14 @@ pub trait Store: Send + Sync {
         &self,
         query: &DeliveryQuery,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// The newest delivery of `dialect` to a callback URL (not an endpoint) about `subject`
+    /// (the id of the order, payout or deposit its event is about).
+    async fn last_callback(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        subject: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError>;
     /// Make a delivery due again now (whatever its status). `false` if not the merchant's.
     async fn redeliver(
         &self,
@@ -659,6 +697,15 @@ pub trait Store: Send + Sync {
 
     /// How many orders a merchant has.
     async fn count_orders(&self, merchant: &MerchantId) -> Result<u64, StoreError>;
+    /// A page of the orders matching `filter`, newest first, skipping `offset`.
+    async fn orders_matching(
+        &self,
+        filter: &OrderFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
+    /// How many orders match `filter`.
+    async fn count_orders_matching(&self, filter: &OrderFilter) -> Result<u64, StoreError>;
     /// A merchant's payments over all its orders, newest first, skipping `offset`.
     async fn merchant_payments(
         &self,

@@ -89,8 +89,10 @@ pub struct NewDelivery {
     /// `None` for the order's own callback URL.
     pub endpoint_id: Option<WebhookId>,
     pub url: String,
-    /// Which formatter builds the request (`native`, later the compatibility dialects).
+    /// Which formatter builds the request (`native` or a dialect's name).
     pub dialect: String,
+    /// What the event is about (its subject: an order, payout or deposit id).
+    pub subject: String,
     pub created_at: OffsetDateTime,
 }
 
@@ -406,8 +408,8 @@ pub(crate) async fn set_endpoint_failing<B: Backend>(
 }
 
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, \
-     destination, url, dialect, status, attempts, next_attempt_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $10) \
+     destination, url, dialect, status, attempts, next_attempt_at, created_at, updated_at, subject) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $10, $11) \
      ON CONFLICT (event_id, destination) DO NOTHING";
 
 pub(crate) async fn dispatch_outbox<B: Backend>(
@@ -431,7 +433,8 @@ pub(crate) async fn dispatch_outbox<B: Backend>(
                 .text(d.dialect.clone())
                 .int(ms(d.created_at))
                 .int(ms(d.created_at))
-                .int(ms(d.created_at));
+                .int(ms(d.created_at))
+                .text(d.subject.clone());
             B::execute(&mut tx, q).await?;
         }
         let q = Query::new(
@@ -601,4 +604,28 @@ pub(crate) async fn redeliver<B: Backend>(
     let n = B::execute(&mut tx, q).await?;
     B::commit(tx).await?;
     Ok(n == 1)
+}
+
+pub(crate) async fn last_callback<B: Backend>(
+    backend: &B,
+    merchant: &MerchantId,
+    dialect: &str,
+    subject: &str,
+) -> Result<Option<DeliveryRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM webhook_deliveries d \
+         WHERE d.merchant_id = $1 AND d.subject = $2 AND d.endpoint_id IS NULL \
+         AND d.dialect = $3 ORDER BY d.created_at DESC, d.id DESC LIMIT 1",
+        DELIVERY_COLUMNS
+    );
+    let q = Query::built(sql)
+        .text(merchant.as_str())
+        .text(subject)
+        .text(dialect);
+    backend
+        .fetch(q)
+        .await?
+        .first()
+        .map(delivery_from_row)
+        .transpose()
 }

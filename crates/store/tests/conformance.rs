@@ -9,16 +9,16 @@ use std::sync::Arc;
 
 use coffer_core::order::{Derivation, OrderLinks};
 use coffer_core::{
-    ApiCredential, AssetId, BaseUnits, Cause, ChainId, CheckoutToken, Deposit, DepositId, Event,
-    EventId, EventType, KeyId, LockedRate, MatchStatus, Merchant, MerchantId, Order, OrderId,
-    OrderState, OrderStatus, Payment, PaymentId, PaymentStatus, PaymentTarget, PayoutId,
-    PayoutKind, PayoutRequest, PayoutStatus, Price, Scope, SettlementPolicy, StatusReason,
-    TimelineEntry, Totals,
+    ApiCredential, AssetId, BaseUnits, Cause, ChainId, CheckoutToken, DeliveryId, Deposit,
+    DepositId, Event, EventId, EventType, KeyId, LockedRate, MatchStatus, Merchant, MerchantId,
+    Order, OrderId, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus, PaymentTarget,
+    PayoutId, PayoutKind, PayoutRequest, PayoutStatus, Price, Scope, SettlementPolicy,
+    StatusReason, TimelineEntry, Totals, WebhookId,
 };
 use coffer_store::{
     Changeset, CredentialRecord, DepositAddressRecord, DialectCredentialRecord, EventQuery,
-    IdempotencyRecord, MerchantLoginRecord, NewDepositAccount, OrderCursor, OrderQuery,
-    OrderUpdate, StoreError, StoredEvent, Unique,
+    IdempotencyRecord, MerchantLoginRecord, NewDelivery, NewDepositAccount, OrderCursor,
+    OrderFilter, OrderQuery, OrderUpdate, StoreError, StoredEvent, Unique, WebhookEndpointRecord,
 };
 use coffer_testkit::{TestDb, both_backends};
 use rust_decimal::Decimal;
@@ -1242,6 +1242,209 @@ async fn every_uniqueness_rule_is_told_apart(db: &TestDb) {
     assert_eq!(broke(db.store.commit(events(&event)).await), Unique::Record);
 }
 
+// ---- the dialects' lookups: filtered, counted pages of orders; the newest callback ----------
+
+/// An order of `m` created `minutes` after T0 in `state`, paying `asset` (none: the buyer
+/// has not chosen a coin yet).
+async fn order_in(
+    db: &TestDb,
+    m: &MerchantId,
+    minutes: i64,
+    asset: Option<&str>,
+    state: OrderState,
+) -> Order {
+    let mut o = order(m, None, T0 + Duration::minutes(minutes));
+    o.state = state;
+    match asset {
+        Some(a) => {
+            if let Some(t) = o.target.as_mut() {
+                t.asset = AssetId::from_str(a).unwrap();
+            }
+        }
+        None => o.target = None,
+    }
+    create(db, &o).await.unwrap();
+    o
+}
+
+async fn pay(db: &TestDb, o: &Order, txid: &str) {
+    let mut p = payment(o, txid, 0, 10);
+    p.asset = o.target.as_ref().unwrap().asset.clone();
+    db.store
+        .commit(Changeset {
+            payments: vec![p],
+            ..Changeset::default()
+        })
+        .await
+        .unwrap();
+}
+
+fn state(status: OrderStatus, reason: StatusReason) -> OrderState {
+    OrderState::new(status, reason)
+}
+
+async fn orders_match_filters_with_offset_and_count(db: &TestDb) {
+    let a = seed_merchant(db, "A").await.id;
+    let b = seed_merchant(db, "B").await.id;
+    let o1 = order_in(db, &a, 0, Some("bsc:USDT"), OrderState::NEW).await;
+    let paid_over = state(OrderStatus::Settled, StatusReason::PaidOver);
+    let o2 = order_in(db, &a, 1, Some("eth:ETH"), paid_over).await;
+    let partial = state(OrderStatus::Pending, StatusReason::PaidPartial);
+    let o3 = order_in(db, &a, 2, Some("bsc:USDT"), partial).await;
+    let o4 = order_in(db, &a, 3, None, OrderState::NEW).await;
+    let expired = state(OrderStatus::Expired, StatusReason::None);
+    let o5 = order_in(db, &a, 4, Some("bsc:USDT"), expired).await;
+    let theirs = order_in(db, &b, 5, Some("bsc:USDT"), OrderState::NEW).await;
+    // Transaction hashes as chains write them, and one in capitals.
+    pay(db, &o2, "0xabcdef").await;
+    pay(db, &o3, "0xDEAD").await;
+    pay(db, &theirs, "0xbbbb").await;
+
+    let ids = |orders: Vec<Order>| orders.into_iter().map(|o| o.id).collect::<Vec<_>>();
+    let check = |filter: OrderFilter, expected: Vec<&Order>| {
+        let expected: Vec<OrderId> = expected.into_iter().map(|o| o.id.clone()).collect();
+        async move {
+            let found = ids(db.store.orders_matching(&filter, 0, 500).await.unwrap());
+            assert_eq!(found, expected, "{filter:?}");
+            let count = db.store.count_orders_matching(&filter).await.unwrap();
+            assert_eq!(count, expected.len() as u64, "{filter:?}");
+        }
+    };
+    let all = OrderFilter::merchant(a.clone());
+    check(all.clone(), vec![&o5, &o4, &o3, &o2, &o1]).await;
+    // Pages: offset and limit, newest first, the count of all.
+    let page = ids(db.store.orders_matching(&all, 2, 2).await.unwrap());
+    assert_eq!(page, vec![o3.id.clone(), o2.id.clone()]);
+    assert!(
+        db.store
+            .orders_matching(&all, 5, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // By chain: the coin's chain (an order without a coin is on none); a prefix is no chain.
+    let on = |chain: &str| OrderFilter {
+        chain: Some(ChainId::parse(chain).unwrap()),
+        ..all.clone()
+    };
+    check(on("bsc"), vec![&o5, &o3, &o1]).await;
+    check(on("eth"), vec![&o2]).await;
+    check(on("bs"), vec![]).await;
+    // By state: any of the states given; none given matches none.
+    let in_states = |states: Vec<OrderState>| OrderFilter {
+        states: Some(states),
+        ..all.clone()
+    };
+    check(in_states(vec![paid_over, partial]), vec![&o3, &o2]).await;
+    check(in_states(vec![OrderState::NEW]), vec![&o4, &o1]).await;
+    check(in_states(vec![]), vec![]).await;
+    // By creation time: from inclusive, to exclusive.
+    let between = OrderFilter {
+        created_from: Some(T0 + Duration::minutes(1)),
+        created_to: Some(T0 + Duration::minutes(3)),
+        ..all.clone()
+    };
+    check(between, vec![&o3, &o2]).await;
+    // By transaction: in any case the shop writes it; another merchant's never.
+    let paid_by = |txid: &str| OrderFilter {
+        txid: Some(txid.into()),
+        ..all.clone()
+    };
+    check(paid_by("0xABCDEF"), vec![&o2]).await;
+    check(paid_by("0xDEAD"), vec![&o3]).await;
+    check(paid_by("0xbbbb"), vec![]).await;
+    // Together.
+    let both = OrderFilter {
+        chain: Some(ChainId::parse("bsc").unwrap()),
+        states: Some(vec![partial, expired]),
+        created_to: Some(T0 + Duration::minutes(4)),
+        ..all.clone()
+    };
+    check(both, vec![&o3]).await;
+    check(OrderFilter::merchant(b), vec![&theirs]).await;
+}
+
+async fn the_newest_callback_about_a_subject(db: &TestDb) {
+    let a = seed_merchant(db, "A").await.id;
+    let b = seed_merchant(db, "B").await.id;
+    let endpoint = WebhookEndpointRecord {
+        id: WebhookId::from_random(rnd16()),
+        merchant_id: a.clone(),
+        url: "https://shop.example/hook".into(),
+        events: vec![],
+        enabled: true,
+        secret: "v1:sealed".into(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        failing_since: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    db.store.insert_webhook(&endpoint).await.unwrap();
+    // Deliveries of events about `subject`, `seconds` after T0: to the callback URL in
+    // `dialect`, or to the endpoint.
+    let deliver = |merchant: MerchantId,
+                   subject: &'static str,
+                   seconds: i64,
+                   dialect: &'static str,
+                   to_endpoint: bool| {
+        let endpoint = endpoint.id.clone();
+        async move {
+            let at = T0 + Duration::seconds(seconds);
+            let event = Event {
+                id: EventId::from_random(rnd16()),
+                merchant_id: merchant.clone(),
+                kind: EventType::OrderSettled,
+                subject: subject.into(),
+                data: serde_json::json!({}),
+                created_at: at,
+            };
+            db.store
+                .commit(Changeset {
+                    events: vec![event.clone()],
+                    ..Changeset::default()
+                })
+                .await
+                .unwrap();
+            let delivery = NewDelivery {
+                id: DeliveryId::from_random(rnd16()),
+                merchant_id: merchant,
+                event_id: event.id.clone(),
+                endpoint_id: to_endpoint.then_some(endpoint),
+                url: "https://shop.example/cb".into(),
+                dialect: dialect.into(),
+                subject: event.subject.clone(),
+                created_at: at,
+            };
+            db.store
+                .dispatch_outbox(&[(event.id.clone(), vec![delivery.clone()])], at)
+                .await
+                .unwrap();
+            delivery.id
+        }
+    };
+    let _older = deliver(a.clone(), "ord_1", 1, "payprotocol", false).await;
+    let newest = deliver(a.clone(), "ord_1", 2, "payprotocol", false).await;
+    // Not callbacks of the dialect about ord_1: an endpoint's, another dialect's, another
+    // subject's, another merchant's.
+    deliver(a.clone(), "ord_1", 3, "native", true).await;
+    deliver(a.clone(), "ord_1", 4, "aurpay", false).await;
+    let refund = deliver(a.clone(), "pout_1", 5, "payprotocol", false).await;
+    deliver(b.clone(), "ord_1", 6, "payprotocol", false).await;
+
+    let last = |merchant: MerchantId, subject: &'static str| async move {
+        db.store
+            .last_callback(&merchant, "payprotocol", subject)
+            .await
+            .unwrap()
+            .map(|d| d.id)
+    };
+    assert_eq!(last(a.clone(), "ord_1").await, Some(newest));
+    assert_eq!(last(a.clone(), "pout_1").await, Some(refund));
+    assert_eq!(last(a.clone(), "ord_2").await, None);
+    assert_eq!(last(seed_merchant(db, "C").await.id, "ord_1").await, None);
+}
+
 both_backends! {
     merchants_roundtrip => merchants_roundtrip;
     credentials_are_scoped => credentials_are_scoped;
@@ -1257,4 +1460,6 @@ both_backends! {
     many_concurrent_commits_all_land => many_concurrent_commits_all_land;
     a_failing_changeset_fails_alone_among_concurrent_ones => a_failing_changeset_fails_alone_among_concurrent_ones;
     every_uniqueness_rule_is_told_apart => every_uniqueness_rule_is_told_apart;
+    orders_match_filters_with_offset_and_count => orders_match_filters_with_offset_and_count;
+    the_newest_callback_about_a_subject => the_newest_callback_about_a_subject;
 }

@@ -83,6 +83,7 @@ fn delivery(e: &Event, endpoint: Option<&WebhookId>, at: OffsetDateTime) -> NewD
         endpoint_id: endpoint.cloned(),
         url: "https://shop.example/hook".into(),
         dialect: "native".into(),
+        subject: e.subject.clone(),
         created_at: at,
     }
 }

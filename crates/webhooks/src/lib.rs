@@ -197,6 +197,7 @@ impl Webhooks {
                         endpoint_id: Some(endpoint.id.clone()),
                         url: endpoint.url.clone(),
                         dialect: "native".into(),
+                        subject: event.subject.clone(),
                         created_at: now,
                     });
                 }
@@ -209,6 +210,7 @@ impl Webhooks {
                     endpoint_id: None,
                     url,
                     dialect,
+                    subject: event.subject.clone(),
                     created_at: now,
                 });
             }

@@ -34,8 +34,8 @@ use crate::dialect;
 use crate::webhooks;
 use crate::{
     AttemptRecord, ChainCursor, Changeset, ClaimedDelivery, CredentialRecord, DeliveryQuery,
-    DeliveryRecord, EventQuery, IdempotencyRecord, NewDelivery, OrderQuery, Store, StoreError,
-    StoredEvent, WalletRecord, WatchedAddress, WebhookEndpointRecord,
+    DeliveryRecord, EventQuery, IdempotencyRecord, NewDelivery, OrderFilter, OrderQuery, Store,
+    StoreError, StoredEvent, WalletRecord, WatchedAddress, WebhookEndpointRecord,
 };
 
 use group_commit::GroupCommit;
@@ -390,6 +390,15 @@ impl<B: Backend> Store for SqlStore<B> {
         webhooks::list_deliveries(&*self.backend, query).await
     }
 
+    async fn last_callback(
+        &self,
+        merchant: &MerchantId,
+        dialect: &str,
+        subject: &str,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        webhooks::last_callback(&*self.backend, merchant, dialect, subject).await
+    }
+
     async fn redeliver(
         &self,
         merchant: &MerchantId,
@@ -495,6 +504,19 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn count_orders(&self, merchant: &MerchantId) -> Result<u64, StoreError> {
         orders::count(&*self.backend, merchant).await
+    }
+
+    async fn orders_matching(
+        &self,
+        filter: &OrderFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
+        orders::matching(&*self.backend, filter, offset, limit).await
+    }
+
+    async fn count_orders_matching(&self, filter: &OrderFilter) -> Result<u64, StoreError> {
+        orders::count_matching(&*self.backend, filter).await
     }
 
     async fn merchant_payments(

@@ -4,10 +4,10 @@ use coffer_core::{ChainId, MerchantId, Order, OrderId, TimelineEntry};
 use time::OffsetDateTime;
 
 use super::{count_of, first, page_limit, rows};
-use crate::backend::{Backend, Query};
+use crate::backend::{Backend, Query, Value};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::unique::{Unique, UniqueIndex};
-use crate::{OrderQuery, StoreError};
+use crate::{OrderFilter, OrderQuery, StoreError};
 
 /// Every column of `orders`, in the order the INSERT binds them: written once, and the
 /// INSERT and every SELECT below are built from it at compile time (`concat!` takes literals
@@ -277,6 +277,113 @@ pub(super) async fn count<B: Backend>(
     let q = Query::new("SELECT COUNT(*) AS n FROM orders WHERE merchant_id = $1")
         .text(merchant.as_str());
     count_of(backend.fetch(q).await?)
+}
+
+// ---- page-numbered lists with filters (the dialects') ---------------------------------
+
+/// A statement assembled from constants as its arguments are bound: `$n` in ascending order
+/// of first use.
+struct Statement {
+    sql: String,
+    args: Vec<Value>,
+}
+
+impl Statement {
+    fn new(sql: &str) -> Self {
+        Self {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Bind `value`; its placeholder.
+    fn bind(&mut self, value: Value) -> String {
+        self.args.push(value);
+        format!("${}", self.args.len())
+    }
+
+    fn text(&mut self, value: impl Into<String>) -> String {
+        self.bind(Value::Text(value.into()))
+    }
+
+    fn int(&mut self, value: i64) -> String {
+        self.bind(Value::Int(value))
+    }
+
+    fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+    }
+
+    fn finish(self) -> Query {
+        let mut query = Query::built(self.sql);
+        query.args = self.args;
+        query
+    }
+}
+
+/// `head` (a `SELECT … FROM orders`) with the filter's conditions.
+fn filtered(head: &str, filter: &OrderFilter) -> Statement {
+    let mut s = Statement::new(head);
+    let p = s.text(filter.merchant_id.as_str());
+    s.push(&format!(" WHERE merchant_id = {p}"));
+    if let Some(from) = filter.created_from {
+        let p = s.int(ms(from));
+        s.push(&format!(" AND created_at >= {p}"));
+    }
+    if let Some(to) = filter.created_to {
+        let p = s.int(ms(to));
+        s.push(&format!(" AND created_at < {p}"));
+    }
+    if let Some(chain) = &filter.chain {
+        // Asset ids are `chain:SYMBOL`.
+        let p = s.text(format!("{}:", chain.as_str()));
+        s.push(&format!(" AND substr(asset, 1, length({p})) = {p}"));
+    }
+    if let Some(states) = &filter.states {
+        let mut any = Vec::with_capacity(states.len());
+        for state in states {
+            let status = s.text(state.status.as_str());
+            let reason = s.text(state.reason.as_str());
+            any.push(format!("(status = {status} AND reason = {reason})"));
+        }
+        if any.is_empty() {
+            any.push("1 = 0".to_owned());
+        }
+        s.push(&format!(" AND ({})", any.join(" OR ")));
+    }
+    if let Some(txid) = &filter.txid {
+        let merchant = s.text(filter.merchant_id.as_str());
+        let given = s.text(txid.clone());
+        let lower = s.text(txid.to_ascii_lowercase());
+        s.push(&format!(
+            " AND id IN (SELECT p.order_id FROM payments p \
+             WHERE p.merchant_id = {merchant} AND p.txid IN ({given}, {lower}))"
+        ));
+    }
+    s
+}
+
+pub(super) async fn matching<B: Backend>(
+    backend: &B,
+    filter: &OrderFilter,
+    offset: u64,
+    limit: u32,
+) -> Result<Vec<Order>, StoreError> {
+    let mut s = filtered(concat!("SELECT ", order_columns!(), " FROM orders"), filter);
+    let limit = s.int(page_limit(limit));
+    let offset = s.int(i64::try_from(offset).unwrap_or(i64::MAX));
+    s.push(&format!(
+        " ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
+    ));
+    rows(backend.fetch(s.finish()).await?, codec::order_from_row)
+}
+
+pub(super) async fn count_matching<B: Backend>(
+    backend: &B,
+    filter: &OrderFilter,
+) -> Result<u64, StoreError> {
+    let s = filtered("SELECT COUNT(*) AS n FROM orders", filter);
+    count_of(backend.fetch(s.finish()).await?)
 }
 
 pub(super) async fn timeline<B: Backend>(
