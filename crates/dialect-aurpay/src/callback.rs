@@ -29,16 +29,7 @@ pub struct AurpayFormatter {
 /// The callback `Date`: ISO-8601 UTC to the second, as in Aurpay's example
 /// (`2024-06-17T00:00:00Z`).
 pub fn callback_date(now: OffsetDateTime) -> String {
-    let t = now.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    format!("{}Z", crate::mapping::naive_time(now))
 }
 
 fn data_str<'a>(order: &'a Order, key: &str) -> Option<&'a str> {
