@@ -405,7 +405,8 @@ async fn serve(config: Config) -> Result<()> {
         engine: engine.clone(),
         metrics: coffer_api::metrics_handle(),
     };
-    let http = http_settings(&config)?;
+    let dialects = registry::dialects();
+    let http = http_settings(&config, &dialects)?;
     let key = coffer_webhooks::MasterKey::load(&config.data_dir)
         .context("cannot load the master key of webhook secrets")?;
     let webhook_settings = config.webhooks.settings();
@@ -416,7 +417,6 @@ async fn serve(config: Config) -> Result<()> {
         master: Arc::new(key.clone()),
         retry: webhook_settings.retry.clone(),
     };
-    let dialects = registry::dialects();
     let mut formatters = coffer_webhooks::Formatters::new(webhook_settings.retry.clone());
     let mut shapes = coffer_api::ErrorShapes::default();
     let mut dialect_routes = axum::Router::new();
@@ -688,16 +688,25 @@ fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// The router's `http.*` settings: body limit, request timeout, client addresses and the
-/// per-client limits of the unauthenticated routes.
-fn http_settings(config: &Config) -> Result<coffer_api::HttpSettings> {
+/// per-client limits of the unauthenticated routes (the checkout's and the dialects').
+fn http_settings(
+    config: &Config,
+    dialects: &[Arc<dyn coffer_dialect::Dialect>],
+) -> Result<coffer_api::HttpSettings> {
     use coffer_api::edge::limit::RouteClass;
+    use coffer_dialect::OpenPath;
     let h = &config.http;
-    let paths = [
+    let mut paths = vec![
         ("/pay/", RouteClass::Public),
         ("/readyz", RouteClass::Public),
-        ("/api/plugin/key/verify", RouteClass::Public),
-        ("/api/plugin/key/aurpay", RouteClass::Login),
     ];
+    for (path, open) in dialects.iter().flat_map(|d| d.open_paths()) {
+        let class = match open {
+            OpenPath::Lookup => RouteClass::Public,
+            OpenPath::Login => RouteClass::Login,
+        };
+        paths.push((path, class));
+    }
     Ok(coffer_api::HttpSettings {
         body_limit: h.body_limit,
         metrics_on_main: config.admin_listen.is_none(),

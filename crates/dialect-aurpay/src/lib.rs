@@ -21,7 +21,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use coffer_dialect::{CredentialShape, Dialect, DialectDeps};
+use coffer_dialect::{CredentialShape, Dialect, DialectDeps, OpenPath};
 use coffer_engine::Engine;
 use coffer_secrets::MasterKey;
 use coffer_webhooks::Formatter;
@@ -76,6 +76,14 @@ impl Dialect for AurpayDialect {
             assets: deps.engine.assets().clone(),
             retry: deps.retry.clone(),
         })
+    }
+
+    /// The legacy plugins' key check and "Get API-Key" (the console login).
+    fn open_paths(&self) -> &'static [(&'static str, OpenPath)] {
+        &[
+            ("/api/plugin/key/verify", OpenPath::Lookup),
+            ("/api/plugin/key/aurpay", OpenPath::Login),
+        ]
     }
 }
 

@@ -81,6 +81,21 @@ pub trait Dialect: Send + Sync {
 
     /// The formatter of the dialect's callbacks (orders, payouts and deposits it created).
     fn formatter(&self, deps: &DialectDeps) -> Arc<dyn Formatter>;
+
+    /// Path prefixes the dialect serves without a credential, for the server's per-client
+    /// limits: lookups, and password logins (each try costs a password hash).
+    fn open_paths(&self) -> &'static [(&'static str, OpenPath)] {
+        &[]
+    }
+}
+
+/// What an unauthenticated path of a dialect does, for the per-client limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenPath {
+    /// A lookup (e.g. whether a key is valid).
+    Lookup,
+    /// A password login.
+    Login,
 }
 
 /// A dialect name that is not in the registry.
@@ -164,5 +179,6 @@ mod tests {
             Some(r#"unknown dialect "stripe": expected one of one, two"#)
         );
         assert!(Named("one").settings().is_empty());
+        assert!(Named("one").open_paths().is_empty());
     }
 }
