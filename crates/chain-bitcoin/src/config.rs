@@ -8,9 +8,8 @@ use std::time::Duration;
 use coffer_core::{Asset, Chain, ChainKind, Network};
 use coffer_engine::PaymentMethod;
 use coffer_rail::config::{
-    WatchKeys,
-    ConfigDuration, ConfigError, NativeConfig, Secret, chain_id, chain_key, explorer_tx, network,
-    parse_entry,
+    ConfigDuration, ConfigError, NativeConfig, Secret, WatchKeys, chain_id, chain_key, explorer_tx,
+    network, parse_entry,
 };
 use coffer_rail::{Rail, RailChain};
 use serde::Deserialize;
@@ -227,10 +226,7 @@ impl RailChain for BitcoinRailChain {
         &self,
         engine: &coffer_engine::Engine,
     ) -> Result<Option<Box<dyn coffer_rail::RunningWatcher>>, coffer_rail::StartError> {
-        let Some(config) = self.watch_config()? else {
-            return Ok(None);
-        };
-        Ok(Some(Box::new(coffer_rail::Watcher::new(engine.clone(), config)?)))
+        coffer_rail::start_watcher(engine, self.watch_config()?)
     }
 }
 

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use coffer_core::{Asset, AssetId, AssetKind, Chain, ChainKind, Symbol};
 use coffer_engine::PaymentMethod;
 use coffer_rail::config::{
-    WatchKeys,
-    AssetSpec, ConfigDuration, ConfigError, NativeConfig, Secret, chain_id, chain_key, explorer_tx,
-    network, parse_entry, usd_stablecoin_by_default,
+    AssetSpec, ConfigDuration, ConfigError, NativeConfig, Secret, WatchKeys, chain_id, chain_key,
+    explorer_tx, network, parse_entry, usd_stablecoin_by_default,
 };
 use coffer_rail::{Rail, RailChain};
 use serde::Deserialize;
@@ -234,8 +233,7 @@ impl EvmRailChain {
         let mut w = EvmWatchConfig::new(id, c.rpc.iter().map(|s| s.expose().to_owned()).collect());
         w.evm_chain_id = c.chain_id;
         c.watch_keys().apply(self.index, &mut w.watch)?;
-        w.watch.stall_after =
-            (w.watch.poll_interval * 20).max(std::time::Duration::from_secs(60));
+        w.watch.stall_after = (w.watch.poll_interval * 20).max(std::time::Duration::from_secs(60));
         w.tokens = Tokens::new(tokens);
         w.native = native;
         Ok(Some(w))
@@ -263,10 +261,7 @@ impl RailChain for EvmRailChain {
         &self,
         engine: &coffer_engine::Engine,
     ) -> Result<Option<Box<dyn coffer_rail::RunningWatcher>>, coffer_rail::StartError> {
-        let Some(config) = self.watch_config()? else {
-            return Ok(None);
-        };
-        Ok(Some(Box::new(coffer_rail::Watcher::new(engine.clone(), config)?)))
+        coffer_rail::start_watcher(engine, self.watch_config()?)
     }
 }
 

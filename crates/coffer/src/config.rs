@@ -729,7 +729,10 @@ impl Config {
 
     #[cfg(test)]
     /// The entries of the chains of `kind`, with their index in `[[chains]]`.
-    fn entries_of(&self, kind: coffer_core::ChainKind) -> Result<Vec<(usize, &toml::Value)>, ConfigError> {
+    fn entries_of(
+        &self,
+        kind: coffer_core::ChainKind,
+    ) -> Result<Vec<(usize, &toml::Value)>, ConfigError> {
         let rails = crate::registry::rails();
         let mut out = Vec::new();
         for (i, entry) in self.chains.iter().enumerate() {
@@ -1131,12 +1134,12 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].evm_chain_id, Some(56));
         assert_eq!(w[0].watch.poll_interval, std::time::Duration::from_secs(3));
-        // a bad contract names its key
-        let bad = Config::from_toml_str(
+        // a bad contract names its key, and stops start-up (`coffer check`)
+        let err = Config::from_toml_str(
             "[[chains]]\nid = \"eth\"\nrpc = [\"http://127.0.0.1:1\"]\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"0x12\"\ndecimals = 6\n",
         )
-        .unwrap();
-        let err = bad.evm_watchers().unwrap_err().to_string();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("chains[0].tokens[0].contract"), "{err}");
     }
 
@@ -1227,7 +1230,7 @@ mod tests {
             (w[0].rpc.user.as_str(), w[0].rpc.password.as_str()),
             ("__cookie__", "s3cret")
         );
-        // Mistakes name their key.
+        // Mistakes name their key and stop start-up (`coffer check`).
         for (extra, key) in [
             ("rpc = [\"http://a/\", \"http://b/\"]\n", "chains[0].rpc"),
             ("rpc = [\"127.0.0.1:8332\"]\n", "chains[0].rpc"),
@@ -1241,8 +1244,6 @@ mod tests {
             ),
         ] {
             let err = Config::from_toml_str(&format!("{base}{extra}"))
-                .unwrap()
-                .bitcoin_watchers()
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(key), "{extra}: {err}");

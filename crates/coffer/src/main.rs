@@ -548,7 +548,11 @@ async fn serve(config: Config) -> Result<()> {
     let mut watchers: Vec<Box<dyn coffer_rail::RunningWatcher>> = Vec::new();
     for chain in config.chains()? {
         let id = chain.chain().id;
-        watchers.extend(chain.watcher(&engine).with_context(|| format!("chain {id}"))?);
+        watchers.extend(
+            chain
+                .watcher(&engine)
+                .with_context(|| format!("chain {id}"))?,
+        );
     }
     for watcher in watchers {
         let chain = watcher.chain().clone();

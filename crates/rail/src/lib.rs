@@ -26,7 +26,7 @@ mod watcher;
 mod watchset;
 
 pub use health::WatchHealth;
-pub use rail::{Rail, RailChain, StartError, parse_chain, rail_for};
+pub use rail::{Rail, RailChain, StartError, parse_chain, rail_for, start_watcher};
 pub use source::{ChainSource, LegacyMetrics, Pending, Scanned, SourceConfig, SourceError, Tip};
 pub use watcher::{RunningWatcher, Step, WatchError, WatchSettings, Watcher};
 pub use watchset::WatchSet;

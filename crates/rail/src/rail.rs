@@ -49,6 +49,18 @@ pub trait RailChain: Send + Sync {
     fn watcher(&self, engine: &Engine) -> Result<Option<Box<dyn RunningWatcher>>, StartError>;
 }
 
+/// The one watcher over the source `config` describes, boxed for `coffer serve`; `None` for a
+/// chain that is not watched.
+pub fn start_watcher<C: crate::SourceConfig>(
+    engine: &Engine,
+    config: Option<C>,
+) -> Result<Option<Box<dyn RunningWatcher>>, StartError> {
+    match config {
+        None => Ok(None),
+        Some(config) => Ok(Some(Box::new(crate::Watcher::new(engine.clone(), config)?))),
+    }
+}
+
 /// Why a configured chain's watcher could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
