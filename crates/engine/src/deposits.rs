@@ -95,7 +95,7 @@ impl Engine {
                 wallet_marks: marks.clone(),
                 ..Changeset::default()
             };
-            match self.store.commit(changes).await {
+            match self.commit(changes).await {
                 Ok(()) => {
                     let created = self
                         .deposit_account(merchant, None, Some(uuid))

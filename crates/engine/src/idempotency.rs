@@ -68,7 +68,6 @@ impl Engine {
             created_at: self.now(),
         };
         match self
-            .store
             .commit(Changeset {
                 idempotency_reservations: vec![reservation],
                 ..Changeset::default()
@@ -130,7 +129,7 @@ impl Engine {
                 ..Changeset::default()
             },
         };
-        Ok(self.store.commit(changes).await?)
+        Ok(self.commit(changes).await?)
     }
 
     /// Forget idempotency keys older than [`RETENTION`].

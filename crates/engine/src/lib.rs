@@ -12,6 +12,7 @@ pub mod dialect_keys;
 mod error;
 pub mod idempotency;
 pub mod keys;
+pub mod live;
 pub mod logins;
 pub mod method;
 pub mod pages;
@@ -137,6 +138,7 @@ pub struct Engine {
     methods: Methods,
     clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
+    live: Arc<live::LiveOrders>,
 }
 
 /// What an [`Engine`] is built from.
@@ -166,7 +168,27 @@ impl Engine {
             methods,
             clock,
             settings,
+            live: Arc::default(),
         }
+    }
+
+    /// Follow an order's committed changes (the checkout's live-update streams).
+    pub fn follow(&self, order: &OrderId) -> live::OrderSignal {
+        self.live.follow(order)
+    }
+
+    /// Orders followed now.
+    pub fn followed_orders(&self) -> usize {
+        self.live.followed()
+    }
+
+    /// Commit `changes` in one transaction, then wake the followers of the orders it touched.
+    /// Every write of the engine goes through here.
+    async fn commit(&self, changes: Changeset) -> Result<(), StoreError> {
+        let touched = live::Touched::of(&changes);
+        self.store.commit(changes).await?;
+        self.live.committed(&touched);
+        Ok(())
     }
 
     /// The same engine pricing with `rates` (the server swaps in the market providers once
@@ -277,12 +299,11 @@ impl Engine {
             policy: SettlementPolicy::default(),
             created_at: self.now(),
         };
-        self.store
-            .commit(Changeset {
-                new_merchants: vec![merchant.clone()],
-                ..Changeset::default()
-            })
-            .await?;
+        self.commit(Changeset {
+            new_merchants: vec![merchant.clone()],
+            ..Changeset::default()
+        })
+        .await?;
         let key = self
             .create_key(&merchant.id, "default", vec![Scope::Admin], None)
             .await?;
@@ -439,7 +460,7 @@ impl Engine {
                 wallet_marks: wallet_marks.clone(),
                 ..Changeset::default()
             };
-            match self.store.commit(changes).await {
+            match self.commit(changes).await {
                 Ok(()) => {
                     return Ok(Created {
                         order,
@@ -741,7 +762,7 @@ impl Engine {
                 wallet_marks: mark.iter().cloned().collect(),
                 ..Changeset::default()
             };
-            match self.store.commit(changes).await {
+            match self.commit(changes).await {
                 Ok(()) => return Ok(next),
                 Err(
                     e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),
@@ -817,7 +838,7 @@ impl Engine {
             order: next.clone(),
             expected_version: order.version,
         });
-        self.store.commit(extra).await?;
+        self.commit(extra).await?;
         Ok(next)
     }
 

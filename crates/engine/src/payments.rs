@@ -91,7 +91,7 @@ impl Engine {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let (changes, applied) = self.plan_batch(&chain, batch).await?;
-            match self.store.commit(changes).await {
+            match self.commit(changes).await {
                 Ok(()) => return Ok(applied),
                 Err(StoreError::Conflict(what)) => last = Some(StoreError::Conflict(what)),
                 Err(e) => return Err(e.into()),
@@ -394,12 +394,11 @@ impl Engine {
             recent: vec![(height, hash)],
             updated_at: self.now(),
         };
-        self.store
-            .commit(Changeset {
-                cursor: Some(cursor.clone()),
-                ..Changeset::default()
-            })
-            .await?;
+        self.commit(Changeset {
+            cursor: Some(cursor.clone()),
+            ..Changeset::default()
+        })
+        .await?;
         Ok(cursor)
     }
 }

@@ -315,7 +315,7 @@ impl Engine {
         payout: PayoutRequest,
         changes: Changeset,
     ) -> Result<PayoutRequest, EngineError> {
-        match self.store.commit(changes).await {
+        match self.commit(changes).await {
             // Re-read: the store assigns `seq`.
             Ok(()) => self.get_payout(merchant, &payout.id).await,
             // Lost a race with the same reference: answer like the replay it is.
@@ -409,7 +409,7 @@ impl Engine {
             events: vec![event],
             ..Changeset::default()
         };
-        match self.store.commit(changes).await {
+        match self.commit(changes).await {
             Ok(()) => Ok(next),
             // Another move of the same payout won: this one was decided on a stale status.
             Err(StoreError::Conflict(_)) => Err(EngineError::Conflict {

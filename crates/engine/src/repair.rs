@@ -99,7 +99,7 @@ impl Engine {
                 order: next.clone(),
                 expected_version: order.version,
             });
-            self.store.commit(changes).await?;
+            self.commit(changes).await?;
             return Ok(next);
         }
         self.transition(&repaired, to, cause, input.note, extra)

@@ -471,6 +471,13 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError>;
+    /// Orders changed at or after `since` with their change time, oldest first (live
+    /// updates across instances).
+    async fn orders_changed_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(OrderId, OffsetDateTime)>, StoreError>;
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError>;
 
     async fn payments_for_order(&self, order: &OrderId) -> Result<Vec<Payment>, StoreError>;

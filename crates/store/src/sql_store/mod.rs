@@ -233,6 +233,14 @@ impl<B: Backend> Store for SqlStore<B> {
         orders::due_for_expiry(&*self.backend, now, limit).await
     }
 
+    async fn orders_changed_since(
+        &self,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(OrderId, OffsetDateTime)>, StoreError> {
+        orders::changed_since(&*self.backend, since, limit).await
+    }
+
     async fn timeline(&self, order: &OrderId) -> Result<Vec<TimelineEntry>, StoreError> {
         orders::timeline(&*self.backend, order).await
     }

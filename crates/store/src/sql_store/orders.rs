@@ -4,7 +4,7 @@ use coffer_core::{ChainId, MerchantId, Order, OrderId, TimelineEntry};
 use time::OffsetDateTime;
 
 use super::{count_of, first, page_limit, rows};
-use crate::backend::{Backend, Query, Value};
+use crate::backend::{Backend, Query, RowExt, Value};
 use crate::codec::{self, ms, opt_ms, to_json};
 use crate::unique::{Unique, UniqueIndex};
 use crate::{OrderFilter, OrderQuery, StoreError};
@@ -257,6 +257,30 @@ pub(super) async fn due_for_expiry<B: Backend>(
         .int(ms(now))
         .int(page_limit(limit));
     rows(backend.fetch(q).await?, codec::order_from_row)
+}
+
+/// Orders changed at or after `since` (`orders_updated` index), oldest change first.
+pub(super) async fn changed_since<B: Backend>(
+    backend: &B,
+    since: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<(OrderId, OffsetDateTime)>, StoreError> {
+    let q = Query::new(
+        "SELECT id, updated_at FROM orders WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2",
+    )
+    .int(ms(since))
+    .int(page_limit(limit));
+    rows(backend.fetch(q).await?, |row| {
+        let id = row.text("id")?;
+        let id = id.parse().map_err(|e| StoreError::Corrupt {
+            column: "orders.id".into(),
+            detail: format!("{e}"),
+        })?;
+        Ok((
+            id,
+            codec::from_ms("orders.updated_at", row.int("updated_at")?)?,
+        ))
+    })
 }
 
 pub(super) async fn for_address<B: Backend>(
