@@ -45,8 +45,6 @@ use crate::page::Brand;
 pub struct CheckoutSettings {
     /// Per chain: the explorer's transaction URL with `{txid}` (`https://bscscan.com/tx/{txid}`).
     pub explorers: BTreeMap<ChainId, String>,
-    /// How often a live-update stream re-reads its order.
-    pub live_interval: Duration,
     /// A live-update stream ends after this long; the browser reconnects by itself.
     pub max_stream: Duration,
     /// Live-update streams open at once per order.
@@ -62,7 +60,6 @@ impl Default for CheckoutSettings {
     fn default() -> Self {
         Self {
             explorers: BTreeMap::new(),
-            live_interval: Duration::from_secs(1),
             max_stream: Duration::from_secs(15 * 60),
             max_streams_per_order: 16,
             max_streams_per_client: 64,
@@ -395,9 +392,10 @@ async fn status(State(c): State<Checkout>, Path(token): Path<String>) -> Respons
 
 /// Live updates: the current status at once, then one `status` event whenever what the page
 /// shows changes (the order's version, a confirmation, the clock passing the expiry). The
-/// order is re-read every `live_interval`; the stream ends on a final screen, at shutdown and
-/// after `max_stream` (browsers reconnect by themselves). Over a stream cap: 429 (the page
-/// then polls `/status`).
+/// stream sleeps until the engine signals a committed change to its order or the expiry
+/// passes — an idle stream reads and renders nothing — and ends on a final screen, at
+/// shutdown and after `max_stream` (browsers reconnect by themselves). Over a stream cap: 429
+/// (the page then polls `/status`).
 async fn events(
     State(c): State<Checkout>,
     Path(token): Path<String>,
@@ -420,18 +418,21 @@ async fn events(
         Err(refused) => return too_many_streams(refused),
     };
     let started = tokio::time::Instant::now();
+    let signal = c.engine.follow(&order.id);
     let state = Stream {
         _slot: slot,
+        signal,
         checkout: c.clone(),
         token: order.checkout_token.clone(),
         last: None,
+        wake_in: None,
         first: true,
         done: false,
         started,
     };
     let stream = futures_util::stream::unfold(state, next_event);
     let mut r = Sse::new(stream)
-        .keep_alive(KeepAlive::default())
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -441,6 +442,21 @@ async fn events(
     );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
+}
+
+/// A comment on an idle stream this often keeps proxies and browsers from closing it (nginx
+/// and most proxies allow 60 s without a byte); each is a write, so not more often.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// After a failed read, a stream tries again this much later.
+const RETRY_READ: Duration = Duration::from_secs(1);
+
+/// Sleep for `d`, or forever without one.
+async fn sleep_for(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn too_many_streams(refused: streams::Refused) -> Response {
@@ -457,9 +473,14 @@ fn too_many_streams(refused: streams::Refused) -> Response {
 struct Stream {
     /// Held while the stream is open.
     _slot: streams::StreamSlot,
+    /// Wakes the stream when a change to its order commits.
+    signal: coffer_engine::live::OrderSignal,
     checkout: Checkout,
     token: CheckoutToken,
     last: Option<String>,
+    /// When to look again without a signal: the order's expiry (the screen changes on the
+    /// clock alone), or a retry after a failed read.
+    wake_in: Option<Duration>,
     first: bool,
     done: bool,
     started: tokio::time::Instant,
@@ -475,8 +496,16 @@ async fn next_event(mut s: Stream) -> Option<(Result<Event, Infallible>, Stream)
                 return None;
             }
             let mut stop = s.checkout.stop.clone();
+            let lifetime = s
+                .checkout
+                .settings
+                .max_stream
+                .saturating_sub(s.started.elapsed());
+            let expiry = s.wake_in.take();
             tokio::select! {
-                _ = tokio::time::sleep(s.checkout.settings.live_interval) => {}
+                () = s.signal.changed() => {}
+                () = sleep_for(expiry) => {}
+                () = tokio::time::sleep(lifetime) => return None,
                 Ok(()) = stop.changed() => return None,
             }
         }
@@ -484,12 +513,22 @@ async fn next_event(mut s: Stream) -> Option<(Result<Event, Infallible>, Stream)
         let order = match s.checkout.order(s.token.as_str()).await {
             Ok(Some(order)) => order,
             Ok(None) => return None,
-            // A database hiccup: try again next tick.
-            Err(_) => continue,
+            // A database hiccup: try again in a second.
+            Err(_) => {
+                s.wake_in = Some(RETRY_READ);
+                continue;
+            }
         };
         let Ok((view, _)) = s.checkout.view(order, false).await else {
+            s.wake_in = Some(RETRY_READ);
             continue;
         };
+        // Past the expiry the screen changes on the clock alone: wake up then (a second
+        // later, so the clock has certainly passed it).
+        s.wake_in = u64::try_from(view.seconds_left())
+            .ok()
+            .filter(|&left| left > 0)
+            .map(|left| Duration::from_secs(left + 1));
         let fingerprint = view.fingerprint();
         if s.last.as_deref() == Some(fingerprint.as_str()) {
             continue;

@@ -508,6 +508,27 @@ async fn serve(config: Config) -> Result<()> {
             }
         });
     }
+    if engine.database_kind() == "postgres" {
+        // Checkout live updates are pushed within an instance; other instances sharing the
+        // database change orders too: one query a second finds those (engine::live).
+        let engine = engine.clone();
+        let mut rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut cursor = coffer_engine::live::ResyncCursor::new(engine.now());
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = engine.resync_live(&mut cursor).await {
+                            tracing::warn!(error = %e, "live-update resync failed; retrying");
+                        }
+                    }
+                    _ = rx.changed() => break,
+                }
+            }
+        });
+    }
     if let Some(rates) = refresher {
         let names: Vec<_> = rates.providers().iter().map(|p| p.name()).collect();
         tracing::info!(sources = ?names, quorum = rates.settings().quorum, "refreshing exchange rates");
