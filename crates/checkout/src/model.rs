@@ -420,6 +420,7 @@ mod tests {
             },
             dialect: "native".into(),
             dialect_data: Default::default(),
+            credential_id: None,
             expires_at: T0 + time::Duration::minutes(30),
             monitor_until: T0 + time::Duration::hours(24),
             created_at: T0,

@@ -198,6 +198,10 @@ pub struct Order {
     /// `notifyUrl`, Aurpay's `timeout_callback`, …): a JSON object, empty for native orders.
     #[serde(default)]
     pub dialect_data: serde_json::Map<String, serde_json::Value>,
+    /// The dialect credential that created the order (its id), if a dialect did: its
+    /// callbacks carry and are signed with that credential while it is active.
+    #[serde(default)]
+    pub credential_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

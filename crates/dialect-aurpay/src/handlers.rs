@@ -15,7 +15,7 @@ use coffer_dialect::{
     decode_pairs,
 };
 use coffer_engine::logins::LoginRefusal;
-use coffer_engine::{EngineError, NewOrder, RefundInput, WithdrawalInput};
+use coffer_engine::{DialectCredential, EngineError, NewOrder, RefundInput, WithdrawalInput};
 use coffer_store::PayoutQuery;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -194,9 +194,10 @@ pub(crate) struct OrderOptions {
 
 impl OrderOptions {
     /// The order to create for `merchant`: `amount` in `currency`, these options, made
-    /// through `endpoint` in `mode`.
+    /// through `endpoint` in `mode` with the credential `credential_id`.
     fn order(
         self,
+        credential_id: &str,
         mode: AuthMode,
         endpoint: &str,
         amount: &LenientDecimal,
@@ -224,6 +225,7 @@ impl OrderOptions {
             fixed_stablecoin_rate: self.fixed_encrypt_price.0,
             dialect: DIALECT.into(),
             dialect_data,
+            credential_id: Some(credential_id.to_owned()),
             ..NewOrder::default()
         }
     }
@@ -240,7 +242,7 @@ pub async fn pay_url(
     signed: Signed<JsonPair<PayUrlBody, OrderOptions>>,
 ) -> Result<Response, AurpayError> {
     let JsonPair(body, options) = signed.payload;
-    let order = options.order(signed.mode, "pay-url", &body.price, body.currency.as_str());
+    let order = options.order(&signed.credential.id, signed.mode, "pay-url", &body.price, body.currency.as_str());
     let created = state
         .engine
         .create_order(&signed.merchant, order)
@@ -280,6 +282,7 @@ pub async fn pay_info(
     let order = NewOrder {
         asset: Some(asset),
         ..options.order(
+            &signed.credential.id,
             signed.mode,
             "pay-info",
             &body.vs_price,
@@ -660,16 +663,17 @@ pub(crate) struct LegacyOrigin {
     succeed_url: Maybe<HttpUrl>,
 }
 
-/// Create a legacy plugin's order, optionally for a coin.
+/// Create a legacy plugin's order through `endpoint` with `credential`, optionally for a coin.
 async fn legacy_order(
     state: &AurpayState,
-    merchant: &MerchantId,
+    credential: &DialectCredential,
+    endpoint: &str,
     body: LegacyBody,
     asset: Option<AssetId>,
 ) -> Result<coffer_core::Order, AurpayError> {
     let origin = body.origin;
     let mut dialect_data = Map::new();
-    dialect_data.insert("endpoint".into(), "legacy-plugin".into());
+    dialect_data.insert("endpoint".into(), endpoint.into());
     dialect_data.insert("auth_mode".into(), AuthMode::ApiKey.as_str().into());
     if let Some(p) = body.platform.text() {
         dialect_data.insert("platform".into(), p.into());
@@ -677,7 +681,7 @@ async fn legacy_order(
     let created = state
         .engine
         .create_order(
-            merchant,
+            &credential.merchant_id,
             NewOrder {
                 amount: origin.price.value(),
                 currency: origin.currency.as_str().to_ascii_uppercase(),
@@ -690,6 +694,7 @@ async fn legacy_order(
                 },
                 dialect: DIALECT.into(),
                 dialect_data,
+                credential_id: Some(credential.id.clone()),
                 ..NewOrder::default()
             },
         )
@@ -707,6 +712,12 @@ async fn legacy_order(
     Ok(created.order)
 }
 
+/// `endpoint` of orders made by the old WooCommerce plugin (`POST /api/order/plugin`).
+const LEGACY_PLUGIN: &str = "legacy-plugin";
+/// `endpoint` of orders made through `POST /api/order/pay/token`: their callback URLs get
+/// `public_key=` (see [`crate::callback`]).
+pub(crate) const PAY_TOKEN: &str = "pay-token";
+
 /// Legacy WooCommerce plugin: `POST /api/order/plugin` → `data.pay_url`.
 pub async fn legacy_plugin_order(
     State(state): State<AurpayState>,
@@ -717,7 +728,7 @@ pub async fn legacy_plugin_order(
         (Some(chain), Some(currency)) => Some(asset_of(&state, chain.as_str(), currency.as_str())?),
         _ => None,
     };
-    let order = legacy_order(&state, &signed.merchant, body, asset).await?;
+    let order = legacy_order(&state, &signed.credential, LEGACY_PLUGIN, body, asset).await?;
     let pay_url = coffer_engine::view::checkout_url(&order, state.engine.settings());
     Ok(ok(json!({ "pay_url": pay_url })))
 }
@@ -729,14 +740,14 @@ pub async fn legacy_pay_token(
     req: RawRequest,
 ) -> Result<Response, AurpayError> {
     let by_header = req.header("api-key").is_some() || req.header("api-token").is_some();
-    let header_merchant = if by_header {
-        Some(state.authenticate(&req).await?.credential.merchant_id)
+    let header_credential = if by_header {
+        Some(state.authenticate(&req).await?.credential)
     } else {
         None
     };
     let Json(body) = Json::<LegacyBody>::decode(&req).map_err(|e| state.reject(e))?;
-    let merchant = match header_merchant {
-        Some(m) => m,
+    let credential = match header_credential {
+        Some(c) => c,
         None => {
             let key = body
                 .key
@@ -747,10 +758,9 @@ pub async fn legacy_pay_token(
                 .find_dialect_credential(&state.master, DIALECT, key.as_str())
                 .await?
                 .ok_or_else(|| AurpayError::unauthorized("invalid API-Key"))?
-                .merchant_id
         }
     };
-    let order = legacy_order(&state, &merchant, body, None).await?;
+    let order = legacy_order(&state, &credential, PAY_TOKEN, body, None).await?;
     Ok(ok(json!({
         "token": order.checkout_token.to_string(),
         "pay_url": coffer_engine::view::checkout_url(&order, state.engine.settings()),

@@ -20,7 +20,7 @@ use coffer_chain_evm::testtools::devchain::DevChain;
 use coffer_chain_evm::{EvmWatchConfig, EvmWatcher, Tokens};
 use coffer_core::{AssetId, ChainId, OrderStatus};
 use coffer_dialect::Dialect;
-use coffer_engine::{Engine, ManualClock};
+use coffer_engine::{Engine, ManualClock, NewDialectCredential};
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::{Formatters, RetrySchedule, Settings, Webhooks};
 use common::*;
@@ -118,14 +118,19 @@ fn header(hit: &Hit, name: &str) -> String {
 /// What the plugin does: `Callback-Token` equals the dashboard's, and `Signature` equals
 /// base64(HMAC-SHA256(callback secret, "{Date} | {full callback URL}")).
 fn verify_like_the_plugin(env: &Env, hit: &Hit, full_url: &str) {
+    verify_with(&env.cred, hit, full_url);
+}
+
+/// [`verify_like_the_plugin`] for a shop configured with `cred`.
+fn verify_with(cred: &NewDialectCredential, hit: &Hit, full_url: &str) {
     assert_eq!(
         header(hit, "callback-token"),
-        env.cred.callback_token.clone().unwrap()
+        cred.callback_token.clone().unwrap()
     );
     let date = header(hit, "date");
     assert!(date.ends_with('Z') && date.contains('T'), "{date}");
     let expected = py_hmac_b64(
-        env.cred.callback_secret.as_deref().unwrap(),
+        cred.callback_secret.as_deref().unwrap(),
         &format!("{date} | {full_url}"),
     );
     assert_eq!(header(hit, "signature"), expected);
@@ -312,7 +317,105 @@ async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
     let _ = stop.send(true);
 }
 
+/// Wait until `n` callbacks arrived; return them.
+async fn wait_for_hits(hits: &Hits, n: usize) -> Vec<Hit> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = hits.lock().unwrap().clone();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < end, "{} of {n} callbacks arrived", got.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The callback whose path is `path`.
+fn hit_at<'a>(hits: &'a [Hit], path: &str) -> &'a Hit {
+    hits.iter()
+        .find(|h| h.uri.split('?').next() == Some(path))
+        .unwrap_or_else(|| panic!("no callback to {path}: {hits:?}"))
+}
+
+/// A pay-url order in API-Key mode with `cred`, timing out to `{base}{path}`.
+async fn order_with(env: &Env, cred: &NewDialectCredential, base: &str, path: &str) {
+    let body = serde_json::json!({
+        "price": "9.99", "currency": "EUR", "timeout_callback": format!("{base}{path}"),
+    })
+    .to_string();
+    let (s, b) = send(
+        env,
+        Method::POST,
+        "/api/order/pay-url",
+        &[("API-Key", cred.key.clone())],
+        &body,
+    )
+    .await;
+    data_of(s, &b);
+}
+
+/// A shop stays on the credential it was configured with after the operator creates another
+/// (`coffer key create --dialect aurpay` again): its orders' callbacks carry that
+/// credential's `API-Key` and `Callback-Token` and are signed with its callback secret; the
+/// new credential's orders get the new one. Once the creating credential is revoked, its
+/// orders' callbacks use the merchant's newest active credential.
+async fn callbacks_use_the_creating_credential(db: &TestDb) {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let engine: Engine = engine_at(
+        db,
+        registry(
+            "eth",
+            "Ethereum",
+            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
+        ),
+        clock.clone(),
+    );
+    let env = serve(db, engine, "eth").await;
+    let first = env.cred.clone();
+    let hits: Hits = Arc::default();
+    let base = receiver(hits.clone()).await;
+    let stop = start_webhooks(&env);
+    order_with(&env, &first, &base, "/timeout/a").await;
+    let second = env
+        .engine
+        .create_dialect_credential(&env.master, &env.merchant, &coffer_dialect_aurpay::CREDENTIAL)
+        .await
+        .unwrap();
+    order_with(&env, &second, &base, "/timeout/c").await;
+    clock.advance(time::Duration::minutes(31));
+    assert_eq!(env.engine.expire_due(10).await.unwrap(), 2);
+    let got = wait_for_hits(&hits, 2).await;
+    for (path, cred) in [("/timeout/a", &first), ("/timeout/c", &second)] {
+        let hit = hit_at(&got, path);
+        verify_with(cred, hit, &format!("{base}{path}"));
+        assert_eq!(header(hit, "api-key"), cred.key, "{path}");
+    }
+
+    // the first credential revoked while its order is pending: the newest active one signs
+    order_with(&env, &first, &base, "/timeout/b").await;
+    let revoked = env
+        .engine
+        .list_dialect_credentials(&env.merchant, Some("aurpay"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| first.key.starts_with(&c.key_prefix))
+        .unwrap();
+    env.engine
+        .revoke_dialect_credential(&env.merchant, &revoked.id)
+        .await
+        .unwrap();
+    clock.advance(time::Duration::minutes(31));
+    assert_eq!(env.engine.expire_due(10).await.unwrap(), 1);
+    let got = wait_for_hits(&hits, 3).await;
+    let hit = hit_at(&got, "/timeout/b");
+    verify_with(&second, hit, &format!("{base}/timeout/b"));
+    assert_eq!(header(hit, "api-key"), second.key);
+    let _ = stop.send(true);
+}
+
 both_backends! {
+    callbacks_use_the_creating_credential => callbacks_use_the_creating_credential;
     paid_order_calls_back_signed => paid_order_calls_back_signed;
     timeout_callback_is_a_get_with_the_api_key => timeout_callback_is_a_get_with_the_api_key;
 }

@@ -74,6 +74,7 @@ pub(crate) async fn create_payment_order(
                 },
                 dialect: DIALECT.into(),
                 dialect_data: data,
+                credential_id: Some(signed.credential.id.clone()),
                 ..NewOrder::default()
             },
         )

@@ -381,6 +381,7 @@ async fn create(
                 },
                 dialect: DIALECT.into(),
                 dialect_data: data,
+                credential_id: Some(signed.credential.id.clone()),
                 ..NewOrder::default()
             },
         )

@@ -216,10 +216,28 @@ pub async fn active_credential(
     merchant: &MerchantId,
     dialect: &str,
 ) -> Result<Option<DialectCredential>, EngineError> {
+    callback_credential(store, master, merchant, dialect, None).await
+}
+
+/// The credential a callback of the merchant's `dialect` carries and is signed with: the one
+/// that created its order (`preferred`, `Order::credential_id`) while it is active — a shop
+/// verifies with the values it was configured with, whatever newer credentials exist. Without
+/// one (native or older orders, deposits, withdrawals), or once it is revoked (a revoked
+/// secret signs nothing more), the merchant's newest active credential of the dialect;
+/// `None` when no credential of the dialect is active.
+pub async fn callback_credential(
+    store: &dyn coffer_store::Store,
+    master: &MasterKey,
+    merchant: &MerchantId,
+    dialect: &str,
+    preferred: Option<&str>,
+) -> Result<Option<DialectCredential>, EngineError> {
     let records = store
         .list_dialect_credentials(merchant, Some(dialect))
         .await?;
-    match records.iter().rev().find(|r| r.revoked_at.is_none()) {
+    let active = |r: &&DialectCredentialRecord| r.revoked_at.is_none();
+    let creator = preferred.and_then(|id| records.iter().filter(active).find(|r| r.id == id));
+    match creator.or_else(|| records.iter().rev().find(active)) {
         Some(record) => open(master, record).map(Some),
         None => Ok(None),
     }

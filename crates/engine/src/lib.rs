@@ -119,6 +119,8 @@ pub struct NewOrder {
     pub dialect: String,
     /// Stored on the order as `Order::dialect_data` (a dialect's own fields).
     pub dialect_data: serde_json::Map<String, serde_json::Value>,
+    /// The dialect credential the request authenticated with (`Order::credential_id`).
+    pub credential_id: Option<String>,
 }
 
 /// Result of creating an order: a replay of the same `order_no` returns the existing order.
@@ -427,6 +429,7 @@ impl Engine {
                 input.dialect.clone()
             },
             dialect_data: input.dialect_data.clone(),
+            credential_id: input.credential_id.clone(),
             expires_at,
             monitor_until: expires_at + self.settings.monitor_for,
             created_at: now,

@@ -263,6 +263,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "method_details",
         include_str!("../migrations/sqlite/0020_method_details.sql"),
     ),
+    (
+        23,
+        "order_credential",
+        include_str!("../migrations/sqlite/0023_order_credential.sql"),
+    ),
 ];
 
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -350,6 +355,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         20,
         "method_details",
         include_str!("../migrations/postgres/0020_method_details.sql"),
+    ),
+    (
+        23,
+        "order_credential",
+        include_str!("../migrations/postgres/0023_order_credential.sql"),
     ),
 ];
 

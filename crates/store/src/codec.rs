@@ -169,6 +169,7 @@ pub fn order_from_row(row: &impl RowExt) -> Result<Order, StoreError> {
         version: row.int("version")?,
         lock_window: time::Duration::milliseconds(row.int("lock_window_ms")?),
         dialect_data: json("orders.dialect_data", &row.text("dialect_data")?)?,
+        credential_id: row.opt_text("credential_id")?,
     })
 }
 

@@ -100,6 +100,7 @@ fn order(merchant: &MerchantId, order_no: Option<&str>, created_at: OffsetDateTi
         updated_at: created_at,
         version: 1,
         dialect_data: Default::default(),
+        credential_id: Some("dcr_conformance".into()),
         lock_window: Duration::minutes(30),
     }
 }

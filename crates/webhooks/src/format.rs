@@ -113,8 +113,9 @@ pub struct FormatInput<'a> {
 }
 
 /// What a dialect formatter may need beyond the event: the object the event is about as it is
-/// now (an order with its payments, a payout request, or a deposit), and the merchant's active
-/// credential of the delivery's dialect (opened: callback tokens and secrets). Loaded by the
+/// now (an order with its payments, a payout request, or a deposit), and the credential of the
+/// delivery's dialect the callback uses: the one that created the order while it is active,
+/// else the merchant's newest active one (opened: callback tokens and secrets). Loaded by the
 /// sender before each attempt.
 #[derive(Clone, Default)]
 pub struct DialectContext {

@@ -64,7 +64,8 @@ type Done = mpsc::Sender<Finished>;
 
 impl Sender {
     /// The object of the event (order and payments, payout request with a refund's order, or
-    /// deposit) and the merchant's credential of the delivery's dialect.
+    /// deposit) and the credential of the delivery's dialect its callback uses
+    /// ([`coffer_engine::dialect_keys::callback_credential`]).
     async fn dialect_context(
         &self,
         delivery: &coffer_store::DeliveryRecord,
@@ -101,11 +102,14 @@ impl Sender {
                 .map_err(|e| e.to_string())?,
             Err(_) => None,
         };
-        let credential = coffer_engine::dialect_keys::active_credential(
+        // The credential that created the order (a refund's too), while it is active.
+        let creator = order.as_ref().and_then(|o| o.credential_id.as_deref());
+        let credential = coffer_engine::dialect_keys::callback_credential(
             &**store,
             &self.hooks.key,
             &delivery.merchant_id,
             &delivery.dialect,
+            creator,
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -196,6 +196,7 @@ pub async fn create_order(
         fixed_stablecoin_rate: body.fixed_stablecoin_rate.unwrap_or(false),
         dialect: "native".into(),
         dialect_data: Default::default(),
+        credential_id: None,
     };
     let created = state.engine.create_order(merchant, input).await?;
     let status = if created.created {

@@ -201,6 +201,7 @@ fn create_order_changeset(
         updated_at: now,
         version: 1,
         dialect_data: Default::default(),
+        credential_id: None,
         lock_window: time::Duration::minutes(30),
     };
     // The engine's event carries the order's API view; the serialized order is a payload of

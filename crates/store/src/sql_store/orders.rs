@@ -19,7 +19,7 @@ macro_rules! order_columns {
          rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, any_reversed, \
          policy, description, metadata, success_url, expired_url, callback_url, dialect, \
          expires_at, monitor_until, created_at, updated_at, version, lock_window_ms, dialect_data, \
-         target_details"
+         target_details, credential_id"
     };
 }
 
@@ -34,7 +34,7 @@ pub(super) const INSERT_ORDER: &str = concat!(
     "INSERT INTO orders (",
     order_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)"
+     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37)"
 );
 
 const SELECT_ORDER_BY_MERCHANT_AND_ID: &str = select_orders!("WHERE merchant_id = $1 AND id = $2");
@@ -63,7 +63,8 @@ const SELECT_ORDERS_BY_ADDRESS: &str = select_orders!(
      ORDER BY created_at, id"
 );
 
-// Identity columns (id, merchant, order_no, token, created_at) never change after insert.
+// Identity columns (id, merchant, order_no, token, created_at, credential_id) never change
+// after insert.
 pub(super) const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, reason = $2, amount = $3, currency = $4, \
      fixed_stablecoin_rate = $5, asset = $6, amount_due = $7, address = $8, derivation_index = $9, \
      derivation_path = $10, rate_price = $11, rate_source = $12, rate_at = $13, confirmed = $14, \
@@ -146,6 +147,7 @@ pub(super) fn insert(order: &Order) -> Query {
         .int(window_ms(order))
         .text(to_json(&order.dialect_data))
         .text(target_details(order))
+        .opt_text(order.credential_id.clone())
 }
 
 pub(super) fn update(order: &Order, expected_version: i64) -> Query {
