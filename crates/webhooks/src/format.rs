@@ -25,7 +25,9 @@ pub enum SuccessRule {
     Any2xx,
     /// Exactly HTTP 200.
     Exactly200,
-    /// HTTP 2xx and the body, trimmed, is exactly `success`.
+    /// HTTP 2xx and the body is `success`: as plain text or as a JSON string (`"success"`,
+    /// what PHP's `wp_send_json('success')` writes), with surrounding whitespace and a UTF-8
+    /// byte-order mark ignored. The content type is not looked at.
     BodyIsSuccess,
 }
 
@@ -34,11 +36,19 @@ impl SuccessRule {
         match self {
             SuccessRule::Any2xx => (200..300).contains(&status),
             SuccessRule::Exactly200 => status == 200,
-            SuccessRule::BodyIsSuccess => {
-                (200..300).contains(&status) && body.trim_ascii() == b"success"
-            }
+            SuccessRule::BodyIsSuccess => (200..300).contains(&status) && says_success(body),
         }
     }
+}
+
+/// Whether a response body is the word `success`, bare or as a JSON string.
+fn says_success(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body).trim_ascii();
+    let word = body
+        .strip_prefix(b"\"")
+        .and_then(|b| b.strip_suffix(b"\""))
+        .unwrap_or(body);
+    word == b"success"
 }
 
 /// Delays before each retry: `delays[i]` follows failed attempt `i + 1`. After the last one
@@ -263,6 +273,27 @@ mod tests {
         assert!(!SuccessRule::Exactly200.accepts(201, b""));
         assert!(SuccessRule::BodyIsSuccess.accepts(200, b"success\n"));
         assert!(!SuccessRule::BodyIsSuccess.accepts(200, b"ok"));
+        // What PHP plugins send: `wp_send_json('success')`, echo with newlines, a BOM.
+        for body in [
+            &b"\"success\""[..],
+            b" \"success\"\r\n",
+            b"\n\tsuccess \n",
+            b"\xEF\xBB\xBFsuccess",
+            b"\xEF\xBB\xBF\"success\"\n",
+        ] {
+            assert!(SuccessRule::BodyIsSuccess.accepts(200, body), "{body:?}");
+        }
+        for body in [
+            &b"\"success"[..],
+            b"success\"",
+            b"\" success \"",
+            b"\"fail\"",
+            b"{\"success\":true}",
+            b"successful",
+            b"",
+        ] {
+            assert!(!SuccessRule::BodyIsSuccess.accepts(200, body), "{body:?}");
+        }
         assert!(!SuccessRule::BodyIsSuccess.accepts(500, b"success"));
     }
 
