@@ -183,7 +183,7 @@ pub fn payment_json(order: &Order, payments: &[Payment], assets: &AssetRegistry)
         "description": order.description.clone().unwrap_or_default(),
         "isLegalTender": legal,
         "quoteCurrencySymbol": order.currency,
-        "quoteAmount": order.amount.to_string(),
+        "quoteAmount": coffer_dialect::amount_as_sent(order, "quoteAmount"),
         "paymentStatus": payment_status(order.state),
         "paymentType": 1,
         "expectedAmount": target.map(|t| t.amount_due.to_string()).unwrap_or_else(|| "0".into()),

@@ -57,6 +57,8 @@ pub(crate) async fn create_payment_order(
     data.insert("notifyUrl".into(), notify_url.into());
     data.insert("isLegalTender".into(), legal.into());
     data.insert("quoteCurrencySymbol".into(), symbol.into());
+    // Echoed exactly as sent ("18.00" stays "18.00").
+    data.insert("quoteAmount".into(), b.quote_amount.as_sent().into());
     let created = api
         .engine
         .create_order(

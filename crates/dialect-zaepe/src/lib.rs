@@ -421,10 +421,7 @@ async fn info(
 }
 
 fn original_amount(o: &Order) -> String {
-    o.dialect_data
-        .get("amount")
-        .and_then(Value::as_str)
-        .map_or_else(|| o.amount.to_string(), str::to_owned)
+    coffer_dialect::amount_as_sent(o, "amount")
 }
 
 fn order_amount(o: &Order, assets: &AssetRegistry) -> String {

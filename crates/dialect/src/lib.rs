@@ -34,6 +34,17 @@ pub use lenient::{
     FromScalar, LenientDecimal, LenientFlag, LenientInt, LenientText, Maybe, Scalar,
 };
 
+/// The order's amount as the shop sent it (kept in its dialect data under `key`, see
+/// [`LenientDecimal::as_sent`]): vendors echo `"18.00"` as `"18.00"`. Orders created before the
+/// text was kept show the exact decimal.
+pub fn amount_as_sent(order: &coffer_core::Order, key: &str) -> String {
+    order
+        .dialect_data
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .map_or_else(|| order.amount.to_string(), str::to_owned)
+}
+
 /// What a dialect is built from: the engine it translates onto, the master key that opens its
 /// sealed credentials, and the server's default callback retry schedule (a dialect whose
 /// vendor documents its own uses that instead).
