@@ -314,11 +314,29 @@ struct CreateBody {
     meta: Option<String>,
 }
 
-/// The USDT asset of the chain named by `chain_type` (case-insensitive; Zaepe supports `bsc`).
+/// Zaepe's chain names and the EVM chain ids each stands for, mainnet first ("Currently only
+/// bsc is supported"; its example sends `BSC`).
+pub const VENDOR_CHAINS: &[(&str, &[u64])] = &[("bsc", &[56, 97])];
+
+/// The configured chain `chain_type` names, in any letter case: a Zaepe name is the
+/// configured chain with its EVM chain id, whatever the operator called it (`bsc`, `bnb`,
+/// `binance`); any other name must be a Coffer chain id (a development chain such as `anvil`).
+fn chain_for<'a>(assets: &'a AssetRegistry, chain_type: &str) -> Option<&'a coffer_core::Chain> {
+    let by_vendor_name = VENDOR_CHAINS
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(chain_type))
+        .flat_map(|(_, ids)| ids.iter())
+        .find_map(|id| assets.chains().find(|c| c.evm_chain_id == Some(*id)));
+    by_vendor_name.or_else(|| {
+        assets
+            .chains()
+            .find(|c| c.id.as_str().eq_ignore_ascii_case(chain_type))
+    })
+}
+
+/// The USDT asset of the chain named by `chain_type` ([`chain_for`]).
 fn usdt_on(assets: &AssetRegistry, chain_type: &str) -> Option<AssetId> {
-    let chain = assets
-        .chains()
-        .find(|c| c.id.as_str().eq_ignore_ascii_case(chain_type))?;
+    let chain = chain_for(assets, chain_type)?;
     assets
         .assets()
         .find(|a| a.chain() == &chain.id && a.symbol().as_str().eq_ignore_ascii_case("USDT"))

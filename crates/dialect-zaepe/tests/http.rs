@@ -16,6 +16,7 @@ use serde_json::Value;
 
 struct Harness {
     engine: Engine,
+    merchant: coffer_core::MerchantId,
     base: String,
     key: String,
     secret: String,
@@ -23,7 +24,11 @@ struct Harness {
 }
 
 async fn start(db: &TestDb) -> Harness {
-    let engine = fixtures::bsc_shop_engine_now(db);
+    start_on(fixtures::bsc_shop_engine_now(db), "bsc").await
+}
+
+/// The harness over `engine`, the merchant's wallet on `chain`.
+async fn start_on(engine: Engine, chain: &str) -> Harness {
     let master = MasterKey::from_bytes([9; 32]);
     let (m, cred) = engine
         .create_merchant_with_dialect_credential(
@@ -33,11 +38,12 @@ async fn start(db: &TestDb) -> Harness {
         )
         .await
         .unwrap();
-    engine.set_wallet(&m.id, "bsc", "cd").await.unwrap();
+    engine.set_wallet(&m.id, chain, "cd").await.unwrap();
     let app = coffer_dialect_zaepe::ZaepeDialect
         .routes(&DialectDeps::new(engine.clone(), Arc::new(master)));
     Harness {
         engine,
+        merchant: m.id,
         base: fixtures::serve(app).await,
         key: cred.key,
         secret: cred.secret,
@@ -323,7 +329,69 @@ async fn auth_failures_write_nothing(db: &TestDb) {
     assert_eq!(h.orders().await, 1, "a replay writes nothing");
 }
 
+/// The operator named its BNB Smart Chain `binance` (EVM chain id 56): the vendor's example
+/// `"chain_type": "BSC"` (and `bsc`, `Bsc`) still means it; an unconfigured name does not.
+async fn vendor_chain_names(db: &TestDb) {
+    use coffer_core::AssetKind;
+    let chain = coffer_core::Chain {
+        id: coffer_core::ChainId::parse("binance").unwrap(),
+        ..fixtures::bsc(1)
+    };
+    let usdt = fixtures::asset(
+        "binance",
+        "USDT",
+        fixtures::token("0x55d398326f99059fF775485246999027B3197955"),
+        6,
+        true,
+    );
+    let assets = coffer_engine::AssetRegistry::new(
+        vec![chain],
+        vec![fixtures::asset("binance", "BNB", AssetKind::Native, 6, false), usdt],
+    )
+    .unwrap();
+    let rates = coffer_core::FixedRates::new().with(
+        "USDT",
+        "USD",
+        coffer_core::Price::new(rust_decimal::Decimal::ONE).unwrap(),
+    );
+    let engine = fixtures::engine(
+        db,
+        assets,
+        rates,
+        fixtures::TestDeriver::evm_like(),
+        Arc::new(coffer_engine::SystemClock),
+    );
+    let h = start_on(engine, "binance").await;
+    for (n, chain_type) in ["BSC", "bsc", "Bsc"].into_iter().enumerate() {
+        let body = CREATE
+            .replace("Pay1678886400000", &format!("Pay167888640000{n}"))
+            .replace("\"BSC\"", &format!("\"{chain_type}\""))
+            .replace("\"0.1\"", "\"0.10\"");
+        let d = h.ok("/v1/payment", &body).await;
+        assert_eq!(d["amount"], "0.10", "echoed as sent");
+        let info = h
+            .ok("/v1/payment/info", &format!(r#"{{"order_no":"{}"}}"#, d["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(info["amount"], "0.10", "echoed as sent");
+        assert_eq!(info["chain_type"], "bsc", "the vendor's name, not Coffer's chain id");
+        let order = h
+            .engine
+            .order_by_no(&h.merchant, &format!("Pay167888640000{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.target.unwrap().asset.to_string(), "binance:USDT");
+    }
+    let body = CREATE.replace("\"BSC\"", "\"tron\"");
+    let (status, v) = h
+        .send("/v1/payment", &body, &h.headers(&body, now(), &nonce(), "hex"))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["code"], 10003);
+}
+
 both_backends! {
     create_info => create_and_info;
+    chain_names => vendor_chain_names;
     auth => auth_failures_write_nothing;
 }
