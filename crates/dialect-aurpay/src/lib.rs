@@ -41,6 +41,7 @@ pub const CREDENTIAL: CredentialShape = CredentialShape {
     dialect: DIALECT,
     tag: "aur",
     key: "API-Key",
+    key_chars: coffer_engine::dialect_keys::LONG_KEY,
     secret: "API-Secret",
     token: Some("API-Token"),
     callback_token: Some("Callback-Token"),

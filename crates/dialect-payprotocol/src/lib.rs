@@ -44,6 +44,7 @@ pub const CREDENTIAL: CredentialShape = CredentialShape {
     dialect: DIALECT,
     tag: "ppr",
     key: "X-PAY-KEY",
+    key_chars: coffer_engine::dialect_keys::SHORT_KEY,
     secret: "secret",
     token: None,
     callback_token: None,

@@ -38,14 +38,18 @@ struct Hit {
 type Hits = Arc<Mutex<Vec<Hit>>>;
 
 /// The shop: the first refund and the first withdrawal callback are answered `ok` (not
-/// `success`, so they must come again), everything else `success`.
+/// `success`, so they must come again); the vendor's WooCommerce plugin's callback
+/// (`/?wc-api=wc_gateway_crypto`) as its `wp_send_json("success")` does; everything else
+/// `success`.
 async fn receive(
     State(hits): State<Hits>,
     method: HttpMethod,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> &'static str {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wordpress = uri.query() == Some("wc-api=wc_gateway_crypto");
     let mut hits = hits.lock().unwrap();
     let path = uri.path().to_owned();
     let first = !hits.iter().any(|h| h.path == path);
@@ -56,10 +60,17 @@ async fn receive(
         headers,
         body: String::from_utf8(body.to_vec()).unwrap(),
     });
-    if first && (path == "/refund/cb" || path == "/withdraw/cb") {
-        "ok"
+    if wordpress {
+        // wp_send_json(): the JSON encoding of the string, with WordPress's content type.
+        (
+            [("content-type", "application/json; charset=UTF-8")],
+            "\"success\"",
+        )
+            .into_response()
+    } else if first && (path == "/refund/cb" || path == "/withdraw/cb") {
+        "ok".into_response()
     } else {
-        "success"
+        "success".into_response()
     }
 }
 
@@ -363,6 +374,105 @@ const WITHDRAWAL_FIELDS: &[(&str, &str)] = &[
     ("transferHash", "string"),
 ];
 
+/// The vendor's WooCommerce plugin (`PayProtocol-Network/wc-plugin`,
+/// `class-wc-gateway-crypto.php`) exactly as it builds its requests: `outTradeNo` =
+/// `WP-ORDER-{X-PAY-KEY}-{order number}` (its default `order_prefix`), the body
+/// `json_encode(..., JSON_UNESCAPED_SLASHES)` of its `$crypto_args` in its key order with
+/// `chainId` a string (a WordPress option) and `quoteAmount` WooCommerce's `get_total()`
+/// (`"18.00"`), the notify URL `site_url() . '/?wc-api=wc_gateway_crypto'`. Its callback
+/// handler answers `wp_send_json("success")` (a JSON string, quotes included) and re-reads
+/// the payment with the query unencoded and signed as sent; it completes the order only if
+/// `quoteAmount` equals its total.
+async fn woocommerce_plugin(db: &TestDb) {
+    let h = start(db).await;
+    assert!(
+        h.key.len() <= 32,
+        "a Pay Protocol key is short like the vendor's: {}",
+        h.key
+    );
+    let wc_order = "10472";
+    let order_prefix = format!("WP-ORDER-{}-", h.key);
+    let out_trade_no = format!("{order_prefix}{wc_order}");
+    let notify = format!("{}/?wc-api=wc_gateway_crypto", h.shop);
+    let body = format!(
+        r#"{{"chainId":"56","outTradeNo":"{out_trade_no}","description":"Currently WooCommerce product information","isLegalTender":1,"notifyUrl":"{notify}","quoteCurrencySymbol":"USD","quoteAmount":"18.00","redirectionUrl":"https://shop.example/checkout/order-received/{wc_order}/?key=wc_order_Xq3ZpL0aT9bEw"}}"#
+    );
+    let created = h
+        .ok("POST", "/api/mer/payment/createPaymentOrder", &body)
+        .await;
+    assert!(created["paymentUrl"].as_str().unwrap().starts_with("/pay/"));
+    h.pay().await;
+
+    // the callback, acknowledged at its first attempt by the JSON string "success"
+    let hits = h.wait_hits("/", 1).await;
+    let cb = h.verify_like_a_shop(&hits[0], "/?wc-api=wc_gateway_crypto");
+    assert_eq!(cb["outTradeNo"], out_trade_no.as_str());
+    assert_eq!(cb["quoteAmount"], "18.00", "echoed as given");
+    h.settled(&notify, "succeeded", 1).await;
+
+    // the plugin's handler: get_payments_result(), its query neither encoded nor reordered
+    let detail = h
+        .ok(
+            "GET",
+            &format!(
+                "/api/mer/payment/detail?outTradeNo={}&outPaymentNo={}",
+                cb["outTradeNo"].as_str().unwrap(),
+                cb["outPaymentNo"].as_str().unwrap()
+            ),
+            "",
+        )
+        .await;
+    assert_eq!(detail["paymentStatus"], 0);
+    assert_eq!(detail["quoteCurrencySymbol"], "USD");
+    assert_eq!(detail["quoteAmount"], "18.00", "echoed as given");
+    // str_replace($this->order_prefix, '', outTradeNo): the WooCommerce order again
+    assert_eq!(
+        detail["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .replace(&order_prefix, ""),
+        wc_order
+    );
+    // the payment callback is not sent again (no retry after the acknowledgement)
+    h.clock.advance(time::Duration::seconds(20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.hits_at("/").len(), 1);
+}
+
+/// A shop still on a key made before keys were shortened (57 characters): it keeps
+/// authenticating, and the plugin's `WP-ORDER-{key}-{order number}` still fits.
+async fn long_key_still_works(db: &TestDb) {
+    let mut h = start(db).await;
+    let long = coffer_engine::CredentialShape {
+        key_chars: coffer_engine::dialect_keys::LONG_KEY,
+        ..coffer_dialect_payprotocol::CREDENTIAL
+    };
+    let master = MasterKey::from_bytes([9; 32]);
+    let old = h
+        .engine
+        .create_dialect_credential(&master, &h.merchant, &long)
+        .await
+        .unwrap();
+    assert_eq!(old.key.len(), 57);
+    h.key = old.key;
+    h.secret = old.secret;
+    let out_trade_no = format!("WP-ORDER-{}-10473", h.key);
+    let body = format!(
+        r#"{{"chainId":"56","outTradeNo":"{out_trade_no}","description":"Currently WooCommerce product information","isLegalTender":1,"notifyUrl":"{}/?wc-api=wc_gateway_crypto","quoteCurrencySymbol":"USD","quoteAmount":"18.00"}}"#,
+        h.shop
+    );
+    h.ok("POST", "/api/mer/payment/createPaymentOrder", &body)
+        .await;
+    let detail = h
+        .ok(
+            "GET",
+            &format!("/api/mer/payment/detail?outTradeNo={out_trade_no}"),
+            "",
+        )
+        .await;
+    assert_eq!(detail["outTradeNo"], out_trade_no.as_str());
+}
+
 async fn refund_callbacks(db: &TestDb) {
     let h = start(db).await;
     let create = format!(
@@ -640,6 +750,8 @@ async fn withdrawal_callbacks(db: &TestDb) {
 }
 
 both_backends! {
+    woocommerce => woocommerce_plugin;
+    long_key => long_key_still_works;
     refunds => refund_callbacks;
     withdrawals => withdrawal_callbacks;
 }

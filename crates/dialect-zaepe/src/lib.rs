@@ -39,6 +39,7 @@ pub const CREDENTIAL: CredentialShape = CredentialShape {
     dialect: DIALECT,
     tag: "zae",
     key: "X-API-Key",
+    key_chars: coffer_engine::dialect_keys::SHORT_KEY,
     secret: "secret",
     token: None,
     callback_token: None,

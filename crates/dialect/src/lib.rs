@@ -167,6 +167,7 @@ mod tests {
                 dialect: self.0,
                 tag: "tst",
                 key: "Key",
+                key_chars: coffer_engine::dialect_keys::LONG_KEY,
                 secret: "Secret",
                 token: None,
                 callback_token: None,

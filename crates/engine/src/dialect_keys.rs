@@ -35,6 +35,12 @@ pub struct CredentialShape {
     pub tag: &'static str,
     /// The vendor's label of the public key (e.g. `X-API-Key`).
     pub key: &'static str,
+    /// How many random characters (base32: 5 bits each) follow `{tag}k_` in the key:
+    /// [`LONG_KEY`] where the key alone authenticates a request (a bearer secret), or
+    /// [`SHORT_KEY`] where it only names the credential and a signature with the secret proves
+    /// the sender — short like the vendor's own keys, because shop plugins embed it (the Pay
+    /// Protocol plugin builds `WP-ORDER-{key}-{order}` order numbers).
+    pub key_chars: usize,
     /// The vendor's label of the secret.
     pub secret: &'static str,
     /// The label of a second public identifier, if the vendor has one.
@@ -80,6 +86,12 @@ pub enum SettingKind {
     /// An absolute http(s) URL that callbacks may go to.
     Url,
 }
+
+/// Random characters of a key that is a bearer secret: 52 base32 characters, 256 bits.
+pub const LONG_KEY: usize = 52;
+/// Random characters of a key that only names a credential: 16 base32 characters, 80 bits
+/// (enough that two credentials never share a key; a key is looked up by its SHA-256).
+pub const SHORT_KEY: usize = 16;
 
 /// Prefix of dialect credential ids.
 pub const CREDENTIAL_ID_PREFIX: &str = "dcr_";
@@ -151,6 +163,12 @@ pub fn identifier_hash(value: &str) -> String {
 
 fn fresh(tag: &str, kind: &str) -> String {
     format!("{tag}{kind}_{}", base32(&random32()))
+}
+
+/// A key of `chars` random characters (at most [`LONG_KEY`]).
+fn fresh_key(tag: &str, chars: usize) -> String {
+    let random: String = base32(&random32()).chars().take(chars).collect();
+    format!("{tag}k_{random}")
 }
 
 fn corrupt(detail: impl Into<String>) -> EngineError {
@@ -260,7 +278,7 @@ impl Engine {
             id: format!("{CREDENTIAL_ID_PREFIX}{}", base32(&random16())),
             merchant_id: merchant.clone(),
             dialect: shape.dialect.to_owned(),
-            key: fresh(tag, "k"),
+            key: fresh_key(tag, shape.key_chars),
             secret: fresh(tag, "s"),
             token: shape.token.map(|_| fresh(tag, "t")),
             callback_token: shape.callback_token.map(|_| fresh(tag, "ct")),

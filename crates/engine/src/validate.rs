@@ -7,7 +7,10 @@ use time::Duration;
 
 use crate::{AssetRegistry, EngineError, EngineSettings, NewOrder};
 
-pub const MAX_ORDER_NO: usize = 64;
+/// Room for what shop plugins build: the Pay Protocol WooCommerce plugin's
+/// `WP-ORDER-{X-PAY-KEY}-{order number}` with a 57-character key from before keys were
+/// shortened, order-number plugins' long numbers, and Aurpay's `origin.id`.
+pub const MAX_ORDER_NO: usize = 128;
 pub const MAX_DESCRIPTION: usize = 1000;
 pub const MAX_URL: usize = 2048;
 pub const MIN_EXPIRES_IN: Duration = Duration::minutes(1);
@@ -100,7 +103,7 @@ pub fn new_order(
                 return Err(EngineError::invalid(
                     "invalid_order_no",
                     "order_no",
-                    "order_no must be 1-64 printable ASCII characters without spaces",
+                    "order_no must be 1-128 printable ASCII characters without spaces",
                 ));
             }
             Some(no.clone())

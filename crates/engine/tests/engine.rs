@@ -309,7 +309,7 @@ async fn bad_input_is_refused_and_writes_nothing(db: &TestDb) {
         ),
         (
             NewOrder {
-                order_no: Some("x".repeat(65)),
+                order_no: Some("x".repeat(129)),
                 ..usd("1")
             },
             "invalid_order_no",
