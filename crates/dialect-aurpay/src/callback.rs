@@ -7,7 +7,10 @@
 //!   `enable_post_callback`.
 //! - Headers `Callback-Token`, `Date` (ISO-8601 UTC) and `Signature` =
 //!   base64(HMAC-SHA256(callback secret, "{Date} | {full URL}")), plus `API-Key` when the order
-//!   was created in API-Key mode. Success is exactly HTTP 200.
+//!   was created in API-Key mode, all of the credential that created the order (while it is
+//!   active; else the merchant's newest). Success is exactly HTTP 200.
+//! - Orders made through `pay/token` get `public_key={API-Key}` appended to the URL, as
+//!   Aurpay's server does for that flow (the WooCommerce gateway using it checks it).
 
 use std::sync::Arc;
 
@@ -46,6 +49,21 @@ fn data_flag(order: &Order, key: &str) -> bool {
         .get(key)
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false)
+}
+
+/// `url` with `public_key={key}` added to its query (before any fragment). Keys are letters,
+/// digits and `_`: nothing to escape.
+fn with_public_key(url: &str, key: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, format!("#{fragment}")),
+        None => (url, String::new()),
+    };
+    let separator = match base.find('?') {
+        None => "?",
+        Some(_) if base.ends_with('?') || base.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    format!("{base}{separator}public_key={key}{fragment}")
 }
 
 /// Whether `event` moved the order into a successful state (settled, whatever the reason).
@@ -102,7 +120,11 @@ impl Formatter for AurpayFormatter {
                 ));
             }
         };
-        let url = input.delivery.url.clone();
+        let url = if data_str(order, "endpoint") == Some(crate::handlers::PAY_TOKEN) {
+            with_public_key(&input.delivery.url, &credential.key)
+        } else {
+            input.delivery.url.clone()
+        };
         let date = callback_date(input.now);
         let mut headers = vec![
             (
@@ -137,5 +159,29 @@ impl Formatter for AurpayFormatter {
             success: SuccessRule::Exactly200,
             retry: self.retry.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_public_key;
+
+    #[test]
+    fn public_key_joins_the_query() {
+        let k = "aurk_x1";
+        for (url, expected) in [
+            (
+                "https://shop.example/?wc-api=APWC_Gateway&order_id=7",
+                "https://shop.example/?wc-api=APWC_Gateway&order_id=7&public_key=aurk_x1",
+            ),
+            ("https://shop.example/cb", "https://shop.example/cb?public_key=aurk_x1"),
+            ("https://shop.example/cb?", "https://shop.example/cb?public_key=aurk_x1"),
+            (
+                "https://shop.example/cb?a=1#top",
+                "https://shop.example/cb?a=1&public_key=aurk_x1#top",
+            ),
+        ] {
+            assert_eq!(with_public_key(url, k), expected);
+        }
     }
 }

@@ -414,8 +414,147 @@ async fn callbacks_use_the_creating_credential(db: &TestDb) {
     let _ = stop.send(true);
 }
 
+/// The WooCommerce gateway `aurpay-for-woocommerce` (`APWC_Gateway::ipn_callback`): answers
+/// 400 `Public Key Error` unless `$_GET['public_key']` is its configured Public Key, else 200.
+async fn wc_gateway(
+    State((hits, public_key)): State<(Hits, String)>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let got = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("public_key="))
+        .unwrap_or_default()
+        .to_owned();
+    hits.lock().unwrap().push(Hit {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers,
+        body: Vec::new(),
+    });
+    if got == public_key {
+        axum::Json(serde_json::json!({"success": true, "data": {"a": public_key}})).into_response()
+    } else {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"message": format!("Public Key Error: {got}")})),
+        )
+            .into_response()
+    }
+}
+
+/// The same gateway's `process_payment()`, byte for byte: `json_encode($data)` (slashes
+/// escaped, the WooCommerce order id an integer, `price` its `get_total()` string) POSTed to
+/// `pay/token` with `Content-Type: application/json; charset=utf-8` and `API-KEY`; its
+/// callback URL `site_url()/?wc-api=APWC_Gateway&order_id=N`. Aurpay's server appends
+/// `public_key` to that URL for this flow; the callback is acknowledged at its first attempt.
+async fn pay_token_callback_carries_the_public_key(db: &TestDb) {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let engine: Engine = engine_at(
+        db,
+        registry(
+            "eth",
+            "Ethereum",
+            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
+        ),
+        clock.clone(),
+    );
+    let env = serve(db, engine, "eth").await;
+    let hits: Hits = Arc::default();
+    let app = axum::Router::new()
+        .fallback(wc_gateway)
+        .with_state((hits.clone(), env.cred.key.clone()));
+    let site = coffer_testkit::fixtures::serve(app).await;
+    let stop = start_webhooks(&env);
+    let callback = format!("{site}/?wc-api=APWC_Gateway&order_id=57");
+    let escaped = |s: &str| s.replace('/', "\\/");
+    let body = format!(
+        r#"{{"platform":"WOOCOMMERCE","origin":{{"id":57,"price":"18.00","currency":"USD","callback_url":"{}","succeed_url":"{}","url":"{}"}}}}"#,
+        escaped(&callback),
+        escaped(&format!("{site}/checkout/order-received/57/?key=wc_order_hV2mQ")),
+        escaped(&site),
+    );
+    let resp = env
+        .client
+        .post(format!("{}/api/order/pay/token", env.base))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .header("API-KEY", &env.cred.key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let data = data_of(status, &resp.json().await.unwrap());
+    assert!(data["token"].as_str().is_some_and(|t| !t.is_empty()), "{data}");
+
+    // the buyer picks USDT at the cashier and pays in full (as the watcher reports it)
+    let order = env
+        .engine
+        .orders_page(&env.merchant, 1, 1)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(order.order_no.as_deref(), Some("57"));
+    let usdt = AssetId::from_str("eth:USDT").unwrap();
+    let order = env
+        .engine
+        .choose_asset(&env.merchant, &order.id, &usdt)
+        .await
+        .unwrap();
+    let target = order.target.clone().unwrap();
+    let at = env.engine.now();
+    env.engine
+        .apply_chain_batch(&coffer_testkit::fixtures::batch(
+            "eth",
+            vec![coffer_testkit::fixtures::mined(
+                usdt,
+                target.address.clone(),
+                target.amount_due,
+                "0xfeed",
+                10,
+                at,
+            )],
+            10,
+        ))
+        .await
+        .unwrap();
+
+    let hit = wait_for_hit(&hits, Duration::from_secs(20)).await;
+    assert_eq!(hit.method, "GET");
+    let full = format!("{callback}&public_key={}", env.cred.key);
+    assert_eq!(
+        hit.uri,
+        format!("/?wc-api=APWC_Gateway&order_id=57&public_key={}", env.cred.key)
+    );
+    verify_like_the_plugin(&env, &hit, &full);
+    // accepted by the gateway at the first attempt: no retry follows
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(hits.lock().unwrap().len(), 1, "{:?}", hits.lock().unwrap());
+    let deliveries = env
+        .engine
+        .list_deliveries(
+            &env.merchant,
+            coffer_store::DeliveryQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let delivery = deliveries.iter().find(|d| d.url == callback).unwrap();
+    assert_eq!(delivery.status.as_str(), "succeeded");
+    assert_eq!(delivery.attempts, 1);
+    let _ = stop.send(true);
+}
+
 both_backends! {
     callbacks_use_the_creating_credential => callbacks_use_the_creating_credential;
+    pay_token_callback_carries_the_public_key => pay_token_callback_carries_the_public_key;
     paid_order_calls_back_signed => paid_order_calls_back_signed;
     timeout_callback_is_a_get_with_the_api_key => timeout_callback_is_a_get_with_the_api_key;
 }
