@@ -174,8 +174,14 @@ mod tests {
                 "https://shop.example/?wc-api=APWC_Gateway&order_id=7",
                 "https://shop.example/?wc-api=APWC_Gateway&order_id=7&public_key=aurk_x1",
             ),
-            ("https://shop.example/cb", "https://shop.example/cb?public_key=aurk_x1"),
-            ("https://shop.example/cb?", "https://shop.example/cb?public_key=aurk_x1"),
+            (
+                "https://shop.example/cb",
+                "https://shop.example/cb?public_key=aurk_x1",
+            ),
+            (
+                "https://shop.example/cb?",
+                "https://shop.example/cb?public_key=aurk_x1",
+            ),
             (
                 "https://shop.example/cb?a=1#top",
                 "https://shop.example/cb?a=1&public_key=aurk_x1#top",

@@ -242,7 +242,13 @@ pub async fn pay_url(
     signed: Signed<JsonPair<PayUrlBody, OrderOptions>>,
 ) -> Result<Response, AurpayError> {
     let JsonPair(body, options) = signed.payload;
-    let order = options.order(&signed.credential.id, signed.mode, "pay-url", &body.price, body.currency.as_str());
+    let order = options.order(
+        &signed.credential.id,
+        signed.mode,
+        "pay-url",
+        &body.price,
+        body.currency.as_str(),
+    );
     let created = state
         .engine
         .create_order(&signed.merchant, order)

@@ -273,7 +273,8 @@ async fn paid_order_calls_back_signed(db: &TestDb) {
     let _ = stop.send(true);
 }
 
-async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
+/// The dialect on Ethereum with USDT, on a manual clock.
+async fn manual_env(db: &TestDb) -> (Arc<ManualClock>, Env) {
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let engine: Engine = engine_at(
         db,
@@ -284,7 +285,11 @@ async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
         ),
         clock.clone(),
     );
-    let env = serve(db, engine, "eth").await;
+    (clock, serve(db, engine, "eth").await)
+}
+
+async fn timeout_callback_is_a_get_with_the_api_key(db: &TestDb) {
+    let (clock, env) = manual_env(db).await;
     let hits: Hits = Arc::default();
     let base = receiver(hits.clone()).await;
     let stop = start_webhooks(&env);
@@ -325,7 +330,11 @@ async fn wait_for_hits(hits: &Hits, n: usize) -> Vec<Hit> {
         if got.len() >= n {
             return got;
         }
-        assert!(Instant::now() < end, "{} of {n} callbacks arrived", got.len());
+        assert!(
+            Instant::now() < end,
+            "{} of {n} callbacks arrived",
+            got.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -360,17 +369,7 @@ async fn order_with(env: &Env, cred: &NewDialectCredential, base: &str, path: &s
 /// new credential's orders get the new one. Once the creating credential is revoked, its
 /// orders' callbacks use the merchant's newest active credential.
 async fn callbacks_use_the_creating_credential(db: &TestDb) {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let engine: Engine = engine_at(
-        db,
-        registry(
-            "eth",
-            "Ethereum",
-            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
-        ),
-        clock.clone(),
-    );
-    let env = serve(db, engine, "eth").await;
+    let (clock, env) = manual_env(db).await;
     let first = env.cred.clone();
     let hits: Hits = Arc::default();
     let base = receiver(hits.clone()).await;
@@ -378,7 +377,11 @@ async fn callbacks_use_the_creating_credential(db: &TestDb) {
     order_with(&env, &first, &base, "/timeout/a").await;
     let second = env
         .engine
-        .create_dialect_credential(&env.master, &env.merchant, &coffer_dialect_aurpay::CREDENTIAL)
+        .create_dialect_credential(
+            &env.master,
+            &env.merchant,
+            &coffer_dialect_aurpay::CREDENTIAL,
+        )
         .await
         .unwrap();
     order_with(&env, &second, &base, "/timeout/c").await;
@@ -453,17 +456,7 @@ async fn wc_gateway(
 /// callback URL `site_url()/?wc-api=APWC_Gateway&order_id=N`. Aurpay's server appends
 /// `public_key` to that URL for this flow; the callback is acknowledged at its first attempt.
 async fn pay_token_callback_carries_the_public_key(db: &TestDb) {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let engine: Engine = engine_at(
-        db,
-        registry(
-            "eth",
-            "Ethereum",
-            "0xdAC17F958D2ee523a2206206994597C13D831ec7",
-        ),
-        clock.clone(),
-    );
-    let env = serve(db, engine, "eth").await;
+    let (_clock, env) = manual_env(db).await;
     let hits: Hits = Arc::default();
     let app = axum::Router::new()
         .fallback(wc_gateway)
@@ -475,7 +468,9 @@ async fn pay_token_callback_carries_the_public_key(db: &TestDb) {
     let body = format!(
         r#"{{"platform":"WOOCOMMERCE","origin":{{"id":57,"price":"18.00","currency":"USD","callback_url":"{}","succeed_url":"{}","url":"{}"}}}}"#,
         escaped(&callback),
-        escaped(&format!("{site}/checkout/order-received/57/?key=wc_order_hV2mQ")),
+        escaped(&format!(
+            "{site}/checkout/order-received/57/?key=wc_order_hV2mQ"
+        )),
         escaped(&site),
     );
     let resp = env
@@ -489,7 +484,10 @@ async fn pay_token_callback_carries_the_public_key(db: &TestDb) {
         .unwrap();
     let status = resp.status().as_u16();
     let data = data_of(status, &resp.json().await.unwrap());
-    assert!(data["token"].as_str().is_some_and(|t| !t.is_empty()), "{data}");
+    assert!(
+        data["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{data}"
+    );
 
     // the buyer picks USDT at the cashier and pays in full (as the watcher reports it)
     let order = env
@@ -506,30 +504,17 @@ async fn pay_token_callback_carries_the_public_key(db: &TestDb) {
         .choose_asset(&env.merchant, &order.id, &usdt)
         .await
         .unwrap();
-    let target = order.target.clone().unwrap();
-    let at = env.engine.now();
-    env.engine
-        .apply_chain_batch(&coffer_testkit::fixtures::batch(
-            "eth",
-            vec![coffer_testkit::fixtures::mined(
-                usdt,
-                target.address.clone(),
-                target.amount_due,
-                "0xfeed",
-                10,
-                at,
-            )],
-            10,
-        ))
-        .await
-        .unwrap();
+    coffer_testkit::fixtures::pay_in_full(&env.engine, &order, "0xbuyer").await;
 
     let hit = wait_for_hit(&hits, Duration::from_secs(20)).await;
     assert_eq!(hit.method, "GET");
     let full = format!("{callback}&public_key={}", env.cred.key);
     assert_eq!(
         hit.uri,
-        format!("/?wc-api=APWC_Gateway&order_id=57&public_key={}", env.cred.key)
+        format!(
+            "/?wc-api=APWC_Gateway&order_id=57&public_key={}",
+            env.cred.key
+        )
     );
     verify_like_the_plugin(&env, &hit, &full);
     // accepted by the gateway at the first attempt: no retry follows

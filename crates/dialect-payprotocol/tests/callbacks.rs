@@ -294,26 +294,7 @@ impl Harness {
             .await
             .unwrap()
             .remove(0);
-        let target = order.target.clone().unwrap();
-        let at = self.engine.now();
-        self.engine
-            .apply_chain_batch(&fixtures::batch(
-                "bsc",
-                vec![coffer_engine::ObservedTransfer {
-                    from: Some("0xbuyer".into()),
-                    ..fixtures::mined(
-                        target.asset.clone(),
-                        target.address.clone(),
-                        target.amount_due,
-                        "0xfeed",
-                        10,
-                        at,
-                    )
-                }],
-                10,
-            ))
-            .await
-            .unwrap();
+        fixtures::pay_in_full(&self.engine, &order, "0xbuyer").await;
     }
 }
 

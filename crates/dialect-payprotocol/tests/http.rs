@@ -442,26 +442,7 @@ async fn refunds_and_withdrawals(db: &TestDb) {
         .await
         .unwrap()
         .remove(0);
-    let target = order.target.clone().unwrap();
-    let at = time::OffsetDateTime::now_utc();
-    h.engine
-        .apply_chain_batch(&fixtures::batch(
-            "bsc",
-            vec![coffer_engine::ObservedTransfer {
-                from: Some("0xbuyer".into()),
-                ..fixtures::mined(
-                    target.asset.clone(),
-                    target.address.clone(),
-                    target.amount_due,
-                    "0xfeed",
-                    10,
-                    at,
-                )
-            }],
-            10,
-        ))
-        .await
-        .unwrap();
+    fixtures::pay_in_full(&h.engine, &order, "0xbuyer").await;
     let d = h
         .ok("GET", "/api/mer/payment/detail?outTradeNo=T1001", "")
         .await;

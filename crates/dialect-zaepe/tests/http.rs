@@ -346,7 +346,10 @@ async fn vendor_chain_names(db: &TestDb) {
     );
     let assets = coffer_engine::AssetRegistry::new(
         vec![chain],
-        vec![fixtures::asset("binance", "BNB", AssetKind::Native, 6, false), usdt],
+        vec![
+            fixtures::asset("binance", "BNB", AssetKind::Native, 6, false),
+            usdt,
+        ],
     )
     .unwrap();
     let rates = coffer_core::FixedRates::new().with(
@@ -370,10 +373,16 @@ async fn vendor_chain_names(db: &TestDb) {
         let d = h.ok("/v1/payment", &body).await;
         assert_eq!(d["amount"], "0.10", "echoed as sent");
         let info = h
-            .ok("/v1/payment/info", &format!(r#"{{"order_no":"{}"}}"#, d["id"].as_str().unwrap()))
+            .ok(
+                "/v1/payment/info",
+                &format!(r#"{{"order_no":"{}"}}"#, d["id"].as_str().unwrap()),
+            )
             .await;
         assert_eq!(info["amount"], "0.10", "echoed as sent");
-        assert_eq!(info["chain_type"], "bsc", "the vendor's name, not Coffer's chain id");
+        assert_eq!(
+            info["chain_type"], "bsc",
+            "the vendor's name, not Coffer's chain id"
+        );
         let order = h
             .engine
             .order_by_no(&h.merchant, &format!("Pay167888640000{n}"))
@@ -384,7 +393,11 @@ async fn vendor_chain_names(db: &TestDb) {
     }
     let body = CREATE.replace("\"BSC\"", "\"tron\"");
     let (status, v) = h
-        .send("/v1/payment", &body, &h.headers(&body, now(), &nonce(), "hex"))
+        .send(
+            "/v1/payment",
+            &body,
+            &h.headers(&body, now(), &nonce(), "hex"),
+        )
         .await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["code"], 10003);

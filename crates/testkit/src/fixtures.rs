@@ -246,6 +246,30 @@ pub fn mined(
     }
 }
 
+/// Pay `order`'s target in full from `from` (transaction `0xfeed`, block 10, the tip), as a
+/// watcher of its chain would report it.
+pub async fn pay_in_full(engine: &Engine, order: &coffer_core::Order, from: &str) {
+    let target = order
+        .target
+        .as_ref()
+        .unwrap_or_else(|| panic!("order {} has no target", order.id));
+    let transfer = ObservedTransfer {
+        from: Some(from.into()),
+        ..mined(
+            target.asset.clone(),
+            target.address.clone(),
+            target.amount_due,
+            "0xfeed",
+            10,
+            engine.now(),
+        )
+    };
+    engine
+        .apply_chain_batch(&batch(target.asset.chain().as_str(), vec![transfer], 10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The batch a watcher of `chain` hands over after seeing `transfers` with the tip at `tip`
 /// (no reorg, nothing dropped), moving its cursor to the tip.
 pub fn batch(chain: &str, transfers: Vec<ObservedTransfer>, tip: u64) -> ChainBatch {

@@ -43,7 +43,10 @@ impl SuccessRule {
 
 /// Whether a response body is the word `success`, bare or as a JSON string.
 fn says_success(body: &[u8]) -> bool {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body).trim_ascii();
+    let body = body
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(body)
+        .trim_ascii();
     let word = body
         .strip_prefix(b"\"")
         .and_then(|b| b.strip_suffix(b"\""))
