@@ -215,6 +215,23 @@ pub fn register_readiness(name: &str, check: ReadinessCheck) {
     }
 }
 
+/// Every registered readiness check as it stands now: `(name, ok, detail)` (the console's
+/// chain page shows them).
+pub fn readiness_snapshot() -> Vec<(String, bool, serde_json::Value)> {
+    readiness_checks()
+        .read()
+        .map(|checks| {
+            checks
+                .iter()
+                .map(|(name, check)| {
+                    let (ok, detail) = check();
+                    (name.clone(), ok, detail)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
     let started = Instant::now();
     let database = tokio::time::timeout(Duration::from_secs(2), state.engine.ping()).await;

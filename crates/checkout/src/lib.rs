@@ -15,6 +15,7 @@ pub mod model;
 pub mod page;
 pub mod qr;
 pub mod streams;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -28,8 +29,6 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use coffer_core::{AssetId, ChainId, CheckoutToken, Order};
 use coffer_engine::{Engine, EngineError};
 use serde::Deserialize;
@@ -39,6 +38,7 @@ use tokio::sync::watch;
 use crate::i18n::Lang;
 use crate::model::{Checkout as View, ChoiceGroups, Screen};
 use crate::page::Brand;
+use crate::web::{html, nonce};
 
 /// Checkout options from the configuration.
 #[derive(Debug, Clone)]
@@ -170,54 +170,7 @@ impl Checkout {
 }
 
 fn language(query: &PageQuery, headers: &HeaderMap) -> Lang {
-    query
-        .lang
-        .as_deref()
-        .and_then(Lang::from_tag)
-        .or_else(|| {
-            headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(Lang::negotiate)
-        })
-        .unwrap_or(Lang::En)
-}
-
-fn nonce() -> String {
-    STANDARD.encode(coffer_engine::random16())
-}
-
-/// An HTML response with the page's security headers.
-fn html(status: StatusCode, body: String, nonce: &str, lang: Lang) -> Response {
-    let csp = format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
-         img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-         base-uri 'none'"
-    );
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_LANGUAGE,
-        HeaderValue::from_static(lang.tag()),
-    );
-    response
+    web::language(query.lang.as_deref(), headers)
 }
 
 fn not_found(lang: Lang) -> Response {

@@ -56,6 +56,16 @@ enum Command {
     /// Print or check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The web console at /console.
+    #[command(subcommand)]
+    Console(ConsoleCommand),
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Print a one-time link that makes whoever opens it the console's first operator
+    /// (earlier setup links stop working). Refused once an operator exists.
+    SetupLink,
 }
 
 #[derive(Args)]
@@ -309,6 +319,14 @@ fn run(cli: Cli) -> Result<()> {
             Command::Order(cmd) => order(&engine(&config).await?, cmd).await,
             Command::Payout(cmd) => payout(&engine(&config).await?, cmd).await,
             Command::Wallet(cmd) => wallet(&engine(&config).await?, cmd).await,
+            Command::Console(ConsoleCommand::SetupLink) => {
+                let token = engine(&config).await?.console_setup_token().await?;
+                println!(
+                    "{}\n\nOpen it in a browser within 24 hours to create the first operator account.",
+                    coffer_console::setup_link(&config.public_url(), &token)
+                );
+                Ok(())
+            }
             Command::Config(_) => Ok(()),
         }
     })
@@ -396,9 +414,10 @@ fn init_logging(config: &Config) {
 
 async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
-    tracing::info!(?config, "starting coffer {}", env!("CARGO_PKG_VERSION"));
+    tracing::info!("starting coffer {}", env!("CARGO_PKG_VERSION"));
     let edge = edge_settings(&config, raise_open_file_limit())?;
     let (engine, store) = open(&config).await?;
+    log_startup_summary(&config, &engine);
     let (rates, refresher) = rate_source(&config)?;
     let engine = engine.with_rates(rates);
     let state = coffer_api::AppState {
@@ -428,6 +447,7 @@ async fn serve(config: Config) -> Result<()> {
             envelope.framework_error(status, message)
         });
     }
+    let console_key = key.clone();
     let webhooks =
         coffer_webhooks::Webhooks::new(store, engine.clock().clone(), key, webhook_settings)
             .with_formatters(formatters);
@@ -456,9 +476,11 @@ async fn serve(config: Config) -> Result<()> {
         },
         stop_rx.clone(),
     ));
+    let console = console(&config, &engine, console_key, webhooks.service()).await?;
     let api = api
         .merge(native)
         .merge(checkout)
+        .merge(console)
         .merge(dialect_routes.with_state(()));
     let app = coffer_api::router_with(state.clone(), &http, api, shapes);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -547,6 +569,9 @@ async fn serve(config: Config) -> Result<()> {
                             Ok(0) => {}
                             Ok(n) => tracing::info!(purged = n, "purged idempotency keys older than 24 h"),
                             Err(e) => tracing::warn!(error = %e, "idempotency purge failed; retrying next hour"),
+                        }
+                        if let Err(e) = engine.purge_console_sessions().await {
+                            tracing::warn!(error = %e, "console session purge failed; retrying next hour");
                         }
                     }
                     _ = rx.changed() => break,
@@ -776,6 +801,81 @@ async fn reload_tls_on_sighup(
     {
         let _ = (tls, stop);
     }
+}
+
+/// The web console's routes; while no operator exists, a one-time setup link in the log.
+async fn console(
+    config: &Config,
+    engine: &Engine,
+    key: coffer_webhooks::MasterKey,
+    webhooks: coffer_webhooks::WebhookService,
+) -> Result<axum::Router<coffer_api::AppState>> {
+    let public_url = config.public_url();
+    if engine.console_needs_setup().await? {
+        let token = engine.console_setup_token().await?;
+        tracing::warn!(
+            link = %coffer_console::setup_link(&public_url, &token),
+            "the console has no operator yet: open this one-time link within 24 hours to create one (or print a new one with `coffer console setup-link`)"
+        );
+    }
+    let settings = coffer_console::ConsoleSettings {
+        public_url,
+        explorers: config.explorers()?,
+        health: coffer_api::readiness_snapshot,
+        server: coffer_console::ServerFacts {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: engine.now(),
+            listen: config.listen.to_string(),
+        },
+    };
+    Ok(coffer_console::router(coffer_console::Console::new(
+        engine.clone(),
+        key,
+        webhooks,
+        settings,
+    )))
+}
+
+/// One short, readable line of what this server runs with (secrets never appear: the
+/// database URL without its password, chains by id and name, rate sources by name).
+fn log_startup_summary(config: &Config, engine: &Engine) {
+    let database = match config.database_url.as_ref().map(|s| s.expose()) {
+        Some(raw) => match url::Url::parse(raw) {
+            Ok(mut u) => {
+                let _ = u.set_password(None);
+                u.set_query(None);
+                u.to_string()
+            }
+            Err(_) => "postgres (unparsable URL)".to_owned(),
+        },
+        None => format!("sqlite {}", config.data_dir.join("coffer.db").display()),
+    };
+    let chains: Vec<String> = engine
+        .assets()
+        .chains()
+        .map(|c| {
+            let assets: Vec<String> = engine
+                .assets()
+                .assets()
+                .filter(|a| a.id.chain() == &c.id)
+                .map(|a| a.symbol().to_string())
+                .collect();
+            format!("{} ({})", c.id, assets.join(", "))
+        })
+        .collect();
+    let rates = if config.rates.sources.is_empty() {
+        "fixed".to_owned()
+    } else {
+        config.rates.sources.join(", ")
+    };
+    tracing::info!(
+        listen = %config.listen,
+        public_url = %config.public_url(),
+        database = %database,
+        chains = %if chains.is_empty() { "none".to_owned() } else { chains.join("; ") },
+        rates = %rates,
+        "configuration"
+    );
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

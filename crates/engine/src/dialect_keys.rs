@@ -363,6 +363,10 @@ impl Engine {
         if !matches || record.revoked_at.is_some() {
             return Ok(None);
         }
+        // A suspended merchant's credentials are refused like revoked ones (console).
+        if self.merchant_suspended_since(&record.merchant_id).await?.is_some() {
+            return Ok(None);
+        }
         open(master, &record).map(Some)
     }
 

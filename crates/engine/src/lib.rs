@@ -6,6 +6,7 @@
 
 pub mod branding;
 mod clock;
+pub mod console;
 mod deposit_watch;
 pub mod deposits;
 pub mod dialect_keys;
@@ -370,6 +371,7 @@ impl Engine {
         {
             return Err(EngineError::Unauthorized);
         }
+        self.refuse_suspended(&record.credential.merchant_id).await?;
         Ok(record.credential)
     }
 

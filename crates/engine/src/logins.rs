@@ -12,7 +12,7 @@ use crate::{Engine, EngineError, random16};
 /// Shortest accepted password.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
-fn hash_password(password: &str) -> Result<String, EngineError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, EngineError> {
     let salt = SaltString::encode_b64(&random16())
         .map_err(|e| EngineError::Store(StoreError::Database(format!("password salt: {e}"))))?;
     Argon2::default()
@@ -21,7 +21,7 @@ fn hash_password(password: &str) -> Result<String, EngineError> {
         .map_err(|e| EngineError::Store(StoreError::Database(format!("password hash: {e}"))))
 }
 
-fn password_matches(password: &str, phc: &str) -> bool {
+pub(crate) fn password_matches(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|parsed| {
             Argon2::default()
@@ -93,20 +93,33 @@ impl Engine {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<Option<MerchantId>, EngineError> {
         let record = self.store.find_merchant_login(username.trim()).await?;
-        let password = password.to_owned();
         let (phc, merchant) = match record {
-            Some(r) => (r.password_hash, Some(r.merchant_id)),
-            // Hash anyway so an unknown user costs as much as a wrong password.
-            None => (dummy_hash(), None),
+            Some(r) => (Some(r.password_hash), Some(r.merchant_id)),
+            None => (None, None),
         };
-        let ok = tokio::task::spawn_blocking(move || {
-            let _slot = permit;
-            password_matches(&password, &phc)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = verify_hash(phc, password, permit).await;
         Ok(merchant.filter(|_| ok))
     }
+}
+
+/// Whether `password` matches `phc`, checked on a blocking thread that holds `permit` until
+/// the hash is done. Without a stored hash a dummy one is checked, so an unknown user costs
+/// as much as a wrong password.
+pub(crate) async fn verify_hash(
+    phc: Option<String>,
+    password: &str,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> bool {
+    let password = password.to_owned();
+    let known = phc.is_some();
+    let phc = phc.unwrap_or_else(dummy_hash);
+    tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        password_matches(&password, &phc)
+    })
+    .await
+    .unwrap_or(false)
+        && known
 }
 
 /// Guards a console login against guessing and against burning the CPU on password hashes:
@@ -203,6 +216,35 @@ impl LoginThrottle {
     }
 }
 
+impl LoginThrottle {
+    /// A login's checks in order: refuse a username locked by failures or a busy server before
+    /// any hashing, then `check` (which gets the hashing slot and answers who signed in), then
+    /// record the outcome for the username.
+    pub(crate) async fn run<T, F>(
+        &self,
+        username: &str,
+        password: &str,
+        check: impl FnOnce(tokio::sync::OwnedSemaphorePermit) -> F,
+    ) -> Result<Result<Option<T>, LoginRefusal>, EngineError>
+    where
+        F: std::future::Future<Output = Result<Option<T>, EngineError>>,
+    {
+        // Longer than any login that can be set: wrong, without hashing or tracking it.
+        if username.len() > 254 || password.len() > 1024 {
+            return Ok(Ok(None));
+        }
+        if let Err(refusal) = self.check(username, std::time::Instant::now()) {
+            return Ok(Err(refusal));
+        }
+        let Ok(permit) = self.hashing.clone().try_acquire_owned() else {
+            return Ok(Err(LoginRefusal::Busy));
+        };
+        let found = check(permit).await?;
+        self.record(username, found.is_some(), std::time::Instant::now());
+        Ok(Ok(found))
+    }
+}
+
 impl Engine {
     /// [`Engine::verify_merchant_login`] behind `throttle`: a locked username or a busy server
     /// is refused before any hashing.
@@ -212,19 +254,11 @@ impl Engine {
         username: &str,
         password: &str,
     ) -> Result<Result<Option<MerchantId>, LoginRefusal>, EngineError> {
-        // Longer than any login that can be set: wrong, without hashing or tracking it.
-        if username.len() > 254 || password.len() > 1024 {
-            return Ok(Ok(None));
-        }
-        if let Err(refusal) = throttle.check(username, std::time::Instant::now()) {
-            return Ok(Err(refusal));
-        }
-        let Ok(permit) = throttle.hashing.clone().try_acquire_owned() else {
-            return Ok(Err(LoginRefusal::Busy));
-        };
-        let found = self.check_login(username, password, Some(permit)).await?;
-        throttle.record(username, found.is_some(), std::time::Instant::now());
-        Ok(Ok(found))
+        throttle
+            .run(username, password, |permit| {
+                self.check_login(username, password, Some(permit))
+            })
+            .await
     }
 }
 

@@ -264,6 +264,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0020_method_details.sql"),
     ),
     (
+        22,
+        "console",
+        include_str!("../migrations/sqlite/0022_console.sql"),
+    ),
+    (
         23,
         "order_credential",
         include_str!("../migrations/sqlite/0023_order_credential.sql"),
@@ -355,6 +360,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         20,
         "method_details",
         include_str!("../migrations/postgres/0020_method_details.sql"),
+    ),
+    (
+        22,
+        "console",
+        include_str!("../migrations/postgres/0022_console.sql"),
     ),
     (
         23,

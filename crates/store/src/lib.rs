@@ -7,6 +7,7 @@
 mod backend;
 mod branding;
 mod codec;
+mod console;
 mod dialect;
 mod sql_store;
 mod unique;
@@ -25,6 +26,10 @@ use time::OffsetDateTime;
 
 pub use backend::{PostgresBackend, SqliteBackend};
 pub use branding::BrandingRecord;
+pub use console::{
+    AuditRecord, ConsoleInviteRecord, ConsoleOrderQuery, ConsoleRole, ConsoleSessionRecord,
+    ConsoleStore, ConsoleUserRecord, ListCursor, OrderStatsRow, SessionStage, WebhookBacklog,
+};
 pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
 pub use sql_store::{MAX_GROUP, SqlStore};
 pub use unique::Unique;
@@ -389,8 +394,10 @@ pub struct CredentialRecord {
     pub secret_hash: String,
 }
 
+/// The console's queries are the supertrait [`ConsoleStore`] (its own module, so that it
+/// grows without touching this list).
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ConsoleStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -165,7 +165,7 @@ pub struct DeliveryQuery {
 const ENDPOINT_COLUMNS_SELECT: &str = "SELECT id, merchant_id, url, events, enabled, secret, previous_secret, \
      previous_secret_expires_at, failing_since, created_at, updated_at FROM webhook_endpoints";
 
-const DELIVERY_COLUMNS: &str = "d.id AS id, d.merchant_id AS merchant_id, d.event_id AS event_id, \
+pub(crate) const DELIVERY_COLUMNS: &str = "d.id AS id, d.merchant_id AS merchant_id, d.event_id AS event_id, \
      d.endpoint_id AS endpoint_id, d.url AS url, d.dialect AS dialect, d.status AS status, \
      d.attempts AS attempts, d.next_attempt_at AS next_attempt_at, \
      d.last_status_code AS last_status_code, d.response_excerpt AS response_excerpt, \
@@ -211,7 +211,7 @@ fn endpoint_from_row(row: &impl RowExt) -> Result<WebhookEndpointRecord, StoreEr
     })
 }
 
-fn delivery_from_row(row: &impl RowExt) -> Result<DeliveryRecord, StoreError> {
+pub(crate) fn delivery_from_row(row: &impl RowExt) -> Result<DeliveryRecord, StoreError> {
     Ok(DeliveryRecord {
         id: parse("webhook_deliveries.id", &row.text("id")?)?,
         merchant_id: parse("webhook_deliveries.merchant_id", &row.text("merchant_id")?)?,

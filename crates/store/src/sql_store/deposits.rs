@@ -67,39 +67,54 @@ pub(super) async fn list<B: Backend>(
     let q = filtered(sql, query)
         .int(page_limit(query.limit))
         .int(i64::from(query.offset));
-    let mut accounts = Vec::new();
-    for row in backend.fetch(q).await? {
-        let merchant_id: MerchantId = row
-            .text("merchant_id")?
-            .parse()
-            .map_err(|e| corrupt("deposit_accounts.merchant_id", e))?;
-        let uuid = row.text("uuid")?;
-        let q = Query::new(
-            "SELECT chain, address, derivation_index FROM deposit_addresses \
-             WHERE merchant_id = $1 AND uuid = $2 ORDER BY chain",
-        )
-        .text(merchant_id.as_str())
-        .text(uuid.clone());
-        let mut addresses = Vec::new();
-        for a in backend.fetch(q).await? {
-            addresses.push(DepositAddressRecord {
-                chain: ChainId::parse(&a.text("chain")?)
-                    .map_err(|e| corrupt("deposit_addresses.chain", e))?,
-                address: a.text("address")?,
-                derivation_index: u32::try_from(a.int("derivation_index")?)
-                    .map_err(|e| corrupt("deposit_addresses.derivation_index", e))?,
-            });
-        }
-        accounts.push(DepositAccountRecord {
-            seq: row.int("seq")?,
-            merchant_id,
-            uuid,
-            dialect: row.text("dialect")?,
-            created_at: from_ms("deposit_accounts.created_at", row.int("created_at")?)?,
-            addresses,
-        });
+    let rows = backend.fetch(q).await?;
+    let mut accounts = rows
+        .iter()
+        .map(account_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    for account in &mut accounts {
+        load_addresses(backend, account).await?;
     }
     Ok(accounts)
+}
+
+/// A `deposit_accounts` row (`seq, merchant_id, uuid, dialect, created_at`), without its
+/// addresses yet ([`load_addresses`]).
+pub(super) fn account_from_row(row: &impl RowExt) -> Result<DepositAccountRecord, StoreError> {
+    Ok(DepositAccountRecord {
+        seq: row.int("seq")?,
+        merchant_id: row
+            .text("merchant_id")?
+            .parse()
+            .map_err(|e| corrupt("deposit_accounts.merchant_id", e))?,
+        uuid: row.text("uuid")?,
+        dialect: row.text("dialect")?,
+        created_at: from_ms("deposit_accounts.created_at", row.int("created_at")?)?,
+        addresses: Vec::new(),
+    })
+}
+
+/// Read an account's addresses, by chain.
+pub(super) async fn load_addresses<B: Backend>(
+    backend: &B,
+    account: &mut DepositAccountRecord,
+) -> Result<(), StoreError> {
+    let q = Query::new(
+        "SELECT chain, address, derivation_index FROM deposit_addresses \
+         WHERE merchant_id = $1 AND uuid = $2 ORDER BY chain",
+    )
+    .text(account.merchant_id.as_str())
+    .text(account.uuid.clone());
+    for a in backend.fetch(q).await? {
+        account.addresses.push(DepositAddressRecord {
+            chain: ChainId::parse(&a.text("chain")?)
+                .map_err(|e| corrupt("deposit_addresses.chain", e))?,
+            address: a.text("address")?,
+            derivation_index: u32::try_from(a.int("derivation_index")?)
+                .map_err(|e| corrupt("deposit_addresses.derivation_index", e))?,
+        });
+    }
+    Ok(())
 }
 
 pub(super) async fn count<B: Backend>(
@@ -124,7 +139,7 @@ pub(super) const INSERT_DEPOSIT: &str = "INSERT INTO deposits (id, merchant_id, 
 pub(super) const UPDATE_DEPOSIT: &str = "UPDATE deposits SET block_height = $1, block_hash = $2, \
      confirmations = $3, status = $4, confirmed_at = $5, updated_at = $6 WHERE id = $7";
 
-const DEPOSIT_COLUMNS: &str = "SELECT seq, id, merchant_id, account_uuid, account_seq, dialect, \
+pub(super) const DEPOSIT_COLUMNS: &str = "SELECT seq, id, merchant_id, account_uuid, account_seq, dialect, \
      asset, amount, txid, output_index, from_address, to_address, derivation_index, \
      block_height, block_hash, confirmations, status, occurred_at, detected_at, confirmed_at, \
      updated_at FROM deposits";
@@ -178,7 +193,7 @@ pub(super) fn update(d: &Deposit) -> Query {
         .text(d.id.as_str())
 }
 
-fn deposit_from_row(row: &impl RowExt) -> Result<Deposit, StoreError> {
+pub(super) fn deposit_from_row(row: &impl RowExt) -> Result<Deposit, StoreError> {
     let to_u32 = |col: &str, v: i64| u32::try_from(v).map_err(|e| corrupt(col, e));
     let status = row.text("status")?;
     let opt_time = |col: &str| -> Result<Option<time::OffsetDateTime>, StoreError> {

@@ -4,10 +4,11 @@
 //! changeset in a transaction, [`group_commit`] applies many concurrent ones in one (SQLite).
 //! Each aggregate module holds its statements, the builders that bind them and its reads:
 //! [`merchants`], [`orders`], [`payments`], [`wallets`], [`watch`], [`events`],
-//! [`idempotency`], [`payouts`], [`deposits`]. Webhooks, dialect credentials and branding
+//! [`idempotency`], [`payouts`], [`deposits`], and the web console's in [`console`]. Webhooks, dialect credentials and branding
 //! keep their modules at the crate root, beside their record types.
 
 mod commit;
+mod console;
 mod deposits;
 mod events;
 mod group_commit;

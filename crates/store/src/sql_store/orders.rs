@@ -23,6 +23,8 @@ macro_rules! order_columns {
     };
 }
 
+pub(super) use order_columns;
+
 /// `SELECT <every column> FROM orders <rest>`: what `codec::order_from_row` reads.
 macro_rules! select_orders {
     ($rest:literal) => {

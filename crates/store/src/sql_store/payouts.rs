@@ -17,7 +17,7 @@ pub(super) const UPDATE_PAYOUT: &str = "UPDATE payout_requests SET asset = $1, a
      fiat_currency = $4, destination = $5, memo = $6, status = $7, dialect = $8, reference = $9, \
      dialect_data = $10, updated_at = $11, version = $12, txid = $13 WHERE id = $14 AND version = $15";
 
-const PAYOUT_COLUMNS: &str = "SELECT seq, id, merchant_id, kind, order_id, asset, amount, \
+pub(super) const PAYOUT_COLUMNS: &str = "SELECT seq, id, merchant_id, kind, order_id, asset, amount, \
      fiat_amount, fiat_currency, destination, memo, status, dialect, reference, dialect_data, \
      created_at, updated_at, version, txid FROM payout_requests";
 
