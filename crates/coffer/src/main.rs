@@ -476,7 +476,14 @@ async fn serve(config: Config) -> Result<()> {
         },
         stop_rx.clone(),
     ));
-    let console = console(&config, &engine, console_key, webhooks.service()).await?;
+    let console = console(
+        &config,
+        &engine,
+        console_key,
+        webhooks.service(),
+        dialects.iter().map(|d| d.credential_shape()).collect(),
+    )
+    .await?;
     let api = api
         .merge(native)
         .merge(checkout)
@@ -749,6 +756,9 @@ fn http_settings(
     let mut paths = vec![
         ("/pay/", RouteClass::Public),
         ("/readyz", RouteClass::Public),
+        // Each console sign-in and setup costs an Argon2 hash.
+        ("/console/login", RouteClass::Login),
+        ("/console/join", RouteClass::Login),
     ];
     for (path, open) in dialects.iter().flat_map(|d| d.open_paths()) {
         let class = match open {
@@ -809,6 +819,7 @@ async fn console(
     engine: &Engine,
     key: coffer_webhooks::MasterKey,
     webhooks: coffer_webhooks::WebhookService,
+    credentials: Vec<coffer_engine::dialect_keys::CredentialShape>,
 ) -> Result<axum::Router<coffer_api::AppState>> {
     let public_url = config.public_url();
     if engine.console_needs_setup().await? {
@@ -827,6 +838,7 @@ async fn console(
             started_at: engine.now(),
             listen: config.listen.to_string(),
         },
+        credentials,
     };
     Ok(coffer_console::router(coffer_console::Console::new(
         engine.clone(),

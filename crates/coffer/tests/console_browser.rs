@@ -94,12 +94,21 @@ fn serve(config: &Path, db: &TestDb) -> Server {
     // The start-up summary: short, readable, no secrets, no Debug dump of the config.
     let summary = summary.expect("no start-up summary in the log");
     assert_eq!(summary["rates"], "fixed");
-    assert!(summary["chains"].as_str().unwrap().starts_with("anvil (ETH, USDT)"), "{summary}");
+    assert!(
+        summary["chains"]
+            .as_str()
+            .unwrap()
+            .starts_with("anvil (ETH, USDT)"),
+        "{summary}"
+    );
     assert!(summary["database"].as_str().is_some());
     if let Some(url) = &db.url {
         let password = url::Url::parse(url).unwrap().password().map(str::to_owned);
         if let Some(p) = password.filter(|p| !p.is_empty()) {
-            assert!(!summary.to_string().contains(&p), "the password is in the log");
+            assert!(
+                !summary.to_string().contains(&p),
+                "the password is in the log"
+            );
         }
     }
     Server {
@@ -229,13 +238,23 @@ fn cast_addresses(n: u32) -> Vec<String> {
                 .arg(format!("m/44'/60'/0'/0/{i}"))
                 .output()
                 .expect("cast (scripts/test.sh installs it)");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8(out.stdout).unwrap().trim().to_owned()
         })
         .collect()
 }
 
-async fn api(http: &reqwest::Client, method: reqwest::Method, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+async fn api(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http.request(method, url).bearer_auth(key);
     if let Some(b) = body {
         req = req.json(&b);
@@ -259,27 +278,59 @@ async fn console_in_chromium(db: &TestDb) {
     let http = coffer_testkit::http_client();
 
     // The setup link works only while no operator exists; the CLI prints a fresh one.
-    let out = coffer(&cfg, db).args(["console", "setup-link"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = coffer(&cfg, db)
+        .args(["console", "setup-link"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8(out.stdout).unwrap();
     let cli_link = printed.lines().next().unwrap().to_owned();
     assert!(cli_link.contains("/console/join?token="), "{printed}");
     assert_ne!(cli_link, server.setup_link, "a new link each time");
     // The logged link was replaced by the CLI's: it no longer opens the setup page.
-    let logged = format!("{base}{}", &server.setup_link[server.setup_link.find("/console").unwrap()..]);
+    let logged = format!(
+        "{base}{}",
+        &server.setup_link[server.setup_link.find("/console").unwrap()..]
+    );
     assert_eq!(http.get(&logged).send().await.unwrap().status(), 404);
 
     // Headers of a console page (without a browser).
-    let res = http.get(format!("{base}/console/login")).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    for directive in ["default-src 'none'", "script-src 'nonce-", "style-src 'nonce-", "form-action 'self'", "frame-ancestors 'none'"] {
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'nonce-",
+        "style-src 'nonce-",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
         assert!(csp.contains(directive), "{directive} missing in {csp}");
     }
     assert_eq!(res.headers()["x-frame-options"], "DENY");
-    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
     let html = res.text().await.unwrap();
-    assert!(html.len() < 30_000, "the sign-in page weighs {} bytes", html.len());
+    assert!(
+        html.len() < 30_000,
+        "the sign-in page weighs {} bytes",
+        html.len()
+    );
     assert!(!html.contains(" src=\"http") && !html.contains("stylesheet"));
     // Pages need a session: a redirect to sign in, never a page.
     let res = reqwest::Client::builder()
@@ -291,13 +342,21 @@ async fn console_in_chromium(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(res.headers()["location"], "/console/login?next=%2Fconsole%2Fop");
+    assert_eq!(
+        res.headers()["location"],
+        "/console/login?next=%2Fconsole%2Fop"
+    );
 
     let mut b = Browser::run(&base, &shots);
-    b.tell(json!({"setup_link": cli_link, "chain": "anvil", "xpub": XPUB, "webhook_url": hook_url}));
+    b.tell(
+        json!({"setup_link": cli_link, "chain": "anvil", "xpub": XPUB, "webhook_url": hook_url}),
+    );
 
     let setup = b.expect("setup");
-    assert!(setup["url"].as_str().unwrap().ends_with("/console/op"), "{setup}");
+    assert!(
+        setup["url"].as_str().unwrap().ends_with("/console/op"),
+        "{setup}"
+    );
     assert_eq!(setup["setup_notice"], true);
     let checklist = setup["checklist"].as_array().unwrap();
     let todo = |needle: &str| {
@@ -315,11 +374,24 @@ async fn console_in_chromium(db: &TestDb) {
     assert_eq!(todo("Two-step sign-in"), "todo");
 
     let merchants = b.expect("merchants");
-    let a_id = merchants["merchants"]["a"]["id"].as_str().unwrap().to_owned();
-    let b_key = merchants["merchants"]["b"]["api_key"].as_str().unwrap().to_owned();
+    let a_id = merchants["merchants"]["a"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b_key = merchants["merchants"]["b"]["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(a_id.starts_with("mch_"));
     // The first key of a merchant created in the console works on the API.
-    let (status, _) = api(&http, reqwest::Method::GET, &format!("{base}/api/v1/orders"), &b_key, None).await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/orders"),
+        &b_key,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
 
     let totp = b.expect("totp");
@@ -327,13 +399,26 @@ async fn console_in_chromium(db: &TestDb) {
     assert_eq!(totp["qr"], true);
     assert_eq!(totp["on"], true);
     assert_eq!(totp["asked_for_code"], true);
-    assert!(totp["wrong_code"].as_str().unwrap().contains("not right"), "{totp}");
+    assert!(
+        totp["wrong_code"].as_str().unwrap().contains("not right"),
+        "{totp}"
+    );
     assert_eq!(totp["after"], "/console/op");
 
     let wallet = b.expect("wallet");
     assert_eq!(wallet["landed"], format!("/console/m/{a_id}"));
-    assert!(wallet["next_steps"].as_array().unwrap().iter().any(|s| s == "todo"));
-    assert_eq!(wallet["preview"], json!(cast_addresses(3)), "the preview must match cast");
+    assert!(
+        wallet["next_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "todo")
+    );
+    assert_eq!(
+        wallet["preview"],
+        json!(cast_addresses(3)),
+        "the preview must match cast"
+    );
     assert_eq!(wallet["saved"], true);
 
     let keys = b.expect("keys");
@@ -360,17 +445,34 @@ async fn console_in_chromium(db: &TestDb) {
     create(json!({"amount": "7", "currency": "USD", "order_no": "A-1003"})).await;
     let address = paid["payment"]["address"].as_str().unwrap().to_owned();
     let txid = chain
-        .pay_token(usdt, &address, BaseUnits::from_decimal(Decimal::from(10), Decimals::new(6).unwrap()).unwrap().get())
+        .pay_token(
+            usdt,
+            &address,
+            BaseUnits::from_decimal(Decimal::from(10), Decimals::new(6).unwrap())
+                .unwrap()
+                .get(),
+        )
         .await
         .unwrap();
     chain.mine(CONFIRMATIONS).await.unwrap();
     let order_url = format!("{base}/api/v1/orders/{}", paid["id"].as_str().unwrap());
-    common::wait_until("the paid order to settle", Duration::from_secs(60), async || {
-        api(&http, reqwest::Method::GET, &order_url, &key, None).await.1["status"] == "settled"
-    })
+    common::wait_until(
+        "the paid order to settle",
+        Duration::from_secs(60),
+        async || {
+            api(&http, reqwest::Method::GET, &order_url, &key, None)
+                .await
+                .1["status"]
+                == "settled"
+        },
+    )
     .await;
     common::wait_until("its webhooks", Duration::from_secs(60), async || {
-        received.lock().unwrap().iter().any(|(_, kind, _, _)| kind == "order.settled")
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, kind, _, _)| kind == "order.settled")
     })
     .await;
     // Deliveries are signed with the secret the console showed once.
@@ -378,10 +480,22 @@ async fn console_in_chromium(db: &TestDb) {
         let got = received.lock().unwrap();
         let (_, _, signature, body) = got.first().unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        assert!(coffer_webhooks::crypto::verify(&webhook_secret, signature, body, now, 600));
+        assert!(coffer_webhooks::crypto::verify(
+            &webhook_secret,
+            signature,
+            body,
+            now,
+            600
+        ));
     }
-    let (status, b_order) = api(&http, reqwest::Method::POST, &format!("{base}/api/v1/orders"), &b_key,
-        Some(json!({"amount": "3", "currency": "USD", "order_no": "B-1"}))).await;
+    let (status, b_order) = api(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/orders"),
+        &b_key,
+        Some(json!({"amount": "3", "currency": "USD", "order_no": "B-1"})),
+    )
+    .await;
     assert_eq!(status, 201, "{b_order}");
     b.tell(json!({"paid": paid["id"], "address": address, "txid": txid.to_string(), "b_order": b_order["id"]}));
 
@@ -389,32 +503,71 @@ async fn console_in_chromium(db: &TestDb) {
     assert_eq!(lists["listed"], 3);
     assert_eq!(lists["settled"], json!(["A-1001"]));
     assert_eq!(lists["searches"]["no"], json!(["A-1001"]));
-    assert_eq!(lists["searches"]["address"], json!(["A-1001"]), "address search in any case");
-    assert_eq!(lists["searches"]["txid"], json!(["A-1001"]), "transaction search in any case");
+    assert_eq!(
+        lists["searches"]["address"],
+        json!(["A-1001"]),
+        "address search in any case"
+    );
+    assert_eq!(
+        lists["searches"]["txid"],
+        json!(["A-1001"]),
+        "transaction search in any case"
+    );
     assert_eq!(lists["searches"]["none"], json!([]), "no substring scans");
     let counts = lists["counts"].to_string();
-    assert!(counts.contains("settled") && counts.contains("pending"), "{counts}");
+    assert!(
+        counts.contains("settled") && counts.contains("pending"),
+        "{counts}"
+    );
     let csv = lists["csv"].as_str().unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 4, "header and three orders: {csv}");
     assert!(rows[0].starts_with("id,order_no,created_at,status"));
-    assert!(csv.contains("\"A-1001\"") && csv.contains("\"settled\"") && csv.contains("\"10 USDT\""), "{csv}");
+    assert!(
+        csv.contains("\"A-1001\"") && csv.contains("\"settled\"") && csv.contains("\"10 USDT\""),
+        "{csv}"
+    );
     assert!(!csv.contains("B-1"), "only the merchant's orders");
     assert!(lists["csv_name"].as_str().unwrap().ends_with(".csv"));
 
     let order = b.expect("order");
     assert_eq!(order["explorer"], format!("{EXPLORER}{txid}"));
-    assert!(order["refund_notice"].as_str().unwrap().contains("Refund requested"));
+    assert!(
+        order["refund_notice"]
+            .as_str()
+            .unwrap()
+            .contains("Refund requested")
+    );
     assert_eq!(order["payout_status"], "approved");
     let delivery = order["delivery"].as_str().unwrap().to_owned();
     b.expect("wait");
-    common::wait_until("the delivery to be made again", Duration::from_secs(30), async || {
-        received.lock().unwrap().iter().filter(|(d, _, _, _)| *d == delivery).count() >= 2
-    })
+    common::wait_until(
+        "the delivery to be made again",
+        Duration::from_secs(30),
+        async || {
+            received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(d, _, _, _)| *d == delivery)
+                .count()
+                >= 2
+        },
+    )
     .await;
     // The refund's approval is the API's too.
-    let (_, payouts) = api(&http, reqwest::Method::GET, &format!("{base}/api/v1/payouts"), &b_key, None).await;
-    assert!(payouts["data"].as_array().is_none_or(|d| d.is_empty()), "B sees none of A's payouts");
+    let (_, payouts) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/payouts"),
+        &b_key,
+        None,
+    )
+    .await;
+    assert!(
+        payouts["data"].as_array().is_none_or(|d| d.is_empty()),
+        "B sees none of A's payouts"
+    );
     b.tell(json!({}));
 
     let isolation = b.expect("isolation");
@@ -435,7 +588,10 @@ async fn console_in_chromium(db: &TestDb) {
     assert_eq!(throttle["attempts"], json!([401, 401, 401, 401, 401]));
     assert_eq!(throttle["locked"], 429);
     assert_eq!(throttle["lang"], "es");
-    assert!(throttle["text"].as_str().unwrap().contains("Demasiados"), "{throttle}");
+    assert!(
+        throttle["text"].as_str().unwrap().contains("Demasiados"),
+        "{throttle}"
+    );
     b.finish();
 
     // The audit log kept the sensitive actions.
@@ -457,13 +613,37 @@ async fn console_in_chromium(db: &TestDb) {
         "user.invited",
         "user.joined",
     ] {
-        assert!(actions.contains(&wanted), "{wanted} not audited: {actions:?}");
+        assert!(
+            actions.contains(&wanted),
+            "{wanted} not audited: {actions:?}"
+        );
     }
-    let out = coffer(&cfg, db).args(["console", "setup-link"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "setup is closed once an operator exists");
-    for name in ["operator-overview", "wallet-preview", "key-shown-once", "dashboard", "orders", "order", "payouts", "dashboard-phone-dark", "login-locked"] {
+    let out = coffer(&cfg, db)
+        .args(["console", "setup-link"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "setup is closed once an operator exists"
+    );
+    for name in [
+        "operator-overview",
+        "wallet-preview",
+        "key-shown-once",
+        "dashboard",
+        "orders",
+        "order",
+        "payouts",
+        "dashboard-phone-dark",
+        "login-locked",
+    ] {
         let file = shots.join(format!("{name}.png"));
-        assert!(std::fs::metadata(&file).is_ok_and(|m| m.len() > 1000), "{} missing", file.display());
+        assert!(
+            std::fs::metadata(&file).is_ok_and(|m| m.len() > 1000),
+            "{} missing",
+            file.display()
+        );
     }
     drop(server);
 }

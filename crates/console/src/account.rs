@@ -11,7 +11,12 @@ use crate::form::Form;
 use crate::layout::{self, Section, csrf_field, when};
 
 /// The account page, optionally with a notice and a TOTP enrolment in progress.
-async fn render(ctx: &Ctx, status: StatusCode, message: Option<Markup>, enrol: Option<&str>) -> Response {
+async fn render(
+    ctx: &Ctx,
+    status: StatusCode,
+    message: Option<Markup>,
+    enrol: Option<&str>,
+) -> Response {
     let t = ctx.t;
     let sessions = match ctx.c.engine().console_sessions(&ctx.user.id).await {
         Ok(s) => s,
@@ -129,8 +134,13 @@ pub async fn password(ctx: Ctx, body: axum::body::Bytes) -> Response {
         .await;
     match changed {
         Ok(()) => {
-            ctx.audit(ctx.user.merchant_id.as_ref(), "user.password_changed", Some(&ctx.user.id), None)
-                .await;
+            ctx.audit(
+                ctx.user.merchant_id.as_ref(),
+                "user.password_changed",
+                Some(&ctx.user.id),
+                None,
+            )
+            .await;
             see_other("/console/account?ok=password_changed")
         }
         Err(e) => match invalid(&ctx, &e) {
@@ -158,17 +168,17 @@ pub async fn totp_enable(ctx: Ctx, body: axum::body::Bytes) -> Response {
     let enabled = ctx
         .c
         .engine()
-        .enable_console_totp(
-            &ctx.c.inner.master,
-            &ctx.user,
-            &secret,
-            form.raw("code"),
-        )
+        .enable_console_totp(&ctx.c.inner.master, &ctx.user, &secret, form.raw("code"))
         .await;
     match enabled {
         Ok(()) => {
-            ctx.audit(ctx.user.merchant_id.as_ref(), "user.totp_enabled", Some(&ctx.user.id), None)
-                .await;
+            ctx.audit(
+                ctx.user.merchant_id.as_ref(),
+                "user.totp_enabled",
+                Some(&ctx.user.id),
+                None,
+            )
+            .await;
             see_other("/console/account?ok=totp_on#totp")
         }
         Err(e) => match invalid(&ctx, &e) {
@@ -190,8 +200,13 @@ pub async fn totp_disable(ctx: Ctx, body: axum::body::Bytes) -> Response {
         .await;
     match disabled {
         Ok(()) => {
-            ctx.audit(ctx.user.merchant_id.as_ref(), "user.totp_disabled", Some(&ctx.user.id), None)
-                .await;
+            ctx.audit(
+                ctx.user.merchant_id.as_ref(),
+                "user.totp_disabled",
+                Some(&ctx.user.id),
+                None,
+            )
+            .await;
             see_other("/console/account?ok=totp_off#totp")
         }
         Err(e) => match invalid(&ctx, &e) {

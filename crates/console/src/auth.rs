@@ -187,7 +187,12 @@ impl Visitor {
     }
 
     /// A page outside a session, with a fresh pre-session form token if it has forms.
-    fn outside(&self, status: StatusCode, title: &str, body: impl FnOnce(&str) -> Markup) -> Response {
+    fn outside(
+        &self,
+        status: StatusCode,
+        title: &str,
+        body: impl FnOnce(&str) -> Markup,
+    ) -> Response {
         let token = cookie(&self.headers, self.c.form_cookie())
             .filter(|v| v.len() == 52 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
             .map(str::to_owned)
@@ -215,7 +220,10 @@ impl Visitor {
 
     /// The form carries the pre-session token its page set (double submit).
     fn check_form(&self, form: &Form) -> bool {
-        match (cookie(&self.headers, self.c.form_cookie()), form.get("_csrf")) {
+        match (
+            cookie(&self.headers, self.c.form_cookie()),
+            form.get("_csrf"),
+        ) {
             (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
             _ => false,
         }
@@ -284,7 +292,13 @@ impl Ctx {
     }
 
     /// Render a page of this session.
-    pub fn page(&self, title: &str, section: Section, shop: Option<&Shop>, body: Markup) -> Response {
+    pub fn page(
+        &self,
+        title: &str,
+        section: Section,
+        shop: Option<&Shop>,
+        body: Markup,
+    ) -> Response {
         self.page_with(StatusCode::OK, title, section, shop, body)
     }
 
@@ -567,16 +581,15 @@ pub async fn login(v: Visitor, body: axum::body::Bytes) -> Response {
         return again(StatusCode::FORBIDDEN, v.t.form_expired_text);
     }
     let username = form.get("username").unwrap_or_default();
-    let result = v
-        .c
-        .engine()
-        .console_sign_in(
-            &v.c.inner.throttle,
-            username,
-            form.raw("password"),
-            v.client.clone(),
-        )
-        .await;
+    let result =
+        v.c.engine()
+            .console_sign_in(
+                &v.c.inner.throttle,
+                username,
+                form.raw("password"),
+                v.client.clone(),
+            )
+            .await;
     match result {
         Err(e) => unavailable(&v, &e),
         Ok(SignIn::Refused(r)) => refused(&v, r, &again),
@@ -616,18 +629,17 @@ fn refused(v: &Visitor, r: LoginRefusal, again: &dyn Fn(StatusCode, &str) -> Res
 }
 
 async fn signed_in(v: &Visitor, s: OpenedSession, next: Option<String>) -> Response {
-    if let Err(e) = v
-        .c
-        .engine()
-        .console_audit(
-            &s.user,
-            s.user.merchant_id.as_ref(),
-            "session.signed_in",
-            None,
-            None,
-            v.client.clone(),
-        )
-        .await
+    if let Err(e) =
+        v.c.engine()
+            .console_audit(
+                &s.user,
+                s.user.merchant_id.as_ref(),
+                "session.signed_in",
+                None,
+                None,
+                v.client.clone(),
+            )
+            .await
     {
         tracing::error!(error = %e, "console audit entry not written");
     }
@@ -686,17 +698,16 @@ pub async fn code(v: Visitor, body: axum::body::Bytes) -> Response {
     let Some(half) = v.session_token() else {
         return see_other("/console/login");
     };
-    let result = v
-        .c
-        .engine()
-        .console_second_factor(
-            &v.c.inner.throttle,
-            &v.c.inner.master,
-            half,
-            form.raw("code"),
-            v.client.clone(),
-        )
-        .await;
+    let result =
+        v.c.engine()
+            .console_second_factor(
+                &v.c.inner.throttle,
+                &v.c.inner.master,
+                half,
+                form.raw("code"),
+                v.client.clone(),
+            )
+            .await;
     match result {
         Err(e) => unavailable(&v, &e),
         Ok(SignIn::Refused(r)) => refused(&v, r, &again),
@@ -748,7 +759,11 @@ async fn invitation_text(
     };
     let role = v.t.word(invite.role.as_str());
     Ok(match merchant {
-        Some(name) => v.t.invited_to.replace("{role}", role).replace("{merchant}", &name),
+        Some(name) => {
+            v.t.invited_to
+                .replace("{role}", role)
+                .replace("{merchant}", &name)
+        }
         None if invite.created_by.is_none() => v.t.setup_text.to_owned(),
         None => v.t.invited_operator.to_owned(),
     })
@@ -799,16 +814,15 @@ pub async fn join(v: Visitor, body: axum::body::Bytes) -> Response {
     if form.raw("password") != form.raw("password2") {
         return again(StatusCode::BAD_REQUEST, v.t.passwords_differ);
     }
-    let accepted = v
-        .c
-        .engine()
-        .accept_console_invitation(
-            &token,
-            form.get("username").unwrap_or_default(),
-            form.raw("password"),
-            v.client.clone(),
-        )
-        .await;
+    let accepted =
+        v.c.engine()
+            .accept_console_invitation(
+                &token,
+                form.get("username").unwrap_or_default(),
+                form.raw("password"),
+                v.client.clone(),
+            )
+            .await;
     match accepted {
         Ok(s) => {
             let action = if invite.created_by.is_none() {
@@ -816,18 +830,17 @@ pub async fn join(v: Visitor, body: axum::body::Bytes) -> Response {
             } else {
                 "user.joined"
             };
-            if let Err(e) = v
-                .c
-                .engine()
-                .console_audit(
-                    &s.user,
-                    s.user.merchant_id.as_ref(),
-                    action,
-                    Some(&s.user.id),
-                    Some(format!("{} ({})", s.user.username, s.user.role)),
-                    v.client.clone(),
-                )
-                .await
+            if let Err(e) =
+                v.c.engine()
+                    .console_audit(
+                        &s.user,
+                        s.user.merchant_id.as_ref(),
+                        action,
+                        Some(&s.user.id),
+                        Some(format!("{} ({})", s.user.username, s.user.role)),
+                        v.client.clone(),
+                    )
+                    .await
             {
                 tracing::error!(error = %e, "console audit entry not written");
             }
@@ -849,12 +862,7 @@ pub async fn logout(ctx: Ctx, body: axum::body::Bytes) -> Response {
         return r;
     }
     let token_hash = ctx.session.token_hash.clone();
-    if let Err(e) = ctx
-        .c
-        .engine()
-        .console_sign_out_hash(&token_hash)
-        .await
-    {
+    if let Err(e) = ctx.c.engine().console_sign_out_hash(&token_hash).await {
         return ctx.failed(&e);
     }
     let mut r = see_other("/console/login");
@@ -867,7 +875,12 @@ pub async fn logout_everywhere(ctx: Ctx, body: axum::body::Bytes) -> Response {
     if let Err(r) = ctx.check(&form) {
         return r;
     }
-    match ctx.c.engine().console_sign_out_everywhere(&ctx.user.id).await {
+    match ctx
+        .c
+        .engine()
+        .console_sign_out_everywhere(&ctx.user.id)
+        .await
+    {
         Ok(n) => {
             ctx.audit(
                 ctx.user.merchant_id.as_ref(),

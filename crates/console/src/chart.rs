@@ -64,7 +64,10 @@ mod tests {
         )
         .into_string();
         assert!(svg.contains("height=\"140\""), "{svg}");
-        assert!(svg.contains("height=\"69\"") || svg.contains("height=\"70\""), "{svg}");
+        assert!(
+            svg.contains("height=\"69\"") || svg.contains("height=\"70\""),
+            "{svg}"
+        );
         assert!(svg.contains("height=\"0\""));
         assert!(svg.contains("aria-label=\"orders\""));
     }

@@ -376,70 +376,388 @@ texts! {
 
 /// Machine words (statuses, reasons, causes, roles…) in each language.
 static WORDS: &[(&str, [&str; 5])] = &[
-    ("pending", ["pending", "待支付", "pendiente", "ожидает", "pendente"]),
-    ("processing", ["processing", "确认中", "procesando", "подтверждается", "processando"]),
-    ("settled", ["settled", "已结算", "liquidado", "оплачен", "liquidado"]),
-    ("expired", ["expired", "已过期", "caducado", "истёк", "expirado"]),
-    ("invalid", ["invalid", "无效", "inválido", "недействителен", "inválido"]),
-    ("refunded", ["refunded", "已退款", "reembolsado", "возвращён", "reembolsado"]),
+    (
+        "pending",
+        ["pending", "待支付", "pendiente", "ожидает", "pendente"],
+    ),
+    (
+        "processing",
+        [
+            "processing",
+            "确认中",
+            "procesando",
+            "подтверждается",
+            "processando",
+        ],
+    ),
+    (
+        "settled",
+        ["settled", "已结算", "liquidado", "оплачен", "liquidado"],
+    ),
+    (
+        "expired",
+        ["expired", "已过期", "caducado", "истёк", "expirado"],
+    ),
+    (
+        "invalid",
+        ["invalid", "无效", "inválido", "недействителен", "inválido"],
+    ),
+    (
+        "refunded",
+        [
+            "refunded",
+            "已退款",
+            "reembolsado",
+            "возвращён",
+            "reembolsado",
+        ],
+    ),
     ("none", ["—", "—", "—", "—", "—"]),
-    ("paid_partial", ["paid partly", "部分支付", "pago parcial", "оплачен частично", "pago parcial"]),
-    ("paid_over", ["paid over", "超额支付", "pago de más", "переплата", "pago a mais"]),
-    ("paid_late", ["paid late", "逾期支付", "pago tarde", "оплачен поздно", "pago atrasado"]),
-    ("marked", ["by hand", "手动标记", "a mano", "вручную", "manual"]),
-    ("resolved", ["underpayment accepted", "已接受少付", "pago incompleto aceptado", "недоплата принята", "pagamento menor aceito"]),
-    ("reversed", ["reversed", "已撤销", "revertido", "отменён", "revertido"]),
+    (
+        "paid_partial",
+        [
+            "paid partly",
+            "部分支付",
+            "pago parcial",
+            "оплачен частично",
+            "pago parcial",
+        ],
+    ),
+    (
+        "paid_over",
+        [
+            "paid over",
+            "超额支付",
+            "pago de más",
+            "переплата",
+            "pago a mais",
+        ],
+    ),
+    (
+        "paid_late",
+        [
+            "paid late",
+            "逾期支付",
+            "pago tarde",
+            "оплачен поздно",
+            "pago atrasado",
+        ],
+    ),
+    (
+        "marked",
+        ["by hand", "手动标记", "a mano", "вручную", "manual"],
+    ),
+    (
+        "resolved",
+        [
+            "underpayment accepted",
+            "已接受少付",
+            "pago incompleto aceptado",
+            "недоплата принята",
+            "pagamento menor aceito",
+        ],
+    ),
+    (
+        "reversed",
+        ["reversed", "已撤销", "revertido", "отменён", "revertido"],
+    ),
     ("created", ["created", "创建", "creado", "создан", "criado"]),
-    ("payment", ["payment", "付款", "pago", "платёж", "pagamento"]),
-    ("expiry", ["expiry", "过期", "caducidad", "истечение", "expiração"]),
-    ("mark_settled", ["marked settled", "标记为已结算", "marcado liquidado", "отмечен оплаченным", "marcado liquidado"]),
-    ("mark_invalid", ["marked invalid", "标记为无效", "marcado inválido", "отмечен недействительным", "marcado inválido"]),
-    ("cancel", ["cancelled", "已取消", "cancelado", "отменён", "cancelado"]),
-    ("resolve", ["underpayment accepted", "已接受少付", "pago incompleto aceptado", "недоплата принята", "pagamento menor aceito"]),
-    ("refund", ["refund", "退款", "reembolso", "возврат", "reembolso"]),
-    ("withdrawal", ["withdrawal", "提现", "retirada", "вывод", "saque"]),
-    ("unconfirmed", ["unconfirmed", "未确认", "sin confirmar", "не подтверждён", "não confirmado"]),
-    ("confirmed", ["confirmed", "已确认", "confirmado", "подтверждён", "confirmado"]),
-    ("matched", ["counted", "已计入", "contado", "учтён", "contado"]),
-    ("outside_window", ["outside the window", "超出范围", "fuera del margen", "вне диапазона", "fora da margem"]),
-    ("wrong_asset", ["wrong asset", "资产错误", "activo equivocado", "не тот актив", "ativo errado"]),
-    ("unexpected", ["unexpected", "意外付款", "inesperado", "неожиданный", "inesperado"]),
-    ("accepted", ["accepted", "已接受", "aceptado", "принят", "aceito"]),
-    ("requested", ["requested", "已申请", "solicitado", "запрошен", "solicitado"]),
-    ("approved", ["approved", "已批准", "aprobado", "одобрен", "aprovado"]),
-    ("rejected", ["rejected", "已拒绝", "rechazado", "отклонён", "rejeitado"]),
-    ("sent", ["sent", "已发送", "enviado", "отправлен", "enviado"]),
-    ("completed", ["completed", "已完成", "completado", "завершён", "concluído"]),
+    (
+        "payment",
+        ["payment", "付款", "pago", "платёж", "pagamento"],
+    ),
+    (
+        "expiry",
+        ["expiry", "过期", "caducidad", "истечение", "expiração"],
+    ),
+    (
+        "mark_settled",
+        [
+            "marked settled",
+            "标记为已结算",
+            "marcado liquidado",
+            "отмечен оплаченным",
+            "marcado liquidado",
+        ],
+    ),
+    (
+        "mark_invalid",
+        [
+            "marked invalid",
+            "标记为无效",
+            "marcado inválido",
+            "отмечен недействительным",
+            "marcado inválido",
+        ],
+    ),
+    (
+        "cancel",
+        ["cancelled", "已取消", "cancelado", "отменён", "cancelado"],
+    ),
+    (
+        "resolve",
+        [
+            "underpayment accepted",
+            "已接受少付",
+            "pago incompleto aceptado",
+            "недоплата принята",
+            "pagamento menor aceito",
+        ],
+    ),
+    (
+        "refund",
+        ["refund", "退款", "reembolso", "возврат", "reembolso"],
+    ),
+    (
+        "withdrawal",
+        ["withdrawal", "提现", "retirada", "вывод", "saque"],
+    ),
+    (
+        "unconfirmed",
+        [
+            "unconfirmed",
+            "未确认",
+            "sin confirmar",
+            "не подтверждён",
+            "não confirmado",
+        ],
+    ),
+    (
+        "confirmed",
+        [
+            "confirmed",
+            "已确认",
+            "confirmado",
+            "подтверждён",
+            "confirmado",
+        ],
+    ),
+    (
+        "matched",
+        ["counted", "已计入", "contado", "учтён", "contado"],
+    ),
+    (
+        "outside_window",
+        [
+            "outside the window",
+            "超出范围",
+            "fuera del margen",
+            "вне диапазона",
+            "fora da margem",
+        ],
+    ),
+    (
+        "wrong_asset",
+        [
+            "wrong asset",
+            "资产错误",
+            "activo equivocado",
+            "не тот актив",
+            "ativo errado",
+        ],
+    ),
+    (
+        "unexpected",
+        [
+            "unexpected",
+            "意外付款",
+            "inesperado",
+            "неожиданный",
+            "inesperado",
+        ],
+    ),
+    (
+        "accepted",
+        ["accepted", "已接受", "aceptado", "принят", "aceito"],
+    ),
+    (
+        "requested",
+        [
+            "requested",
+            "已申请",
+            "solicitado",
+            "запрошен",
+            "solicitado",
+        ],
+    ),
+    (
+        "approved",
+        ["approved", "已批准", "aprobado", "одобрен", "aprovado"],
+    ),
+    (
+        "rejected",
+        ["rejected", "已拒绝", "rechazado", "отклонён", "rejeitado"],
+    ),
+    (
+        "sent",
+        ["sent", "已发送", "enviado", "отправлен", "enviado"],
+    ),
+    (
+        "completed",
+        ["completed", "已完成", "completado", "завершён", "concluído"],
+    ),
     ("failed", ["failed", "失败", "fallido", "сбой", "falhou"]),
-    ("succeeded", ["delivered", "已送达", "entregado", "доставлен", "entregue"]),
+    (
+        "succeeded",
+        ["delivered", "已送达", "entregado", "доставлен", "entregue"],
+    ),
     ("active", ["active", "有效", "activo", "активен", "ativo"]),
-    ("revoked", ["revoked", "已撤销", "revocado", "отозван", "revogado"]),
-    ("disabled", ["disabled", "已停用", "desactivado", "отключён", "desativado"]),
-    ("operator", ["operator", "运营者", "operador", "оператор", "operador"]),
-    ("owner", ["owner", "所有者", "propietario", "владелец", "proprietário"]),
-    ("staff", ["staff", "员工", "personal", "сотрудник", "equipe"]),
+    (
+        "revoked",
+        ["revoked", "已撤销", "revocado", "отозван", "revogado"],
+    ),
+    (
+        "disabled",
+        [
+            "disabled",
+            "已停用",
+            "desactivado",
+            "отключён",
+            "desativado",
+        ],
+    ),
+    (
+        "operator",
+        ["operator", "运营者", "operador", "оператор", "operador"],
+    ),
+    (
+        "owner",
+        ["owner", "所有者", "propietario", "владелец", "proprietário"],
+    ),
+    (
+        "staff",
+        ["staff", "员工", "personal", "сотрудник", "equipe"],
+    ),
 ];
 
 /// The buttons moving a payout request, by the status they move it to.
 static MOVES: &[(&str, [&str; 5])] = &[
-    ("approved", ["Approve", "批准", "Aprobar", "Одобрить", "Aprovar"]),
-    ("rejected", ["Reject", "拒绝", "Rechazar", "Отклонить", "Rejeitar"]),
-    ("sent", ["Record as sent", "记录为已发送", "Registrar como enviado", "Отметить отправленным", "Registrar como enviado"]),
-    ("completed", ["Record as completed", "记录为已完成", "Registrar como completado", "Отметить завершённым", "Registrar como concluído"]),
-    ("failed", ["Record as failed", "记录为失败", "Registrar como fallido", "Отметить неудачным", "Registrar como falho"]),
+    (
+        "approved",
+        ["Approve", "批准", "Aprobar", "Одобрить", "Aprovar"],
+    ),
+    (
+        "rejected",
+        ["Reject", "拒绝", "Rechazar", "Отклонить", "Rejeitar"],
+    ),
+    (
+        "sent",
+        [
+            "Record as sent",
+            "记录为已发送",
+            "Registrar como enviado",
+            "Отметить отправленным",
+            "Registrar como enviado",
+        ],
+    ),
+    (
+        "completed",
+        [
+            "Record as completed",
+            "记录为已完成",
+            "Registrar como completado",
+            "Отметить завершённым",
+            "Registrar como concluído",
+        ],
+    ),
+    (
+        "failed",
+        [
+            "Record as failed",
+            "记录为失败",
+            "Registrar como fallido",
+            "Отметить неудачным",
+            "Registrar como falho",
+        ],
+    ),
 ];
 
 /// The notices after an action (the first is the default).
 static NOTICES: &[(&str, [&str; 5])] = &[
-    ("saved", ["Saved.", "已保存。", "Guardado.", "Сохранено.", "Salvo."]),
-    ("revoked", ["Revoked.", "已撤销。", "Revocado.", "Отозвано.", "Revogado."]),
-    ("deleted", ["Deleted.", "已删除。", "Eliminado.", "Удалено.", "Excluído."]),
-    ("withdrawn", ["Invitation withdrawn.", "邀请已撤回。", "Invitación retirada.", "Приглашение отозвано.", "Convite retirado."]),
-    ("redelivered", ["Delivery queued again.", "已重新排队投递。", "Entrega puesta de nuevo en cola.", "Доставка снова поставлена в очередь.", "Entrega colocada de novo na fila."]),
-    ("refund_requested", ["Refund requested: approve it under Payouts.", "已申请退款：请在“付款请求”中批准。", "Reembolso solicitado: apruébalo en Pagos.", "Возврат запрошен: одобрите его в разделе «Выплаты».", "Reembolso solicitado: aprove-o em Pagamentos."]),
-    ("password_changed", ["Password changed. Your other sessions were signed out.", "密码已修改。您的其他会话已退出。", "Contraseña cambiada. Tus otras sesiones se cerraron.", "Пароль изменён. Другие сеансы завершены.", "Senha alterada. Suas outras sessões foram encerradas."]),
-    ("totp_on", ["Two-step sign-in is on.", "两步验证已开启。", "El inicio en dos pasos está activado.", "Двухэтапный вход включён.", "O login em duas etapas está ativado."]),
-    ("totp_off", ["Two-step sign-in is off.", "两步验证已关闭。", "El inicio en dos pasos está desactivado.", "Двухэтапный вход выключен.", "O login em duas etapas está desativado."]),
+    (
+        "saved",
+        ["Saved.", "已保存。", "Guardado.", "Сохранено.", "Salvo."],
+    ),
+    (
+        "revoked",
+        [
+            "Revoked.",
+            "已撤销。",
+            "Revocado.",
+            "Отозвано.",
+            "Revogado.",
+        ],
+    ),
+    (
+        "deleted",
+        [
+            "Deleted.",
+            "已删除。",
+            "Eliminado.",
+            "Удалено.",
+            "Excluído.",
+        ],
+    ),
+    (
+        "withdrawn",
+        [
+            "Invitation withdrawn.",
+            "邀请已撤回。",
+            "Invitación retirada.",
+            "Приглашение отозвано.",
+            "Convite retirado.",
+        ],
+    ),
+    (
+        "redelivered",
+        [
+            "Delivery queued again.",
+            "已重新排队投递。",
+            "Entrega puesta de nuevo en cola.",
+            "Доставка снова поставлена в очередь.",
+            "Entrega colocada de novo na fila.",
+        ],
+    ),
+    (
+        "refund_requested",
+        [
+            "Refund requested: approve it under Payouts.",
+            "已申请退款：请在“付款请求”中批准。",
+            "Reembolso solicitado: apruébalo en Pagos.",
+            "Возврат запрошен: одобрите его в разделе «Выплаты».",
+            "Reembolso solicitado: aprove-o em Pagamentos.",
+        ],
+    ),
+    (
+        "password_changed",
+        [
+            "Password changed. Your other sessions were signed out.",
+            "密码已修改。您的其他会话已退出。",
+            "Contraseña cambiada. Tus otras sesiones se cerraron.",
+            "Пароль изменён. Другие сеансы завершены.",
+            "Senha alterada. Suas outras sessões foram encerradas.",
+        ],
+    ),
+    (
+        "totp_on",
+        [
+            "Two-step sign-in is on.",
+            "两步验证已开启。",
+            "El inicio en dos pasos está activado.",
+            "Двухэтапный вход включён.",
+            "O login em duas etapas está ativado.",
+        ],
+    ),
+    (
+        "totp_off",
+        [
+            "Two-step sign-in is off.",
+            "两步验证已关闭。",
+            "El inicio en dos pasos está desactivado.",
+            "Двухэтапный вход выключен.",
+            "O login em duas etapas está desativado.",
+        ],
+    ),
 ];
 
 #[cfg(test)]
@@ -462,7 +780,10 @@ mod tests {
         let en = all_fields(&EN);
         for lang in Lang::ALL {
             let t = texts(lang);
-            assert_eq!(t.lang, Lang::ALL.iter().position(|l| *l == lang).unwrap_or(9));
+            assert_eq!(
+                t.lang,
+                Lang::ALL.iter().position(|l| *l == lang).unwrap_or(9)
+            );
             for ((name, theirs), (_, ours)) in all_fields(t).into_iter().zip(&en) {
                 assert!(!theirs.trim().is_empty(), "{}: {name} is empty", lang.tag());
                 assert_eq!(

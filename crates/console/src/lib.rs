@@ -54,6 +54,9 @@ pub struct ConsoleSettings {
     /// The readiness checks of the server's background parts (chain watchers).
     pub health: fn() -> Vec<HealthCheck>,
     pub server: ServerFacts,
+    /// The credential shape of every registered dialect (`Dialect::credential_shape`), in
+    /// the registry's order: the kinds of vendor credentials a merchant can create here.
+    pub credentials: Vec<coffer_engine::dialect_keys::CredentialShape>,
 }
 
 /// The console's shared state.
@@ -145,7 +148,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
         .route("/console/m/{m}/orders/{id}/action", post(order::action))
         .route("/console/m/{m}/orders/{id}/refund", post(order::refund))
         .route("/console/m/{m}/orders/{id}/repair", post(order::repair))
-        .route("/console/m/{m}/orders/{id}/redeliver", post(order::redeliver))
+        .route(
+            "/console/m/{m}/orders/{id}/redeliver",
+            post(order::redeliver),
+        )
         .route("/console/m/{m}/payouts", get(payouts::page))
         .route("/console/m/{m}/payouts/{id}/status", post(payouts::status))
         .route("/console/m/{m}/deposits", get(deposits::page))
@@ -161,17 +167,26 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
             get(webhooks::page).post(webhooks::create),
         )
         .route("/console/m/{m}/webhooks/{id}", get(webhooks::endpoint))
-        .route("/console/m/{m}/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route(
+            "/console/m/{m}/webhooks/{id}/rotate",
+            post(webhooks::rotate),
+        )
         .route(
             "/console/m/{m}/webhooks/{id}/enabled",
             post(webhooks::enabled),
         )
-        .route("/console/m/{m}/webhooks/{id}/delete", post(webhooks::delete))
+        .route(
+            "/console/m/{m}/webhooks/{id}/delete",
+            post(webhooks::delete),
+        )
         .route(
             "/console/m/{m}/webhooks/{id}/redeliver",
             post(webhooks::redeliver),
         )
-        .route("/console/m/{m}/wallets", get(wallets::page).post(wallets::save))
+        .route(
+            "/console/m/{m}/wallets",
+            get(wallets::page).post(wallets::save),
+        )
         .route("/console/m/{m}/wallets/preview", post(wallets::preview))
         .route("/console/m/{m}/settings", get(settings::page))
         .route("/console/m/{m}/settings/branding", post(settings::branding))
@@ -179,7 +194,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
             "/console/m/{m}/settings/confirmations",
             post(settings::confirmations),
         )
-        .route("/console/m/{m}/settings/tolerance", post(settings::tolerance))
+        .route(
+            "/console/m/{m}/settings/tolerance",
+            post(settings::tolerance),
+        )
         .route("/console/m/{m}/team", get(team::page))
         .route("/console/m/{m}/team/invite", post(team::invite))
         .route(
@@ -215,6 +233,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(console: Console) -> Router<S> {
             post(operator::users::disabled),
         )
         .route("/console/op/audit", get(operator::overview::audit))
-        .route("/console/{*rest}", get(auth::not_found).post(auth::not_found))
+        .route(
+            "/console/{*rest}",
+            get(auth::not_found).post(auth::not_found),
+        )
         .with_state(console)
 }

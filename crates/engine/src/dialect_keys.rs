@@ -364,7 +364,11 @@ impl Engine {
             return Ok(None);
         }
         // A suspended merchant's credentials are refused like revoked ones (console).
-        if self.merchant_suspended_since(&record.merchant_id).await?.is_some() {
+        if self
+            .merchant_suspended_since(&record.merchant_id)
+            .await?
+            .is_some()
+        {
             return Ok(None);
         }
         open(master, &record).map(Some)

@@ -371,7 +371,8 @@ impl Engine {
         {
             return Err(EngineError::Unauthorized);
         }
-        self.refuse_suspended(&record.credential.merchant_id).await?;
+        self.refuse_suspended(&record.credential.merchant_id)
+            .await?;
         Ok(record.credential)
     }
 

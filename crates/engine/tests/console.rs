@@ -57,12 +57,16 @@ async fn setup_link_invitations_and_roles(db: &TestDb) {
     assert_eq!(root.user.role, ConsoleRole::Operator);
     assert!(root.user.password_hash.starts_with("$argon2id$"));
     assert!(matches!(
-        e.accept_console_invitation(&second, "again", PASSWORD, None).await,
+        e.accept_console_invitation(&second, "again", PASSWORD, None)
+            .await,
         Err(EngineError::NotFound(_))
     ));
     // Setup is over for good.
     assert!(!e.console_needs_setup().await.unwrap());
-    assert_eq!(e.console_setup_token().await.unwrap_err().code(), "setup_done");
+    assert_eq!(
+        e.console_setup_token().await.unwrap_err().code(),
+        "setup_done"
+    );
 
     // The operator invites an owner of a merchant; the owner invites staff of it only.
     let (shop, _) = e.create_merchant("Shop").await.unwrap();
@@ -116,8 +120,14 @@ async fn setup_link_invitations_and_roles(db: &TestDb) {
     assert!(e.console_invitation(&t).await.unwrap().is_none());
 
     // Owners disable their staff (sessions end), not themselves, not other merchants' users.
-    let t2 = e.console_invite(&root.user, ConsoleRole::Owner, Some(&other.id)).await.unwrap();
-    let carol = e.accept_console_invitation(&t2, "carol", PASSWORD, None).await.unwrap();
+    let t2 = e
+        .console_invite(&root.user, ConsoleRole::Owner, Some(&other.id))
+        .await
+        .unwrap();
+    let carol = e
+        .accept_console_invitation(&t2, "carol", PASSWORD, None)
+        .await
+        .unwrap();
     assert_eq!(
         e.set_console_user_disabled(&owner, Some(&shop.id), &owner.id, true)
             .await
@@ -126,11 +136,13 @@ async fn setup_link_invitations_and_roles(db: &TestDb) {
         "forbidden"
     );
     assert!(matches!(
-        e.set_console_user_disabled(&owner, Some(&other.id), &carol.user.id, true).await,
+        e.set_console_user_disabled(&owner, Some(&other.id), &carol.user.id, true)
+            .await,
         Err(EngineError::NotFound(_))
     ));
     assert!(matches!(
-        e.set_console_user_disabled(&owner, Some(&shop.id), &carol.user.id, true).await,
+        e.set_console_user_disabled(&owner, Some(&shop.id), &carol.user.id, true)
+            .await,
         Err(EngineError::NotFound(_))
     ));
     assert!(e.console_session(&carol.token).await.unwrap().is_some());
@@ -166,17 +178,23 @@ async fn sign_in_throttle_and_second_factor(db: &TestDb) {
     // Five wrong passwords lock the username, even against the right one.
     for _ in 0..LoginThrottle::MAX_FAILURES {
         assert!(matches!(
-            e.console_sign_in(&throttle, "root", "wrong password!!", None).await.unwrap(),
+            e.console_sign_in(&throttle, "root", "wrong password!!", None)
+                .await
+                .unwrap(),
             SignIn::Wrong
         ));
     }
     assert!(matches!(
-        e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap(),
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
         SignIn::Refused(LoginRefusal::Locked { .. })
     ));
     // Unknown users look like wrong passwords.
     assert!(matches!(
-        e.console_sign_in(&throttle, "nobody", PASSWORD, None).await.unwrap(),
+        e.console_sign_in(&throttle, "nobody", PASSWORD, None)
+            .await
+            .unwrap(),
         SignIn::Wrong
     ));
 
@@ -185,7 +203,11 @@ async fn sign_in_throttle_and_second_factor(db: &TestDb) {
     let secret = e.new_totp_secret();
     let bytes = totp::decode_secret(&secret).unwrap();
     let now = || e.now().unix_timestamp();
-    let wrong = if totp::code_at(&bytes, now()) == "000000" { "111111" } else { "000000" };
+    let wrong = if totp::code_at(&bytes, now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     assert_eq!(
         e.enable_console_totp(&master, &root.user, &secret, wrong)
             .await
@@ -196,7 +218,11 @@ async fn sign_in_throttle_and_second_factor(db: &TestDb) {
     e.enable_console_totp(&master, &root.user, &secret, &totp::code_at(&bytes, now()))
         .await
         .unwrap();
-    let half = match e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap() {
+    let half = match e
+        .console_sign_in(&throttle, "root", PASSWORD, None)
+        .await
+        .unwrap()
+    {
         SignIn::SecondFactor(h) => h,
         other => panic!("expected the second factor, got {other:?}"),
     };
@@ -206,50 +232,86 @@ async fn sign_in_throttle_and_second_factor(db: &TestDb) {
     // The code used to enrol cannot be replayed.
     let replay = totp::code_at(&bytes, now());
     assert!(matches!(
-        e.console_second_factor(&throttle, &master, &half.token, &replay, None).await.unwrap(),
+        e.console_second_factor(&throttle, &master, &half.token, &replay, None)
+            .await
+            .unwrap(),
         SignIn::Wrong
     ));
     clock.advance(Duration::seconds(30));
     let full = signed(
-        e.console_second_factor(&throttle, &master, &half.token, &totp::code_at(&bytes, now()), None)
-            .await
-            .unwrap(),
+        e.console_second_factor(
+            &throttle,
+            &master,
+            &half.token,
+            &totp::code_at(&bytes, now()),
+            None,
+        )
+        .await
+        .unwrap(),
     );
-    assert_ne!(full.token, half.token, "a new token after the second factor");
+    assert_ne!(
+        full.token, half.token,
+        "a new token after the second factor"
+    );
     assert!(e.console_half_session(&half.token).await.unwrap().is_none());
     assert!(e.console_session(&full.token).await.unwrap().is_some());
     // Turning it off asks for a current code.
     let fresh = e.console_session(&full.token).await.unwrap().unwrap().1;
-    assert!(e.disable_console_totp(&master, &fresh, "123456").await.is_err());
+    assert!(
+        e.disable_console_totp(&master, &fresh, "123456")
+            .await
+            .is_err()
+    );
     clock.advance(Duration::seconds(30));
     e.disable_console_totp(&master, &fresh, &totp::code_at(&bytes, now()))
         .await
         .unwrap();
     assert!(matches!(
-        e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap(),
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
         SignIn::Signed(_)
     ));
 
     // Idle expiry, kept open by use, and the absolute limit.
-    let s = signed(e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap());
+    let s = signed(
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
+    );
     let mut used = Duration::ZERO;
     while used + SESSION_IDLE - Duration::hours(1) < SESSION_MAX - Duration::hours(8) {
         clock.advance(SESSION_IDLE - Duration::hours(1));
         used += SESSION_IDLE - Duration::hours(1);
-        assert!(e.console_session(&s.token).await.unwrap().is_some(), "after {used}");
+        assert!(
+            e.console_session(&s.token).await.unwrap().is_some(),
+            "after {used}"
+        );
     }
     clock.advance(Duration::hours(8));
     assert!(
         e.console_session(&s.token).await.unwrap().is_none(),
         "no session outlives {SESSION_MAX}"
     );
-    let idle = signed(e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap());
+    let idle = signed(
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
+    );
     clock.advance(SESSION_IDLE);
     assert!(e.console_session(&idle.token).await.unwrap().is_none());
 
     // Changing the password ends the other sessions; sign out everywhere ends all.
-    let a = signed(e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap());
-    let b = signed(e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap());
+    let a = signed(
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
+    );
+    let b = signed(
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
+    );
     let new = "another long passphrase";
     assert_eq!(
         e.change_console_password(&a.user, &a.session.token_hash, "wrong", new)
@@ -264,7 +326,9 @@ async fn sign_in_throttle_and_second_factor(db: &TestDb) {
     assert!(e.console_session(&a.token).await.unwrap().is_some());
     assert!(e.console_session(&b.token).await.unwrap().is_none());
     assert!(matches!(
-        e.console_sign_in(&throttle, "root", PASSWORD, None).await.unwrap(),
+        e.console_sign_in(&throttle, "root", PASSWORD, None)
+            .await
+            .unwrap(),
         SignIn::Wrong
     ));
     assert_eq!(e.console_sign_out_everywhere(&a.user.id).await.unwrap(), 1);
@@ -275,20 +339,36 @@ async fn suspension_refuses_keys_and_users(db: &TestDb) {
     let (e, _) = setup(db);
     let throttle = LoginThrottle::default();
     let token = e.console_setup_token().await.unwrap();
-    let root = e.accept_console_invitation(&token, "root", PASSWORD, None).await.unwrap();
+    let root = e
+        .accept_console_invitation(&token, "root", PASSWORD, None)
+        .await
+        .unwrap();
     let (shop, key) = e.create_merchant("Shop").await.unwrap();
-    let t = e.console_invite(&root.user, ConsoleRole::Owner, Some(&shop.id)).await.unwrap();
-    let owner = e.accept_console_invitation(&t, "alice", PASSWORD, None).await.unwrap();
+    let t = e
+        .console_invite(&root.user, ConsoleRole::Owner, Some(&shop.id))
+        .await
+        .unwrap();
+    let owner = e
+        .accept_console_invitation(&t, "alice", PASSWORD, None)
+        .await
+        .unwrap();
     assert!(e.authenticate(&key.token).await.is_ok());
     e.set_merchant_suspended(&shop.id, true).await.unwrap();
-    assert!(e.merchant_suspended_since(&shop.id).await.unwrap().is_some());
+    assert!(
+        e.merchant_suspended_since(&shop.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(matches!(
         e.authenticate(&key.token).await,
         Err(EngineError::Unauthorized)
     ));
     assert!(e.console_session(&owner.token).await.unwrap().is_none());
     assert!(matches!(
-        e.console_sign_in(&throttle, "alice", PASSWORD, None).await.unwrap(),
+        e.console_sign_in(&throttle, "alice", PASSWORD, None)
+            .await
+            .unwrap(),
         SignIn::Disabled
     ));
     // Operators are not a merchant's users.
@@ -337,7 +417,10 @@ async fn dashboard_search_and_tolerance(db: &TestDb) {
     let by_id = e.search_orders(&shop.id, b.id.as_str()).await.unwrap();
     assert_eq!(by_id[0].id, b.id);
     let address = a.target.as_ref().unwrap().address.to_uppercase();
-    assert_eq!(e.search_orders(&shop.id, &address).await.unwrap()[0].id, a.id);
+    assert_eq!(
+        e.search_orders(&shop.id, &address).await.unwrap()[0].id,
+        a.id
+    );
     assert!(e.search_orders(&shop.id, "A-").await.unwrap().is_empty());
     let (other, _) = e.create_merchant("Other").await.unwrap();
     assert!(e.search_orders(&other.id, "A-1").await.unwrap().is_empty());
@@ -347,7 +430,10 @@ async fn dashboard_search_and_tolerance(db: &TestDb) {
         .set_underpayment_tolerance(&shop.id, Decimal::from_str("0.5").unwrap())
         .await
         .unwrap();
-    assert_eq!(m.policy.underpayment_tolerance_percent, Decimal::from_str("0.5").unwrap());
+    assert_eq!(
+        m.policy.underpayment_tolerance_percent,
+        Decimal::from_str("0.5").unwrap()
+    );
     for bad in ["-1", "50.01", "0.001"] {
         assert_eq!(
             e.set_underpayment_tolerance(&shop.id, Decimal::from_str(bad).unwrap())
@@ -358,14 +444,20 @@ async fn dashboard_search_and_tolerance(db: &TestDb) {
         );
     }
     let c = e.create_order(&shop.id, order("A-3")).await.unwrap().order;
-    assert_eq!(c.policy.underpayment_tolerance_percent, Decimal::from_str("0.5").unwrap());
+    assert_eq!(
+        c.policy.underpayment_tolerance_percent,
+        Decimal::from_str("0.5").unwrap()
+    );
     assert_eq!(c.state.status, OrderStatus::Pending);
 
     // The wallet preview derives what orders will get.
     let p = e.wallet_preview("bsc", WALLET).unwrap();
     assert_eq!(p.addresses.len(), 3);
     assert_eq!(p.addresses[0].0, 0);
-    assert_eq!(e.wallet_preview("nochain", "x").unwrap_err().code(), "unknown_chain");
+    assert_eq!(
+        e.wallet_preview("nochain", "x").unwrap_err().code(),
+        "unknown_chain"
+    );
 }
 
 both_backends! {

@@ -222,8 +222,10 @@ pub trait ConsoleStore: Send + Sync {
 
     // ---- sessions ------------------------------------------------------------------------
 
-    async fn insert_console_session(&self, session: &ConsoleSessionRecord)
-    -> Result<(), StoreError>;
+    async fn insert_console_session(
+        &self,
+        session: &ConsoleSessionRecord,
+    ) -> Result<(), StoreError>;
     /// The session with this token hash and its user, unless it expired at `now`.
     async fn console_session(
         &self,
@@ -311,8 +313,7 @@ pub trait ConsoleStore: Send + Sync {
         merchant: &MerchantId,
     ) -> Result<Option<OffsetDateTime>, StoreError>;
     /// Every suspended merchant.
-    async fn suspended_merchants(&self)
-    -> Result<Vec<(MerchantId, OffsetDateTime)>, StoreError>;
+    async fn suspended_merchants(&self) -> Result<Vec<(MerchantId, OffsetDateTime)>, StoreError>;
     /// Merchants without any receiving wallet.
     async fn merchants_without_wallet(&self) -> Result<Vec<MerchantId>, StoreError>;
 

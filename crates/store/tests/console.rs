@@ -76,7 +76,10 @@ async fn users_and_totp_steps(db: &TestDb) {
         s.insert_console_user(&twin).await,
         Err(StoreError::Duplicate(Unique::Username))
     ));
-    assert_eq!(s.find_console_user("alice").await.unwrap(), Some(owner.clone()));
+    assert_eq!(
+        s.find_console_user("alice").await.unwrap(),
+        Some(owner.clone())
+    );
     assert_eq!(s.get_console_user(&op.id).await.unwrap(), Some(op.clone()));
     assert_eq!(s.find_console_user("nobody").await.unwrap(), None);
     let ids = |v: Vec<ConsoleUserRecord>| v.into_iter().map(|u| u.username).collect::<Vec<_>>();
@@ -89,7 +92,10 @@ async fn users_and_totp_steps(db: &TestDb) {
     staff.updated_at = T0 + Duration::minutes(1);
     staff.disabled_at = Some(T0 + Duration::minutes(2));
     assert!(s.update_console_user(&staff).await.unwrap());
-    assert_eq!(s.get_console_user(&staff.id).await.unwrap(), Some(staff.clone()));
+    assert_eq!(
+        s.get_console_user(&staff.id).await.unwrap(),
+        Some(staff.clone())
+    );
     let ghost = user("ghost", ConsoleRole::Staff, Some(&m));
     assert!(!s.update_console_user(&ghost).await.unwrap());
 
@@ -99,7 +105,11 @@ async fn users_and_totp_steps(db: &TestDb) {
     assert!(!s.use_totp_step(&staff.id, 99).await.unwrap());
     assert!(s.use_totp_step(&staff.id, 101).await.unwrap());
     assert_eq!(
-        s.get_console_user(&staff.id).await.unwrap().unwrap().totp_last_step,
+        s.get_console_user(&staff.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_last_step,
         Some(101)
     );
     // a disabled operator does not count
@@ -109,7 +119,11 @@ async fn users_and_totp_steps(db: &TestDb) {
     assert_eq!(s.count_operators().await.unwrap(), 1);
 }
 
-fn session(user: &ConsoleUserRecord, token: &str, expires_at: OffsetDateTime) -> ConsoleSessionRecord {
+fn session(
+    user: &ConsoleUserRecord,
+    token: &str,
+    expires_at: OffsetDateTime,
+) -> ConsoleSessionRecord {
     ConsoleSessionRecord {
         token_hash: token.into(),
         user_id: user.id.clone(),
@@ -139,7 +153,9 @@ async fn sessions_expire_and_end(db: &TestDb) {
     assert_eq!(s.console_session("hash-x", T0).await.unwrap(), None);
     // expired at its expiry
     assert_eq!(
-        s.console_session("hash-c", T0 + Duration::minutes(5)).await.unwrap(),
+        s.console_session("hash-c", T0 + Duration::minutes(5))
+            .await
+            .unwrap(),
         None
     );
     s.touch_console_session("hash-c", T0 + Duration::minutes(4), T0 + Duration::hours(1))
@@ -151,10 +167,15 @@ async fn sessions_expire_and_end(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(c2.last_seen_at, T0 + Duration::minutes(4));
-    assert_eq!(s.list_console_sessions(&alice.id, T0).await.unwrap().len(), 3);
+    assert_eq!(
+        s.list_console_sessions(&alice.id, T0).await.unwrap().len(),
+        3
+    );
     // logout everywhere but here
     assert_eq!(
-        s.delete_console_sessions(&alice.id, Some("hash-a")).await.unwrap(),
+        s.delete_console_sessions(&alice.id, Some("hash-a"))
+            .await
+            .unwrap(),
         2
     );
     assert!(s.console_session("hash-a", T0).await.unwrap().is_some());
@@ -162,12 +183,17 @@ async fn sessions_expire_and_end(db: &TestDb) {
     assert!(s.delete_console_session("hash-a").await.unwrap());
     assert!(!s.delete_console_session("hash-a").await.unwrap());
     // purge removes what expired
-    s.insert_console_session(&session(&alice, "old", T0)).await.unwrap();
+    s.insert_console_session(&session(&alice, "old", T0))
+        .await
+        .unwrap();
     s.insert_console_session(&session(&alice, "new", T0 + Duration::days(1)))
         .await
         .unwrap();
     assert_eq!(s.purge_console_sessions(T0).await.unwrap(), 1);
-    assert_eq!(s.list_console_sessions(&alice.id, T0).await.unwrap().len(), 1);
+    assert_eq!(
+        s.list_console_sessions(&alice.id, T0).await.unwrap().len(),
+        1
+    );
 }
 
 fn invite(token: &str, role: ConsoleRole, merchant: Option<&MerchantId>) -> ConsoleInviteRecord {
@@ -189,14 +215,25 @@ async fn invitations_are_used_once(db: &TestDb) {
     staff.created_by = Some("usr_x".into());
     s.insert_console_invite(&setup).await.unwrap();
     s.insert_console_invite(&staff).await.unwrap();
-    assert_eq!(s.console_invite("setup", T0).await.unwrap(), Some(setup.clone()));
     assert_eq!(
-        s.console_invite("setup", T0 + Duration::days(1)).await.unwrap(),
+        s.console_invite("setup", T0).await.unwrap(),
+        Some(setup.clone())
+    );
+    assert_eq!(
+        s.console_invite("setup", T0 + Duration::days(1))
+            .await
+            .unwrap(),
         None,
         "expired"
     );
-    assert_eq!(s.list_console_invites(Some(&m), T0).await.unwrap(), vec![staff.clone()]);
-    assert_eq!(s.list_console_invites(None, T0).await.unwrap(), vec![setup.clone()]);
+    assert_eq!(
+        s.list_console_invites(Some(&m), T0).await.unwrap(),
+        vec![staff.clone()]
+    );
+    assert_eq!(
+        s.list_console_invites(None, T0).await.unwrap(),
+        vec![setup.clone()]
+    );
 
     let root = user("root", ConsoleRole::Operator, None);
     assert!(
@@ -206,7 +243,10 @@ async fn invitations_are_used_once(db: &TestDb) {
         "an expired invitation is not accepted"
     );
     assert!(s.accept_console_invite("setup", &root, T0).await.unwrap());
-    assert_eq!(s.find_console_user("root").await.unwrap(), Some(root.clone()));
+    assert_eq!(
+        s.find_console_user("root").await.unwrap(),
+        Some(root.clone())
+    );
     let again = user("root-again", ConsoleRole::Operator, None);
     assert!(!s.accept_console_invite("setup", &again, T0).await.unwrap());
     assert_eq!(s.find_console_user("root-again").await.unwrap(), None);
@@ -219,7 +259,11 @@ async fn invitations_are_used_once(db: &TestDb) {
     assert!(s.console_invite("staff", T0).await.unwrap().is_some());
     // withdrawn only by its own merchant
     let other = seed_merchant(db, "Beta").await;
-    assert!(!s.delete_console_invite(Some(&other), "staff").await.unwrap());
+    assert!(
+        !s.delete_console_invite(Some(&other), "staff")
+            .await
+            .unwrap()
+    );
     assert!(!s.delete_console_invite(None, "staff").await.unwrap());
     assert!(s.delete_console_invite(Some(&m), "staff").await.unwrap());
     // setup links are replaced, invitations by operators are not
@@ -272,7 +316,10 @@ async fn audit_log_and_suspensions(db: &TestDb) {
     assert_eq!(s.merchant_suspended(&a).await.unwrap(), None);
     assert!(s.set_merchant_suspended(&a, Some(T0)).await.unwrap());
     assert_eq!(s.merchant_suspended(&a).await.unwrap(), Some(T0));
-    assert_eq!(s.suspended_merchants().await.unwrap(), vec![(a.clone(), T0)]);
+    assert_eq!(
+        s.suspended_merchants().await.unwrap(),
+        vec![(a.clone(), T0)]
+    );
     assert!(s.set_merchant_suspended(&a, None).await.unwrap());
     assert_eq!(s.merchant_suspended(&a).await.unwrap(), None);
     let ghost = MerchantId::from_random(rnd16());
@@ -285,9 +332,14 @@ async fn audit_log_and_suspensions(db: &TestDb) {
     let mut expected = vec![a.clone(), b.clone()];
     expected.sort();
     assert_eq!(without, expected);
-    s.set_wallet(&a, &coffer_core::ChainId::parse("bsc").unwrap(), "xpub-a", T0)
-        .await
-        .unwrap();
+    s.set_wallet(
+        &a,
+        &coffer_core::ChainId::parse("bsc").unwrap(),
+        "xpub-a",
+        T0,
+    )
+    .await
+    .unwrap();
     assert_eq!(s.merchants_without_wallet().await.unwrap(), vec![b]);
 }
 
@@ -311,9 +363,12 @@ fn order(
         target: Some(PaymentTarget {
             asset: AssetId::from_str(asset).unwrap(),
             amount_due: BaseUnits::new(10),
-            address: format!("0x{}", hex::encode([rnd16(), rnd16()].concat()[..20].to_vec()))
-                .to_uppercase()
-                .replacen("0X", "0x", 1),
+            address: format!(
+                "0x{}",
+                hex::encode([rnd16(), rnd16()].concat()[..20].to_vec())
+            )
+            .to_uppercase()
+            .replacen("0X", "0x", 1),
             derivation: Some(Derivation {
                 index: 0,
                 path: "m/0".into(),
@@ -323,6 +378,7 @@ fn order(
                 source: "peg".into(),
                 at: created_at,
             },
+            details: Default::default(),
         }),
         totals: Totals {
             confirmed: BaseUnits::new(received),
@@ -364,6 +420,7 @@ fn payment(o: &Order, txid: &str) -> Payment {
         occurred_at: o.created_at,
         detected_at: o.created_at,
         updated_at: o.created_at,
+        details: Default::default(),
     }
 }
 
@@ -431,21 +488,29 @@ async fn orders_list_filters_pages_and_searches(db: &TestDb) {
     }
     let mut expected = all.clone();
     expected.sort_by(|x, y| (y.created_at, &y.id).cmp(&(x.created_at, &x.id)));
-    assert_eq!(seen, expected.iter().map(|o| o.id.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        expected.iter().map(|o| o.id.clone()).collect::<Vec<_>>()
+    );
 
     let count = |q: ConsoleOrderQuery| async move {
-        s.console_orders(&ConsoleOrderQuery {
-            limit: 100,
-            ..q
-        })
-        .await
-        .unwrap()
+        s.console_orders(&ConsoleOrderQuery { limit: 100, ..q })
+            .await
+            .unwrap()
     };
     let base = || ConsoleOrderQuery {
         merchant_id: Some(a.clone()),
         ..ConsoleOrderQuery::default()
     };
-    assert_eq!(count(ConsoleOrderQuery { status: Some(Settled), ..base() }).await.len(), 10);
+    assert_eq!(
+        count(ConsoleOrderQuery {
+            status: Some(Settled),
+            ..base()
+        })
+        .await
+        .len(),
+        10
+    );
     let partial = count(ConsoleOrderQuery {
         reason: Some(R::PaidPartial),
         ..base()
@@ -473,7 +538,8 @@ async fn orders_list_filters_pages_and_searches(db: &TestDb) {
         })
         .await
         .iter()
-        .all(|o| o.state.status == Settled && o.target.as_ref().unwrap().asset.to_string() == "bsc:USDT")
+        .all(|o| o.state.status == Settled
+            && o.target.as_ref().unwrap().asset.to_string() == "bsc:USDT")
     );
     // no merchant: nothing, never everyone's
     assert!(count(ConsoleOrderQuery::default()).await.is_empty());
@@ -481,13 +547,19 @@ async fn orders_list_filters_pages_and_searches(db: &TestDb) {
     // search by address in any case; another merchant's address finds nothing
     let addr = all[5].target.as_ref().unwrap().address.clone();
     let found = s.orders_by_address(&a, &addr.to_lowercase()).await.unwrap();
-    assert_eq!(found.iter().map(|o| &o.id).collect::<Vec<_>>(), [&all[5].id]);
+    assert_eq!(
+        found.iter().map(|o| &o.id).collect::<Vec<_>>(),
+        [&all[5].id]
+    );
     let theirs = other.target.as_ref().unwrap().address.clone();
     assert!(s.orders_by_address(&a, &theirs).await.unwrap().is_empty());
     assert_eq!(s.orders_by_address(&b, &theirs).await.unwrap().len(), 1);
     // by transaction hash, any case
     let found = s.orders_by_txid(&a, "0xfeed01").await.unwrap();
-    assert_eq!(found.iter().map(|o| &o.id).collect::<Vec<_>>(), [&all[3].id]);
+    assert_eq!(
+        found.iter().map(|o| &o.id).collect::<Vec<_>>(),
+        [&all[3].id]
+    );
     assert!(s.orders_by_txid(&a, "0xFEED02").await.unwrap().is_empty());
 
     // an order's events, scoped
@@ -505,11 +577,46 @@ async fn dashboard_sums_are_exact(db: &TestDb) {
     let day0 = T0.replace_time(time::Time::MIDNIGHT);
     let orders = vec![
         order(&a, "bsc:USDT", Settled, StatusReason::None, big, day0),
-        order(&a, "bsc:USDT", Settled, StatusReason::PaidOver, big, day0 + Duration::hours(3)),
-        order(&a, "bsc:USDT", Settled, StatusReason::None, 7, day0 + Duration::hours(23)),
-        order(&a, "bsc:USDT", Settled, StatusReason::None, 19_990_000_000_000_000_000, day0 + Duration::days(1)),
-        order(&a, "eth:ETH", Pending, StatusReason::None, 0, day0 + Duration::days(1)),
-        order(&a, "eth:ETH", Pending, StatusReason::None, 0, day0 + Duration::days(40)),
+        order(
+            &a,
+            "bsc:USDT",
+            Settled,
+            StatusReason::PaidOver,
+            big,
+            day0 + Duration::hours(3),
+        ),
+        order(
+            &a,
+            "bsc:USDT",
+            Settled,
+            StatusReason::None,
+            7,
+            day0 + Duration::hours(23),
+        ),
+        order(
+            &a,
+            "bsc:USDT",
+            Settled,
+            StatusReason::None,
+            19_990_000_000_000_000_000,
+            day0 + Duration::days(1),
+        ),
+        order(
+            &a,
+            "eth:ETH",
+            Pending,
+            StatusReason::None,
+            0,
+            day0 + Duration::days(1),
+        ),
+        order(
+            &a,
+            "eth:ETH",
+            Pending,
+            StatusReason::None,
+            0,
+            day0 + Duration::days(40),
+        ),
         order(&b, "bsc:USDT", Settled, StatusReason::None, 1, day0),
     ];
     s.commit(Changeset {
@@ -522,7 +629,13 @@ async fn dashboard_sums_are_exact(db: &TestDb) {
         .order_stats(&a, day0, day0 + Duration::days(30))
         .await
         .unwrap();
-    rows.sort_by_key(|r| (r.day, r.status.as_str(), r.asset.as_ref().map(|x| x.to_string())));
+    rows.sort_by_key(|r| {
+        (
+            r.day,
+            r.status.as_str(),
+            r.asset.as_ref().map(|x| x.to_string()),
+        )
+    });
     let d0 = (day0.unix_timestamp() / 86_400) as i64;
     let got: Vec<(i64, &str, String, u64, u128)> = rows
         .iter()
@@ -541,7 +654,13 @@ async fn dashboard_sums_are_exact(db: &TestDb) {
         vec![
             (0, "settled", "bsc:USDT".to_owned(), 3, big * 2 + 7),
             (1, "pending", "eth:ETH".to_owned(), 1, 0),
-            (1, "settled", "bsc:USDT".to_owned(), 1, 19_990_000_000_000_000_000),
+            (
+                1,
+                "settled",
+                "bsc:USDT".to_owned(),
+                1,
+                19_990_000_000_000_000_000
+            ),
         ]
     );
 }
@@ -567,13 +686,9 @@ async fn every_list_uses_an_index(db: &TestDb) {
         start_ms: T0.unix_timestamp() * 1000,
         step_ms: 60_000,
     };
-    coffer_testkit::volume::write(
-        db.url.as_deref(),
-        &db.dir.path().join("coffer.db"),
-        &volume,
-    )
-    .await
-    .unwrap();
+    coffer_testkit::volume::write(db.url.as_deref(), &db.dir.path().join("coffer.db"), &volume)
+        .await
+        .unwrap();
     let sqlite = db.kind() == "sqlite";
     let plans = db
         .store

@@ -26,7 +26,11 @@ pub fn statements(kind: &str, v: &Volume) -> Vec<String> {
     } else {
         format!("WITH g(i) AS (SELECT generate_series(0, {last}))")
     };
-    let (t, f) = if sqlite { ("1", "0") } else { ("TRUE", "FALSE") };
+    let (t, f) = if sqlite {
+        ("1", "0")
+    } else {
+        ("TRUE", "FALSE")
+    };
     let k = v.merchants.len().max(1);
     let values: Vec<String> = v
         .merchants
@@ -107,7 +111,9 @@ pub async fn write(
         Some(url) => {
             let mut c = sqlx::PgConnection::connect(url).await?;
             for sql in statements("postgres", v) {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await?;
             }
             c.close().await
         }
@@ -115,7 +121,9 @@ pub async fn write(
             let url = format!("sqlite://{}", sqlite_path.display());
             let mut c = sqlx::SqliteConnection::connect(&url).await?;
             for sql in statements("sqlite", v) {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut c)
+                    .await?;
             }
             c.close().await
         }

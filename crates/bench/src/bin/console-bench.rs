@@ -99,7 +99,13 @@ where
     Ok((p50, max, rows))
 }
 
-async fn bench(kind: &str, store: Arc<dyn Store>, url: Option<&str>, file: &Path, args: &Args) -> anyhow::Result<()> {
+async fn bench(
+    kind: &str,
+    store: Arc<dyn Store>,
+    url: Option<&str>,
+    file: &Path,
+    args: &Args,
+) -> anyhow::Result<()> {
     let big = merchant(&store, "Big shop").await?;
     let mut merchants = vec![big.clone(); args.others.max(1)];
     for i in 0..args.others {
@@ -114,8 +120,14 @@ async fn bench(kind: &str, store: Arc<dyn Store>, url: Option<&str>, file: &Path
         step_ms: step,
     };
     let t = Instant::now();
-    volume::write(url, file, &v).await.context("writing the volume")?;
-    println!("# {kind}: {} orders written in {} s", args.orders, t.elapsed().as_secs());
+    volume::write(url, file, &v)
+        .await
+        .context("writing the volume")?;
+    println!(
+        "# {kind}: {} orders written in {} s",
+        args.orders,
+        t.elapsed().as_secs()
+    );
 
     let now = OffsetDateTime::now_utc();
     let q = |f: &dyn Fn(&mut ConsoleOrderQuery)| {
@@ -129,49 +141,91 @@ async fn bench(kind: &str, store: Arc<dyn Store>, url: Option<&str>, file: &Path
     };
     // A cursor half a year deep: keyset pages cost the same at any depth.
     let deep = store
-        .console_orders(&q(&|o| o.created_to = Some(now - time::Duration::days(180))))
+        .console_orders(&q(&|o| {
+            o.created_to = Some(now - time::Duration::days(180))
+        }))
         .await?;
     let cursor = deep.last().map(|o| ListCursor {
         created_at: o.created_at,
         id: o.id.to_string(),
     });
     let some = deep.first().context("no orders")?.clone();
-    let address = some.target.as_ref().map(|t| t.address.to_uppercase()).unwrap_or_default();
+    let address = some
+        .target
+        .as_ref()
+        .map(|t| t.address.to_uppercase())
+        .unwrap_or_default();
     let txid = format!("0xTX{}", some.id);
     let endpoint = WebhookId::from_random(rnd16());
     let runs = args.runs;
-    println!("{:<26} {:>9} {:>9} {:>5}", format!("{kind} query"), "p50_ms", "max_ms", "rows");
+    println!(
+        "{:<26} {:>9} {:>9} {:>5}",
+        format!("{kind} query"),
+        "p50_ms",
+        "max_ms",
+        "rows"
+    );
     macro_rules! row {
         ($name:expr, $f:expr) => {{
             let (p50, max, rows) = measure(runs, $f).await?;
             println!("{:<26} {:>9} {:>9} {:>5}", $name, ms(p50), ms(max), rows);
         }};
     }
-    row!("orders", || store.console_orders(&q(&|_| {})));
-    row!("orders, page 180 days deep", || store.console_orders(&q(&|o| o.after = cursor.clone())));
-    row!("orders by status (pending)", || store.console_orders(&q(&|o| o.status = Some(OrderStatus::Pending))));
-    row!("orders by reason (late)", || store.console_orders(&q(&|o| o.reason = Some(StatusReason::PaidLate))));
-    row!("orders by asset", || store.console_orders(&q(&|o| o.asset = "eth:ETH".parse().ok())));
-    row!("orders by date (1 day)", || store.console_orders(&q(&|o| {
+    // Each run gets its own query: the future owns it.
+    macro_rules! orders_row {
+        ($name:expr, $f:expr) => {{
+            let query = q($f);
+            row!($name, || {
+                let (store, query) = (store.clone(), query.clone());
+                async move { store.console_orders(&query).await }
+            });
+        }};
+    }
+    orders_row!("orders", &|_| {});
+    orders_row!("orders, page 180 days deep", &|o| o.after = cursor.clone());
+    orders_row!("orders by status (pending)", &|o| o.status =
+        Some(OrderStatus::Pending));
+    orders_row!("orders by reason (late)", &|o| o.reason =
+        Some(StatusReason::PaidLate));
+    orders_row!("orders by asset", &|o| o.asset = "eth:ETH".parse().ok());
+    orders_row!("orders by date (1 day)", &|o| {
         o.created_from = Some(now - time::Duration::days(101));
         o.created_to = Some(now - time::Duration::days(100));
-    })));
-    row!("search by order number", || async {
-        Ok::<_, coffer_store::StoreError>(store.get_order_by_no(&big, some.order_no.as_deref().unwrap_or_default()).await?.into_iter().collect::<Vec<_>>())
     });
-    row!("search by address", || store.orders_by_address(&big, &address));
+    row!("search by order number", || async {
+        Ok::<_, coffer_store::StoreError>(
+            store
+                .get_order_by_no(&big, some.order_no.as_deref().unwrap_or_default())
+                .await?
+                .into_iter()
+                .collect::<Vec<_>>(),
+        )
+    });
+    row!("search by address", || store
+        .orders_by_address(&big, &address));
     row!("search by txid", || store.orders_by_txid(&big, &txid));
     for days in [7, 30, 90] {
-        row!(format!("dashboard, {days} days"), || store.order_stats(&big, now - time::Duration::days(days), now));
+        row!(format!("dashboard, {days} days"), || store.order_stats(
+            &big,
+            now - time::Duration::days(days),
+            now
+        ));
     }
     row!("order events", || store.order_events(&big, &some.id));
-    row!("order deliveries", || store.order_deliveries(&big, &some.id));
-    row!("endpoint deliveries", || store.endpoint_deliveries(&big, &endpoint, None, 51));
-    row!("payouts", || store.console_payouts(&big, None, None, None, 51));
-    row!("deposit accounts", || store.console_deposit_accounts(&big, None, 51));
+    row!("order deliveries", || store
+        .order_deliveries(&big, &some.id));
+    row!("endpoint deliveries", || store
+        .endpoint_deliveries(&big, &endpoint, None, 51));
+    row!("payouts", || store
+        .console_payouts(&big, None, None, None, 51));
+    row!("deposit accounts", || store
+        .console_deposit_accounts(&big, None, 51));
     row!("deposits", || store.console_deposits(&big, None, 51));
     println!();
-    for (name, plan) in store.console_query_plans(&big, now - time::Duration::days(180)).await? {
+    for (name, plan) in store
+        .console_query_plans(&big, now - time::Duration::days(180))
+        .await?
+    {
         println!("## {kind}: {name}");
         for line in plan.lines() {
             println!("    {line}");
@@ -198,7 +252,10 @@ async fn main() -> anyhow::Result<()> {
         bench("sqlite", store, None, &base.join("coffer.db"), &args).await?;
     }
     if matches!(args.backend, BackendChoice::Postgres | BackendChoice::Both) {
-        let admin_url = args.pg_url.clone().context("PostgreSQL needs --pg-url or COFFER_TEST_PG_URL")?;
+        let admin_url = args
+            .pg_url
+            .clone()
+            .context("PostgreSQL needs --pg-url or COFFER_TEST_PG_URL")?;
         let name = format!("coffer_console_bench_{}", hex::encode(&rnd16()[..8]));
         let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -211,9 +268,11 @@ async fn main() -> anyhow::Result<()> {
             bench("postgres", store, Some(&url), &base, &args).await
         }
         .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
         result?;
     }
     if args.data_dir.is_none() {

@@ -33,13 +33,21 @@ pub async fn page(ctx: Ctx, Path(m): Path<String>) -> Response {
         e.list_wallets(&shop.id),
         e.list_keys(&shop.id),
         e.list_dialect_credentials(&shop.id, None),
-        async { ctx.c.inner.webhooks.list(&shop.id).await.map_err(super::service_error) },
+        async {
+            ctx.c
+                .inner
+                .webhooks
+                .list(&shop.id)
+                .await
+                .map_err(super::service_error)
+        },
     ) {
         Ok(x) => x,
         Err(err) => return ctx.failed(&err),
     };
     let now = e.now();
-    let has_key = keys.iter().any(|k| k.is_active(now)) || creds.iter().any(|c| c.revoked_at.is_none());
+    let has_key =
+        keys.iter().any(|k| k.is_active(now)) || creds.iter().any(|c| c.revoked_at.is_none());
     let b = base(&shop);
     let labels: Vec<String> = dash.days.iter().map(|d| day_label(*d)).collect();
     let order_tips: Vec<String> = dash

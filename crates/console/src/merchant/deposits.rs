@@ -17,8 +17,12 @@ pub async fn page(ctx: Ctx, Path(m): Path<String>) -> Response {
     };
     let t = ctx.t;
     let e = ctx.c.engine();
-    let before_account = ctx.param("accounts_before").and_then(|v| v.parse::<i64>().ok());
-    let before_deposit = ctx.param("deposits_before").and_then(|v| v.parse::<i64>().ok());
+    let before_account = ctx
+        .param("accounts_before")
+        .and_then(|v| v.parse::<i64>().ok());
+    let before_deposit = ctx
+        .param("deposits_before")
+        .and_then(|v| v.parse::<i64>().ok());
     let loaded = tokio::try_join!(
         e.console_deposit_accounts(&shop.id, before_account, PAGE + 1),
         e.console_deposits(&shop.id, before_deposit, PAGE + 1),
@@ -32,10 +36,18 @@ pub async fn page(ctx: Ctx, Path(m): Path<String>) -> Response {
     let more_deposits = deposits.len() > PAGE as usize;
     deposits.truncate(PAGE as usize);
     let next_accounts = more_accounts
-        .then(|| accounts.last().map(|a| format!("?accounts_before={}", a.seq)))
+        .then(|| {
+            accounts
+                .last()
+                .map(|a| format!("?accounts_before={}", a.seq))
+        })
         .flatten();
     let next_deposits = more_deposits
-        .then(|| deposits.last().map(|d| format!("?deposits_before={}", d.seq)))
+        .then(|| {
+            deposits
+                .last()
+                .map(|d| format!("?deposits_before={}", d.seq))
+        })
         .flatten();
     let body = html! {
         h1 { (t.deposits) }

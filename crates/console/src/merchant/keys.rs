@@ -13,13 +13,6 @@ use crate::auth::{Ctx, Shop, see_other};
 use crate::form::Form;
 use crate::layout::{self, Section, badge, confirm_button, csrf_field, opt_when, when};
 
-/// The dialects whose credentials the console issues, as the CLI names them.
-const DIALECTS: [(&str, &str); 3] = [
-    ("aurpay", "Aurpay"),
-    ("payprotocol", "Pay Protocol"),
-    ("zaepe", "Zaepe"),
-];
-
 async fn render(
     ctx: &Ctx,
     shop: &Shop,
@@ -110,7 +103,7 @@ async fn render(
                 h3 { (t.new_dialect_credential) }
                 label for="dialect" { "API" }
                 select #dialect name="dialect" {
-                    @for (value, name) in DIALECTS { option value=(value) { (name) } }
+                    @for shape in &ctx.c.settings().credentials { option value=(shape.dialect) { (shape.dialect) } }
                 }
                 p { button type="submit" { (t.create_credential) } }
             }
@@ -167,7 +160,12 @@ pub async fn create(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) ->
             };
             render(&ctx, &shop, StatusCode::OK, None, Some(once)).await
         }
-        Err(err) => or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(err) => {
+            or_refused(&ctx, err, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -186,10 +184,16 @@ pub async fn revoke(
     };
     match ctx.c.engine().revoke_key(&shop.id, &key).await {
         Ok(()) => {
-            ctx.audit(Some(&shop.id), "key.revoked", Some(key.as_str()), None).await;
+            ctx.audit(Some(&shop.id), "key.revoked", Some(key.as_str()), None)
+                .await;
             see_other(&format!("{}/keys?ok=revoked", base(&shop)))
         }
-        Err(err) => or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(err) => {
+            or_refused(&ctx, err, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -205,31 +209,45 @@ pub async fn create_credential(
     };
     let dialect = form.get("dialect").unwrap_or_default();
     let t = ctx.t;
+    let Some(shape) = ctx
+        .c
+        .settings()
+        .credentials
+        .iter()
+        .find(|s| s.dialect == dialect)
+        .copied()
+    else {
+        let m = layout::error(&format!(
+            "dialect: {dialect:?} is not an API of this server"
+        ));
+        return render(&ctx, &shop, StatusCode::UNPROCESSABLE_ENTITY, Some(m), None).await;
+    };
     match ctx
         .c
         .engine()
-        .create_dialect_credential(&ctx.c.inner.master, &shop.id, dialect)
+        .create_dialect_credential(&ctx.c.inner.master, &shop.id, &shape)
         .await
     {
         Ok(c) => {
-            ctx.audit(Some(&shop.id), "credential.created", Some(&c.id), Some(c.dialect.clone()))
-                .await;
-            let (key, secret) = match c.dialect.as_str() {
-                "aurpay" => ("API-Key", "API-Secret"),
-                "payprotocol" => ("X-PAY-KEY", t.secret_key),
-                _ => ("X-API-Key", t.secret_key),
-            };
+            ctx.audit(
+                Some(&shop.id),
+                "credential.created",
+                Some(&c.id),
+                Some(c.dialect.clone()),
+            )
+            .await;
             let once = html! {
                 h2 { (t.credential_created) " · " span.mono { (c.id) } }
-                (layout::secret(key, &c.key, t))
-                @if let Some(token) = &c.token { (layout::secret("API-Token", token, t)) }
-                (layout::secret(secret, &c.secret, t))
-                @if let Some(v) = &c.callback_token { (layout::secret("Callback-Token", v, t)) }
-                @if let Some(v) = &c.callback_secret { (layout::secret(t.callback_secret, v, t)) }
+                @for (label, value) in shape.labelled(&c) { (layout::secret(label, &value, t)) }
             };
             render(&ctx, &shop, StatusCode::OK, None, Some(once)).await
         }
-        Err(err) => or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(err) => {
+            or_refused(&ctx, err, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -243,11 +261,22 @@ pub async fn revoke_credential(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match ctx.c.engine().revoke_dialect_credential(&shop.id, &id).await {
+    match ctx
+        .c
+        .engine()
+        .revoke_dialect_credential(&shop.id, &id)
+        .await
+    {
         Ok(()) => {
-            ctx.audit(Some(&shop.id), "credential.revoked", Some(&id), None).await;
+            ctx.audit(Some(&shop.id), "credential.revoked", Some(&id), None)
+                .await;
             see_other(&format!("{}/keys?ok=revoked", base(&shop)))
         }
-        Err(err) => or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(err) => {
+            or_refused(&ctx, err, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }

@@ -30,11 +30,16 @@ pub fn base(shop: &Shop) -> String {
 /// page again with its message; anything else is a server failure.
 pub fn refused(ctx: &Ctx, e: &EngineError) -> Option<(StatusCode, Markup)> {
     match e {
-        EngineError::Invalid { .. } => Some((StatusCode::BAD_REQUEST, layout::error(&ctx.t.engine_error(e)))),
+        EngineError::Invalid { .. } => Some((
+            StatusCode::BAD_REQUEST,
+            layout::error(&ctx.t.engine_error(e)),
+        )),
         EngineError::Conflict { .. } | EngineError::RateUnavailable { .. } => {
             Some((StatusCode::CONFLICT, layout::error(&ctx.t.engine_error(e))))
         }
-        EngineError::NotFound(_) => Some((StatusCode::NOT_FOUND, layout::error(&ctx.t.engine_error(e)))),
+        EngineError::NotFound(_) => {
+            Some((StatusCode::NOT_FOUND, layout::error(&ctx.t.engine_error(e))))
+        }
         _ => None,
     }
 }

@@ -55,7 +55,9 @@ async fn render(
     let can = |cause: Cause| manual_target(order.state, cause).is_ok();
     let outside: Vec<_> = payments
         .iter()
-        .filter(|p| p.match_status == MatchStatus::OutsideWindow && p.status != PaymentStatus::Reversed)
+        .filter(|p| {
+            p.match_status == MatchStatus::OutsideWindow && p.status != PaymentStatus::Reversed
+        })
         .collect();
     let refundable = coffer_core::payout::order_is_refundable(order.state);
     let target = order.target.as_ref();
@@ -197,7 +199,13 @@ async fn render(
             (super::webhooks::deliveries_table(ctx, shop, &deliveries, &format!("{here}/redeliver")))
         }
     };
-    ctx.page_with(status, &format!("{} {title}", t.order), Section::Orders, Some(shop), body)
+    ctx.page_with(
+        status,
+        &format!("{} {title}", t.order),
+        Section::Orders,
+        Some(shop),
+        body,
+    )
 }
 
 async fn load(ctx: &Ctx, shop: &Shop, id: &str) -> Result<Order, Response> {
@@ -236,14 +244,18 @@ macro_rules! change {
         };
         match $act {
             Ok((ok, action, detail)) => {
-                $ctx.audit(Some(&$shop.id), action, Some($order.id.as_str()), detail).await;
+                $ctx.audit(Some(&$shop.id), action, Some($order.id.as_str()), detail)
+                    .await;
                 see_other(&format!("{}/orders/{}?ok={ok}", base(&$shop), $order.id))
             }
             Err(e) => {
                 let fresh = load(&$ctx, &$shop, &$id).await;
                 match fresh {
                     Ok(o) => {
-                        or_refused(&$ctx, e, |status, m| render(&$ctx, &$shop, o, status, Some(m))).await
+                        or_refused(&$ctx, e, |status, m| {
+                            render(&$ctx, &$shop, o, status, Some(m))
+                        })
+                        .await
                     }
                     Err(r) => r,
                 }
@@ -274,7 +286,12 @@ pub async fn action(
             Some(cause) => ctx
                 .c
                 .engine()
-                .manual_action(&shop.id, &order.id, cause, form.get("note").map(str::to_owned))
+                .manual_action(
+                    &shop.id,
+                    &order.id,
+                    cause,
+                    form.get("note").map(str::to_owned),
+                )
                 .await
                 .map(|_| {
                     (
@@ -293,7 +310,11 @@ pub async fn action(
 }
 
 /// A human amount of the order's asset in base units (`None` if left empty).
-fn refund_units(ctx: &Ctx, order: &Order, raw: Option<&str>) -> Result<Option<BaseUnits>, coffer_engine::EngineError> {
+fn refund_units(
+    ctx: &Ctx,
+    order: &Order,
+    raw: Option<&str>,
+) -> Result<Option<BaseUnits>, coffer_engine::EngineError> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -371,7 +392,13 @@ pub async fn repair(
                 },
             )
             .await
-            .map(|_| ("saved", "order.repaired", form.get("txid").map(str::to_owned)))
+            .map(|_| {
+                (
+                    "saved",
+                    "order.repaired",
+                    form.get("txid").map(str::to_owned),
+                )
+            })
     })
 }
 

@@ -51,7 +51,12 @@ impl Filters {
         }
     }
 
-    fn query(&self, merchant: &MerchantId, after: Option<ListCursor>, limit: u32) -> ConsoleOrderQuery {
+    fn query(
+        &self,
+        merchant: &MerchantId,
+        after: Option<ListCursor>,
+        limit: u32,
+    ) -> ConsoleOrderQuery {
         ConsoleOrderQuery {
             merchant_id: Some(merchant.clone()),
             status: self.status,
@@ -131,7 +136,10 @@ pub async fn page(ctx: Ctx, Path(m): Path<String>) -> Response {
             Err(err) => return ctx.failed(&err),
         }
     } else {
-        match e.console_orders(&shop.id, f.query(&shop.id, after, PAGE + 1)).await {
+        match e
+            .console_orders(&shop.id, f.query(&shop.id, after, PAGE + 1))
+            .await
+        {
             Ok(mut list) => {
                 let more = list.len() > PAGE as usize;
                 list.truncate(PAGE as usize);
@@ -144,7 +152,11 @@ pub async fn page(ctx: Ctx, Path(m): Path<String>) -> Response {
     let filters = f.encoded();
     let sep = if filters.is_empty() { "" } else { "&" };
     let next = more
-        .then(|| orders.last().map(|o| format!("?{filters}{sep}after={}", layout::enc(&cursor_of(o)))))
+        .then(|| {
+            orders
+                .last()
+                .map(|o| format!("?{filters}{sep}after={}", layout::enc(&cursor_of(o))))
+        })
         .flatten();
     let first = paged.then(|| format!("?{filters}"));
     let assets: Vec<_> = e.assets().assets().collect();
@@ -277,12 +289,9 @@ pub async fn csv(ctx: Ctx, Path(m): Path<String>) -> Response {
     };
     let e = ctx.c.engine().clone();
     let f = Filters::of(&ctx);
-    ctx.audit(Some(&shop.id), "orders.exported", None, Some(f.encoded())).await;
-    let filename = format!(
-        "orders-{}-{}.csv",
-        shop.id,
-        e.now().date()
-    );
+    ctx.audit(Some(&shop.id), "orders.exported", None, Some(f.encoded()))
+        .await;
+    let filename = format!("orders-{}-{}.csv", shop.id, e.now().date());
     let stream = if let Some(q) = f.q.clone() {
         let found = match e.search_orders(&shop.id, &q).await {
             Ok(found) => found,
@@ -307,7 +316,10 @@ pub async fn csv(ctx: Ctx, Path(m): Path<String>) -> Response {
                 if done {
                     return None;
                 }
-                match e.console_orders(&merchant, f.query(&merchant, after, EXPORT_BATCH)).await {
+                match e
+                    .console_orders(&merchant, f.query(&merchant, after, EXPORT_BATCH))
+                    .await
+                {
                     Ok(batch) => {
                         let last = batch.last().map(|o| ListCursor {
                             created_at: o.created_at,
@@ -322,7 +334,10 @@ pub async fn csv(ctx: Ctx, Path(m): Path<String>) -> Response {
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "orders export failed midway");
-                        Some((Err(std::io::Error::other(err.to_string())), (None, None, true)))
+                        Some((
+                            Err(std::io::Error::other(err.to_string())),
+                            (None, None, true),
+                        ))
                     }
                 }
             }
@@ -346,13 +361,20 @@ pub async fn csv(ctx: Ctx, Path(m): Path<String>) -> Response {
     r
 }
 
-trait Boxed: futures_util::Stream<Item = Result<String, std::io::Error>> + Send + Sized + 'static {
-    fn boxed_stream(self) -> futures_util::stream::BoxStream<'static, Result<String, std::io::Error>> {
+trait Boxed:
+    futures_util::Stream<Item = Result<String, std::io::Error>> + Send + Sized + 'static
+{
+    fn boxed_stream(
+        self,
+    ) -> futures_util::stream::BoxStream<'static, Result<String, std::io::Error>> {
         Box::pin(self)
     }
 }
 
-impl<S> Boxed for S where S: futures_util::Stream<Item = Result<String, std::io::Error>> + Send + 'static {}
+impl<S> Boxed for S where
+    S: futures_util::Stream<Item = Result<String, std::io::Error>> + Send + 'static
+{
+}
 
 #[cfg(test)]
 mod tests {
@@ -370,7 +392,10 @@ mod tests {
     fn cursors_round_trip() {
         let c = cursor(Some("1772366400123.ord_abc".into())).unwrap();
         assert_eq!(c.id, "ord_abc");
-        assert_eq!(c.created_at.unix_timestamp_nanos(), 1_772_366_400_123_000_000);
+        assert_eq!(
+            c.created_at.unix_timestamp_nanos(),
+            1_772_366_400_123_000_000
+        );
         assert!(cursor(Some("x.ord".into())).is_none());
         assert!(cursor(Some("123".into())).is_none());
     }

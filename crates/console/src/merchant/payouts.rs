@@ -23,31 +23,43 @@ pub fn payouts_table(ctx: &Ctx, shop: &Shop, list: &[PayoutRequest], actions: bo
     let t = ctx.t;
     let e = ctx.c.engine();
     let b = base(shop);
-    let mut head = vec![t.created, t.kind, t.order, t.amount, t.destination, t.status, t.transaction];
+    let mut head = vec![
+        t.created,
+        t.kind,
+        t.order,
+        t.amount,
+        t.destination,
+        t.status,
+        t.transaction,
+    ];
     if actions && shop.write {
         head.push(t.actions);
     }
-    layout::table(None, &head, html! {
-        @for p in list {
-            tr {
-                td { (when(p.created_at)) }
-                td { (t.word(p.kind.as_str())) }
-                td { @if let Some(o) = &p.order_id { a.mono href={ (b) "/orders/" (o) } { (o) } } @else { "—" } }
-                td.num.mono {
-                    @match (&p.asset, p.amount) {
-                        (Some(a), Some(units)) => (layout::amount(e, a, units)),
-                        _ => "—",
+    layout::table(
+        None,
+        &head,
+        html! {
+            @for p in list {
+                tr {
+                    td { (when(p.created_at)) }
+                    td { (t.word(p.kind.as_str())) }
+                    td { @if let Some(o) = &p.order_id { a.mono href={ (b) "/orders/" (o) } { (o) } } @else { "—" } }
+                    td.num.mono {
+                        @match (&p.asset, p.amount) {
+                            (Some(a), Some(units)) => (layout::amount(e, a, units)),
+                            _ => "—",
+                        }
+                    }
+                    td.mono { (p.destination.as_deref().unwrap_or("—")) }
+                    td { (badge(p.status.as_str(), t)) }
+                    td.mono { (p.txid.as_deref().unwrap_or("")) }
+                    @if actions && shop.write {
+                        td { (moves(ctx, &b, p)) }
                     }
                 }
-                td.mono { (p.destination.as_deref().unwrap_or("—")) }
-                td { (badge(p.status.as_str(), t)) }
-                td.mono { (p.txid.as_deref().unwrap_or("")) }
-                @if actions && shop.write {
-                    td { (moves(ctx, &b, p)) }
-                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// The forms moving one request to each status it may go to next.
@@ -83,8 +95,14 @@ async fn render(ctx: &Ctx, shop: &Shop, status: StatusCode, message: Option<Mark
     let filter: Option<PayoutStatus> = ctx.param("status").and_then(|s| s.parse().ok());
     let after = ctx.param("after").and_then(|a| {
         let (ms, id) = a.split_once('.')?;
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms.parse::<i64>().ok()?) * 1_000_000).ok()?;
-        Some(ListCursor { created_at: at, id: id.to_owned() })
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(ms.parse::<i64>().ok()?) * 1_000_000,
+        )
+        .ok()?;
+        Some(ListCursor {
+            created_at: at,
+            id: id.to_owned(),
+        })
     });
     let paged = after.is_some();
     let mut list = match ctx
@@ -98,7 +116,9 @@ async fn render(ctx: &Ctx, shop: &Shop, status: StatusCode, message: Option<Mark
     };
     let more = list.len() > PAGE as usize;
     list.truncate(PAGE as usize);
-    let status_q = filter.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
+    let status_q = filter
+        .map(|s| format!("status={}&", s.as_str()))
+        .unwrap_or_default();
     let next = more
         .then(|| {
             list.last().map(|p| {
@@ -153,8 +173,17 @@ pub async fn status(
     let Ok(id) = PayoutId::from_str(&id) else {
         return ctx.not_found();
     };
-    let Some(to) = form.get("status").and_then(|s| s.parse::<PayoutStatus>().ok()) else {
-        return render(&ctx, &shop, StatusCode::BAD_REQUEST, Some(layout::error(ctx.t.bad_request))).await;
+    let Some(to) = form
+        .get("status")
+        .and_then(|s| s.parse::<PayoutStatus>().ok())
+    else {
+        return render(
+            &ctx,
+            &shop,
+            StatusCode::BAD_REQUEST,
+            Some(layout::error(ctx.t.bad_request)),
+        )
+        .await;
     };
     let txid = form.get("txid").map(str::to_owned);
     match ctx

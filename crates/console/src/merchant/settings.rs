@@ -184,14 +184,24 @@ pub async fn confirmations(ctx: Ctx, Path(m): Path<String>, body: axum::body::By
                         "confirmations",
                         format!("confirmations on {} must be a whole number", c.id),
                     );
-                    return or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m))).await;
+                    return or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m)))
+                        .await;
                 }
             },
         };
-        if merchant.policy.chain_confirmations.get(c.id.as_str()).copied() == wanted {
+        if merchant
+            .policy
+            .chain_confirmations
+            .get(c.id.as_str())
+            .copied()
+            == wanted
+        {
             continue;
         }
-        if let Err(err) = e.set_chain_confirmations(&shop.id, c.id.as_str(), wanted).await {
+        if let Err(err) = e
+            .set_chain_confirmations(&shop.id, c.id.as_str(), wanted)
+            .await
+        {
             return or_refused(&ctx, err, |status, m| render(&ctx, &shop, status, Some(m))).await;
         }
         changed.push(format!(
@@ -201,8 +211,13 @@ pub async fn confirmations(ctx: Ctx, Path(m): Path<String>, body: axum::body::By
         ));
     }
     if !changed.is_empty() {
-        ctx.audit(Some(&shop.id), "settings.confirmations", None, Some(changed.join(" ")))
-            .await;
+        ctx.audit(
+            Some(&shop.id),
+            "settings.confirmations",
+            None,
+            Some(changed.join(" ")),
+        )
+        .await;
     }
     see_other(&format!("{}/settings?ok=saved", base(&shop)))
 }

@@ -11,7 +11,7 @@ use super::{base, or_refused};
 use crate::auth::{Ctx, Shop, see_other};
 use crate::form::Form;
 use crate::layout::{Section, csrf_field};
-use crate::operator::users::{invite_link, invitations_table, users_table};
+use crate::operator::users::{invitations_table, invite_link, users_table};
 
 async fn render(
     ctx: &Ctx,
@@ -74,14 +74,29 @@ pub async fn invite(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) ->
         Some("owner") => ConsoleRole::Owner,
         _ => ConsoleRole::Staff,
     };
-    match ctx.c.engine().console_invite(&ctx.user, role, Some(&shop.id)).await {
+    match ctx
+        .c
+        .engine()
+        .console_invite(&ctx.user, role, Some(&shop.id))
+        .await
+    {
         Ok(token) => {
-            ctx.audit(Some(&shop.id), "user.invited", None, Some(role.as_str().to_owned()))
-                .await;
+            ctx.audit(
+                Some(&shop.id),
+                "user.invited",
+                None,
+                Some(role.as_str().to_owned()),
+            )
+            .await;
             let once = invite_link(ctx.t, &ctx.c.link(&format!("/console/join?token={token}")));
             render(&ctx, &shop, StatusCode::OK, None, Some(once)).await
         }
-        Err(e) => or_refused(&ctx, e, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -102,10 +117,16 @@ pub async fn withdraw(
         .await
     {
         Ok(()) => {
-            ctx.audit(Some(&shop.id), "user.invitation_withdrawn", None, None).await;
+            ctx.audit(Some(&shop.id), "user.invitation_withdrawn", None, None)
+                .await;
             see_other(&format!("{}/team?ok=withdrawn", base(&shop)))
         }
-        Err(e) => or_refused(&ctx, e, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -128,9 +149,20 @@ pub async fn disabled(
     {
         Ok(u) => {
             let action = if off { "user.disabled" } else { "user.enabled" };
-            ctx.audit(Some(&shop.id), action, Some(&u.id), Some(u.username.clone())).await;
+            ctx.audit(
+                Some(&shop.id),
+                action,
+                Some(&u.id),
+                Some(u.username.clone()),
+            )
+            .await;
             see_other(&format!("{}/team?ok=saved", base(&shop)))
         }
-        Err(e) => or_refused(&ctx, e, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }

@@ -15,11 +15,15 @@ use crate::layout::{self, Section, csrf_field, when};
 
 fn preview_table(ctx: &Ctx, p: &WalletPreview) -> Markup {
     let t = ctx.t;
-    layout::table(None, &["#", t.address, t.path], html! {
-        @for (i, address, path) in &p.addresses {
-            tr { td.num { (i) } td.mono.preview-address { (address) } td.mono { (path.as_deref().unwrap_or("")) } }
-        }
-    })
+    layout::table(
+        None,
+        &["#", t.address, t.path],
+        html! {
+            @for (i, address, path) in &p.addresses {
+                tr { td.num { (i) } td.mono.preview-address { (address) } td.mono { (path.as_deref().unwrap_or("")) } }
+            }
+        },
+    )
 }
 
 async fn render(
@@ -118,9 +122,18 @@ pub async fn preview(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) -
         Err(r) => return r,
     };
     let chain = form.get("chain").unwrap_or_default();
-    match ctx.c.engine().wallet_preview(chain, form.get("xpub").unwrap_or_default()) {
+    match ctx
+        .c
+        .engine()
+        .wallet_preview(chain, form.get("xpub").unwrap_or_default())
+    {
         Ok(p) => render(&ctx, &shop, StatusCode::OK, None, Some(&p)).await,
-        Err(e) => or_refused(&ctx, e, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -138,10 +151,20 @@ pub async fn save(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) -> R
         .await
     {
         Ok(w) => {
-            ctx.audit(Some(&shop.id), "wallet.set", Some(w.chain.as_str()), Some(w.descriptor.clone()))
-                .await;
+            ctx.audit(
+                Some(&shop.id),
+                "wallet.set",
+                Some(w.chain.as_str()),
+                Some(w.descriptor.clone()),
+            )
+            .await;
             see_other(&format!("{}/wallets?ok=saved", base(&shop)))
         }
-        Err(e) => or_refused(&ctx, e, |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }

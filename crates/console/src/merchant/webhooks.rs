@@ -16,47 +16,69 @@ use maud::{Markup, html};
 use super::{base, or_refused, service_error};
 use crate::auth::{Ctx, Shop, see_other};
 use crate::form::Form;
-use crate::layout::{self, Section, badge, confirm_button, csrf_field, opt_when, post_button, when};
+use crate::layout::{
+    self, Section, badge, confirm_button, csrf_field, opt_when, post_button, when,
+};
 
 const PAGE: u32 = 50;
 
 /// Deliveries as a table, each with a button that delivers it again (posted to `redeliver`).
-pub fn deliveries_table(ctx: &Ctx, shop: &Shop, list: &[DeliveryRecord], redeliver: &str) -> Markup {
+pub fn deliveries_table(
+    ctx: &Ctx,
+    shop: &Shop,
+    list: &[DeliveryRecord],
+    redeliver: &str,
+) -> Markup {
     let t = ctx.t;
-    let mut head = vec![t.created, t.url, t.status, t.attempts, t.response, t.next_attempt];
+    let mut head = vec![
+        t.created,
+        t.url,
+        t.status,
+        t.attempts,
+        t.response,
+        t.next_attempt,
+    ];
     if shop.write {
         head.push(t.actions);
     }
-    layout::table(None, &head, html! {
-        @for d in list {
-            tr data-delivery=(d.id) {
-                td { (when(d.created_at)) }
-                td.mono.small { (d.url) }
-                td { (badge(d.status.as_str(), t)) }
-                td.num { (d.attempts) }
-                td.small {
-                    @if let Some(code) = d.last_status_code { "HTTP " (code) }
-                    @if let Some(err) = &d.error { " " (err) }
-                    @if d.request_body.is_some() || d.response_excerpt.is_some() {
-                        details {
-                            summary { (t.show) }
-                            @if let Some(body) = &d.request_body { p.small { (t.request) } pre { (body) } }
-                            @if let Some(r) = &d.response_excerpt { p.small { (t.response) } pre { (r) } }
+    layout::table(
+        None,
+        &head,
+        html! {
+            @for d in list {
+                tr data-delivery=(d.id) {
+                    td { (when(d.created_at)) }
+                    td.mono.small { (d.url) }
+                    td { (badge(d.status.as_str(), t)) }
+                    td.num { (d.attempts) }
+                    td.small {
+                        @if let Some(code) = d.last_status_code { "HTTP " (code) }
+                        @if let Some(err) = &d.error { " " (err) }
+                        @if d.request_body.is_some() || d.response_excerpt.is_some() {
+                            details {
+                                summary { (t.show) }
+                                @if let Some(body) = &d.request_body { p.small { (t.request) } pre { (body) } }
+                                @if let Some(r) = &d.response_excerpt { p.small { (t.response) } pre { (r) } }
+                            }
                         }
                     }
-                }
-                td { (opt_when(d.next_attempt_at.filter(|_| d.status == coffer_store::DeliveryStatus::Pending))) }
-                @if shop.write {
-                    td { (post_button(redeliver, ctx.csrf(), &[("delivery", d.id.as_str())], t.redeliver, Some("quiet"))) }
+                    td { (opt_when(d.next_attempt_at.filter(|_| d.status == coffer_store::DeliveryStatus::Pending))) }
+                    @if shop.write {
+                        td { (post_button(redeliver, ctx.csrf(), &[("delivery", d.id.as_str())], t.redeliver, Some("quiet"))) }
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Make one of the merchant's deliveries due again now (endpoint deliveries through the
 /// webhook service, which wakes the sender; callbacks through the engine).
-pub async fn redeliver_one(ctx: &Ctx, shop: &Shop, raw: Option<&str>) -> Result<String, EngineError> {
+pub async fn redeliver_one(
+    ctx: &Ctx,
+    shop: &Shop,
+    raw: Option<&str>,
+) -> Result<String, EngineError> {
     let id = raw
         .and_then(|d| DeliveryId::from_str(d).ok())
         .ok_or(EngineError::NotFound("delivery"))?;
@@ -155,17 +177,33 @@ pub async fn create(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) ->
     };
     let events: Vec<String> = form.all("events").into_iter().map(str::to_owned).collect();
     let url = form.get("url").unwrap_or_default();
-    match ctx.c.inner.webhooks.create(&shop.id, url, &events, true).await {
+    match ctx
+        .c
+        .inner
+        .webhooks
+        .create(&shop.id, url, &events, true)
+        .await
+    {
         Ok((endpoint, secret)) => {
-            ctx.audit(Some(&shop.id), "webhook.created", Some(endpoint.id.as_str()), Some(endpoint.url.clone()))
-                .await;
+            ctx.audit(
+                Some(&shop.id),
+                "webhook.created",
+                Some(endpoint.id.as_str()),
+                Some(endpoint.url.clone()),
+            )
+            .await;
             let once = html! {
                 h2 { (ctx.t.endpoint_created) }
                 (layout::secret(ctx.t.signing_secret, &secret, ctx.t))
             };
             render(&ctx, &shop, StatusCode::OK, None, Some(once)).await
         }
-        Err(e) => or_refused(&ctx, service_error(e), |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, service_error(e), |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
@@ -185,8 +223,14 @@ async fn endpoint_page(
     };
     let after = ctx.param("after").and_then(|a| {
         let (ms, id) = a.split_once('.')?;
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms.parse::<i64>().ok()?) * 1_000_000).ok()?;
-        Some(ListCursor { created_at: at, id: id.to_owned() })
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(ms.parse::<i64>().ok()?) * 1_000_000,
+        )
+        .ok()?;
+        Some(ListCursor {
+            created_at: at,
+            id: id.to_owned(),
+        })
     });
     let paged = after.is_some();
     let mut deliveries = match ctx
@@ -201,7 +245,15 @@ async fn endpoint_page(
     let more = deliveries.len() > PAGE as usize;
     deliveries.truncate(PAGE as usize);
     let next = more
-        .then(|| deliveries.last().map(|d| format!("?after={}.{}", d.created_at.unix_timestamp_nanos() / 1_000_000, d.id)))
+        .then(|| {
+            deliveries.last().map(|d| {
+                format!(
+                    "?after={}.{}",
+                    d.created_at.unix_timestamp_nanos() / 1_000_000,
+                    d.id
+                )
+            })
+        })
         .flatten();
     let here = format!("{}/webhooks/{}", base(shop), id);
     let body = html! {
@@ -257,7 +309,11 @@ pub async fn endpoint(ctx: Ctx, Path((m, id)): Path<(String, String)>) -> Respon
     endpoint_page(&ctx, &shop, &id, StatusCode::OK, None, None).await
 }
 
-pub async fn rotate(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+pub async fn rotate(
+    ctx: Ctx,
+    Path((m, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
     let form = Form::urlencoded(&body);
     let shop = match ctx.shop_to_change(&m, &form).await {
         Ok(s) => s,
@@ -268,7 +324,13 @@ pub async fn rotate(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum:
     };
     match ctx.c.inner.webhooks.rotate(&shop.id, &id).await {
         Ok((_, secret)) => {
-            ctx.audit(Some(&shop.id), "webhook.secret_rotated", Some(id.as_str()), None).await;
+            ctx.audit(
+                Some(&shop.id),
+                "webhook.secret_rotated",
+                Some(id.as_str()),
+                None,
+            )
+            .await;
             let once = html! {
                 h2 { (ctx.t.secret_rotated) }
                 (layout::secret(ctx.t.signing_secret, &secret, ctx.t))
@@ -276,12 +338,19 @@ pub async fn rotate(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum:
             endpoint_page(&ctx, &shop, &id, StatusCode::OK, None, Some(once)).await
         }
         Err(e) => {
-            or_refused(&ctx, service_error(e), |status, m| endpoint_page(&ctx, &shop, &id, status, Some(m), None)).await
+            or_refused(&ctx, service_error(e), |status, m| {
+                endpoint_page(&ctx, &shop, &id, status, Some(m), None)
+            })
+            .await
         }
     }
 }
 
-pub async fn enabled(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+pub async fn enabled(
+    ctx: Ctx,
+    Path((m, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
     let form = Form::urlencoded(&body);
     let shop = match ctx.shop_to_change(&m, &form).await {
         Ok(s) => s,
@@ -297,17 +366,29 @@ pub async fn enabled(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum
     };
     match ctx.c.inner.webhooks.update(&shop.id, &id, patch).await {
         Ok(_) => {
-            let action = if on { "webhook.enabled" } else { "webhook.disabled" };
-            ctx.audit(Some(&shop.id), action, Some(id.as_str()), None).await;
+            let action = if on {
+                "webhook.enabled"
+            } else {
+                "webhook.disabled"
+            };
+            ctx.audit(Some(&shop.id), action, Some(id.as_str()), None)
+                .await;
             see_other(&format!("{}/webhooks/{id}?ok=saved", base(&shop)))
         }
         Err(e) => {
-            or_refused(&ctx, service_error(e), |status, m| endpoint_page(&ctx, &shop, &id, status, Some(m), None)).await
+            or_refused(&ctx, service_error(e), |status, m| {
+                endpoint_page(&ctx, &shop, &id, status, Some(m), None)
+            })
+            .await
         }
     }
 }
 
-pub async fn delete(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+pub async fn delete(
+    ctx: Ctx,
+    Path((m, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
     let form = Form::urlencoded(&body);
     let shop = match ctx.shop_to_change(&m, &form).await {
         Ok(s) => s,
@@ -318,14 +399,24 @@ pub async fn delete(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum:
     };
     match ctx.c.inner.webhooks.delete(&shop.id, &id).await {
         Ok(()) => {
-            ctx.audit(Some(&shop.id), "webhook.deleted", Some(id.as_str()), None).await;
+            ctx.audit(Some(&shop.id), "webhook.deleted", Some(id.as_str()), None)
+                .await;
             see_other(&format!("{}/webhooks?ok=deleted", base(&shop)))
         }
-        Err(e) => or_refused(&ctx, service_error(e), |status, m| render(&ctx, &shop, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, service_error(e), |status, m| {
+                render(&ctx, &shop, status, Some(m), None)
+            })
+            .await
+        }
     }
 }
 
-pub async fn redeliver(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
+pub async fn redeliver(
+    ctx: Ctx,
+    Path((m, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
     let form = Form::urlencoded(&body);
     let shop = match ctx.shop_to_change(&m, &form).await {
         Ok(s) => s,
@@ -336,9 +427,15 @@ pub async fn redeliver(ctx: Ctx, Path((m, id)): Path<(String, String)>, body: ax
     };
     match redeliver_one(&ctx, &shop, form.get("delivery")).await {
         Ok(d) => {
-            ctx.audit(Some(&shop.id), "webhook.redelivered", Some(&d), None).await;
+            ctx.audit(Some(&shop.id), "webhook.redelivered", Some(&d), None)
+                .await;
             see_other(&format!("{}/webhooks/{id}?ok=redelivered", base(&shop)))
         }
-        Err(e) => or_refused(&ctx, e, |status, m| endpoint_page(&ctx, &shop, &id, status, Some(m), None)).await,
+        Err(e) => {
+            or_refused(&ctx, e, |status, m| {
+                endpoint_page(&ctx, &shop, &id, status, Some(m), None)
+            })
+            .await
+        }
     }
 }

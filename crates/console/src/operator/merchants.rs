@@ -14,10 +14,16 @@ use crate::layout::{self, Section, badge, csrf_field, post_button, when};
 use crate::merchant::refused;
 use crate::operator::users::invite_link;
 
-async fn render(ctx: &Ctx, status: StatusCode, message: Option<Markup>, shown_once: Option<Markup>) -> Response {
+async fn render(
+    ctx: &Ctx,
+    status: StatusCode,
+    message: Option<Markup>,
+    shown_once: Option<Markup>,
+) -> Response {
     let t = ctx.t;
     let e = ctx.c.engine();
-    let (merchants, suspended) = match tokio::try_join!(e.list_merchants(), e.suspended_merchants()) {
+    let (merchants, suspended) = match tokio::try_join!(e.list_merchants(), e.suspended_merchants())
+    {
         Ok(x) => x,
         Err(err) => return ctx.failed(&err),
     };
@@ -92,10 +98,20 @@ pub async fn create(ctx: Ctx, body: axum::body::Bytes) -> Response {
         return r;
     }
     let t = ctx.t;
-    match ctx.c.engine().create_merchant(form.get("name").unwrap_or_default()).await {
+    match ctx
+        .c
+        .engine()
+        .create_merchant(form.get("name").unwrap_or_default())
+        .await
+    {
         Ok((m, key)) => {
-            ctx.audit(Some(&m.id), "merchant.created", Some(m.id.as_str()), Some(m.name.clone()))
-                .await;
+            ctx.audit(
+                Some(&m.id),
+                "merchant.created",
+                Some(m.id.as_str()),
+                Some(m.name.clone()),
+            )
+            .await;
             let once = html! {
                 h2 { (t.merchant_created.replace("{name}", &m.name)) }
                 (layout::secret(t.api_key, &key.token, t))
@@ -129,7 +145,11 @@ pub async fn suspended(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes)
     let on = form.get("suspended") == Some("1");
     match ctx.c.engine().set_merchant_suspended(&id, on).await {
         Ok(()) => {
-            let action = if on { "merchant.suspended" } else { "merchant.resumed" };
+            let action = if on {
+                "merchant.suspended"
+            } else {
+                "merchant.resumed"
+            };
             ctx.audit(Some(&id), action, Some(id.as_str()), None).await;
             see_other("/console/op/merchants?ok=saved")
         }
@@ -148,13 +168,18 @@ pub async fn invite(ctx: Ctx, Path(m): Path<String>, body: axum::body::Bytes) ->
     let Some(id) = merchant_id(&m) else {
         return ctx.not_found();
     };
-    match ctx.c.engine().console_invite(&ctx.user, ConsoleRole::Owner, Some(&id)).await {
+    match ctx
+        .c
+        .engine()
+        .console_invite(&ctx.user, ConsoleRole::Owner, Some(&id))
+        .await
+    {
         Ok(token) => {
-            ctx.audit(Some(&id), "user.invited", None, Some("owner".into())).await;
+            ctx.audit(Some(&id), "user.invited", None, Some("owner".into()))
+                .await;
             let once = invite_link(ctx.t, &ctx.c.link(&format!("/console/join?token={token}")));
             render(&ctx, StatusCode::OK, None, Some(once)).await
         }
         Err(e) => refuse_or_fail(&ctx, e).await,
     }
 }
-

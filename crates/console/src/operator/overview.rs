@@ -121,7 +121,11 @@ pub async fn webhooks(ctx: Ctx) -> Response {
 }
 
 /// The audit log, newest first (one merchant's, or everything for operators).
-pub async fn audit_list(ctx: &Ctx, merchant: Option<&MerchantId>, before: Option<i64>) -> Result<Markup, Response> {
+pub async fn audit_list(
+    ctx: &Ctx,
+    merchant: Option<&MerchantId>,
+    before: Option<i64>,
+) -> Result<Markup, Response> {
     let t = ctx.t;
     let mut list = match ctx
         .c

@@ -15,7 +15,11 @@ pub async fn page(ctx: Ctx) -> Response {
     let e = ctx.c.engine();
     let now = e.now();
     let health = e.rates().health(now);
-    let mut symbols: Vec<String> = e.assets().assets().map(|a| a.symbol().to_string()).collect();
+    let mut symbols: Vec<String> = e
+        .assets()
+        .assets()
+        .map(|a| a.symbol().to_string())
+        .collect();
     symbols.sort();
     symbols.dedup();
     let body = html! {

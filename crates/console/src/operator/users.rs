@@ -30,52 +30,66 @@ pub fn users_table(ctx: &Ctx, users: &[ConsoleUserRecord], write: bool, base: &s
     if write {
         head.push(t.actions);
     }
-    layout::table(None, &head, html! {
-        @for u in users {
-            tr {
-                td { (u.username) }
-                td { (t.word(u.role.as_str())) }
-                td { @if u.totp_secret.is_some() { (t.two_step_on_short) } @else { "—" } }
-                td { (when(u.created_at)) }
-                td { @if u.disabled_at.is_some() { (badge("disabled", t)) } @else { (badge("active", t)) } }
-                @if write {
-                    td {
-                        @if u.id != ctx.user.id {
-                            @if u.disabled_at.is_some() {
-                                (post_button(&format!("{base}/{}/disabled", u.id), ctx.csrf(), &[("disabled", "0")], t.enable, Some("quiet")))
-                            } @else {
-                                (post_button(&format!("{base}/{}/disabled", u.id), ctx.csrf(), &[("disabled", "1")], t.disable, Some("danger")))
+    layout::table(
+        None,
+        &head,
+        html! {
+            @for u in users {
+                tr {
+                    td { (u.username) }
+                    td { (t.word(u.role.as_str())) }
+                    td { @if u.totp_secret.is_some() { (t.two_step_on_short) } @else { "—" } }
+                    td { (when(u.created_at)) }
+                    td { @if u.disabled_at.is_some() { (badge("disabled", t)) } @else { (badge("active", t)) } }
+                    @if write {
+                        td {
+                            @if u.id != ctx.user.id {
+                                @if u.disabled_at.is_some() {
+                                    (post_button(&format!("{base}/{}/disabled", u.id), ctx.csrf(), &[("disabled", "0")], t.enable, Some("quiet")))
+                                } @else {
+                                    (post_button(&format!("{base}/{}/disabled", u.id), ctx.csrf(), &[("disabled", "1")], t.disable, Some("danger")))
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Open invitations, each withdrawable (posted to `{base}/{hash}/withdraw`).
 pub fn invitations_table(ctx: &Ctx, invites: &[ConsoleInviteRecord], base: &str) -> Markup {
     let t = ctx.t;
-    layout::table(None, &[t.role, t.created, t.expires, t.actions], html! {
-        @for i in invites {
-            tr {
-                td { (t.word(i.role.as_str())) @if i.created_by.is_none() { " (" (t.setup_link) ")" } }
-                td { (when(i.created_at)) }
-                td { (when(i.expires_at)) }
-                td { (post_button(&format!("{base}/{}/withdraw", i.token_hash), ctx.csrf(), &[], t.withdraw, Some("quiet"))) }
+    layout::table(
+        None,
+        &[t.role, t.created, t.expires, t.actions],
+        html! {
+            @for i in invites {
+                tr {
+                    td { (t.word(i.role.as_str())) @if i.created_by.is_none() { " (" (t.setup_link) ")" } }
+                    td { (when(i.created_at)) }
+                    td { (when(i.expires_at)) }
+                    td { (post_button(&format!("{base}/{}/withdraw", i.token_hash), ctx.csrf(), &[], t.withdraw, Some("quiet"))) }
+                }
             }
-        }
-    })
+        },
+    )
 }
 
-async fn render(ctx: &Ctx, status: StatusCode, message: Option<Markup>, shown_once: Option<Markup>) -> Response {
+async fn render(
+    ctx: &Ctx,
+    status: StatusCode,
+    message: Option<Markup>,
+    shown_once: Option<Markup>,
+) -> Response {
     let t = ctx.t;
     let e = ctx.c.engine();
-    let (users, invites) = match tokio::try_join!(e.console_users(None), e.console_invitations(None)) {
-        Ok(x) => x,
-        Err(err) => return ctx.failed(&err),
-    };
+    let (users, invites) =
+        match tokio::try_join!(e.console_users(None), e.console_invitations(None)) {
+            Ok(x) => x,
+            Err(err) => return ctx.failed(&err),
+        };
     let body = html! {
         h1 { (t.operators) }
         (ctx.notice())
@@ -122,9 +136,15 @@ pub async fn invite(ctx: Ctx, body: axum::body::Bytes) -> Response {
     if let Err(r) = checked(&ctx, &body) {
         return r;
     }
-    match ctx.c.engine().console_invite(&ctx.user, ConsoleRole::Operator, None).await {
+    match ctx
+        .c
+        .engine()
+        .console_invite(&ctx.user, ConsoleRole::Operator, None)
+        .await
+    {
         Ok(token) => {
-            ctx.audit(None, "user.invited", None, Some("operator".into())).await;
+            ctx.audit(None, "user.invited", None, Some("operator".into()))
+                .await;
             let once = invite_link(ctx.t, &ctx.c.link(&format!("/console/join?token={token}")));
             render(&ctx, StatusCode::OK, None, Some(once)).await
         }
@@ -136,9 +156,15 @@ pub async fn withdraw(ctx: Ctx, Path(hash): Path<String>, body: axum::body::Byte
     if let Err(r) = checked(&ctx, &body) {
         return r;
     }
-    match ctx.c.engine().withdraw_console_invitation(&ctx.user, None, &hash).await {
+    match ctx
+        .c
+        .engine()
+        .withdraw_console_invitation(&ctx.user, None, &hash)
+        .await
+    {
         Ok(()) => {
-            ctx.audit(None, "user.invitation_withdrawn", None, None).await;
+            ctx.audit(None, "user.invitation_withdrawn", None, None)
+                .await;
             see_other("/console/op/users?ok=withdrawn")
         }
         Err(e) => refuse_or_fail(&ctx, e).await,
@@ -151,10 +177,16 @@ pub async fn disabled(ctx: Ctx, Path(user): Path<String>, body: axum::body::Byte
         Err(r) => return r,
     };
     let off = form.get("disabled") == Some("1");
-    match ctx.c.engine().set_console_user_disabled(&ctx.user, None, &user, off).await {
+    match ctx
+        .c
+        .engine()
+        .set_console_user_disabled(&ctx.user, None, &user, off)
+        .await
+    {
         Ok(u) => {
             let action = if off { "user.disabled" } else { "user.enabled" };
-            ctx.audit(None, action, Some(&u.id), Some(u.username.clone())).await;
+            ctx.audit(None, action, Some(&u.id), Some(u.username.clone()))
+                .await;
             see_other("/console/op/users?ok=saved")
         }
         Err(e) => refuse_or_fail(&ctx, e).await,

@@ -256,7 +256,11 @@ impl Engine {
         if !allowed {
             return Err(forbidden("you may not withdraw this invitation"));
         }
-        if self.store.delete_console_invite(merchant, token_hash).await? {
+        if self
+            .store
+            .delete_console_invite(merchant, token_hash)
+            .await?
+        {
             Ok(())
         } else {
             Err(EngineError::NotFound("invitation"))
@@ -374,7 +378,9 @@ impl Engine {
         if !ok {
             return Ok(SignIn::Wrong);
         }
-        self.store.delete_console_session(&session.token_hash).await?;
+        self.store
+            .delete_console_session(&session.token_hash)
+            .await?;
         if !self.console_user_active(&user).await? {
             return Ok(SignIn::Disabled);
         }
@@ -571,15 +577,22 @@ impl Engine {
         secret: &str,
         code: &str,
     ) -> Result<(), EngineError> {
-        let bytes = totp::decode_secret(secret).ok_or_else(|| {
-            EngineError::invalid("invalid_secret", "secret", "not a TOTP secret")
-        })?;
-        let step = totp::matching_step(&bytes, code, self.now().unix_timestamp())
-            .ok_or_else(|| {
-                EngineError::invalid("wrong_code", "code", "the code does not match: try the next one")
+        let bytes = totp::decode_secret(secret)
+            .ok_or_else(|| EngineError::invalid("invalid_secret", "secret", "not a TOTP secret"))?;
+        let step =
+            totp::matching_step(&bytes, code, self.now().unix_timestamp()).ok_or_else(|| {
+                EngineError::invalid(
+                    "wrong_code",
+                    "code",
+                    "the code does not match: try the next one",
+                )
             })?;
         let mut next = self.fresh_user(user).await?;
-        next.totp_secret = Some(master.seal(&totp::encode_secret(&bytes)).map_err(seal_error)?);
+        next.totp_secret = Some(
+            master
+                .seal(&totp::encode_secret(&bytes))
+                .map_err(seal_error)?,
+        );
         next.updated_at = self.now();
         self.store.update_console_user(&next).await?;
         self.store.use_totp_step(&user.id, step).await?;

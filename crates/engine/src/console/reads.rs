@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use coffer_core::{
-    AssetId, BaseUnits, ChainId, ChainKind, Deposit, MerchantId, Order, OrderId, OrderStatus,
-    PayoutRequest, PayoutStatus, WebhookId,
+    AssetId, BaseUnits, ChainId, Deposit, MerchantId, Order, OrderId, OrderStatus, PayoutRequest,
+    PayoutStatus, WebhookId,
 };
 use coffer_store::{
     ConsoleOrderQuery, DeliveryRecord, DepositAccountRecord, ListCursor, StoredEvent,
@@ -122,7 +122,11 @@ impl Engine {
         let to = OffsetDateTime::UNIX_EPOCH + Duration::days(today + 1);
         let rows = self.store.order_stats(merchant, from, to).await?;
         let span: Vec<i64> = (first..=today).collect();
-        let slot = |day: i64| usize::try_from(day - first).ok().filter(|i| *i < span.len());
+        let slot = |day: i64| {
+            usize::try_from(day - first)
+                .ok()
+                .filter(|i| *i < span.len())
+        };
         let mut d = Dashboard {
             orders_per_day: vec![0; span.len()],
             ..Dashboard::default()
@@ -138,10 +142,13 @@ impl Engine {
             let (Some(asset), OrderStatus::Settled) = (&r.asset, r.status) else {
                 continue;
             };
-            let v = d.volume.entry(asset.clone()).or_insert_with(|| AssetVolume {
-                per_day: vec![BaseUnits::ZERO; span.len()],
-                ..AssetVolume::default()
-            });
+            let v = d
+                .volume
+                .entry(asset.clone())
+                .or_insert_with(|| AssetVolume {
+                    per_day: vec![BaseUnits::ZERO; span.len()],
+                    ..AssetVolume::default()
+                });
             v.settled_orders += r.count;
             v.total = v.total.checked_add(r.received).unwrap_or(v.total);
             if let Some(i) = slot(r.day) {
@@ -236,7 +243,11 @@ impl Engine {
 
     /// Validate a wallet for `chain` and derive its first [`PREVIEW_ADDRESSES`] receiving
     /// addresses, for the merchant to compare with its wallet app before saving it.
-    pub fn wallet_preview(&self, chain: &str, descriptor: &str) -> Result<WalletPreview, EngineError> {
+    pub fn wallet_preview(
+        &self,
+        chain: &str,
+        descriptor: &str,
+    ) -> Result<WalletPreview, EngineError> {
         let chain = ChainId::parse(chain.trim())
             .ok()
             .and_then(|id| self.assets.chain(&id).cloned())
@@ -247,11 +258,11 @@ impl Engine {
                     format!("chain {:?} is not configured on this server", chain.trim()),
                 )
             })?;
-        let deriver = self.derivers.get(&chain)?;
-        let normalized = deriver.normalize(&chain, descriptor.trim())?;
+        let method = self.methods.get(&chain)?;
+        let normalized = method.normalize_wallet(&chain, descriptor.trim())?;
         let mut addresses = Vec::new();
         for index in 0..PREVIEW_ADDRESSES {
-            let a = deriver.derive(&chain, &normalized, index)?;
+            let a = method.standing_address(&chain, &normalized, index)?;
             addresses.push((index, a.address, a.derivation.map(|d| d.path)));
         }
         Ok(WalletPreview {
@@ -265,7 +276,8 @@ impl Engine {
     pub fn chain_has_gap_limit(&self, chain: &ChainId) -> bool {
         self.assets
             .chain(chain)
-            .is_some_and(|c| c.kind == ChainKind::Bitcoin)
+            .and_then(|c| self.methods.get(c).ok())
+            .is_some_and(|m| m.has_gap_limit())
     }
 
     /// Set the merchant's underpayment tolerance for new orders: a shortfall up to this

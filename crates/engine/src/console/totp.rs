@@ -39,7 +39,11 @@ pub fn step_of(unix: i64) -> i64 {
 /// The code shown at Unix time `unix`.
 pub fn code_at(secret: &[u8], unix: i64) -> String {
     let step = u64::try_from(step_of(unix)).unwrap_or_default();
-    format!("{:0width$}", hotp(secret, step, DIGITS), width = DIGITS as usize)
+    format!(
+        "{:0width$}",
+        hotp(secret, step, DIGITS),
+        width = DIGITS as usize
+    )
 }
 
 /// The step (within [`SKEW`] of `unix`) whose code `code` is, if any. Spaces are ignored
@@ -117,7 +121,11 @@ mod tests {
             755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
         ];
         for (counter, code) in expected.iter().enumerate() {
-            assert_eq!(hotp(RFC_SECRET, counter as u64, 6), *code, "counter {counter}");
+            assert_eq!(
+                hotp(RFC_SECRET, counter as u64, 6),
+                *code,
+                "counter {counter}"
+            );
         }
     }
 
@@ -146,7 +154,10 @@ mod tests {
             matching_step(RFC_SECRET, &code, now + 30),
             Some(step_of(now))
         );
-        assert_eq!(matching_step(RFC_SECRET, &code, now - 30), Some(step_of(now)));
+        assert_eq!(
+            matching_step(RFC_SECRET, &code, now - 30),
+            Some(step_of(now))
+        );
         assert_eq!(matching_step(RFC_SECRET, &code, now + 60), None);
         let spaced = format!("{} {}", &code[..3], &code[3..]);
         assert_eq!(matching_step(RFC_SECRET, &spaced, now), Some(step_of(now)));

@@ -15,9 +15,7 @@ const USER_COLUMNS: &str = "id, username, password_hash, role, merchant_id, totp
      totp_last_step, created_at, updated_at, disabled_at";
 
 fn opt_time(row: &impl RowExt, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-    row.opt_int(column)?
-        .map(|v| from_ms(column, v))
-        .transpose()
+    row.opt_int(column)?.map(|v| from_ms(column, v)).transpose()
 }
 
 fn opt_merchant(row: &impl RowExt, column: &str) -> Result<Option<MerchantId>, StoreError> {
@@ -319,7 +317,9 @@ pub(super) async fn insert_invite<B: Backend>(
     backend: &B,
     invite: &ConsoleInviteRecord,
 ) -> Result<(), StoreError> {
-    write(backend, insert_invite_query(invite)).await.map(|_| ())
+    write(backend, insert_invite_query(invite))
+        .await
+        .map(|_| ())
 }
 
 const INVITE_COLUMNS: &str =
@@ -402,23 +402,22 @@ pub(super) async fn delete_invite<B: Backend>(
     token_hash: &str,
 ) -> Result<bool, StoreError> {
     let q = match merchant {
-        Some(m) => Query::new(
-            "DELETE FROM console_invites WHERE token_hash = $1 AND merchant_id = $2",
-        )
-        .text(token_hash)
-        .text(m.as_str()),
-        None => Query::new(
-            "DELETE FROM console_invites WHERE token_hash = $1 AND role = 'operator'",
-        )
-        .text(token_hash),
+        Some(m) => {
+            Query::new("DELETE FROM console_invites WHERE token_hash = $1 AND merchant_id = $2")
+                .text(token_hash)
+                .text(m.as_str())
+        }
+        None => {
+            Query::new("DELETE FROM console_invites WHERE token_hash = $1 AND role = 'operator'")
+                .text(token_hash)
+        }
     };
     Ok(write(backend, q).await? == 1)
 }
 
 pub(super) async fn delete_setup_invites<B: Backend>(backend: &B) -> Result<u64, StoreError> {
-    let q = Query::new(
-        "DELETE FROM console_invites WHERE role = 'operator' AND created_by IS NULL",
-    );
+    let q =
+        Query::new("DELETE FROM console_invites WHERE role = 'operator' AND created_by IS NULL");
     write(backend, q).await
 }
 

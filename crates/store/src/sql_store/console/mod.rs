@@ -5,17 +5,15 @@ mod accounts;
 mod reads;
 
 use async_trait::async_trait;
-use coffer_core::{
-    Deposit, MerchantId, Order, OrderId, PayoutRequest, PayoutStatus, WebhookId,
-};
+use coffer_core::{Deposit, MerchantId, Order, OrderId, PayoutRequest, PayoutStatus, WebhookId};
 use time::OffsetDateTime;
 
 use super::SqlStore;
 use crate::backend::Backend;
 use crate::{
     AuditRecord, ConsoleInviteRecord, ConsoleOrderQuery, ConsoleSessionRecord, ConsoleStore,
-    ConsoleUserRecord, DeliveryRecord, DepositAccountRecord, ListCursor, OrderStatsRow,
-    StoreError, StoredEvent, WebhookBacklog,
+    ConsoleUserRecord, DeliveryRecord, DepositAccountRecord, ListCursor, OrderStatsRow, StoreError,
+    StoredEvent, WebhookBacklog,
 };
 
 #[async_trait]
@@ -171,9 +169,7 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
         accounts::suspended(&*self.backend, merchant).await
     }
 
-    async fn suspended_merchants(
-        &self,
-    ) -> Result<Vec<(MerchantId, OffsetDateTime)>, StoreError> {
+    async fn suspended_merchants(&self) -> Result<Vec<(MerchantId, OffsetDateTime)>, StoreError> {
         accounts::suspended_list(&*self.backend).await
     }
 
@@ -223,7 +219,11 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
         merchant: &MerchantId,
         order: &OrderId,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        reads::deliveries(&*self.backend, reads::order_deliveries_query(merchant, order)).await
+        reads::deliveries(
+            &*self.backend,
+            reads::order_deliveries_query(merchant, order),
+        )
+        .await
     }
 
     async fn endpoint_deliveries(
@@ -265,7 +265,11 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
-        reads::deposits(&*self.backend, reads::deposits_query(merchant, before_seq, limit)).await
+        reads::deposits(
+            &*self.backend,
+            reads::deposits_query(merchant, before_seq, limit),
+        )
+        .await
     }
 
     async fn webhook_backlog(&self) -> Result<WebhookBacklog, StoreError> {

@@ -4,8 +4,7 @@
 //! ([`plans`], `EXPLAIN`).
 
 use coffer_core::{
-    AssetId, BaseUnits, Deposit, MerchantId, Order, OrderId, PayoutRequest, PayoutStatus,
-    WebhookId,
+    AssetId, BaseUnits, Deposit, MerchantId, Order, OrderId, PayoutRequest, PayoutStatus, WebhookId,
 };
 use time::OffsetDateTime;
 
@@ -17,8 +16,8 @@ use crate::backend::{Backend, Query, RowExt, Value};
 use crate::codec::{self, corrupt, from_ms, ms};
 use crate::webhooks::{DELIVERY_COLUMNS, delivery_from_row};
 use crate::{
-    ConsoleOrderQuery, DeliveryRecord, DepositAccountRecord, ListCursor, OrderStatsRow,
-    StoreError, StoredEvent, WebhookBacklog,
+    ConsoleOrderQuery, DeliveryRecord, DepositAccountRecord, ListCursor, OrderStatsRow, StoreError,
+    StoredEvent, WebhookBacklog,
 };
 
 /// At most this many orders answer one search (an address or a transaction is normally one
@@ -164,7 +163,11 @@ pub(super) async fn fetch_orders<B: Backend>(
 const PADDED: &str = "substr('000000000000000000000000000000000000000' || confirmed, \
      length(confirmed) + 1, 39)";
 
-pub(super) fn stats_query(merchant: &MerchantId, from: OffsetDateTime, to: OffsetDateTime) -> Query {
+pub(super) fn stats_query(
+    merchant: &MerchantId,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Query {
     let sql = format!(
         "SELECT created_at / 86400000 AS day, status, asset, COUNT(*) AS n, \
          CAST(SUM(CAST(substr({PADDED}, 1, 15) AS BIGINT)) AS TEXT) AS hi, \
@@ -448,8 +451,14 @@ fn sample_queries(m: &MerchantId, at: OffsetDateTime) -> Vec<(&'static str, Quer
             endpoint_deliveries_query(m, &endpoint, Some(&cursor), 50),
         ),
         ("payouts", payouts_query(m, None, None, Some(&cursor), 50)),
-        ("order payouts", payouts_query(m, None, Some(&order), None, 50)),
-        ("deposit accounts", deposit_accounts_query(m, Some(i64::MAX), 50)),
+        (
+            "order payouts",
+            payouts_query(m, None, Some(&order), None, 50),
+        ),
+        (
+            "deposit accounts",
+            deposit_accounts_query(m, Some(i64::MAX), 50),
+        ),
         ("deposits", deposits_query(m, Some(i64::MAX), 50)),
     ]
 }
