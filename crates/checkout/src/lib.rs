@@ -163,8 +163,13 @@ impl Checkout {
     }
 
     async fn choices(&self, order: &Order) -> Result<ChoiceGroups, EngineError> {
-        let wallets = self.engine.list_wallets(&order.merchant_id).await?;
-        let chains: Vec<ChainId> = wallets.into_iter().map(|w| w.chain).collect();
+        let chains: Vec<ChainId> = self
+            .engine
+            .payable_chains(&order.merchant_id)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         Ok(model::choices(&self.engine, order, &chains))
     }
 }

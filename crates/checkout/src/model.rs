@@ -323,11 +323,11 @@ pub fn fill_placeholders(template: &str, order: &Order) -> Option<String> {
 pub fn choices(
     engine: &coffer_engine::Engine,
     order: &Order,
-    wallet_chains: &[ChainId],
+    payable_chains: &[ChainId],
 ) -> ChoiceGroups {
     let mut groups: ChoiceGroups = Vec::new();
     for chain in engine.assets().chains() {
-        if !wallet_chains.contains(&chain.id) {
+        if !payable_chains.contains(&chain.id) {
             continue;
         }
         let list: Vec<Choice> = engine

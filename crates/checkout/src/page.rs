@@ -204,6 +204,17 @@ fn chooser(
     lang: Lang,
     choice_error: bool,
 ) -> Markup {
+    let groups = choices.map(|c| c.as_slice()).unwrap_or_default();
+    if groups.iter().all(|(_, list)| list.is_empty()) {
+        // Orders that cannot be paid are refused at creation; one whose shop lost its last
+        // way to be paid since then says so instead of offering nothing.
+        return html! {
+            section.card #nothing-to-choose {
+                h1 { (t.page_title) }
+                p.error role="alert" { (t.nothing_to_choose) }
+            }
+        };
+    }
     html! {
         section.card {
             h1 #choose-h { (t.choose_heading) }
@@ -211,7 +222,7 @@ fn chooser(
             @if choice_error { p.error role="alert" { (t.choice_unavailable) } }
             form method="post" aria-labelledby="choose-h" {
                 input type="hidden" name="lang" value=(lang.tag());
-                @for (chain, list) in choices.map(|c| c.as_slice()).unwrap_or_default() {
+                @for (chain, list) in groups {
                     fieldset.chain {
                         legend { (chain.name) }
                         @for choice in list {

@@ -17,6 +17,7 @@ pub mod live;
 pub mod logins;
 pub mod method;
 pub mod pages;
+mod payable;
 pub mod payments;
 pub mod payouts;
 mod rates;
@@ -407,6 +408,11 @@ impl Engine {
             && let Some(existing) = self.store.get_order_by_no(merchant_id, order_no).await?
         {
             return same_order_or_conflict(existing, &input, &checked);
+        }
+        // With an asset, pricing it below says what is missing; without one, the buyer
+        // chooses on the checkout, which must have something to offer.
+        if input.asset.is_none() {
+            self.require_payable(merchant_id).await?;
         }
 
         let expires_in = input.expires_in.unwrap_or(self.settings.default_expires_in);

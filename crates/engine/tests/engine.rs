@@ -68,6 +68,13 @@ fn usd(amount: &str) -> NewOrder {
     }
 }
 
+/// A merchant whose buyers can pay: it has a wallet on the test chain.
+async fn shop(e: &Engine) -> coffer_core::Merchant {
+    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    e.set_wallet(&m.id, "bsc", "xpubA").await.unwrap();
+    m
+}
+
 async fn counts(db: &TestDb) -> (usize, usize) {
     let orders = db
         .store
@@ -157,7 +164,7 @@ impl ClockExt for ManualClock {
 
 async fn fiat_order_is_created_with_event(db: &TestDb) {
     let e = engine(db, clock());
-    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let m = shop(&e).await;
     let created = e
         .create_order(
             &m.id,
@@ -194,7 +201,7 @@ async fn fiat_order_is_created_with_event(db: &TestDb) {
 
 async fn order_no_replays_or_conflicts(db: &TestDb) {
     let e = engine(db, clock());
-    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let m = shop(&e).await;
     let first = e
         .create_order(
             &m.id,
@@ -586,7 +593,7 @@ async fn choosing_an_asset_relocks_the_rate(db: &TestDb) {
 async fn expiry_and_manual_actions_follow_the_state_machine(db: &TestDb) {
     let clock = clock();
     let e = engine(db, clock.clone());
-    let (m, _) = e.create_merchant("Shop").await.unwrap();
+    let m = shop(&e).await;
     let soon = e.create_order(&m.id, usd("1")).await.unwrap().order;
     let later = e
         .create_order(
@@ -669,8 +676,54 @@ async fn expiry_and_manual_actions_follow_the_state_machine(db: &TestDb) {
     ));
 }
 
+/// An order the buyer would choose an asset for is refused when nothing could be chosen:
+/// no chain on the server, or no wallet of the merchant's on any (issue 19, item 5).
+async fn orders_nobody_can_pay_are_refused(db: &TestDb) {
+    let e = engine(db, clock());
+    let (m, _) = e.create_merchant("New shop").await.unwrap();
+    let before = counts(db).await;
+    let refused = e.create_order(&m.id, usd("10")).await.unwrap_err();
+    let EngineError::Invalid {
+        code,
+        field,
+        message,
+    } = &refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!((*code, *field), ("wallet_not_configured", Some("asset")));
+    assert!(
+        message.contains("no wallet yet") && message.contains("bsc"),
+        "{message}"
+    );
+    assert!(e.payable_chains(&m.id).await.unwrap().is_empty());
+
+    // A server with no chain at all says so, whatever the merchant did.
+    let bare = Engine::new(EngineParts {
+        store: db.store.clone(),
+        rates: Arc::new(FixedRates::new()),
+        assets: Arc::new(AssetRegistry::new(vec![], vec![]).unwrap()),
+        methods: Methods::default(),
+        clock: clock(),
+        settings: Arc::new(EngineSettings::default()),
+    });
+    let refused = bare.create_order(&m.id, usd("10")).await.unwrap_err();
+    assert_eq!(refused.code(), "no_chain_configured", "{refused}");
+    assert!(refused.to_string().contains("[[chains]]"), "{refused}");
+    assert_eq!(counts(db).await, before, "a refused order writes nothing");
+
+    e.set_wallet(&m.id, "bsc", "xpubA").await.unwrap();
+    let chains = e.payable_chains(&m.id).await.unwrap();
+    assert_eq!(
+        chains.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["bsc"]
+    );
+    assert!(e.create_order(&m.id, usd("10")).await.unwrap().created);
+}
+
 both_backends! {
     keys_authenticate_and_revoke => keys_authenticate_and_revoke;
+    orders_nobody_can_pay_are_refused => orders_nobody_can_pay_are_refused;
     fiat_order_is_created_with_event => fiat_order_is_created_with_event;
     order_no_replays_or_conflicts => order_no_replays_or_conflicts;
     bad_input_is_refused_and_writes_nothing => bad_input_is_refused_and_writes_nothing;
