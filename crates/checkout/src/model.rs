@@ -480,6 +480,34 @@ mod tests {
     }
 
     #[test]
+    fn a_shop_with_nothing_to_offer_gets_a_notice_not_an_empty_chooser() {
+        let now = T0 + time::Duration::minutes(1);
+        let view = build(order(false), &[], now, false);
+        let brand = crate::page::Brand {
+            name: "Shop".into(),
+            logo: None,
+            color: None,
+        };
+        let lang = crate::i18n::Lang::En;
+        let empty = crate::page::checkout_main(&view, Some(&Vec::new()), &brand, lang, false);
+        assert!(empty.contains("nothing-to-choose"), "{empty}");
+        assert!(empty.contains(crate::i18n::EN.nothing_to_choose));
+        assert!(!empty.contains("<form"), "{empty}");
+        let groups = vec![(
+            registry().chains().next().unwrap().clone(),
+            registry()
+                .assets()
+                .map(|a| Choice {
+                    asset: a.clone(),
+                    amount: Some("1".into()),
+                })
+                .collect(),
+        )];
+        let offered = crate::page::checkout_main(&view, Some(&groups), &brand, lang, false);
+        assert!(!offered.contains("nothing-to-choose") && offered.contains("<form"));
+    }
+
+    #[test]
     fn screens_follow_the_order() {
         let now = T0 + time::Duration::minutes(1);
         assert_eq!(build(order(false), &[], now, false).screen, Screen::Choose);

@@ -39,12 +39,15 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The server of the story. One browser signs in and out many times a minute from one
+/// address, so the edge's per-address sign-in limit is raised out of its way (edge.rs tests
+/// that limit); the per-username lockout stays as configured by default.
 fn config(dir: &Path, rpc: &str, usdt: &str) -> PathBuf {
     let path = dir.join("coffer.toml");
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\n[rates]\nsources = [\"fixed\"]\n[rates.fixed]\n\"ETH/USD\" = \"2000\"\n\n[webhooks]\nallow_private = true\n\n[[chains]]\nid = \"anvil\"\nkind = \"evm\"\nnetwork = \"regtest\"\nname = \"Anvil Testnet\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = {CONFIRMATIONS}\npoll_interval = \"100ms\"\nexplorer_tx = \"{EXPLORER}{{txid}}\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"{usdt}\"\ndecimals = 6\n"
+            "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\n[http]\nlogin_rate_limit_per_minute = 600\n\n[rates]\nsources = [\"fixed\"]\n[rates.fixed]\n\"ETH/USD\" = \"2000\"\n\n[webhooks]\nallow_private = true\n\n[[chains]]\nid = \"anvil\"\nkind = \"evm\"\nnetwork = \"regtest\"\nname = \"Anvil Testnet\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = {CONFIRMATIONS}\npoll_interval = \"100ms\"\nexplorer_tx = \"{EXPLORER}{{txid}}\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"{usdt}\"\ndecimals = 6\n"
         ),
     )
     .unwrap();
@@ -393,6 +396,25 @@ async fn console_in_chromium(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 200);
+    // B has no wallet yet: an order its buyers could not pay is refused, naming the field.
+    let (status, refused) = api(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/api/v1/orders"),
+        &b_key,
+        Some(json!({"amount": "5", "currency": "USD"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "wallet_not_configured", "{refused}");
+    assert_eq!(refused["error"]["field"], "asset", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anvil"),
+        "{refused}"
+    );
 
     let totp = b.expect("totp");
     assert_eq!(totp["secret_shown"], true);

@@ -50,6 +50,11 @@ impl Server {
                 cmd.env_remove(key);
             }
         }
+        // A chain from `admin_key`'s configuration, so orders can be paid (and created).
+        let config = dir.path().join("coffer.toml");
+        if config.exists() {
+            cmd.env("COFFER_CONFIG", &config);
+        }
         cmd.arg("serve")
             .env("COFFER_DATA_DIR", dir.path())
             .env("COFFER_LISTEN", "127.0.0.1:0")
@@ -419,6 +424,23 @@ async fn the_per_client_limit_refuses_one_address_serves_another_and_believes_on
         statuses[..2].iter().all(|s| *s != 429) && statuses[2..].iter().all(|s| *s == 429),
         "{statuses:?}"
     );
+    // So has the console's sign-in (each attempt costs an Argon2 hash), per address.
+    let console = client_from("127.0.0.6");
+    let sign_in = format!("http://{}/console/login", server.addr);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = console
+            .post(&sign_in)
+            .form(&[("username", "nobody"), ("password", "wrong-password")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(
+        statuses[..2].iter().all(|s| *s != 429) && statuses[2..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
     let code = tokio::task::spawn_blocking(move || server.stop())
         .await
         .unwrap();
@@ -511,25 +533,45 @@ async fn oversized_and_smuggled_requests_are_still_refused() {
     assert_eq!(code, Some(0));
 }
 
-/// `coffer merchant create` in the server's data directory: its admin API key.
+/// `coffer merchant create` in the server's data directory, with a wallet on a configured
+/// chain (BSC from the catalogue, no node: orders nobody could pay are refused): its admin
+/// API key.
 fn admin_key(dir: &Path) -> String {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
+    let config = dir.join("coffer.toml");
+    std::fs::write(&config, "[[chains]]\nid = \"bsc\"\n").unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("COFFER_") {
+                cmd.env_remove(key);
+            }
         }
-    }
-    let out = cmd
-        .args(["merchant", "create", "--name", "Edge shop", "--json"])
-        .env("COFFER_DATA_DIR", dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = cmd
+            .args(args)
+            .env("COFFER_DATA_DIR", dir)
+            .env("COFFER_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let out = cli(&["merchant", "create", "--name", "Edge shop", "--json"]);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let merchant = v["merchant_id"].as_str().unwrap();
+    cli(&[
+        "wallet",
+        "set",
+        "--merchant",
+        merchant,
+        "--chain",
+        "bsc",
+        "--xpub",
+        common::XPUB,
+    ]);
     v["api_key"].as_str().unwrap().to_owned()
 }
 

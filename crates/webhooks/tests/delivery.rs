@@ -15,11 +15,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use coffer_core::MerchantId;
 use coffer_core::order::OrderLinks;
-use coffer_core::{FixedRates, MerchantId};
-use coffer_engine::{
-    AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder, SystemClock,
-};
+use coffer_engine::{Engine, NewOrder};
 use coffer_store::DeliveryStatus;
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::{MasterKey, RetrySchedule, Settings, WebhookService, Webhooks, crypto};
@@ -148,14 +146,8 @@ struct Harness {
 
 impl Harness {
     async fn start(db: &TestDb, settings: Settings) -> Self {
-        let engine = Engine::new(EngineParts {
-            store: db.store.clone(),
-            rates: Arc::new(FixedRates::new()),
-            assets: Arc::new(AssetRegistry::default()),
-            methods: Methods::default(),
-            clock: Arc::new(SystemClock),
-            settings: Arc::new(EngineSettings::default()),
-        });
+        // A chain the merchant has a wallet on: orders nobody could pay are refused.
+        let engine = coffer_testkit::fixtures::bsc_shop_engine_now(db);
         let hooks = Webhooks::new(
             db.store.clone(),
             engine.clock().clone(),
@@ -178,7 +170,9 @@ impl Harness {
     }
 
     async fn merchant(&self) -> MerchantId {
-        self.engine.create_merchant("Shop").await.unwrap().0.id
+        let id = self.engine.create_merchant("Shop").await.unwrap().0.id;
+        self.engine.set_wallet(&id, "bsc", "ab").await.unwrap();
+        id
     }
 
     /// Create an order (one `order.created` event), optionally with a callback URL.

@@ -139,9 +139,18 @@ fn coffer(bin: &PathBuf, dir: &PathBuf) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("COFFER_DATA_DIR", dir);
+    // A chain (BSC from the catalogue, no node) the merchant gets a wallet on: orders
+    // nobody could pay are refused.
+    let config = dir.join("coffer.toml");
+    if !config.exists() {
+        let _ = std::fs::write(&config, "[[chains]]\nid = \"bsc\"\n");
+    }
+    cmd.env("COFFER_DATA_DIR", dir).env("COFFER_CONFIG", config);
     cmd
 }
+
+/// Account xpub (m/44'/60'/0') of the test mnemonic, for the merchant's BSC wallet.
+const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
 
 fn admin_key(bin: &PathBuf, dir: &PathBuf) -> Result<String> {
     let out = coffer(bin, dir)
@@ -152,6 +161,23 @@ fn admin_key(bin: &PathBuf, dir: &PathBuf) -> Result<String> {
         bail!("merchant create: {}", String::from_utf8_lossy(&out.stderr));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let merchant = v["merchant_id"].as_str().context("no merchant_id")?;
+    let out = coffer(bin, dir)
+        .args([
+            "wallet",
+            "set",
+            "--merchant",
+            merchant,
+            "--chain",
+            "bsc",
+            "--xpub",
+            XPUB,
+        ])
+        .output()
+        .context("run coffer")?;
+    if !out.status.success() {
+        bail!("wallet set: {}", String::from_utf8_lossy(&out.stderr));
+    }
     v["api_key"]
         .as_str()
         .map(str::to_owned)
