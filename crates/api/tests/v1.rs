@@ -547,6 +547,9 @@ async fn order_lifecycle(db: &TestDb) {
 
 async fn pagination(db: &TestDb) {
     let app = App::start(db).await;
+    // Orders without an asset need a chain the merchant can be paid on.
+    app.wallet(&app.a).await;
+    app.wallet(&app.b).await;
     let a = &app.a;
     let ids = app.usd_orders(a, 5).await;
     let (_, other) = app
@@ -617,6 +620,7 @@ async fn pagination(db: &TestDb) {
 /// had no `has_more` and gave a cursor whenever a page was full, even when nothing followed.
 async fn list_envelopes_are_uniform(db: &TestDb) {
     let app = App::start(db).await;
+    app.wallet(&app.a).await;
     let a = &app.a;
     let (status, hook) = app
         .post(
@@ -743,6 +747,7 @@ async fn merchants_are_isolated(db: &TestDb) {
 
 async fn keys_and_scopes(db: &TestDb) {
     let app = App::start(db).await;
+    app.wallet(&app.a).await;
     let reader = app.key(&app.a, vec![Scope::OrdersRead]).await;
     let writer = app.key(&app.a, vec![Scope::OrdersWrite]).await;
 
@@ -1065,6 +1070,7 @@ async fn bad_input_is_refused_and_writes_nothing(db: &TestDb) {
 async fn idempotency(db: &TestDb) {
     let app = App::start(db).await;
     app.wallet(&app.a).await;
+    app.wallet(&app.b).await;
     let a = &app.a;
     let body =
         r#"{"amount":"10","currency":"USD","asset":"bsc:USDT","fixed_stablecoin_rate":true}"#;
@@ -2109,7 +2115,31 @@ async fn list_item(app: &App, key: &str, id: &str) -> Value {
         .unwrap()
 }
 
+/// An order without an asset that no buyer could pay is refused, naming the field and what
+/// to do; once the merchant has a wallet it is created (issue 19, item 5).
+async fn orders_nobody_can_pay_are_refused(db: &TestDb) {
+    let app = App::start(db).await;
+    let order = json!({"amount": "5", "currency": "USD"});
+    let (status, body) = app.post("/api/v1/orders", &app.a, order.clone()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "wallet_not_configured"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["field"], "asset", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no wallet yet") && message.contains("bsc"),
+        "{message}"
+    );
+    assert_eq!(counts(db).await.0, 0, "nothing written");
+    app.wallet(&app.a).await;
+    let (status, body) = app.post("/api/v1/orders", &app.a, order).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 both_backends! {
+    orders_nobody_can_pay => orders_nobody_can_pay_are_refused;
     deposits => deposit_accounts_and_deposits;
     dialect_settings => dialect_settings;
     repair => repair;

@@ -406,7 +406,10 @@ async fn console_in_chromium(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 400, "{refused}");
-    assert_eq!(refused["error"]["code"], "wallet_not_configured", "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "wallet_not_configured",
+        "{refused}"
+    );
     assert_eq!(refused["error"]["field"], "asset", "{refused}");
     assert!(
         refused["error"]["message"]

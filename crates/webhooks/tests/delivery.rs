@@ -170,8 +170,14 @@ impl Harness {
     }
 
     async fn merchant(&self) -> MerchantId {
+        // Each merchant its own wallet (two cannot share one).
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let wallet = format!(
+            "{:02x}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let id = self.engine.create_merchant("Shop").await.unwrap().0.id;
-        self.engine.set_wallet(&id, "bsc", "ab").await.unwrap();
+        self.engine.set_wallet(&id, "bsc", &wallet).await.unwrap();
         id
     }
 
