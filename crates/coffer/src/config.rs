@@ -485,6 +485,22 @@ impl Config {
         Ok(())
     }
 
+    /// The database as the start-up log names it: the PostgreSQL URL without its password
+    /// and query (which may carry one), or the SQLite file.
+    pub fn database_label(&self) -> String {
+        match self.database_url.as_ref().map(|s| s.expose()) {
+            Some(raw) => match url::Url::parse(raw) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    u.set_query(None);
+                    u.to_string()
+                }
+                Err(_) => "postgres (URL not shown: it does not parse)".to_owned(),
+            },
+            None => format!("sqlite {}", self.data_dir.join("coffer.db").display()),
+        }
+    }
+
     /// Whether prices come from the fixed table (`"fixed"` in `rates.sources`).
     pub fn uses_fixed_rates(&self) -> bool {
         self.rates.sources.iter().any(|s| s == "fixed")
@@ -1111,6 +1127,20 @@ mod tests {
             c.database_url.unwrap().expose(),
             "postgres://u:hunter2@h/db"
         );
+    }
+
+    #[test]
+    fn the_start_up_summary_names_the_database_without_its_password() {
+        let c = Config::from_toml_str(
+            "database_url = \"postgres://coffer:hunter2@db.internal:5432/coffer?password=hunter3\"",
+        )
+        .unwrap();
+        let shown = c.database_label();
+        assert_eq!(shown, "postgres://coffer@db.internal:5432/coffer");
+        let c = Config::from_toml_str("database_url = \"postgres://u:hunter2@[bad\"").unwrap();
+        assert!(!c.database_label().contains("hunter2"));
+        let c = Config::from_toml_str("data_dir = \"/var/lib/coffer\"").unwrap();
+        assert_eq!(c.database_label(), "sqlite /var/lib/coffer/coffer.db");
     }
 
     #[test]

@@ -851,17 +851,7 @@ async fn console(
 /// One short, readable line of what this server runs with (secrets never appear: the
 /// database URL without its password, chains by id and name, rate sources by name).
 fn log_startup_summary(config: &Config, engine: &Engine) {
-    let database = match config.database_url.as_ref().map(|s| s.expose()) {
-        Some(raw) => match url::Url::parse(raw) {
-            Ok(mut u) => {
-                let _ = u.set_password(None);
-                u.set_query(None);
-                u.to_string()
-            }
-            Err(_) => "postgres (unparsable URL)".to_owned(),
-        },
-        None => format!("sqlite {}", config.data_dir.join("coffer.db").display()),
-    };
+    let database = config.database_label();
     let chains: Vec<String> = engine
         .assets()
         .chains()
@@ -888,6 +878,11 @@ fn log_startup_summary(config: &Config, engine: &Engine) {
         rates = %rates,
         "configuration"
     );
+    if chains.is_empty() {
+        tracing::warn!(
+            "no chain is configured: orders cannot be paid and are refused until a [[chains]] entry is added (the console's first-run checklist lists what is missing)"
+        );
+    }
 }
 
 async fn wait_stop(mut rx: tokio::sync::watch::Receiver<bool>) {

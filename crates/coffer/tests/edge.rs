@@ -431,7 +431,8 @@ async fn the_per_client_limit_refuses_one_address_serves_another_and_believes_on
     for _ in 0..4 {
         let r = console
             .post(&sign_in)
-            .form(&[("username", "nobody"), ("password", "wrong-password")])
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("username=nobody&password=wrong-password")
             .send()
             .await
             .unwrap();
