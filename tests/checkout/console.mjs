@@ -130,7 +130,7 @@ async function signOut() {
   await submit('form[action="/console/logout"] button');
 }
 
-async function join(link, username) {
+async function accept(link, username) {
   await go(link);
   await page.fill('#username', username);
   await page.fill('#password', PASSWORD);
@@ -180,7 +180,7 @@ try {
   phase = 'setup';
   await go('/console/login');
   const setupNotice = (await page.textContent('main')).includes('coffer console setup-link');
-  await join(start.setup_link, 'root');
+  await accept(start.setup_link, 'root');
   const checklist = await page.$$eval('#checklist li', (ls) => ls.map((l) => ({ todo: l.className, text: l.textContent.trim() })));
   say({ event: 'setup', url: page.url(), setup_notice: setupNotice, checklist });
   await shot('operator-overview');
@@ -233,7 +233,7 @@ try {
 
   // 4. The owner of A joins, sets the wallet after checking its addresses, a webhook, a key.
   phase = 'owner';
-  await join(merchants.a.invite, 'alice');
+  await accept(merchants.a.invite, 'alice');
   const landed = new URL(page.url()).pathname;
   const nextSteps = await page.$$eval('main .check-list li', (ls) => ls.map((l) => l.className));
   await go(`/console/m/${merchants.a.id}/wallets`);
@@ -338,7 +338,7 @@ try {
   const staffLink = await shownOnce();
   await shot('team');
   await signOut();
-  await join(staffLink, 'bob');
+  await accept(staffLink, 'bob');
   await go(`/console/m/${merchants.a.id}/keys`);
   const staffForms = await page.$$eval('main form', (fs) => fs.length);
   await go(`/console/m/${merchants.a.id}/orders/${orders.paid}`);
@@ -355,7 +355,7 @@ try {
 
   // 9. Wrong passwords lock the username, even against the right one; in Spanish too.
   phase = 'throttle';
-  await join(merchants.b.invite, 'carol');
+  await accept(merchants.b.invite, 'carol');
   await signOut();
   allowed = [{ status: 401, path: '/console/login' }, { status: 429, path: '/console/login' }];
   const attempts = [];

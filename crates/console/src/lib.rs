@@ -8,6 +8,10 @@
 //! accounts, sessions, TOTP and permissions are the engine's `console` module. This crate
 //! renders, checks the CSRF token of every form and writes the audit log.
 
+// Helpers answer `Err(the page to show)` (sign in, 403, a form's errors): it is built once per
+// request and returned straight from the handler, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 mod account;
 mod auth;
 mod chart;
