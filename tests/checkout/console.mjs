@@ -307,7 +307,7 @@ try {
 
   // 7. What A must not see: B's merchant pages and B's order, by URL.
   phase = 'isolation';
-  allowed = [{ status: 404, path: '/console/m/' }];
+  allowed = [{ status: 404, path: '/console/m/' }, { status: 404, path: '/console/op/' }];
   const isolation = {};
   for (const [k, path] of [
     ['b_dashboard', `/console/m/${merchants.b.id}`],

@@ -33,6 +33,8 @@ use serde_json::{Value, json};
 
 const EXPLORER: &str = "https://explorer.invalid/tx/";
 const CONFIRMATIONS: u64 = 2;
+/// Another account-level xpub (XPUB with one bit of its chain code flipped): merchant B's.
+const OTHER_XPUB: &str = "xpub6BemYiVNp19ZzV24L4XKWqLVSyZCZcZq8ZJ2B1hKF7Pkq4WWtYtK3MuoTugnMcyADkZf8vvWw4MwBeXZFCCHtQtHgLTV1qqF6bWJeeqnhtd";
 const MNEMONIC: &str = "test test test test test test test test test test test junk";
 
 fn repo() -> PathBuf {
@@ -381,6 +383,10 @@ async fn console_in_chromium(db: &TestDb) {
         .as_str()
         .unwrap()
         .to_owned();
+    let b_id = merchants["merchants"]["b"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let b_key = merchants["merchants"]["b"]["api_key"]
         .as_str()
         .unwrap()
@@ -513,6 +519,17 @@ async fn console_in_chromium(db: &TestDb) {
             600
         ));
     }
+    // B gets its own wallet (through the CLI) for its one order.
+    let out = coffer(&cfg, db)
+        .args(["wallet", "set", "--merchant", &b_id, "--chain", "anvil"])
+        .args(["--xpub", OTHER_XPUB])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (status, b_order) = api(
         &http,
         reqwest::Method::POST,

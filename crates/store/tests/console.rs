@@ -363,12 +363,9 @@ fn order(
         target: Some(PaymentTarget {
             asset: AssetId::from_str(asset).unwrap(),
             amount_due: BaseUnits::new(10),
-            address: format!(
-                "0x{}",
-                hex::encode(&[rnd16(), rnd16()].concat()[..20])
-            )
-            .to_uppercase()
-            .replacen("0X", "0x", 1),
+            address: format!("0x{}", hex::encode(&[rnd16(), rnd16()].concat()[..20]))
+                .to_uppercase()
+                .replacen("0X", "0x", 1),
             derivation: Some(Derivation {
                 index: 0,
                 path: "m/0".into(),
