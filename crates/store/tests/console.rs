@@ -386,6 +386,7 @@ fn order(
         metadata: Default::default(),
         links: OrderLinks::default(),
         dialect: "native".into(),
+        credential_id: None,
         expires_at: created_at + Duration::minutes(30),
         monitor_until: created_at + Duration::hours(24),
         created_at,
