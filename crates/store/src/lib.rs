@@ -8,6 +8,8 @@ mod backend;
 mod branding;
 mod codec;
 mod dialect;
+#[doc(hidden)]
+pub mod seed;
 mod sql_store;
 mod unique;
 mod webhooks;
@@ -23,10 +25,12 @@ use coffer_core::{
 };
 use time::OffsetDateTime;
 
+#[doc(hidden)]
+pub use backend::Backend;
 pub use backend::{PostgresBackend, SqliteBackend};
 pub use branding::BrandingRecord;
 pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
-pub use sql_store::{MAX_GROUP, SqlStore};
+pub use sql_store::{HotPlan, MAX_GROUP, Probe, SqlStore, WATCH_PAGE};
 pub use unique::Unique;
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,

@@ -41,18 +41,21 @@ pub(super) fn release(merchant: &MerchantId, key: &str) -> Query {
         .text(key)
 }
 
+pub(super) fn get_query(merchant: &MerchantId, key: &str) -> Query {
+    Query::new(
+        "SELECT merchant_id, key, fingerprint, status, body, created_at \
+         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+    )
+    .text(merchant.as_str())
+    .text(key)
+}
+
 pub(super) async fn get<B: Backend>(
     backend: &B,
     merchant: &MerchantId,
     key: &str,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
-    let q = Query::new(
-        "SELECT merchant_id, key, fingerprint, status, body, created_at \
-         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
-    )
-    .text(merchant.as_str())
-    .text(key);
-    first(backend.fetch(q).await?, |row| {
+    first(backend.fetch(get_query(merchant, key)).await?, |row| {
         let response = match (row.opt_int("status")?, row.opt_text("body")?) {
             (Some(status), Some(body)) => Some(StoredResponse {
                 status: u16::try_from(status).map_err(|_| StoreError::Corrupt {

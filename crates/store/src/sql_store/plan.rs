@@ -45,6 +45,21 @@ impl Kind {
         Kind::Outbox,
     ];
 
+    /// The kinds a bulk load ([`super::bulk`]) writes as multi-row statements, in the order
+    /// they run: [`Kind::MERGED`] and the other plain inserts whose rows are checked by no
+    /// count (deposit accounts before what refers to them).
+    pub(super) const BULK_MERGED: [Kind; 9] = [
+        Kind::Merchant,
+        Kind::Order,
+        Kind::OrderAddress,
+        Kind::Payment,
+        Kind::Transition,
+        Kind::Event,
+        Kind::Outbox,
+        Kind::DepositAccount,
+        Kind::Deposit,
+    ];
+
     /// Whether a changeset made of such writes can join the group's fast pass: the kinds in
     /// [`Kind::MERGED`] as multi-row inserts, and wallet marks collapsed to one update per
     /// wallet (see `group_commit::merged_marks`). An order update must hit exactly its expected version,
