@@ -784,3 +784,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod wal_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Writes a few hundred KB to the WAL.
+    async fn write(backend: &SqliteBackend) {
+        let mut tx = backend.begin().await.unwrap();
+        SqliteBackend::execute(&mut tx, Query::new("CREATE TABLE IF NOT EXISTS t (v TEXT)"))
+            .await
+            .unwrap();
+        for i in 0..200 {
+            SqliteBackend::execute(
+                &mut tx,
+                Query::new("INSERT INTO t (v) VALUES ($1)").text(format!("{i:04000}")),
+            )
+            .await
+            .unwrap();
+        }
+        SqliteBackend::commit(tx).await.unwrap();
+    }
+
+    /// An idle writer empties the WAL; a reader holding an old snapshot keeps it from doing
+    /// so, but only for as long as it holds it (issue 25).
+    #[tokio::test]
+    async fn an_idle_writer_truncates_the_wal_unless_a_reader_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        write(&backend).await;
+        assert!(backend.wal_bytes() > 100_000, "{}", backend.wal_bytes());
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), 0, "truncated when idle");
+
+        write(&backend).await;
+        // A reader in the middle of a read transaction, on the snapshot before the next write.
+        let mut reader = backend.reader.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        sqlx::query("SELECT count(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        write(&backend).await;
+        let held = backend.wal_bytes();
+        // Not due yet (truncated less than a second ago), then due but held back.
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), held);
+        tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;
+        let tried = std::time::Instant::now();
+        backend.upkeep(true).await;
+        assert!(tried.elapsed() < CHECKPOINT_READER_WAIT * 4, "the wait is bounded");
+        assert!(backend.wal_bytes() > 0, "the reader's snapshot keeps the WAL");
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), 0, "truncated once the reader is done");
+    }
+}
