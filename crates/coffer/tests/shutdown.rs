@@ -298,7 +298,7 @@ async fn sigterm_under_load(db: &TestDb) {
 
 /// The first `n` orders of the load, once stored.
 async fn wait_for_orders(db: &TestDb, merchant: &str, n: usize) -> Vec<OrderId> {
-    let merchant = merchant.parse().unwrap();
+    let merchant: coffer_core::MerchantId = merchant.parse().unwrap();
     let mut ids = Vec::new();
     wait_until("orders from the load", Duration::from_secs(30), async || {
         ids = db
