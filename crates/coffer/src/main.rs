@@ -627,7 +627,10 @@ async fn serve(config: Config) -> Result<()> {
     finish_within(limit, stop_rx.clone(), async move {
         coffer_api::edge::server::serve_with(listener, app, edge.main, wait_stop(stop_rx)).await?;
         if !tasks.is_empty() {
-            tracing::info!(tasks = tasks.len(), "listeners closed; waiting for background tasks");
+            tracing::info!(
+                tasks = tasks.len(),
+                "listeners closed; waiting for background tasks"
+            );
         }
         while tasks.join_next().await.is_some() {}
         Ok(())

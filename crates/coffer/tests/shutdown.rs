@@ -192,13 +192,25 @@ async fn sigterm_under_load(db: &TestDb) {
         );
         out.stdout
     };
-    let created: Value =
-        serde_json::from_slice(&cli(&["merchant", "create", "--name", "Busy shop", "--json"]))
-            .unwrap();
+    let created: Value = serde_json::from_slice(&cli(&[
+        "merchant",
+        "create",
+        "--name",
+        "Busy shop",
+        "--json",
+    ]))
+    .unwrap();
     let merchant = created["merchant_id"].as_str().unwrap().to_owned();
     let key = created["api_key"].as_str().unwrap().to_owned();
     cli(&[
-        "wallet", "set", "--merchant", &merchant, "--chain", "anvil", "--xpub", XPUB,
+        "wallet",
+        "set",
+        "--merchant",
+        &merchant,
+        "--chain",
+        "anvil",
+        "--xpub",
+        XPUB,
     ]);
     let engine = common::anvil_engine(db, "anvil", &usdt_s);
     let chain_id = ChainId::parse("anvil").unwrap();
@@ -223,9 +235,11 @@ async fn sigterm_under_load(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    wait_until("the watcher's cursor", Duration::from_secs(30), async || {
-        db.store.chain_cursor(&chain_id).await.unwrap().is_some()
-    })
+    wait_until(
+        "the watcher's cursor",
+        Duration::from_secs(30),
+        async || db.store.chain_cursor(&chain_id).await.unwrap().is_some(),
+    )
     .await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -234,9 +248,11 @@ async fn sigterm_under_load(db: &TestDb) {
     let first = wait_for_orders(db, &merchant, 20).await;
     let paid_early = order(&first[0]).await;
     pay(&paid_early).await;
-    wait_until("the early payment settled", Duration::from_secs(30), async || {
-        status(&engine, &paid_early).await == OrderStatus::Settled
-    })
+    wait_until(
+        "the early payment settled",
+        Duration::from_secs(30),
+        async || status(&engine, &paid_early).await == OrderStatus::Settled,
+    )
     .await;
     // Paid just before the signal: perhaps seen by this run, perhaps by the next.
     let paid_late = order(&first[1]).await;
@@ -262,7 +278,11 @@ async fn sigterm_under_load(db: &TestDb) {
         "exited {took:?} after SIGTERM, beyond shutdown_timeout {SHUTDOWN_TIMEOUT:?}"
     );
     assert_eq!(code, Some(0), "a stop on request is a clean exit");
-    assert!(acknowledged.len() >= 20, "the load ran: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 20,
+        "the load ran: {}",
+        acknowledged.len()
+    );
     // Acknowledged means durable.
     for id in &acknowledged {
         assert!(
@@ -279,9 +299,11 @@ async fn sigterm_under_load(db: &TestDb) {
 
     let mut server = Server::start(coffer(&cfg, db));
     for o in [&paid_early, &paid_late, &paid_while_down] {
-        wait_until("every paid order settled", Duration::from_secs(60), async || {
-            status(&engine, o).await == OrderStatus::Settled
-        })
+        wait_until(
+            "every paid order settled",
+            Duration::from_secs(60),
+            async || status(&engine, o).await == OrderStatus::Settled,
+        )
         .await;
     }
     let cursor = db.store.chain_cursor(&chain_id).await.unwrap().unwrap();
@@ -300,21 +322,25 @@ async fn sigterm_under_load(db: &TestDb) {
 async fn wait_for_orders(db: &TestDb, merchant: &str, n: usize) -> Vec<OrderId> {
     let merchant: coffer_core::MerchantId = merchant.parse().unwrap();
     let mut ids = Vec::new();
-    wait_until("orders from the load", Duration::from_secs(30), async || {
-        ids = db
-            .store
-            .list_orders(&coffer_store::OrderQuery {
-                merchant_id: Some(merchant.clone()),
-                limit: 100,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
-        ids.len() >= n
-    })
+    wait_until(
+        "orders from the load",
+        Duration::from_secs(30),
+        async || {
+            ids = db
+                .store
+                .list_orders(&coffer_store::OrderQuery {
+                    merchant_id: Some(merchant.clone()),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            ids.len() >= n
+        },
+    )
     .await;
     ids
 }

@@ -836,8 +836,14 @@ mod wal_tests {
         tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;
         let tried = std::time::Instant::now();
         backend.upkeep(true).await;
-        assert!(tried.elapsed() < CHECKPOINT_READER_WAIT * 4, "the wait is bounded");
-        assert!(backend.wal_bytes() > 0, "the reader's snapshot keeps the WAL");
+        assert!(
+            tried.elapsed() < CHECKPOINT_READER_WAIT * 4,
+            "the wait is bounded"
+        );
+        assert!(
+            backend.wal_bytes() > 0,
+            "the reader's snapshot keeps the WAL"
+        );
         sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
         drop(reader);
         tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;

@@ -12,9 +12,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use coffer_core::order::{Derivation, LockedRate};
 use coffer_core::{
-    AssetId, BaseUnits, ChainId, CheckoutToken, Deposit, MatchStatus, Merchant,
-    MerchantId, Order, OrderLinks, OrderState, OrderStatus, Payment,
-    PaymentStatus, PaymentTarget, Price, SettlementPolicy, StatusReason, Totals,
+    AssetId, BaseUnits, ChainId, CheckoutToken, Deposit, MatchStatus, Merchant, MerchantId, Order,
+    OrderLinks, OrderState, OrderStatus, Payment, PaymentStatus, PaymentTarget, Price,
+    SettlementPolicy, StatusReason, Totals,
 };
 use rust_decimal::Decimal;
 use time::{Duration, OffsetDateTime};
@@ -223,7 +223,13 @@ fn priced_of(n: u64) -> Option<&'static Priced> {
 
 /// The chain order `n` has an address on.
 fn chain_of(n: u64) -> Option<&'static str> {
-    priced_of(n).map(|p| if p.asset == BTC.asset { OTHER_CHAIN } else { CHAIN })
+    priced_of(n).map(|p| {
+        if p.asset == BTC.asset {
+            OTHER_CHAIN
+        } else {
+            CHAIN
+        }
+    })
 }
 
 fn target(
@@ -269,7 +275,8 @@ pub fn order_changesets(
     let lock = Duration::minutes(30);
     for n in from..to {
         let merchant = &merchants[merchant_of(n) % merchants.len()];
-        let created = volume.start_of_history() + Duration::milliseconds(volume.step_ms() * i64::try_from(n).unwrap_or(0));
+        let created = volume.start_of_history()
+            + Duration::milliseconds(volume.step_ms() * i64::try_from(n).unwrap_or(0));
         let expires = created + lock;
         let amount = Decimal::from(5 + n % 200);
         let priced = priced_of(n);
@@ -286,11 +293,12 @@ pub fn order_changesets(
             id: parsed(&format!("ord_s{}", letters(n, 25)))?,
             merchant_id: merchant.id.clone(),
             order_no: Some(format!("S{n:09}")),
-            checkout_token: CheckoutToken::parse(&format!("s{}", letters(n, 51)))
-                .ok_or_else(|| StoreError::Corrupt {
+            checkout_token: CheckoutToken::parse(&format!("s{}", letters(n, 51))).ok_or_else(
+                || StoreError::Corrupt {
                     column: "seed".into(),
                     detail: "checkout token".into(),
-                })?,
+                },
+            )?,
             state: OrderState::NEW,
             amount,
             currency: "USD".into(),
@@ -316,7 +324,13 @@ pub fn order_changesets(
         let mut changes = Changeset::default();
         let mut update = None;
         if let Some(priced) = priced {
-            order.target = Some(target(n, if moved { &USDT } else { priced }, amount, created, false)?);
+            order.target = Some(target(
+                n,
+                if moved { &USDT } else { priced },
+                amount,
+                created,
+                false,
+            )?);
             if moved {
                 let mut chosen = order.clone();
                 chosen.target = Some(target(n, priced, amount, created, true)?);
@@ -436,7 +450,8 @@ pub fn deposit_changesets(
     let step = span / i64::try_from(volume.deposit_accounts.max(1)).unwrap_or(i64::MAX);
     let mut out = Vec::new();
     for k in from..to {
-        let created = volume.start_of_history() + Duration::milliseconds(step * i64::try_from(k).unwrap_or(0));
+        let created = volume.start_of_history()
+            + Duration::milliseconds(step * i64::try_from(k).unwrap_or(0));
         let uuid = format!("user-{k:08}");
         let address = deposit_address(k);
         let index = u32::try_from(10_000_000 + k).unwrap_or(u32::MAX);
@@ -504,8 +519,14 @@ pub async fn seed<B: Backend>(
     for m in &merchants {
         for chain in [CHAIN, OTHER_CHAIN] {
             let chain_id = chain_id(chain)?;
-            crate::Store::set_wallet(store, &m.id, &chain_id, &descriptor(&m.id, chain), volume.start_of_history())
-                .await?;
+            crate::Store::set_wallet(
+                store,
+                &m.id,
+                &chain_id,
+                &descriptor(&m.id, chain),
+                volume.start_of_history(),
+            )
+            .await?;
         }
     }
     let mut report = SeedReport {
@@ -626,7 +647,10 @@ mod tests {
         let m = merchants(&v).unwrap();
         let sets = order_changesets(&v, &m, 0, 300).unwrap();
         // 3 orders in 100 moved to a second address: an update each.
-        assert_eq!(sets.iter().filter(|c| !c.order_updates.is_empty()).count(), 3);
+        assert_eq!(
+            sets.iter().filter(|c| !c.order_updates.is_empty()).count(),
+            3
+        );
         assert_eq!(sets.iter().map(|c| c.new_orders.len()).sum::<usize>(), 300);
         let ids: Vec<&str> = sets
             .iter()

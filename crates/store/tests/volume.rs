@@ -11,9 +11,8 @@ use std::str::FromStr;
 use std::time::{Duration as StdDuration, Instant};
 
 use coffer_core::{
-    AssetId, ChainId, Cause, Event, EventId, EventType, KeyId, MatchStatus, Merchant,
-    Order, OrderState, OrderStatus, Payment, PaymentId, PaymentStatus, StatusReason,
-    TimelineEntry,
+    AssetId, Cause, ChainId, Event, EventId, EventType, KeyId, MatchStatus, Merchant, Order,
+    OrderState, OrderStatus, Payment, PaymentId, PaymentStatus, StatusReason, TimelineEntry,
 };
 use coffer_store::seed::{self, Volume};
 use coffer_store::{
@@ -110,20 +109,21 @@ fn writes(v: &Volume, merchants: &[Merchant], existing: &Order) -> Vec<Changeset
         },
     ));
     creation.events.push(event(&new, EventType::OrderCreated));
-    creation
-        .idempotency_reservations
-        .push(IdempotencyRecord {
-            merchant_id: new.merchant_id.clone(),
-            key: "probe".into(),
-            fingerprint: "POST /api/v1/orders".into(),
-            response: None,
-            created_at: new.created_at,
-        });
+    creation.idempotency_reservations.push(IdempotencyRecord {
+        merchant_id: new.merchant_id.clone(),
+        key: "probe".into(),
+        fingerprint: "POST /api/v1/orders".into(),
+        response: None,
+        created_at: new.created_at,
+    });
     let target = existing.target.clone().unwrap();
     let mut paid = existing.clone();
     paid.version += 1;
     paid.state = OrderState::new(OrderStatus::Processing, StatusReason::None);
-    let mut deposits = seed::deposit_changesets(v, merchants, 2, 3).unwrap().remove(0).deposits;
+    let mut deposits = seed::deposit_changesets(v, merchants, 2, 3)
+        .unwrap()
+        .remove(0)
+        .deposits;
     let mut confirmed = deposits[0].clone();
     confirmed.seq = 2;
     deposits.push(confirmed);
@@ -237,7 +237,10 @@ async fn plans_use_indexes<B: Backend>(db: &Seeded<B>) {
         "write Deposit",
         "write DepositUpdate",
     ] {
-        assert!(names.contains(required), "{required} not explained: {names:?}");
+        assert!(
+            names.contains(required),
+            "{required} not explained: {names:?}"
+        );
     }
     assert!(failures.is_empty(), "{kind}:\n{}", failures.join("\n"));
 }
@@ -341,9 +344,17 @@ async fn reloads_cost_what_changed<B: Backend>(db: &Seeded<B>) {
         (one, rows_one) = (one.min(t1), n);
         let (t2, n) = reload(db, v.now, v.now).await;
         (two, rows_two) = (two.min(t2), n);
-        runs.push(format!("{:.0}/{:.0}", t1.as_secs_f64() * 1e3, t2.as_secs_f64() * 1e3));
+        runs.push(format!(
+            "{:.0}/{:.0}",
+            t1.as_secs_f64() * 1e3,
+            t2.as_secs_f64() * 1e3
+        ));
     }
-    eprintln!("{}: reload runs (1x/2x ms): {}", db.store.kind(), runs.join(" "));
+    eprintln!(
+        "{}: reload runs (1x/2x ms): {}",
+        db.store.kind(),
+        runs.join(" ")
+    );
     assert_eq!(rows_one, chain_addresses(&second).len());
     assert_eq!(rows_two, rows_one + chain_addresses(&first).len());
     eprintln!(
@@ -373,7 +384,9 @@ async fn at_a_million_orders<B: Backend>(db: Seeded<B>) {
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_a_million_orders() {
-        let db = super::seeded_sqlite(&super::Volume::million()).await.unwrap();
+        let db = super::seeded_sqlite(&super::Volume::million())
+            .await
+            .unwrap();
         super::at_a_million_orders(db).await;
     }
 }
@@ -382,10 +395,15 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn at_a_million_orders() {
         if !coffer_testkit::postgres_wanted() {
-            eprintln!("skipping PostgreSQL: {} is set", coffer_testkit::SKIP_PG_VAR);
+            eprintln!(
+                "skipping PostgreSQL: {} is set",
+                coffer_testkit::SKIP_PG_VAR
+            );
             return;
         }
-        let db = super::seeded_postgres(&super::Volume::million()).await.unwrap();
+        let db = super::seeded_postgres(&super::Volume::million())
+            .await
+            .unwrap();
         super::at_a_million_orders(db).await;
     }
 }

@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use coffer_core::order::{Derivation, LockedRate};
 use coffer_core::{
-    AssetId, BaseUnits, ChainId, CheckoutToken, Merchant, MerchantId, Order, OrderId,
-    OrderLinks, OrderState, PaymentTarget, Price, SettlementPolicy, Totals,
+    AssetId, BaseUnits, ChainId, CheckoutToken, Merchant, MerchantId, Order, OrderId, OrderLinks,
+    OrderState, PaymentTarget, Price, SettlementPolicy, Totals,
 };
 use coffer_store::seed::{self, Volume};
 use coffer_store::{
@@ -146,7 +146,13 @@ async fn a_closed_window_never_comes_back(db: &TestDb) {
 
     // At the end of its window (and after), the address is in neither load.
     for now in [o.monitor_until, o.monitor_until + Duration::hours(1)] {
-        assert!(db.store.watched_addresses(&bsc(), now).await.unwrap().is_empty());
+        assert!(
+            db.store
+                .watched_addresses(&bsc(), now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(
             db.store
                 .watched_addresses_since(&bsc(), now, T0)
@@ -168,7 +174,13 @@ async fn a_closed_window_never_comes_back(db: &TestDb) {
             .unwrap()
             .is_empty()
     );
-    assert!(db.store.watched_addresses(&bsc(), late).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .watched_addresses(&bsc(), late)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn every_address_an_order_was_given_stays_watched(db: &TestDb) {
@@ -292,7 +304,11 @@ async fn contents(db: &TestDb, v: &Volume, merchants: &[Merchant]) -> String {
     }
     for chain in [seed::CHAIN, seed::OTHER_CHAIN] {
         let chain = ChainId::parse(chain).unwrap();
-        let mut watched = db.store.watched_addresses(&chain, v.start_of_history()).await.unwrap();
+        let mut watched = db
+            .store
+            .watched_addresses(&chain, v.start_of_history())
+            .await
+            .unwrap();
         watched.sort_by(|a, b| a.address.cmp(&b.address));
         out.push(format!("{watched:?}"));
         for m in merchants {
@@ -396,7 +412,13 @@ async fn pages_add_up_to_the_whole_set(db: &TestDb) {
     let n = usize::try_from(coffer_store::WATCH_PAGE).unwrap() + 700;
     let at = T0 + Duration::minutes(1);
     let orders: Vec<Order> = (0..n)
-        .map(|i| order(&m.id, "bsc:USDT", at + Duration::milliseconds(i64::try_from(i / 3).unwrap())))
+        .map(|i| {
+            order(
+                &m.id,
+                "bsc:USDT",
+                at + Duration::milliseconds(i64::try_from(i / 3).unwrap()),
+            )
+        })
         .collect();
     bulk(
         db,

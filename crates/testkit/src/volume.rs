@@ -41,7 +41,8 @@ pub async fn seeded_sqlite(volume: &Volume) -> Result<Seeded<SqliteBackend>, Sto
     std::fs::create_dir_all(&dir).map_err(unavailable)?;
     let fingerprint = volume.fingerprint();
     let template = dir.join(format!("{fingerprint}.db"));
-    let lock = std::fs::File::create(dir.join(format!("{fingerprint}.lock"))).map_err(unavailable)?;
+    let lock =
+        std::fs::File::create(dir.join(format!("{fingerprint}.lock"))).map_err(unavailable)?;
     // Blocking, but only while another test process seeds: nothing else runs meanwhile.
     lock.lock().map_err(unavailable)?;
     let mut seeded_in = None;

@@ -6,9 +6,7 @@ use coffer_core::{AssetId, ChainId, KeyId, Order};
 use time::OffsetDateTime;
 
 use super::plan::plan;
-use super::{
-    SqlStore, deposits, idempotency, merchants, orders, payments, wallets, watch,
-};
+use super::{SqlStore, deposits, idempotency, merchants, orders, payments, wallets, watch};
 use crate::backend::{Backend, Query};
 use crate::codec::ms;
 use crate::{Changeset, StoreError};
@@ -58,7 +56,10 @@ impl<B: Backend> SqlStore<B> {
         }
         for changes in &probe.writes {
             for w in plan(changes)? {
-                out.push(self.explain_one(format!("write {:?}", w.kind), w.query).await?);
+                out.push(
+                    self.explain_one(format!("write {:?}", w.kind), w.query)
+                        .await?,
+                );
             }
         }
         Ok(out)

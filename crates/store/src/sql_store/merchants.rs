@@ -27,7 +27,10 @@ pub(super) async fn get<B: Backend>(
     backend: &B,
     id: &MerchantId,
 ) -> Result<Option<Merchant>, StoreError> {
-    first(backend.fetch(get_query(id)).await?, codec::merchant_from_row)
+    first(
+        backend.fetch(get_query(id)).await?,
+        codec::merchant_from_row,
+    )
 }
 
 pub(super) async fn list<B: Backend>(backend: &B) -> Result<Vec<Merchant>, StoreError> {
