@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
@@ -19,7 +17,7 @@ use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
 use coffer_core::{ChainId, Order, OrderId, OrderStatus};
 use coffer_testkit::{TestDb, both_backends};
-use common::{XPUB, coffer, status, wait_until};
+use common::{Server, XPUB, coffer, order_load, status, wait_until};
 use serde_json::{Value, json};
 
 /// Short, so the test is; the default (10 s) is checked by the configuration's tests.
@@ -44,81 +42,6 @@ fn config(dir: &Path, rpc: &str, usdt: &str) -> std::path::PathBuf {
     path
 }
 
-/// `coffer serve`, its base URL once it listens, and its log lines.
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = tx.send(line.clone());
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("coffer serve did not report its address");
-            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            if entry["message"] == "listening" {
-                let base = format!("http://{}", entry["address"].as_str().unwrap());
-                return Server { child, base, log };
-            }
-        }
-    }
-
-    /// SIGTERM, then wait for the exit: how long it took and the exit code (`None`: still
-    /// running after a minute, then killed).
-    fn terminate(&mut self) -> (Duration, Option<i32>) {
-        let sent = Instant::now();
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (sent.elapsed(), status.code());
-            }
-            if sent.elapsed() > Duration::from_secs(60) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return (sent.elapsed(), None);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn logged(&self, message: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| {
-            serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"].as_str() == Some(message))
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A webhook endpoint that accepts every connection and never answers: each delivery
 /// attempt runs until `webhooks.timeout` (30 s here), far beyond the shutdown timeout.
 async fn hanging_endpoint() -> String {
@@ -131,49 +54,6 @@ async fn hanging_endpoint() -> String {
         }
     });
     format!("http://{addr}/hook")
-}
-
-/// `tasks` clients creating orders as fast as the server answers, until `stop`: the ids of
-/// the orders acknowledged with `201`.
-fn order_load(
-    base: &str,
-    key: &str,
-    tasks: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Vec<OrderId>>> {
-    (0..tasks)
-        .map(|t| {
-            let (base, key, stop) = (base.to_owned(), key.to_owned(), stop.clone());
-            tokio::spawn(async move {
-                let http = coffer_testkit::http_client();
-                let mut acknowledged = Vec::new();
-                let mut i = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let sent = http
-                        .post(format!("{base}/api/v1/orders"))
-                        .bearer_auth(&key)
-                        .json(&json!({
-                            "amount": "10", "currency": "USD", "asset": "anvil:USDT",
-                            "fixed_stablecoin_rate": true, "order_no": format!("load-{t}-{i}"),
-                        }))
-                        .send()
-                        .await;
-                    let Ok(resp) = sent else {
-                        // Refused once the listener closed.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    };
-                    if resp.status() == 201
-                        && let Ok(body) = resp.json::<Value>().await
-                    {
-                        acknowledged.push(body["id"].as_str().unwrap().parse().unwrap());
-                    }
-                }
-                acknowledged
-            })
-        })
-        .collect()
 }
 
 async fn sigterm_under_load(db: &TestDb) {

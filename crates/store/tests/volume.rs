@@ -5,6 +5,7 @@
 //! a copy of a database seeded once through the store's bulk path (`coffer_store::seed`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+#![allow(clippy::float_arithmetic)] // timings and their ratio, not money
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
