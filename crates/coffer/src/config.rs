@@ -989,6 +989,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./coffer-data"));
         assert_eq!(c.public_url(), "http://127.0.0.1:8080");
         assert_eq!(c.orders.default_expires_in.0, time::Duration::minutes(30));
+        assert_eq!(c.shutdown_timeout.0, time::Duration::seconds(10));
     }
 
     #[test]
@@ -1022,6 +1023,7 @@ mod tests {
             ("database_url = \"mysql://x\"", "database_url"),
             ("public_url = \"ftp://x\"", "public_url"),
             ("log_level = \"[[[\"", "log_level"),
+            ("shutdown_timeout = \"0s\"", "shutdown_timeout"),
             (
                 "[[chains]]\nid = \"BSC\"\nkind = \"evm\"\nnative = { symbol = \"BNB\", decimals = 18 }",
                 "chains[0].id",
