@@ -280,7 +280,7 @@ pub fn order_changesets(
         let expires = created + lock;
         let amount = Decimal::from(5 + n % 200);
         let priced = priced_of(n);
-        // One BNB order in a hundred was created for USDT, then the buyer chose BNB: a second
+        // One BNB order in a thousand was created for USDT, then the buyer chose BNB: a second
         // address on the same chain, both watched.
         let moved = priced.is_some_and(|p| p.asset == BNB.asset) && n % 1000 == 3;
         // One order in ten is paid (the payments table needs volume, not realism); of the
@@ -646,11 +646,23 @@ mod tests {
         };
         let m = merchants(&v).unwrap();
         let sets = order_changesets(&v, &m, 0, 300).unwrap();
-        // 3 orders in 100 moved to a second address: an update each.
-        assert_eq!(
-            sets.iter().filter(|c| !c.order_updates.is_empty()).count(),
-            3
-        );
+        // One BNB order in a thousand (n ≡ 3 mod 1000) moved to a second address on the
+        // same chain: here order 3, with an update of its own.
+        let moved: Vec<&Changeset> = sets
+            .iter()
+            .filter(|c| !c.order_updates.is_empty())
+            .collect();
+        assert_eq!(moved.len(), 1);
+        let second = moved[0].order_updates[0].order.target.as_ref().unwrap();
+        let first = sets
+            .iter()
+            .flat_map(|c| &c.new_orders)
+            .find(|o| o.id == moved[0].order_updates[0].order.id)
+            .and_then(|o| o.target.as_ref())
+            .unwrap();
+        assert_eq!(second.asset.chain().as_str(), CHAIN);
+        assert_eq!(first.asset.chain(), second.asset.chain());
+        assert_ne!(first.address, second.address);
         assert_eq!(sets.iter().map(|c| c.new_orders.len()).sum::<usize>(), 300);
         let ids: Vec<&str> = sets
             .iter()

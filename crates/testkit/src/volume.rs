@@ -24,6 +24,8 @@ pub struct Seeded<B: coffer_store::Backend> {
     pub copied_in: Duration,
     /// Holds the SQLite copy; deleted when dropped.
     pub dir: TempDir,
+    /// PostgreSQL: the copy's database name (its server processes are titled with it).
+    pub database: Option<String>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -63,6 +65,7 @@ pub async fn seeded_sqlite(volume: &Volume) -> Result<Seeded<SqliteBackend>, Sto
         seeded_in,
         copied_in,
         dir: copy,
+        database: None,
     })
 }
 
@@ -170,5 +173,6 @@ pub async fn seeded_postgres(volume: &Volume) -> Result<Seeded<PostgresBackend>,
         seeded_in,
         copied_in,
         dir: tempfile::tempdir().map_err(unavailable)?,
+        database: Some(name),
     })
 }
