@@ -314,6 +314,7 @@ pub fn order_changesets(
             links: OrderLinks::default(),
             dialect: "native".into(),
             dialect_data: serde_json::Map::new(),
+            credential_id: None,
             expires_at: expires,
             monitor_until: expires + Duration::hours(24),
             created_at: created,

@@ -71,6 +71,7 @@ fn order(merchant: &MerchantId, asset: &str, at: OffsetDateTime) -> Order {
         links: OrderLinks::default(),
         dialect: "native".into(),
         dialect_data: serde_json::Map::new(),
+        credential_id: None,
         expires_at: at + Duration::minutes(30),
         monitor_until: at + Duration::minutes(30) + Duration::hours(24),
         created_at: at,
