@@ -100,8 +100,10 @@ pub struct Changeset {
     pub timeline: Vec<(OrderId, TimelineEntry)>,
     /// Each event also gets an outbox row, in the same transaction.
     pub events: Vec<Event>,
-    /// Idempotency keys to reserve (in progress); an existing key fails the changeset with
-    /// `Duplicate(Unique::IdempotencyKey)`.
+    /// Idempotency keys to record: reserved (`response: None`, in progress) or answered with
+    /// the writes of this changeset (`response: Some`: the key and what it answers commit
+    /// together or not at all). An existing key fails the changeset with
+    /// `Duplicate(Unique::IdempotencyKey)`, before any of its other writes.
     pub idempotency_reservations: Vec<IdempotencyRecord>,
     /// Responses to store on reserved (still in progress) idempotency keys.
     pub idempotency_responses: Vec<IdempotencyResponse>,

@@ -35,8 +35,9 @@ pub(super) enum Kind {
 impl Kind {
     /// The kinds whose rows merge, in the order their statements run: every row that a later
     /// kind refers to is written before it.
-    pub(super) const MERGED: [Kind; 7] = [
+    pub(super) const MERGED: [Kind; 8] = [
         Kind::Merchant,
+        Kind::IdempotencyReserve,
         Kind::Order,
         Kind::OrderAddress,
         Kind::Payment,
@@ -140,6 +141,11 @@ pub(super) fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + 2,
     );
     let write = |kind, query| Write { kind, query };
+    // Keys first: a key another request holds fails the changeset as that, not as whatever
+    // the other request's writes (the same order number, say) would clash with.
+    for r in &changes.idempotency_reservations {
+        writes.push(write(Kind::IdempotencyReserve, idempotency::reserve(r)));
+    }
     for mark in &changes.wallet_marks {
         writes.push(write(Kind::WalletMark, wallets::mark(mark)));
     }
@@ -163,9 +169,6 @@ pub(super) fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
     }
     for (order_id, entry) in &changes.timeline {
         writes.push(write(Kind::Transition, orders::transition(order_id, entry)));
-    }
-    for r in &changes.idempotency_reservations {
-        writes.push(write(Kind::IdempotencyReserve, idempotency::reserve(r)));
     }
     for r in &changes.idempotency_responses {
         writes.push(write(Kind::IdempotencyRespond, idempotency::respond(r)));
