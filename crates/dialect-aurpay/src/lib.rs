@@ -9,6 +9,7 @@
 //! Every decision where Aurpay's docs are silent is in `docs/compat/aurpay.md`.
 
 pub mod auth;
+mod cashier;
 pub mod callback;
 pub mod envelope;
 mod handlers;
@@ -137,5 +138,7 @@ fn routes(state: AurpayState) -> Router {
         .route("/api/plugin/key/verify", get(h::verify_key))
         .route("/api/order/plugin", post(h::legacy_plugin_order))
         .route("/api/order/pay/token", post(h::legacy_pay_token))
+        // Where the pay/token plugins send the buyer: `BASE/#/cashier/choose?token=…`.
+        .route("/", get(cashier::entry))
         .with_state(state)
 }

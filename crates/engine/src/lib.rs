@@ -188,7 +188,7 @@ impl Engine {
     /// Every write of the engine goes through here.
     async fn commit(&self, changes: Changeset) -> Result<(), StoreError> {
         let touched = live::Touched::of(&changes);
-        self.commit(changes).await?;
+        self.store.commit(changes).await?;
         self.live.committed(&touched);
         Ok(())
     }
