@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use coffer_core::{ApiCredential, KeyId};
+use coffer_core::{ApiCredential, KeyId, MerchantId};
 use coffer_engine::idempotency::{Begin, fingerprint};
 use coffer_store::StoredResponse;
 
@@ -24,7 +24,45 @@ pub struct Layers {
     pub app: AppState,
     pub limiter: Arc<RateLimiter>,
     pub idempotency_wait: Duration,
+    /// Keys of [`ANSWERING`] requests running in this process.
+    pub in_flight: Arc<InFlight>,
     pub body_limit: usize,
+}
+
+/// The idempotency keys of [`ANSWERING`] requests running in this process. Such a request
+/// reserves nothing in the database, so a concurrent duplicate here waits for it instead of
+/// running too (which would also take, and waste, a derivation index). Duplicates sent to two
+/// instances both run; the database lets one commit and the other replays it.
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashSet<(MerchantId, String)>>);
+
+impl InFlight {
+    /// Take `key` for this request, unless another request here holds it.
+    fn take(self: &Arc<Self>, merchant: &MerchantId, key: &str) -> Option<Running> {
+        let entry = (merchant.clone(), key.to_owned());
+        let mut keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.insert(entry.clone()).then(|| Running {
+            keys: self.clone(),
+            entry,
+        })
+    }
+}
+
+/// A key taken in [`InFlight`], given back when the request ends (or is dropped).
+struct Running {
+    keys: Arc<InFlight>,
+    entry: (MerchantId, String),
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut keys = self
+            .keys
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.remove(&self.entry);
+    }
 }
 
 /// Per-key rate limit (a token bucket per API key; see [`crate::edge::limit::RateLimiter`]).
@@ -172,13 +210,24 @@ async fn answering(
     layers: &Layers,
     mut parts: axum::http::request::Parts,
     bytes: axum::body::Bytes,
-    merchant: coffer_core::MerchantId,
+    merchant: MerchantId,
     key: String,
     print: String,
     next: Next,
 ) -> Response {
     let engine = &layers.app.engine;
     let wait = layers.idempotency_wait;
+    let started = std::time::Instant::now();
+    let _running = loop {
+        if let Some(running) = layers.in_flight.take(&merchant, &key) {
+            break running;
+        }
+        if started.elapsed() >= wait {
+            return in_progress();
+        }
+        tokio::time::sleep(IN_FLIGHT_POLL).await;
+    };
+    // Taken only now: a duplicate that ran here before has stored its answer by this point.
     match engine.idempotency_lookup(&merchant, &key, &print, wait).await {
         Ok(Begin::Proceed) => {}
         Ok(Begin::Replay(stored)) => return replay(stored),
@@ -197,12 +246,7 @@ async fn answering(
             return match engine.idempotency_lookup(&merchant, &key, &print, wait).await {
                 Ok(Begin::Replay(stored)) => replay(stored),
                 // Purged already: the other request's answer is gone, and so is its key.
-                Ok(Begin::Proceed) => ApiError::from(coffer_engine::EngineError::Conflict {
-                    code: "idempotency_in_progress",
-                    message: "a request with this Idempotency-Key is still in progress; retry later"
-                        .into(),
-                })
-                .into_response(),
+                Ok(Begin::Proceed) => in_progress(),
                 Err(e) => ApiError::from(e).into_response(),
             };
         }
@@ -248,6 +292,17 @@ fn stored(head: &axum::http::response::Parts, body: &[u8]) -> Option<StoredRespo
         status: head.status.as_u16(),
         body: String::from_utf8_lossy(body).into_owned(),
     })
+}
+
+/// How often a duplicate checks whether the request running its key here has finished.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
+
+fn in_progress() -> Response {
+    ApiError::from(coffer_engine::EngineError::Conflict {
+        code: "idempotency_in_progress",
+        message: "a request with this Idempotency-Key is still in progress; retry later".into(),
+    })
+    .into_response()
 }
 
 fn internal_error() -> Response {
