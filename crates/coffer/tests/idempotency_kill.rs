@@ -20,7 +20,7 @@ use common::{XPUB, coffer, sigkill};
 use serde_json::{Value, json};
 
 /// Clients sending at once.
-const CLIENTS: usize = 16;
+const CLIENTS: usize = 32;
 
 fn config(dir: &Path, rpc: &str) -> std::path::PathBuf {
     let path = dir.join("coffer.toml");
@@ -139,15 +139,48 @@ async fn killed_under_load(db: &TestDb) {
         .unwrap();
     assert!(out.status.success());
 
-    let (mut server, base) = serve(&cfg, db);
     let http = coffer_testkit::http_client();
+    let (mut server, mut base) = serve(&cfg, db);
+    let mut all_sent = BTreeSet::new();
+    let mut caught_after_commit = 0;
+    for round in 0..ROUNDS {
+        let Seen { sent, answered } = load_then_kill(&http, &base, &token, round, &mut server).await;
+        (server, base) = serve(&cfg, db);
+        caught_after_commit += check_every_key(&http, &base, &token, &sent, &answered).await;
+        all_sent.extend(sent);
+    }
+    eprintln!(
+        "{caught_after_commit} keys were killed after their order committed but before the client had the answer"
+    );
+    let after = orders_by_key(&http, &base, &token).await;
+    assert_eq!(after.len(), all_sent.len(), "one order per key");
+    assert!(after.values().all(|ids| ids.len() == 1));
+    sigkill(&mut server);
+}
+
+/// Rounds of load, kill and restart.
+const ROUNDS: usize = 3;
+
+/// Clients create orders with fresh keys until the server is killed under them.
+async fn load_then_kill(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    round: usize,
+    server: &mut Child,
+) -> Seen {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
-        let (http, base, token, seen) = (http.clone(), base.clone(), token.clone(), seen.clone());
+        let (http, base, token, seen) = (
+            http.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            seen.clone(),
+        );
         clients.push(tokio::spawn(async move {
             for n in 0.. {
-                let key = format!("kill-{client}-{n}");
+                let key = format!("kill-{round}-{client}-{n}");
                 seen.lock().unwrap().sent.insert(key.clone());
                 let Ok(res) = post(&http, &base, &token, &key).await else {
                     return; // the server is gone
@@ -163,44 +196,48 @@ async fn killed_under_load(db: &TestDb) {
     }
     // Load for a while (the first answers prove it runs), then kill mid-flight.
     common::wait_until("the first answers", Duration::from_secs(60), async || {
-        seen.lock().unwrap().answered.len() >= 50
+        seen.lock().unwrap().answered.len() >= 30
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    sigkill(&mut server);
+    tokio::time::sleep(Duration::from_millis(150 * (round as u64 + 1))).await;
+    sigkill(server);
     for c in clients {
         c.await.unwrap();
     }
-    let Seen { sent, answered } = std::mem::take(&mut *seen.lock().unwrap());
-    let in_flight: Vec<&String> = sent.iter().filter(|k| !answered.contains_key(*k)).collect();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let in_flight = seen.sent.len() - seen.answered.len();
     eprintln!(
-        "{} keys sent, {} answered before the kill, {} in flight",
-        sent.len(),
-        answered.len(),
-        in_flight.len()
+        "round {round}: {} keys sent, {} answered before the kill, {in_flight} in flight",
+        seen.sent.len(),
+        seen.answered.len(),
     );
-    assert!(
-        !in_flight.is_empty(),
-        "the kill must catch requests in flight"
-    );
+    assert!(in_flight > 0, "the kill must catch requests in flight");
+    seen
+}
 
-    let (mut server, base) = serve(&cfg, db);
-    let before = orders_by_key(&http, &base, &token).await;
+/// After the restart: each key of the round replays its one order, or is absent and the retry
+/// creates the order now. Returns how many unanswered keys had their order committed.
+async fn check_every_key(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    sent: &BTreeSet<String>,
+    answered: &BTreeMap<String, String>,
+) -> usize {
+    let before = orders_by_key(http, base, token).await;
     for (key, ids) in &before {
         assert_eq!(ids.len(), 1, "key {key} has several orders: {ids:?}");
-        assert!(sent.contains(key), "an order for a key never sent: {key}");
     }
-    for (key, id) in &answered {
+    for (key, id) in answered {
         assert_eq!(
             before.get(key),
             Some(&vec![id.clone()]),
             "answered {key} with {id}"
         );
     }
-    // Every key: a replay of its one order, or absent (and the retry creates it now).
     let (mut replayed, mut absent) = (0, 0);
-    for key in &sent {
-        let res = post(&http, &base, &token, key).await.unwrap();
+    for key in sent {
+        let res = post(http, base, token, key).await.unwrap();
         let status = res.status();
         let replay = res
             .headers()
@@ -222,12 +259,7 @@ async fn killed_under_load(db: &TestDb) {
         }
     }
     eprintln!("after the restart: {replayed} keys replayed their order, {absent} were absent");
-    // In-flight keys resolved both ways is likely but not certain; answered ones always replay.
-    assert!(replayed >= answered.len());
-    let after = orders_by_key(&http, &base, &token).await;
-    assert_eq!(after.len(), sent.len(), "one order per key");
-    assert!(after.values().all(|ids| ids.len() == 1));
-    sigkill(&mut server);
+    replayed - answered.len()
 }
 
 both_backends! {
