@@ -564,7 +564,8 @@ async fn checkout_in_chromium(db: &TestDb) {
     let arrived = b.expect("arrived");
     assert_eq!(arrived["url"], format!("{base}/pay/{token}"));
     assert_eq!(arrived["screen"], "choose");
-    assert_eq!(arrived["options"], json!(["anvil:ETH", "anvil:USDT"]));
+    // not pegged (Aurpay's fixed_encrypt_price is off), and the test has no USDT/USD rate
+    assert_eq!(arrived["options"], json!(["anvil:ETH"]));
     b.finish();
     let unknown = format!("{base}/#/cashier/choose?token={}", "b".repeat(token.len()));
     let mut b = Browser::run("cashier-unknown", &unknown, &shots, &back);
