@@ -236,7 +236,11 @@ async fn checkout_in_chromium(db: &TestDb) {
         .args(["--dialect", "aurpay", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let aurpay: Value = serde_json::from_slice(&out.stdout).unwrap();
     let aurpay_key = aurpay["key"].as_str().unwrap().to_owned();
 

@@ -144,7 +144,8 @@ async fn killed_under_load(db: &TestDb) {
     let mut all_sent = BTreeSet::new();
     let mut caught_after_commit = 0;
     for round in 0..ROUNDS {
-        let Seen { sent, answered } = load_then_kill(&http, &base, &token, round, &mut server).await;
+        let Seen { sent, answered } =
+            load_then_kill(&http, &base, &token, round, &mut server).await;
         (server, base) = serve(&cfg, db);
         caught_after_commit += check_every_key(&http, &base, &token, &sent, &answered).await;
         all_sent.extend(sent);

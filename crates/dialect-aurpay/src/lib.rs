@@ -9,8 +9,8 @@
 //! Every decision where Aurpay's docs are silent is in `docs/compat/aurpay.md`.
 
 pub mod auth;
-mod cashier;
 pub mod callback;
+mod cashier;
 pub mod envelope;
 mod handlers;
 pub mod mapping;

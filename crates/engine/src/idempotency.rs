@@ -16,9 +16,9 @@ use coffer_core::{MerchantId, Order};
 use coffer_store::{
     Changeset, IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse, Unique,
 };
-use time::OffsetDateTime;
 use sha2::{Digest, Sha256};
 use time::Duration;
+use time::OffsetDateTime;
 
 use crate::{Engine, EngineError};
 
@@ -137,7 +137,12 @@ impl Engine {
         if reserve {
             match self
                 .commit(Changeset {
-                    idempotency_reservations: vec![self.key_record(merchant, key, fingerprint, None)],
+                    idempotency_reservations: vec![self.key_record(
+                        merchant,
+                        key,
+                        fingerprint,
+                        None,
+                    )],
                     ..Changeset::default()
                 })
                 .await

@@ -502,8 +502,7 @@ impl Engine {
                         .get_order_by_no(merchant_id, order_no)
                         .await?
                         .ok_or(EngineError::NotFound("order"))?;
-                    return same_order_or_conflict(existing, &input, &checked)
-                        .map(|c| (c, false));
+                    return same_order_or_conflict(existing, &input, &checked).map(|c| (c, false));
                 }
                 Err(
                     e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),

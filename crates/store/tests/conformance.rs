@@ -1467,17 +1467,34 @@ async fn an_order_and_its_answered_key_commit_together(db: &TestDb) {
     };
     let first = order(&a.id, Some("N-1"), T0);
     db.store.commit(answered(&first, "k-1")).await.unwrap();
-    let stored = db.store.get_idempotency(&a.id, "k-1").await.unwrap().unwrap();
+    let stored = db
+        .store
+        .get_idempotency(&a.id, "k-1")
+        .await
+        .unwrap()
+        .unwrap();
     let response = stored.response.unwrap();
     assert_eq!(response.status, 201);
     assert_eq!(response.body, format!("{{\"id\":\"{}\"}}", first.id));
-    assert!(db.store.get_order(&a.id, &first.id).await.unwrap().is_some());
+    assert!(
+        db.store
+            .get_order(&a.id, &first.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // The same key again, even with the same order number: refused as the key, nothing new.
     let again = order(&a.id, Some("N-1"), T0);
     let outcome = db.store.commit(answered(&again, "k-1")).await;
     assert_eq!(broke(outcome), Unique::IdempotencyKey);
-    assert!(db.store.get_order(&a.id, &again.id).await.unwrap().is_none());
+    assert!(
+        db.store
+            .get_order(&a.id, &again.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Eight concurrent creations, two keys: one order per key, the losers leave no trace.
     let racers: Vec<Order> = (0..8).map(|_| order(&a.id, None, T0)).collect();

@@ -40,7 +40,10 @@ impl InFlight {
     /// Take `key` for this request, unless another request here holds it.
     fn take(self: &Arc<Self>, merchant: &MerchantId, key: &str) -> Option<Running> {
         let entry = (merchant.clone(), key.to_owned());
-        let mut keys = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         keys.insert(entry.clone()).then(|| Running {
             keys: self.clone(),
             entry,
@@ -228,7 +231,10 @@ async fn answering(
         tokio::time::sleep(IN_FLIGHT_POLL).await;
     };
     // Taken only now: a duplicate that ran here before has stored its answer by this point.
-    match engine.idempotency_lookup(&merchant, &key, &print, wait).await {
+    match engine
+        .idempotency_lookup(&merchant, &key, &print, wait)
+        .await
+    {
         Ok(Begin::Proceed) => {}
         Ok(Begin::Replay(stored)) => return replay(stored),
         Err(e) => return ApiError::from(e).into_response(),
@@ -243,7 +249,10 @@ async fn answering(
     match response.extensions_mut().remove::<KeyOutcome>() {
         Some(KeyOutcome::Stored) => return response,
         Some(KeyOutcome::Taken) => {
-            return match engine.idempotency_lookup(&merchant, &key, &print, wait).await {
+            return match engine
+                .idempotency_lookup(&merchant, &key, &print, wait)
+                .await
+            {
                 Ok(Begin::Replay(stored)) => replay(stored),
                 // Purged already: the other request's answer is gone, and so is its key.
                 Ok(Begin::Proceed) => in_progress(),
