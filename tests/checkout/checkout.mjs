@@ -5,7 +5,9 @@
 //   node checkout.mjs <scenario> <page-url> <screenshot-dir> [<redirect-prefix>]
 //
 // Scenarios: pay (choose USDT, pay, processing, paid, redirect; live updates by SSE),
-// partial (pay part, see the remainder; EventSource removed, so by polling), expired (expired screen, redirect). Output: one JSON object per line on stdout,
+// partial (pay part, see the remainder; EventSource removed, so by polling), expired (expired screen, redirect),
+// cashier (Aurpay's `BASE/#/cashier/choose?token=…` arrives at the order's checkout),
+// cashier-unknown (an unknown token there gets a message; then a link without a token). Output: one JSON object per line on stdout,
 // `{"event": ...}`; the last is `{"event":"done","ok":true|false,"errors":[...]}`. Any
 // request to another origin than the server's fails the run.
 import { chromium } from 'playwright-core';
@@ -21,6 +23,10 @@ let phase = 'start';
 const requests = [];
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const TIMEOUT = 90_000;
+// The one failed request the cashier-unknown scenario expects: its token's status lookup.
+const expected404 = scenario === 'cashier-unknown'
+  ? `${origin}/pay/${new URLSearchParams(new URL(pageUrl).hash.split('?')[1] || '').get('token')}/status`
+  : null;
 
 mkdirSync(shotDir, { recursive: true });
 const userDataDir = mkdtempSync(join(tmpdir(), 'coffer-chromium-'));
@@ -46,12 +52,14 @@ function watch(page, name) {
     if (!ok) errors.push(`${name} requested ${u} outside the server`);
   });
   page.on('response', (r) => {
+    if (r.status() === 404 && r.url() === expected404) return;
     if (r.status() >= 400) errors.push(`${name}: ${r.status()} for ${r.url()}`);
   });
   page.on('console', (m) => {
     // the shop page redirected to (here /healthz) has no icon of its own: the browser asks
     // for /favicon.ico; checkout pages declare theirs
     if (m.location().url === `${origin}/favicon.ico`) return;
+    if (expected404 && m.location().url === expected404 && m.text().includes('404')) return;
     if (m.type() === 'error') errors.push(`${name} console error during ${phase}: ${m.text().slice(0, 160)} at ${m.location().url}`);
   });
   page.on('pageerror', (e) => errors.push(`${name} script error: ${e.message}`));
@@ -123,7 +131,9 @@ if (scenario === 'partial') await desktop.addInitScript(() => { delete window.Ev
 
 try {
   const response = await desktop.goto(pageUrl, { waitUntil: 'load' });
-  say({ event: 'opened', status: response.status(), screen: await screen(desktop),
+  // the cashier entry is not a checkout screen (and goes on to one by itself)
+  const cashier = scenario.startsWith('cashier');
+  say({ event: 'opened', status: response.status(), screen: cashier ? null : await screen(desktop),
     csp: response.headers()['content-security-policy'] || null });
   if (scenario === 'pay') {
     await waitScreen(desktop, 'choose');
@@ -190,6 +200,26 @@ try {
     await phone.goto('about:blank');
     await desktop.waitForURL((u) => u.toString().startsWith(redirectPrefix), { timeout: TIMEOUT });
     say({ event: 'redirected', url: desktop.url() });
+  } else if (scenario === 'cashier') {
+    // the entry forwards to pay/{token} in place of itself
+    const token = new URLSearchParams(new URL(pageUrl).hash.split('?')[1]).get('token');
+    await desktop.waitForURL(`${origin}/pay/${token}`, { timeout: TIMEOUT });
+    await waitScreen(desktop, 'choose');
+    const options = await desktop.$$eval('button.choice[data-asset]', (bs) => bs.map((b) => b.getAttribute('data-asset')));
+    const back = await desktop.evaluate(() => history.length);
+    say({ event: 'arrived', url: desktop.url(), screen: await screen(desktop), options, history: back });
+    await checkPage(desktop, 'cashier arrival desktop');
+  } else if (scenario === 'cashier-unknown') {
+    await desktop.waitForSelector('#cashier[data-state="unknown"]', { timeout: TIMEOUT });
+    say({ event: 'unknown', url: desktop.url(), title: (await desktop.textContent('#cashier h1')).trim(),
+      text: (await desktop.textContent('#cashier p')).trim() });
+    await desktop.screenshot({ path: join(shotDir, 'cashier-unknown-desktop.png'), fullPage: true, caret: 'initial' });
+    await checkPage(desktop, 'cashier unknown desktop');
+    phase = 'cashier without a token';
+    await phone.goto(`${origin}/#/cashier/choose`, { waitUntil: 'load' });
+    await phone.waitForSelector('#cashier[data-state="missing"]', { timeout: TIMEOUT });
+    say({ event: 'missing', title: (await phone.textContent('#cashier h1')).trim() });
+    await checkPage(phone, 'cashier missing phone');
   } else {
     errors.push(`unknown scenario ${scenario}`);
   }

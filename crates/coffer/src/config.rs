@@ -44,6 +44,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info` or `info,coffer_engine=debug`.
     pub log_level: String,
+    /// After SIGTERM (or Ctrl-C), how long requests, deliveries and watcher steps still in
+    /// progress may take before they are abandoned and the process exits.
+    pub shutdown_timeout: ConfigDuration,
     pub http: HttpConfig,
     pub api: ApiConfig,
     pub checkout: CheckoutConfig,
@@ -65,6 +68,7 @@ impl Default for Config {
             database_max_connections: 16,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            shutdown_timeout: ConfigDuration(time::Duration::seconds(10)),
             http: HttpConfig::default(),
             api: ApiConfig::default(),
             checkout: CheckoutConfig::default(),
@@ -449,6 +453,7 @@ impl Config {
             }
         };
         self.validate_edge(positive)?;
+        positive("shutdown_timeout", self.shutdown_timeout)?;
         positive("orders.default_expires_in", self.orders.default_expires_in)?;
         positive("orders.monitor_for", self.orders.monitor_for)?;
         positive(
@@ -834,6 +839,10 @@ database_max_connections = 16
 log_format = "text"
 log_level = "info"
 
+# On SIGTERM, work in progress (requests, webhook deliveries, a watcher's step) gets this long
+# to finish; then it is abandoned (uncommitted, so retried after a restart) and coffer exits.
+shutdown_timeout = "10s"
+
 [http]
 # Largest accepted request body, bytes.
 body_limit = 65536
@@ -996,6 +1005,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./coffer-data"));
         assert_eq!(c.public_url(), "http://127.0.0.1:8080");
         assert_eq!(c.orders.default_expires_in.0, time::Duration::minutes(30));
+        assert_eq!(c.shutdown_timeout.0, time::Duration::seconds(10));
     }
 
     #[test]
@@ -1029,6 +1039,7 @@ mod tests {
             ("database_url = \"mysql://x\"", "database_url"),
             ("public_url = \"ftp://x\"", "public_url"),
             ("log_level = \"[[[\"", "log_level"),
+            ("shutdown_timeout = \"0s\"", "shutdown_timeout"),
             (
                 "[[chains]]\nid = \"BSC\"\nkind = \"evm\"\nnative = { symbol = \"BNB\", decimals = 18 }",
                 "chains[0].id",

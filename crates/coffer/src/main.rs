@@ -302,7 +302,7 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve(config).await,
             Command::Migrate => {
@@ -329,7 +329,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Command::Config(_) => Ok(()),
         }
-    })
+    });
+    // Blocking work still running (a DNS lookup, a file write) must not hold the exit: serve
+    // has already given everything its `shutdown_timeout`.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    outcome
 }
 
 /// Open and migrate the database, and build the engine.
@@ -651,8 +655,19 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
     });
-    coffer_api::edge::server::serve_with(listener, app, edge.main, wait_stop(stop_rx)).await?;
-    while tasks.join_next().await.is_some() {}
+    let limit = config.shutdown_timeout.std();
+    finish_within(limit, stop_rx.clone(), async move {
+        coffer_api::edge::server::serve_with(listener, app, edge.main, wait_stop(stop_rx)).await?;
+        if !tasks.is_empty() {
+            tracing::info!(
+                tasks = tasks.len(),
+                "listeners closed; waiting for background tasks"
+            );
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    })
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -882,6 +897,33 @@ fn log_startup_summary(config: &Config, engine: &Engine) {
         tracing::warn!(
             "no chain is configured: orders cannot be paid and are refused until a [[chains]] entry is added (the console's first-run checklist lists what is missing)"
         );
+    }
+}
+
+/// Run `work` (the listeners and background tasks) to its end, but once a stop is asked for,
+/// give it at most `limit` (`shutdown_timeout`). Whatever still runs then (a request, a webhook
+/// attempt, a watcher's step) is dropped with the runtime: its transaction, never committed,
+/// is rolled back by the database, so a watcher's cursor moves with its batch or not at all,
+/// and an unanswered request or delivery is retried after the restart.
+async fn finish_within(
+    limit: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+    work: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return done,
+        () = wait_stop(stop) => {}
+    }
+    match tokio::time::timeout(limit, work).await {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::warn!(
+                shutdown_timeout = ?limit,
+                "shutdown_timeout reached: abandoning the work still in progress"
+            );
+            Ok(())
+        }
     }
 }
 

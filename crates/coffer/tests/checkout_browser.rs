@@ -230,6 +230,20 @@ async fn checkout_in_chromium(db: &TestDb) {
         .unwrap();
     assert!(out.status.success());
 
+    // an Aurpay credential, for the plugins that send the buyer to the cashier entry
+    let out = coffer(&cfg, db)
+        .args(["key", "create", "--merchant", merchant.as_str()])
+        .args(["--dialect", "aurpay", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aurpay: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aurpay_key = aurpay["key"].as_str().unwrap().to_owned();
+
     // branding: a coffee-brown colour and an SVG logo, embedded in the page
     let logo = dir.path().join("logo.svg");
     std::fs::write(
@@ -523,6 +537,47 @@ async fn checkout_in_chromium(db: &TestDb) {
     assert_eq!(zh["text"], "此付款请求已过期");
     let redirected = b.expect("redirected");
     assert_eq!(redirected["url"], format!("{back}?expired={}", expired.id));
+    b.finish();
+
+    // ---- 4. Aurpay's cashier entry: BASE/#/cashier/choose?token=… → the order's checkout --
+    // The EDD plugin's request, as it builds it: the public key in the body, then the buyer
+    // goes to the vendor's cashier with the token it got back.
+    let res = http
+        .post(format!("{base}/api/order/pay/token"))
+        .json(&json!({"platform": "EASYDIGITALDOWNLOADS",
+            "origin": {"id": "1042", "price": "19.90", "currency": "USD",
+                       "callback_url": format!("{back}?edd-listener=aurpay"),
+                       "succeed_url": back.clone(), "url": back.clone()},
+            "user_id": "1", "key": aurpay_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reply: Value = res.json().await.unwrap();
+    assert_eq!(reply["code"], 0, "{reply}");
+    let token = reply["data"]["token"].as_str().unwrap().to_owned();
+    let entry = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(entry.status(), 200, "the cashier entry at the root");
+    let csp = entry.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'nonce-"),
+        "{csp}"
+    );
+    let cashier = format!("{base}/#/cashier/choose?token={token}");
+    let mut b = Browser::run("cashier", &cashier, &shots, &back);
+    let arrived = b.expect("arrived");
+    assert_eq!(arrived["url"], format!("{base}/pay/{token}"));
+    assert_eq!(arrived["screen"], "choose");
+    // not pegged (Aurpay's fixed_encrypt_price is off), and the test has no USDT/USD rate
+    assert_eq!(arrived["options"], json!(["anvil:ETH"]));
+    b.finish();
+    let unknown = format!("{base}/#/cashier/choose?token={}", "b".repeat(token.len()));
+    let mut b = Browser::run("cashier-unknown", &unknown, &shots, &back);
+    let seen = b.expect("unknown");
+    assert_eq!(seen["title"], "Payment not found");
+    assert_eq!(seen["url"], unknown, "stays on the entry, with its message");
+    let missing = b.expect("missing");
+    assert_eq!(missing["title"], "No payment in this link");
     b.finish();
 
     for name in ["choose", "pay", "processing", "paid", "partial", "expired"] {

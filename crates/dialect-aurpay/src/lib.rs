@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod callback;
+mod cashier;
 pub mod envelope;
 mod handlers;
 pub mod mapping;
@@ -137,5 +138,7 @@ fn routes(state: AurpayState) -> Router {
         .route("/api/plugin/key/verify", get(h::verify_key))
         .route("/api/order/plugin", post(h::legacy_plugin_order))
         .route("/api/order/pay/token", post(h::legacy_pay_token))
+        // Where the pay/token plugins send the buyer: `BASE/#/cashier/choose?token=…`.
+        .route("/", get(cashier::entry))
         .with_state(state)
 }

@@ -5,15 +5,20 @@
 //! every retry. A retry with another request body is refused; a retry that arrives while the
 //! first is still running waits briefly, then is told to try again later. Concurrent
 //! duplicates therefore run the operation exactly once.
+//!
+//! Order creation goes further ([`Answer`]): no reservation, the key and its response commit
+//! in the order's own changeset, so a crash can never leave an order whose key is stuck "in
+//! progress", and the key costs no commit of its own.
 
 use std::time::Duration as StdDuration;
 
-use coffer_core::MerchantId;
+use coffer_core::{MerchantId, Order};
 use coffer_store::{
     Changeset, IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse, Unique,
 };
 use sha2::{Digest, Sha256};
 use time::Duration;
+use time::OffsetDateTime;
 
 use crate::{Engine, EngineError};
 
@@ -33,9 +38,53 @@ pub enum Begin {
     Replay(StoredResponse),
 }
 
+/// The key of a request whose own write stores its response (order creation): nothing is
+/// reserved beforehand, and the key with its response commits in the write's changeset, so a
+/// crash leaves both or neither. Concurrent duplicates all run; the first to commit wins and
+/// the others, having written nothing, replay its response.
+pub struct Answer<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    /// The response the request gives for the order it creates, rendered before the commit.
+    pub respond: &'a (dyn Fn(&Order) -> StoredResponse + Send + Sync),
+}
+
+impl Answer<'_> {
+    pub(crate) fn record(
+        &self,
+        merchant: &MerchantId,
+        order: &Order,
+        now: OffsetDateTime,
+    ) -> IdempotencyRecord {
+        IdempotencyRecord {
+            merchant_id: merchant.clone(),
+            key: self.key.to_owned(),
+            fingerprint: self.fingerprint.to_owned(),
+            response: Some((self.respond)(order)),
+            created_at: now,
+        }
+    }
+}
+
+/// Whether a store error means another request stored this idempotency key first.
+pub fn is_key_taken(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::Store(StoreError::Duplicate(Unique::IdempotencyKey))
+    )
+}
+
 /// `METHOD path sha256(body)`: what makes two requests "the same".
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     format!("{method} {path} {}", hex::encode(Sha256::digest(body)))
+}
+
+fn key_reused() -> EngineError {
+    EngineError::invalid(
+        "idempotency_key_reused",
+        "Idempotency-Key",
+        "this Idempotency-Key was used with a different request (method, path or body)",
+    )
 }
 
 pub fn validate_key(key: &str) -> Result<(), EngineError> {
@@ -59,37 +108,62 @@ impl Engine {
         fingerprint: &str,
         wait: StdDuration,
     ) -> Result<Begin, EngineError> {
-        validate_key(key)?;
-        let reservation = IdempotencyRecord {
-            merchant_id: merchant.clone(),
-            key: key.to_owned(),
-            fingerprint: fingerprint.to_owned(),
-            response: None,
-            created_at: self.now(),
-        };
-        match self
-            .commit(Changeset {
-                idempotency_reservations: vec![reservation],
-                ..Changeset::default()
-            })
+        self.idempotency_check(merchant, key, fingerprint, wait, true)
             .await
-        {
-            Ok(()) => return Ok(Begin::Proceed),
-            Err(StoreError::Duplicate(Unique::IdempotencyKey)) => {}
-            Err(e) => return Err(e.into()),
+    }
+
+    /// Find the response to replay for `key`, reserving nothing: for a request that stores
+    /// its key with its own write ([`Answer`]). `Proceed` means no request has stored it yet.
+    pub async fn idempotency_lookup(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+        fingerprint: &str,
+        wait: StdDuration,
+    ) -> Result<Begin, EngineError> {
+        self.idempotency_check(merchant, key, fingerprint, wait, false)
+            .await
+    }
+
+    async fn idempotency_check(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+        fingerprint: &str,
+        wait: StdDuration,
+        reserve: bool,
+    ) -> Result<Begin, EngineError> {
+        validate_key(key)?;
+        if reserve {
+            match self
+                .commit(Changeset {
+                    idempotency_reservations: vec![self.key_record(
+                        merchant,
+                        key,
+                        fingerprint,
+                        None,
+                    )],
+                    ..Changeset::default()
+                })
+                .await
+            {
+                Ok(()) => return Ok(Begin::Proceed),
+                Err(StoreError::Duplicate(Unique::IdempotencyKey)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let started = std::time::Instant::now();
         loop {
             let Some(existing) = self.store.get_idempotency(merchant, key).await? else {
+                if !reserve {
+                    return Ok(Begin::Proceed);
+                }
                 // The first request failed and released the key: this one may take it.
-                return Box::pin(self.idempotency_begin(merchant, key, fingerprint, wait)).await;
+                return Box::pin(self.idempotency_check(merchant, key, fingerprint, wait, true))
+                    .await;
             };
             if existing.fingerprint != fingerprint {
-                return Err(EngineError::invalid(
-                    "idempotency_key_reused",
-                    "Idempotency-Key",
-                    "this Idempotency-Key was used with a different request (method, path or body)",
-                ));
+                return Err(key_reused());
             }
             if let Some(response) = existing.response {
                 return Ok(Begin::Replay(response));
@@ -103,6 +177,50 @@ impl Engine {
                 });
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Store the response of a request that ran without a reservation and whose own write did
+    /// not store it (it wrote nothing: an error, or an existing order answered). If another
+    /// request stored the key meanwhile, its response comes back: replay that one.
+    pub async fn idempotency_record(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+        fingerprint: &str,
+        response: StoredResponse,
+        wait: StdDuration,
+    ) -> Result<Begin, EngineError> {
+        let record = self.key_record(merchant, key, fingerprint, Some(response));
+        match self
+            .commit(Changeset {
+                idempotency_reservations: vec![record],
+                ..Changeset::default()
+            })
+            .await
+        {
+            Ok(()) => Ok(Begin::Proceed),
+            Err(StoreError::Duplicate(Unique::IdempotencyKey)) => {
+                self.idempotency_lookup(merchant, key, fingerprint, wait)
+                    .await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn key_record(
+        &self,
+        merchant: &MerchantId,
+        key: &str,
+        fingerprint: &str,
+        response: Option<StoredResponse>,
+    ) -> IdempotencyRecord {
+        IdempotencyRecord {
+            merchant_id: merchant.clone(),
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            response,
+            created_at: self.now(),
         }
     }
 

@@ -396,6 +396,23 @@ impl Engine {
         merchant_id: &MerchantId,
         input: NewOrder,
     ) -> Result<Created, EngineError> {
+        self.create_order_answering(merchant_id, input, None)
+            .await
+            .map(|(created, _)| created)
+    }
+
+    /// Create an order; with `answer`, the request's idempotency key and its response are
+    /// stored in the order's own changeset, so the order and its key commit together or not
+    /// at all. The flag says whether the key was stored (an existing `order_no` answered
+    /// with its order writes nothing, so the caller stores the response itself). A key
+    /// another request stored first fails with `Duplicate(IdempotencyKey)` and writes
+    /// nothing: replay that request's response.
+    pub async fn create_order_answering(
+        &self,
+        merchant_id: &MerchantId,
+        input: NewOrder,
+        answer: Option<idempotency::Answer<'_>>,
+    ) -> Result<(Created, bool), EngineError> {
         let merchant = self
             .store
             .get_merchant(merchant_id)
@@ -407,7 +424,7 @@ impl Engine {
         if let Some(order_no) = &checked.order_no
             && let Some(existing) = self.store.get_order_by_no(merchant_id, order_no).await?
         {
-            return same_order_or_conflict(existing, &input, &checked);
+            return same_order_or_conflict(existing, &input, &checked).map(|c| (c, false));
         }
         // With an asset, pricing it below says what is missing; without one, the buyer
         // chooses on the checkout, which must have something to offer.
@@ -456,7 +473,13 @@ impl Engine {
                 wallet_marks.extend(mark);
             }
             let event = self.event(&order, EventType::OrderCreated, None, now);
+            let idempotency_reservations = answer
+                .as_ref()
+                .map(|a| a.record(merchant_id, &order, now))
+                .into_iter()
+                .collect();
             let changes = Changeset {
+                idempotency_reservations,
                 new_orders: vec![order.clone()],
                 timeline: vec![(
                     order.id.clone(),
@@ -474,10 +497,11 @@ impl Engine {
             };
             match self.commit(changes).await {
                 Ok(()) => {
-                    return Ok(Created {
+                    let created = Created {
                         order,
                         created: true,
-                    });
+                    };
+                    return Ok((created, answer.is_some()));
                 }
                 // Lost a race with an identical request: answer like the replay it is.
                 Err(StoreError::Duplicate(Unique::OrderNo)) => {
@@ -487,7 +511,7 @@ impl Engine {
                         .get_order_by_no(merchant_id, order_no)
                         .await?
                         .ok_or(EngineError::NotFound("order"))?;
-                    return same_order_or_conflict(existing, &input, &checked);
+                    return same_order_or_conflict(existing, &input, &checked).map(|c| (c, false));
                 }
                 Err(
                     e @ (StoreError::Duplicate(Unique::Address) | StoreError::Conflict("wallet")),

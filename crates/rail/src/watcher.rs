@@ -90,9 +90,11 @@ pub enum Step {
 }
 
 /// How far back each incremental reload of the watched set looks before the previous one:
-/// clocks of several instances and commit latency may put a row's `updated_at` slightly
-/// before a load that missed it.
-const WATCH_OVERLAP: time::Duration = time::Duration::minutes(5);
+/// commit latency (and the clocks of several instances) may put a row's `updated_at` slightly
+/// before a load that missed it. Every step re-reads this much, so it is kept short: at
+/// 1,000 orders a second, 5 minutes would be 300,000 orders a step, which is how a watcher
+/// fell behind under load (issue 25). Instances' clocks must agree to within this.
+const WATCH_OVERLAP: time::Duration = time::Duration::seconds(10);
 /// The source's endpoints are cross-checked every this many polls.
 const CROSS_CHECK_EVERY: u64 = 10;
 /// Backoff after errors grows up to this.

@@ -121,6 +121,28 @@ pub trait Backend: Send + Sync + 'static {
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     async fn migrate(&self) -> Result<(), StoreError>;
+    /// The plan the database would run `q` with, one line per node (SQLite's `EXPLAIN QUERY
+    /// PLAN` as an indented tree, PostgreSQL's `EXPLAIN` text).
+    async fn explain(&self, q: Query) -> Result<Vec<String>, StoreError>;
+    /// After a bulk load: planner statistics on PostgreSQL (what autovacuum would gather), a
+    /// WAL checkpoint on SQLite.
+    async fn after_bulk_load(&self) -> Result<(), StoreError>;
+    /// Close every connection, waiting until they are closed.
+    async fn close(&self);
+    /// Called by the group-commit writer between groups (`idle`: nothing was queued for a
+    /// while). SQLite keeps its WAL bounded here.
+    async fn upkeep(&self, idle: bool) {
+        let _ = idle;
+    }
+}
+
+/// The text of every migration of both databases, in order: what a seeded database's cache
+/// key depends on.
+pub(crate) fn migration_texts() -> impl Iterator<Item = &'static str> {
+    SQLITE_MIGRATIONS
+        .iter()
+        .chain(POSTGRES_MIGRATIONS)
+        .map(|(_, _, sql)| *sql)
 }
 
 macro_rules! bind_all {
@@ -264,6 +286,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0020_method_details.sql"),
     ),
     (
+        21,
+        "watch_volume",
+        include_str!("../migrations/sqlite/0021_watch_volume.sql"),
+    ),
+    (
         22,
         "console",
         include_str!("../migrations/sqlite/0022_console.sql"),
@@ -362,6 +389,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/postgres/0020_method_details.sql"),
     ),
     (
+        21,
+        "watch_volume",
+        include_str!("../migrations/postgres/0021_watch_volume.sql"),
+    ),
+    (
         22,
         "console",
         include_str!("../migrations/postgres/0022_console.sql"),
@@ -376,9 +408,39 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The embedded database. WAL journal and `synchronous = FULL`: a commit is on disk before it
 /// is acknowledged. Writes go through one connection (SQLite has one writer anyway, and this
 /// avoids busy-retry storms); reads use a pool.
+///
+/// The WAL is kept bounded (docs/operations.md, "SQLite's WAL"): the writer checkpoints it
+/// every [`WAL_AUTOCHECKPOINT_PAGES`] pages as it commits; when the writer has been idle for a
+/// moment, or the WAL has outgrown [`WAL_FORCE_CHECKPOINT_BYTES`], it checkpoints everything
+/// and truncates the file (`wal_checkpoint(TRUNCATE)`), waiting at most
+/// [`CHECKPOINT_READER_WAIT`] for readers still on an older snapshot; and a WAL that was
+/// reset is cut back to [`JOURNAL_SIZE_LIMIT`] bytes. Readers keep their snapshots short
+/// (long scans are read a page at a time), so the checkpoint is rarely kept waiting.
 pub struct SqliteBackend {
     writer: SqlitePool,
     reader: SqlitePool,
+    wal: std::path::PathBuf,
+    wal_upkeep: std::sync::Mutex<WalUpkeep>,
+}
+
+/// Checkpoint the WAL into the database as the writer commits, every this many pages (about
+/// 40 MB of 4 KiB pages): index pages hit again and again are copied once per checkpoint, and
+/// the checkpoint runs inside the commit that crosses the mark, so fewer is cheaper.
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// A WAL this large is checkpointed and truncated after the next group commit even if the
+/// writer is busy: the bound under sustained writes.
+pub const WAL_FORCE_CHECKPOINT_BYTES: u64 = 128 * 1024 * 1024;
+/// After the WAL is reset, its file is cut back to this size.
+pub const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+/// How long a truncating checkpoint waits for readers on an older snapshot (the writer waits
+/// as long; then it gives up and tries again later).
+pub const CHECKPOINT_READER_WAIT: Duration = Duration::from_millis(250);
+/// An idle writer truncates the WAL at most this often.
+const IDLE_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct WalUpkeep {
+    last_truncate: Option<std::time::Instant>,
 }
 
 impl SqliteBackend {
@@ -390,27 +452,84 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        Self::open_with(path, options).await
+    }
+
+    /// A database to fill with a bulk load (a seeded copy for tests and benchmarks): no WAL
+    /// and no fsync, so a crash mid-load leaves a broken file, which is thrown away. Open it
+    /// with [`SqliteBackend::open`] once loaded.
+    #[doc(hidden)]
+    pub async fn open_for_bulk_load(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Memory)
+            .synchronous(SqliteSynchronous::Off)
+            .foreign_keys(true)
+            .pragma("cache_size", "-262144")
+            .busy_timeout(Duration::from_secs(10));
+        Self::open_with(path, options).await
+    }
+
+    async fn open_with(path: &Path, options: SqliteConnectOptions) -> Result<Self, StoreError> {
         // The writer's commits group many changesets (see `SqlStore::with_group_commit`):
         // - statement and savepoint journals (rollback within a transaction, never needed
         //   after a crash) stay in memory instead of a temporary file;
-        // - the WAL is checkpointed into the database every 10,000 pages (~40 MB) instead of
-        //   1,000: index pages hit again and again are copied once, and the checkpoint, which
-        //   runs inside the commit that crosses the mark, stalls the writer ten times less
-        //   often. Neither changes durability: every commit still fsyncs the WAL.
+        // - the WAL is checkpointed every WAL_AUTOCHECKPOINT_PAGES pages instead of 1,000,
+        //   and cut back to JOURNAL_SIZE_LIMIT when it is reset. Neither changes durability:
+        //   every commit still fsyncs the WAL.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 options
                     .clone()
                     .pragma("temp_store", "memory")
-                    .pragma("wal_autocheckpoint", "10000"),
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+                    .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
             )
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            // 16 MiB of page cache per reader (SQLite's default is 2 MiB): a watcher's page of
+            // 5,000 orders with their addresses is read from it instead of the OS.
+            .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
             .await?;
-        Ok(Self { writer, reader })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Self {
+            writer,
+            reader,
+            wal: wal.into(),
+            wal_upkeep: std::sync::Mutex::new(WalUpkeep::default()),
+        })
+    }
+
+    /// The size of the WAL file now (0 when there is none), also set as the gauge
+    /// `coffer_sqlite_wal_bytes`.
+    pub fn wal_bytes(&self) -> u64 {
+        let bytes = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        #[allow(clippy::cast_precision_loss)] // a gauge; exact below 2^53 bytes
+        metrics::gauge!("coffer_sqlite_wal_bytes").set(bytes as f64);
+        bytes
+    }
+
+    /// Checkpoint the whole WAL into the database and truncate it, waiting at most `wait` for
+    /// readers on an older snapshot. `Ok(false)` if some reader kept it from completing.
+    pub async fn checkpoint_truncate(&self, wait: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        let ms = wait.as_millis().to_string();
+        sqlx::query(AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+            .execute(&mut *conn)
+            .await?;
+        let outcome = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await;
+        // Back to the writer's usual patience, whatever the checkpoint did.
+        sqlx::query("PRAGMA busy_timeout = 10000")
+            .execute(&mut *conn)
+            .await?;
+        let busy: i64 = outcome?.try_get(0)?;
+        Ok(busy == 0)
     }
 }
 
@@ -470,6 +589,82 @@ impl Backend for SqliteBackend {
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    async fn explain(&self, q: Query) -> Result<Vec<String>, StoreError> {
+        let sql = format!("EXPLAIN QUERY PLAN {}", q.sql);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(sql)), q.args);
+        let rows = query.fetch_all(&self.reader).await?;
+        // Rows are (id, parent, notused, detail) in tree order: indent by depth.
+        let mut depth: Vec<(i64, usize)> = Vec::new();
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let parent: i64 = row.try_get("parent")?;
+            let detail: String = row.try_get("detail")?;
+            let level = depth
+                .iter()
+                .rev()
+                .find(|(i, _)| *i == parent)
+                .map_or(0, |(_, l)| l + 1);
+            depth.push((id, level));
+            lines.push(format!("{}{detail}", "  ".repeat(level)));
+        }
+        Ok(lines)
+    }
+
+    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+        self.checkpoint_truncate(Duration::from_secs(10)).await?;
+        self.wal_bytes();
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn upkeep(&self, idle: bool) {
+        let bytes = self.wal_bytes();
+        let due = {
+            let Ok(state) = self.wal_upkeep.lock() else {
+                return;
+            };
+            bytes > 0
+                && (bytes >= WAL_FORCE_CHECKPOINT_BYTES
+                    || (idle
+                        && state
+                            .last_truncate
+                            .is_none_or(|t| t.elapsed() >= IDLE_CHECKPOINT_EVERY)))
+        };
+        if !due {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match self.checkpoint_truncate(CHECKPOINT_READER_WAIT).await {
+            Ok(done) => {
+                if let Ok(mut state) = self.wal_upkeep.lock() {
+                    state.last_truncate = Some(std::time::Instant::now());
+                }
+                let after = self.wal_bytes();
+                if !done && bytes >= WAL_FORCE_CHECKPOINT_BYTES {
+                    tracing::warn!(
+                        wal_bytes = after,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "SQLite WAL checkpoint kept from completing by a long reader; retrying after the next commit"
+                    );
+                } else {
+                    tracing::debug!(
+                        wal_bytes_before = bytes,
+                        wal_bytes = after,
+                        complete = done,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "SQLite WAL checkpoint"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "SQLite WAL checkpoint failed"),
+        }
     }
 }
 
@@ -544,6 +739,24 @@ impl Backend for PostgresBackend {
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
+
+    async fn explain(&self, q: Query) -> Result<Vec<String>, StoreError> {
+        let sql = format!("EXPLAIN {}", q.sql);
+        let query = bind_all!(sqlx::query(AssertSqlSafe(sql)), q.args);
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn after_bulk_load(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[cfg(test)]
@@ -574,5 +787,79 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(checkpoint[0].int("wal_autocheckpoint").unwrap(), 10_000);
+        let limit = SqliteBackend::fetch_in(&mut tx, Query::new("PRAGMA journal_size_limit"))
+            .await
+            .unwrap();
+        assert_eq!(
+            limit[0].int("journal_size_limit").unwrap(),
+            64 * 1024 * 1024
+        );
+    }
+}
+
+#[cfg(test)]
+mod wal_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Writes a few hundred KB to the WAL.
+    async fn write(backend: &SqliteBackend) {
+        let mut tx = backend.begin().await.unwrap();
+        SqliteBackend::execute(&mut tx, Query::new("CREATE TABLE IF NOT EXISTS t (v TEXT)"))
+            .await
+            .unwrap();
+        for i in 0..200 {
+            SqliteBackend::execute(
+                &mut tx,
+                Query::new("INSERT INTO t (v) VALUES ($1)").text(format!("{i:04000}")),
+            )
+            .await
+            .unwrap();
+        }
+        SqliteBackend::commit(tx).await.unwrap();
+    }
+
+    /// An idle writer empties the WAL; a reader holding an old snapshot keeps it from doing
+    /// so, but only for as long as it holds it (issue 25).
+    #[tokio::test]
+    async fn an_idle_writer_truncates_the_wal_unless_a_reader_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("coffer.db"))
+            .await
+            .unwrap();
+        write(&backend).await;
+        assert!(backend.wal_bytes() > 100_000, "{}", backend.wal_bytes());
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), 0, "truncated when idle");
+
+        write(&backend).await;
+        // A reader in the middle of a read transaction, on the snapshot before the next write.
+        let mut reader = backend.reader.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        sqlx::query("SELECT count(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        write(&backend).await;
+        let held = backend.wal_bytes();
+        // Not due yet (truncated less than a second ago), then due but held back.
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), held);
+        tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;
+        let tried = std::time::Instant::now();
+        backend.upkeep(true).await;
+        assert!(
+            tried.elapsed() < CHECKPOINT_READER_WAIT * 4,
+            "the wait is bounded"
+        );
+        assert!(
+            backend.wal_bytes() > 0,
+            "the reader's snapshot keeps the WAL"
+        );
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        tokio::time::sleep(IDLE_CHECKPOINT_EVERY).await;
+        backend.upkeep(true).await;
+        assert_eq!(backend.wal_bytes(), 0, "truncated once the reader is done");
     }
 }

@@ -9,6 +9,8 @@ mod branding;
 mod codec;
 mod console;
 mod dialect;
+#[doc(hidden)]
+pub mod seed;
 mod sql_store;
 mod unique;
 mod webhooks;
@@ -24,6 +26,8 @@ use coffer_core::{
 };
 use time::OffsetDateTime;
 
+#[doc(hidden)]
+pub use backend::Backend;
 pub use backend::{PostgresBackend, SqliteBackend};
 pub use branding::BrandingRecord;
 pub use console::{
@@ -31,7 +35,7 @@ pub use console::{
     ConsoleStore, ConsoleUserRecord, ListCursor, OrderStatsRow, SessionStage, WebhookBacklog,
 };
 pub use dialect::{DialectCredentialRecord, DialectIdentifier, MerchantLoginRecord};
-pub use sql_store::{MAX_GROUP, SqlStore};
+pub use sql_store::{HotPlan, MAX_GROUP, Probe, SqlStore, WATCH_PAGE};
 pub use unique::Unique;
 pub use webhooks::{
     AttemptRecord, ClaimedDelivery, DeliveryQuery, DeliveryRecord, DeliveryStatus, NewDelivery,
@@ -101,8 +105,10 @@ pub struct Changeset {
     pub timeline: Vec<(OrderId, TimelineEntry)>,
     /// Each event also gets an outbox row, in the same transaction.
     pub events: Vec<Event>,
-    /// Idempotency keys to reserve (in progress); an existing key fails the changeset with
-    /// `Duplicate(Unique::IdempotencyKey)`.
+    /// Idempotency keys to record: reserved (`response: None`, in progress) or answered with
+    /// the writes of this changeset (`response: Some`: the key and what it answers commit
+    /// together or not at all). An existing key fails the changeset with
+    /// `Duplicate(Unique::IdempotencyKey)`, before any of its other writes.
     pub idempotency_reservations: Vec<IdempotencyRecord>,
     /// Responses to store on reserved (still in progress) idempotency keys.
     pub idempotency_responses: Vec<IdempotencyResponse>,

@@ -1446,6 +1446,94 @@ async fn the_newest_callback_about_a_subject(db: &TestDb) {
     assert_eq!(last(seed_merchant(db, "C").await.id, "ord_1").await, None);
 }
 
+/// An order created with its idempotency key answered in the same changeset: both commit or
+/// neither. Concurrent creations with one key (grouped together on SQLite): one wins, the
+/// others write nothing at all and fail as the key, before anything else of theirs.
+async fn an_order_and_its_answered_key_commit_together(db: &TestDb) {
+    let a = seed_merchant(db, "A").await;
+    let answered = |o: &Order, key: &str| {
+        let mut changes = creation(o);
+        changes.idempotency_reservations = vec![IdempotencyRecord {
+            merchant_id: o.merchant_id.clone(),
+            key: key.into(),
+            fingerprint: "POST /api/v1/orders body".into(),
+            response: Some(coffer_store::StoredResponse {
+                status: 201,
+                body: format!("{{\"id\":\"{}\"}}", o.id),
+            }),
+            created_at: T0,
+        }];
+        changes
+    };
+    let first = order(&a.id, Some("N-1"), T0);
+    db.store.commit(answered(&first, "k-1")).await.unwrap();
+    let stored = db
+        .store
+        .get_idempotency(&a.id, "k-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let response = stored.response.unwrap();
+    assert_eq!(response.status, 201);
+    assert_eq!(response.body, format!("{{\"id\":\"{}\"}}", first.id));
+    assert!(
+        db.store
+            .get_order(&a.id, &first.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The same key again, even with the same order number: refused as the key, nothing new.
+    let again = order(&a.id, Some("N-1"), T0);
+    let outcome = db.store.commit(answered(&again, "k-1")).await;
+    assert_eq!(broke(outcome), Unique::IdempotencyKey);
+    assert!(
+        db.store
+            .get_order(&a.id, &again.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Eight concurrent creations, two keys: one order per key, the losers leave no trace.
+    let racers: Vec<Order> = (0..8).map(|_| order(&a.id, None, T0)).collect();
+    let changesets = racers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| answered(o, if i % 2 == 0 { "k-even" } else { "k-odd" }))
+        .collect();
+    let outcomes = commit_concurrently(db, changesets).await;
+    let mut winners = Vec::new();
+    for (o, outcome) in racers.iter().zip(&outcomes) {
+        match outcome {
+            Ok(()) => winners.push(o.id.clone()),
+            Err(StoreError::Duplicate(Unique::IdempotencyKey)) => {
+                assert!(db.store.get_order(&a.id, &o.id).await.unwrap().is_none());
+            }
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 2, "{outcomes:?}");
+    for key in ["k-even", "k-odd"] {
+        let body = db
+            .store
+            .get_idempotency(&a.id, key)
+            .await
+            .unwrap()
+            .unwrap()
+            .response
+            .unwrap()
+            .body;
+        assert!(
+            winners.iter().any(|w| body.contains(w.as_str())),
+            "{key} answers {body}, not a winner"
+        );
+    }
+    // Events: the first order's and the two winners', none of the losers'.
+    assert_eq!(all_events(db).await.len(), 3);
+}
+
 both_backends! {
     merchants_roundtrip => merchants_roundtrip;
     credentials_are_scoped => credentials_are_scoped;
@@ -1463,4 +1551,5 @@ both_backends! {
     every_uniqueness_rule_is_told_apart => every_uniqueness_rule_is_told_apart;
     orders_match_filters_with_offset_and_count => orders_match_filters_with_offset_and_count;
     the_newest_callback_about_a_subject => the_newest_callback_about_a_subject;
+    an_order_and_its_answered_key_commit_together => an_order_and_its_answered_key_commit_together;
 }

@@ -678,13 +678,13 @@ async fn every_list_uses_an_index(db: &TestDb) {
     for i in 0..40 {
         merchants.push(seed_merchant(db, &format!("M{i}")).await);
     }
-    let volume = coffer_testkit::volume::Volume {
+    let volume = coffer_testkit::sql_volume::Volume {
         orders: 40_000,
         merchants: merchants.clone(),
         start_ms: T0.unix_timestamp() * 1000,
         step_ms: 60_000,
     };
-    coffer_testkit::volume::write(db.url.as_deref(), &db.dir.path().join("coffer.db"), &volume)
+    coffer_testkit::sql_volume::write(db.url.as_deref(), &db.dir.path().join("coffer.db"), &volume)
         .await
         .unwrap();
     let sqlite = db.kind() == "sqlite";

@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod fixtures;
+pub mod sql_volume;
 pub mod volume;
 
 use std::sync::Arc;

@@ -1,131 +1,178 @@
-//! Volume for query-plan tests and benchmarks: many orders (with their addresses, payments,
-//! events, webhook deliveries, payouts and deposits) written straight with SQL on SQLite or
-//! PostgreSQL — seconds for a million rows, where committing them one by one would take an
-//! hour — then `ANALYZE`.
+//! Databases holding a history at volume ([`coffer_store::seed`], a million orders), for
+//! the tests that must hold at that size. Seeding takes a while, so it happens once: SQLite
+//! into a file under `target/coffer-seed/` (kept between runs, named by the seed's
+//! fingerprint, which covers the migrations), PostgreSQL into a template database on the
+//! test server; every test then gets its own copy.
 
-use coffer_core::MerchantId;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use coffer_store::seed::{self, Volume};
+use coffer_store::{PostgresBackend, SqlStore, SqliteBackend, StoreError};
 use sqlx::Connection;
+use tempfile::TempDir;
 
-/// How to spread the rows.
-#[derive(Debug, Clone)]
-pub struct Volume {
-    pub orders: i64,
-    /// Order `i` belongs to `merchants[i % len]`: repeat a merchant to give it a bigger share.
-    pub merchants: Vec<MerchantId>,
-    /// `created_at` of order 0 and the step between orders, in ms.
-    pub start_ms: i64,
-    pub step_ms: i64,
+use crate::{PG_URL_VAR, random_suffix, with_database};
+
+/// A copy of a seeded database, open, and how long getting it took.
+pub struct Seeded<B: coffer_store::Backend> {
+    pub store: SqlStore<B>,
+    pub volume: Volume,
+    /// Spent seeding the template now (`None`: it existed already).
+    pub seeded_in: Option<Duration>,
+    /// Spent copying the template.
+    pub copied_in: Duration,
+    /// Holds the SQLite copy; deleted when dropped.
+    pub dir: TempDir,
+    /// PostgreSQL: the copy's database name (its server processes are titled with it).
+    pub database: Option<String>,
 }
 
-/// The statements writing `v` (for the database `kind`, `sqlite` or `postgres`).
-pub fn statements(kind: &str, v: &Volume) -> Vec<String> {
-    let sqlite = kind == "sqlite";
-    let last = v.orders - 1;
-    let series = if sqlite {
-        format!("WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < {last})")
-    } else {
-        format!("WITH g(i) AS (SELECT generate_series(0, {last}))")
-    };
-    let (t, f) = if sqlite {
-        ("1", "0")
-    } else {
-        ("TRUE", "FALSE")
-    };
-    let k = v.merchants.len().max(1);
-    let values: Vec<String> = v
-        .merchants
-        .iter()
-        .enumerate()
-        .map(|(n, m)| format!("({n}, '{m}')"))
-        .collect();
-    let at = format!("({} + CAST(g.i AS BIGINT) * {})", v.start_ms, v.step_ms);
-    vec![
-        "CREATE TEMP TABLE volume_merchants (n BIGINT, id TEXT)".to_owned(),
-        format!(
-            "INSERT INTO volume_merchants (n, id) VALUES {}",
-            values.join(", ")
-        ),
-        format!(
-            "{series} INSERT INTO orders (id, merchant_id, order_no, checkout_token, status, reason, \
-             amount, currency, fixed_stablecoin_rate, asset, amount_due, address, derivation_index, \
-             derivation_path, rate_price, rate_source, rate_at, confirmed, unconfirmed, any_late, \
-             any_reversed, policy, description, metadata, success_url, expired_url, callback_url, \
-             dialect, expires_at, monitor_until, created_at, updated_at, version) \
-             SELECT 'ord_v' || g.i, m.id, 'N' || g.i, 'tok' || g.i, \
-             CASE WHEN g.i % 20 < 12 THEN 'settled' WHEN g.i % 20 < 17 THEN 'expired' \
-                  WHEN g.i % 20 < 19 THEN 'pending' ELSE 'invalid' END, \
-             CASE WHEN g.i % 50 = 0 THEN 'paid_late' WHEN g.i % 33 = 0 THEN 'paid_partial' ELSE 'none' END, \
-             '10', 'USD', {t}, \
-             CASE g.i % 3 WHEN 0 THEN 'bsc:USDT' WHEN 1 THEN 'eth:USDC' ELSE 'eth:ETH' END, \
-             '10000000', '0xaddr' || g.i, g.i, 'm/0', '1', 'peg', {at}, \
-             CASE WHEN g.i % 20 < 12 THEN '10000000' ELSE '0' END, '0', {f}, {f}, '{{}}', NULL, '{{}}', \
-             NULL, NULL, NULL, 'native', {at}, {at}, {at}, {at}, 1 \
-             FROM g JOIN volume_merchants m ON m.n = g.i % {k}"
-        ),
-        "INSERT INTO order_addresses (chain, address, order_id) \
-         SELECT 'bsc', address, id FROM orders"
-            .to_owned(),
-        format!(
-            "INSERT INTO payments (id, order_id, merchant_id, chain, asset, amount, txid, \
-             output_index, from_address, to_address, block_height, block_hash, confirmations, \
-             status, match_status, late, occurred_at, detected_at, updated_at) \
-             SELECT 'pay_' || id, id, merchant_id, 'bsc', asset, confirmed, '0xtx' || id, 0, NULL, \
-             address, 1, '0xb', 1, 'confirmed', 'matched', {f}, created_at, created_at, created_at \
-             FROM orders WHERE status = 'settled'"
-        ),
-        "INSERT INTO events (id, merchant_id, type, subject, data, created_at) \
-         SELECT 'evt_' || id, merchant_id, 'order.created', id, '{}', created_at FROM orders"
-            .to_owned(),
-        "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, destination, \
-         url, dialect, status, attempts, next_attempt_at, created_at, updated_at) \
-         SELECT 'dlv_' || id, merchant_id, id, NULL, 'callback', 'https://shop.example/cb', \
-         'native', 'succeeded', 1, NULL, created_at, created_at FROM events"
-            .to_owned(),
-        "INSERT INTO payout_requests (id, merchant_id, kind, order_id, asset, amount, status, \
-         dialect, dialect_data, created_at, updated_at, version) \
-         SELECT 'pout_' || id, merchant_id, 'refund', id, asset, '1', 'requested', 'native', \
-         '{}', created_at, created_at, 1 FROM orders WHERE derivation_index % 100 = 0"
-            .to_owned(),
-        "INSERT INTO deposit_accounts (merchant_id, uuid, dialect, created_at) \
-         SELECT merchant_id, 'u' || id, 'payprotocol', created_at FROM orders \
-         WHERE derivation_index % 100 = 0"
-            .to_owned(),
-        "INSERT INTO deposits (id, merchant_id, account_uuid, account_seq, dialect, chain, asset, \
-         amount, txid, output_index, to_address, derivation_index, confirmations, status, \
-         occurred_at, detected_at, updated_at) \
-         SELECT 'dep_' || id, merchant_id, 'u' || id, 1, 'payprotocol', 'bsc', asset, '1', \
-         '0xd' || id, 0, address, 0, 1, 'confirmed', created_at, created_at, created_at \
-         FROM orders WHERE derivation_index % 100 = 0"
-            .to_owned(),
-        "ANALYZE".to_owned(),
-    ]
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
-/// Write `v` into the database at `url` (PostgreSQL) or the SQLite file `sqlite_path`.
-pub async fn write(
-    url: Option<&str>,
-    sqlite_path: &std::path::Path,
-    v: &Volume,
-) -> Result<(), sqlx::Error> {
-    match url {
-        Some(url) => {
-            let mut c = sqlx::PgConnection::connect(url).await?;
-            for sql in statements("postgres", v) {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut c)
-                    .await?;
+fn seed_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/coffer-seed")
+}
+
+/// A fresh copy of the SQLite database seeded with `volume`, seeding it first if this
+/// machine has none yet (one process seeds; the others wait for it).
+pub async fn seeded_sqlite(volume: &Volume) -> Result<Seeded<SqliteBackend>, StoreError> {
+    let dir = seed_dir();
+    std::fs::create_dir_all(&dir).map_err(unavailable)?;
+    let fingerprint = volume.fingerprint();
+    let template = dir.join(format!("{fingerprint}.db"));
+    let lock =
+        std::fs::File::create(dir.join(format!("{fingerprint}.lock"))).map_err(unavailable)?;
+    // Blocking, but only while another test process seeds: nothing else runs meanwhile.
+    lock.lock().map_err(unavailable)?;
+    let mut seeded_in = None;
+    if !template.exists() {
+        let started = Instant::now();
+        build_sqlite(&dir, &template, volume).await?;
+        seeded_in = Some(started.elapsed());
+    }
+    let copy = tempfile::tempdir().map_err(unavailable)?;
+    let started = Instant::now();
+    std::fs::copy(&template, copy.path().join("coffer.db")).map_err(unavailable)?;
+    let copied_in = started.elapsed();
+    lock.unlock().map_err(unavailable)?;
+    let backend = SqliteBackend::open(&copy.path().join("coffer.db")).await?;
+    Ok(Seeded {
+        store: SqlStore::with_group_commit(backend, coffer_store::MAX_GROUP),
+        volume: volume.clone(),
+        seeded_in,
+        copied_in,
+        dir: copy,
+        database: None,
+    })
+}
+
+async fn build_sqlite(dir: &Path, template: &Path, volume: &Volume) -> Result<(), StoreError> {
+    // Templates of other fingerprints are from older builds of this worktree.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "db") && path != template {
+                let _ = std::fs::remove_file(&path);
             }
-            c.close().await
-        }
-        None => {
-            let url = format!("sqlite://{}", sqlite_path.display());
-            let mut c = sqlx::SqliteConnection::connect(&url).await?;
-            for sql in statements("sqlite", v) {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut c)
-                    .await?;
-            }
-            c.close().await
         }
     }
+    let building = tempfile::tempdir_in(dir).map_err(unavailable)?;
+    let path = building.path().join("coffer.db");
+    let store = SqlStore::new(SqliteBackend::open_for_bulk_load(&path).await?);
+    coffer_store::Store::migrate(&store).await?;
+    let report = seed::seed(&store, volume).await?;
+    store.close().await;
+    eprintln!(
+        "seeded {} orders ({} addresses, {} payments, {} deposit accounts) into SQLite in {:.1} s",
+        report.orders,
+        report.order_addresses,
+        report.payments,
+        report.deposit_accounts,
+        report.elapsed.as_secs_f64()
+    );
+    std::fs::rename(&path, template).map_err(unavailable)
+}
+
+/// A fresh database on the test server (`COFFER_TEST_PG_URL`) copied from the template
+/// seeded with `volume`, seeding the template first if the server has none yet.
+pub async fn seeded_postgres(volume: &Volume) -> Result<Seeded<PostgresBackend>, StoreError> {
+    let admin_url = std::env::var(PG_URL_VAR).map_err(|_| {
+        unavailable(format!(
+            "{PG_URL_VAR} is not set: run the suite with scripts/test.sh (which starts a \
+             PostgreSQL server), or set {}=1 to skip PostgreSQL on purpose",
+            crate::SKIP_PG_VAR
+        ))
+    })?;
+    let template = format!("coffer_seed_{}", volume.fingerprint());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+    // One process seeds; the others wait here for it.
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&template)
+        .execute(&mut admin)
+        .await?;
+    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&template)
+        .fetch_optional(&mut admin)
+        .await?
+        .is_some();
+    let mut seeded_in = None;
+    if !exists {
+        let started = Instant::now();
+        let building = format!("{template}_building");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building}"
+        )))
+        .execute(&mut admin)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .execute(&mut admin)
+            .await?;
+        let store = SqlStore::new(
+            PostgresBackend::connect(&with_database(&admin_url, &building), 4).await?,
+        );
+        coffer_store::Store::migrate(&store).await?;
+        let report = seed::seed(&store, volume).await?;
+        store.close().await;
+        eprintln!(
+            "seeded {} orders ({} addresses, {} payments, {} deposit accounts) into PostgreSQL in {:.1} s",
+            report.orders,
+            report.order_addresses,
+            report.payments,
+            report.deposit_accounts,
+            report.elapsed.as_secs_f64()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .execute(&mut admin)
+        .await?;
+        seeded_in = Some(started.elapsed());
+    }
+    let name = format!("coffer_test_{}", random_suffix());
+    let started = Instant::now();
+    // A file copy (and a checkpoint) instead of the default, which writes every page of the
+    // template through the WAL.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+    )))
+    .execute(&mut admin)
+    .await?;
+    let copied_in = started.elapsed();
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&template)
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let backend = PostgresBackend::connect(&with_database(&admin_url, &name), 8).await?;
+    Ok(Seeded {
+        store: SqlStore::new(backend),
+        volume: volume.clone(),
+        seeded_in,
+        copied_in,
+        dir: tempfile::tempdir().map_err(unavailable)?,
+        database: Some(name),
+    })
 }

@@ -105,6 +105,7 @@ pub fn router(state: &AppState, settings: &ApiSettings) -> Router<AppState> {
             middleware::LIMITED_KEYS,
         )),
         idempotency_wait: settings.idempotency_wait,
+        in_flight: Arc::default(),
         body_limit: settings.body_limit,
     };
     let spec = doc.to_json().unwrap_or_else(|_| "{}".into());

@@ -4,15 +4,16 @@ use std::str::FromStr;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_core::order::OrderLinks;
 use coffer_core::{AssetId, Cause, OrderStatus, Scope};
 use coffer_engine::NewOrder;
+use coffer_engine::idempotency::{Answer, is_key_taken};
 use coffer_engine::view::{order_json, payment_json};
-use coffer_store::{OrderCursor, OrderQuery};
+use coffer_store::{OrderCursor, OrderQuery, StoredResponse};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::docs::{ErrorBody, ListBody, OrderBody};
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth, OrderPath};
+use super::middleware::{IdempotencyClaim, KeyOutcome};
 use crate::AppState;
 
 /// Largest page of `GET /orders`.
@@ -159,6 +161,7 @@ fn reason(raw: Option<String>, required: bool) -> Result<Option<String>, ApiErro
 pub async fn create_order(
     State(state): State<AppState>,
     auth: Auth,
+    claim: Option<axum::Extension<IdempotencyClaim>>,
     ApiJson(body): ApiJson<CreateOrder>,
 ) -> Result<Response, ApiError> {
     let merchant = auth.require(Scope::OrdersWrite)?;
@@ -198,13 +201,59 @@ pub async fn create_order(
         dialect_data: Default::default(),
         credential_id: None,
     };
-    let created = state.engine.create_order(merchant, input).await?;
-    let status = if created.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let Some(axum::Extension(claim)) = claim else {
+        let created = state.engine.create_order(merchant, input).await?;
+        let status = if created.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return Ok((status, Json(order_response(&state, &created.order))).into_response());
     };
-    Ok((status, Json(order_response(&state, &created.order))).into_response())
+    // The key and this response commit with the order (see `middleware::answering`); the
+    // last one rendered is the one committed, and exactly what this request answers.
+    let rendered = std::sync::Mutex::new(None);
+    let respond = |order: &coffer_core::Order| {
+        let response = StoredResponse {
+            status: StatusCode::CREATED.as_u16(),
+            body: order_response(&state, order).to_string(),
+        };
+        if let Ok(mut last) = rendered.lock() {
+            *last = Some(response.clone());
+        }
+        response
+    };
+    let answer = Answer {
+        key: &claim.key,
+        fingerprint: &claim.fingerprint,
+        respond: &respond,
+    };
+    let (created, stored) = match state
+        .engine
+        .create_order_answering(merchant, input, Some(answer))
+        .await
+    {
+        Ok(done) => done,
+        Err(e) if is_key_taken(&e) => {
+            let mut taken = StatusCode::CONFLICT.into_response();
+            taken.extensions_mut().insert(KeyOutcome::Taken);
+            return Ok(taken);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !stored {
+        return Ok((StatusCode::OK, Json(order_response(&state, &created.order))).into_response());
+    }
+    let last = rendered.lock().ok().and_then(|mut last| last.take());
+    let StoredResponse { status, body } = last.unwrap_or_else(|| respond(&created.order));
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    response.extensions_mut().insert(KeyOutcome::Stored);
+    Ok(response)
 }
 
 /// Retrieve an order.

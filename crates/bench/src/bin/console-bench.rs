@@ -3,7 +3,7 @@
 //!
 //! A fresh database gets `--orders` orders (default a million) over a year, half of them one
 //! merchant's (the one measured), with their addresses, payments, events, deliveries, payouts
-//! and deposits, written straight with SQL (`coffer_testkit::volume`). Then every console
+//! and deposits, written straight with SQL (`coffer_testkit::sql_volume`). Then every console
 //! query runs `--runs` times through the `Store` trait, as the console runs it, and its
 //! latency is printed with the plan the database chose (`EXPLAIN QUERY PLAN` / `EXPLAIN`).
 //!
@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use coffer_core::{Merchant, MerchantId, OrderStatus, SettlementPolicy, StatusReason, WebhookId};
 use coffer_store::{Changeset, ConsoleOrderQuery, ListCursor, Store};
-use coffer_testkit::volume::{self, Volume};
+use coffer_testkit::sql_volume::{self as volume, Volume};
 use sqlx::Connection;
 use time::OffsetDateTime;
 

@@ -9,18 +9,20 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_core::{
     Asset, AssetId, AssetKind, Chain, ChainId, ChainKind, Decimals, FixedRates, Network, Order,
-    OrderStatus, Price,
+    OrderId, OrderStatus, Price,
 };
 use coffer_engine::{
     AssetRegistry, Clock, Engine, EngineParts, EngineSettings, Methods, SystemClock,
 };
 use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
+use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 
@@ -164,4 +166,125 @@ pub fn anvil_engine_with(
         clock,
         settings: Arc::new(EngineSettings::default()),
     })
+}
+
+/// `coffer serve`, its base URL once it listens, and its log lines.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = tx.send(line.clone());
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("coffer serve did not report its address");
+            };
+            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if entry["message"] == "listening" {
+                let base = format!("http://{}", entry["address"].as_str().unwrap());
+                return Server { child, base, log };
+            }
+        }
+    }
+
+    /// SIGTERM, then wait for the exit: how long it took and the exit code (`None`: still
+    /// running after a minute, then killed).
+    pub fn terminate(&mut self) -> (Duration, Option<i32>) {
+        let sent = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (sent.elapsed(), status.code());
+            }
+            if sent.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return (sent.elapsed(), None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logged(&self, message: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"].as_str() == Some(message))
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tasks` clients creating orders as fast as the server answers, until `stop`: the ids of
+/// the orders acknowledged with `201`.
+pub fn order_load(
+    base: &str,
+    key: &str,
+    tasks: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<OrderId>>> {
+    (0..tasks)
+        .map(|t| {
+            let (base, key, stop) = (base.to_owned(), key.to_owned(), stop.clone());
+            tokio::spawn(async move {
+                let http = coffer_testkit::http_client();
+                let mut acknowledged = Vec::new();
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let sent = http
+                        .post(format!("{base}/api/v1/orders"))
+                        .bearer_auth(&key)
+                        .json(&json!({
+                            "amount": "10", "currency": "USD", "asset": "anvil:USDT",
+                            "fixed_stablecoin_rate": true, "order_no": format!("load-{t}-{i}"),
+                        }))
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else {
+                        // Refused once the listener closed.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    if resp.status() == 201
+                        && let Ok(body) = resp.json::<Value>().await
+                    {
+                        acknowledged.push(body["id"].as_str().unwrap().parse().unwrap());
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect()
 }

@@ -297,6 +297,22 @@ pub(super) async fn get_deposit<B: Backend>(
         .transpose()
 }
 
+pub(super) fn transfer_query(
+    chain: &ChainId,
+    txid: &str,
+    output_index: u32,
+    asset: &coffer_core::AssetId,
+) -> Query {
+    let sql = format!(
+        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND txid = $2 AND output_index = $3 AND asset = $4"
+    );
+    Query::built(sql)
+        .text(chain.as_str())
+        .text(txid)
+        .int(i64::from(output_index))
+        .text(asset.to_string())
+}
+
 /// The deposit of one transfer (chain + txid + output index + asset), if recorded.
 pub(super) async fn find_transfer<B: Backend>(
     backend: &B,
@@ -305,14 +321,7 @@ pub(super) async fn find_transfer<B: Backend>(
     output_index: u32,
     asset: &coffer_core::AssetId,
 ) -> Result<Option<Deposit>, StoreError> {
-    let sql = format!(
-        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND txid = $2 AND output_index = $3 AND asset = $4"
-    );
-    let query = Query::built(sql)
-        .text(chain.as_str())
-        .text(txid)
-        .int(i64::from(output_index))
-        .text(asset.to_string());
+    let query = transfer_query(chain, txid, output_index, asset);
     backend
         .fetch(query)
         .await?
@@ -321,20 +330,28 @@ pub(super) async fn find_transfer<B: Backend>(
         .transpose()
 }
 
+/// Deposits whose confirmations can still change: unconfirmed, confirmed without a block
+/// (zero-conf), or confirmed at or above `$2`; each branch a range of index `deposits_open`
+/// (chain, status, block_height), so the confirmed history below the height is never read.
+pub(super) fn open_deposits_query(chain: &ChainId, from_height: u64) -> Query {
+    let sql = format!(
+        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND status = 'unconfirmed' \
+         UNION ALL {DEPOSIT_COLUMNS} WHERE chain = $1 AND status = 'confirmed' AND block_height IS NULL \
+         UNION ALL {DEPOSIT_COLUMNS} WHERE chain = $1 AND status = 'confirmed' AND block_height >= $2 \
+         ORDER BY seq"
+    );
+    Query::built(sql)
+        .text(chain.as_str())
+        .int(i64::try_from(from_height).unwrap_or(i64::MAX))
+}
+
 /// Deposits whose confirmations may still change or that a reorg from `from_height` removes.
 pub(super) async fn open_deposits<B: Backend>(
     backend: &B,
     chain: &ChainId,
     from_height: u64,
 ) -> Result<Vec<Deposit>, StoreError> {
-    let sql = format!(
-        "{DEPOSIT_COLUMNS} WHERE chain = $1 AND status <> 'reversed' \
-         AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
-         ORDER BY seq"
-    );
-    let query = Query::built(sql)
-        .text(chain.as_str())
-        .int(i64::try_from(from_height).unwrap_or(i64::MAX));
+    let query = open_deposits_query(chain, from_height);
     backend
         .fetch(query)
         .await?
@@ -343,21 +360,24 @@ pub(super) async fn open_deposits<B: Backend>(
         .collect()
 }
 
-/// The account a deposit address belongs to.
-pub(super) async fn address_owner<B: Backend>(
-    backend: &B,
-    chain: &ChainId,
-    address: &str,
-) -> Result<Option<DepositAddressOwner>, StoreError> {
-    let query = Query::new(
+pub(super) fn owner_query(chain: &ChainId, address: &str) -> Query {
+    Query::new(
         "SELECT a.seq, a.merchant_id, a.uuid, a.dialect, d.derivation_index \
          FROM deposit_addresses d JOIN deposit_accounts a \
          ON a.merchant_id = d.merchant_id AND a.uuid = d.uuid \
          WHERE d.chain = $1 AND d.address = $2",
     )
     .text(chain.as_str())
-    .text(address);
-    let rows = backend.fetch(query).await?;
+    .text(address)
+}
+
+/// The account a deposit address belongs to.
+pub(super) async fn address_owner<B: Backend>(
+    backend: &B,
+    chain: &ChainId,
+    address: &str,
+) -> Result<Option<DepositAddressOwner>, StoreError> {
+    let rows = backend.fetch(owner_query(chain, address)).await?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };

@@ -58,14 +58,27 @@ impl GroupCommit {
     }
 }
 
-/// The writer task: take everything queued, commit it as one group, answer, repeat.
+/// How long the writer waits for work before it counts as idle (and tends to the database:
+/// on SQLite, truncating the WAL).
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The writer task: take everything queued, commit it as one group, answer, repeat; between
+/// groups, the backend's upkeep.
 async fn group_writer<B: Backend>(
     backend: Arc<B>,
     mut jobs: mpsc::Receiver<Job>,
     max_group: usize,
 ) {
     let mut group = Vec::with_capacity(max_group);
-    while jobs.recv_many(&mut group, max_group).await > 0 {
+    loop {
+        match tokio::time::timeout(IDLE_AFTER, jobs.recv_many(&mut group, max_group)).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(_) => {
+                backend.upkeep(true).await;
+                continue;
+            }
+        }
         let mut changesets = Vec::with_capacity(group.len());
         let mut writes = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
@@ -80,6 +93,7 @@ async fn group_writer<B: Backend>(
             // The caller may have gone away; its changeset's fate is decided either way.
             let _ = reply.send(outcome);
         }
+        backend.upkeep(false).await;
     }
 }
 
@@ -148,6 +162,7 @@ async fn run_group<B: Backend>(
         let members: Vec<usize> = merged.iter().map(|(i, _)| *i).collect();
         let statements = merge(
             merged.into_iter().map(|(_, writes)| writes),
+            &Kind::MERGED,
             B::ANONYMOUS_PLACEHOLDERS,
         );
         let marks = merged_marks(members.iter().map(|&i| &changesets[i]));
@@ -213,7 +228,7 @@ async fn run_fast<B: Backend>(
 /// mark only ever raises `next_index`, and every mark of one wallet and descriptor matches
 /// the same row or none, so the highest one has the effect, and the outcome, of them all.
 /// Wallets come in a fixed order, so concurrent groups take their row locks in one order.
-fn merged_marks<'a>(changesets: impl IntoIterator<Item = &'a Changeset>) -> Vec<Query> {
+pub(super) fn merged_marks<'a>(changesets: impl IntoIterator<Item = &'a Changeset>) -> Vec<Query> {
     let mut highest: BTreeMap<(&str, &str, &str), &WalletMark> = BTreeMap::new();
     for mark in changesets.into_iter().flat_map(|c| &c.wallet_marks) {
         let key = (
@@ -236,16 +251,18 @@ const MAX_ROWS_PER_STATEMENT: usize = 256;
 /// SQLite's default limit on bound values per statement (PostgreSQL allows 65,535).
 const MAX_BINDS_PER_STATEMENT: usize = 32_766;
 
-/// The writes of several changesets as multi-row INSERTs, one run per kind in
-/// [`Kind::MERGED`] order; rows keep the changesets' order within a kind.
+/// The writes of several changesets as multi-row INSERTs, one run per kind in the order of
+/// `kinds` (plain `INSERT … VALUES (…)` statements); rows keep the changesets' order within a
+/// kind.
 pub(super) fn merge(
     changesets: impl IntoIterator<Item = Vec<Write>>,
+    kinds: &[Kind],
     anonymous: bool,
 ) -> Vec<Query> {
-    let mut by_kind: [Vec<Query>; Kind::MERGED.len()] = Default::default();
+    let mut by_kind: Vec<Vec<Query>> = kinds.iter().map(|_| Vec::new()).collect();
     for writes in changesets {
         for Write { kind, query } in writes {
-            if let Some(k) = Kind::MERGED.iter().position(|m| *m == kind) {
+            if let Some(k) = kinds.iter().position(|m| *m == kind) {
                 by_kind[k].push(query);
             } else {
                 // The caller merges wallet marks itself; nothing else may reach here.
@@ -254,7 +271,7 @@ pub(super) fn merge(
         }
     }
     let mut statements = Vec::new();
-    for (kind, rows) in Kind::MERGED.iter().zip(by_kind) {
+    for (kind, rows) in kinds.iter().zip(by_kind) {
         let binds = rows.first().map_or(1, |q| q.args.len().max(1));
         let cap = (MAX_BINDS_PER_STATEMENT / binds).clamp(1, MAX_ROWS_PER_STATEMENT);
         let mut rows = rows.into_iter();
@@ -389,7 +406,11 @@ mod tests {
                 .opt_text(None::<String>),
         };
         // Seven changesets, each writing an outbox row before its transition.
-        let statements = merge((0..7).map(|i| vec![outbox(i), transition(i)]), false);
+        let statements = merge(
+            (0..7).map(|i| vec![outbox(i), transition(i)]),
+            &Kind::MERGED,
+            false,
+        );
         let shape: Vec<(bool, usize)> = statements
             .iter()
             .map(|q| {

@@ -8,9 +8,11 @@ use crate::backend::{Backend, Query, RowExt};
 use crate::codec::{self, ms};
 use crate::{IdempotencyRecord, IdempotencyResponse, StoreError, StoredResponse};
 
+/// A key, in progress (no response yet) or already answered: a response stored in the same
+/// changeset as the write it answers (an order) commits with it or not at all.
 pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys \
      (merchant_id, key, fingerprint, status, body, created_at, completed_at) \
-     VALUES ($1, $2, $3, NULL, NULL, $4, NULL)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 pub(super) const RESPOND_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status = $3, body = $4, completed_at = $5 \
      WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
@@ -19,11 +21,15 @@ pub(super) const RELEASE_IDEMPOTENCY: &str =
     "DELETE FROM idempotency_keys WHERE merchant_id = $1 AND key = $2 AND status IS NULL";
 
 pub(super) fn reserve(r: &IdempotencyRecord) -> Query {
+    let response = r.response.as_ref();
     Query::new(INSERT_IDEMPOTENCY)
         .text(r.merchant_id.as_str())
         .text(r.key.clone())
         .text(r.fingerprint.clone())
+        .opt_int(response.map(|s| i64::from(s.status)))
+        .opt_text(response.map(|s| s.body.clone()))
         .int(ms(r.created_at))
+        .opt_int(response.map(|_| ms(r.created_at)))
 }
 
 pub(super) fn respond(r: &IdempotencyResponse) -> Query {
@@ -41,18 +47,21 @@ pub(super) fn release(merchant: &MerchantId, key: &str) -> Query {
         .text(key)
 }
 
+pub(super) fn get_query(merchant: &MerchantId, key: &str) -> Query {
+    Query::new(
+        "SELECT merchant_id, key, fingerprint, status, body, created_at \
+         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
+    )
+    .text(merchant.as_str())
+    .text(key)
+}
+
 pub(super) async fn get<B: Backend>(
     backend: &B,
     merchant: &MerchantId,
     key: &str,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
-    let q = Query::new(
-        "SELECT merchant_id, key, fingerprint, status, body, created_at \
-         FROM idempotency_keys WHERE merchant_id = $1 AND key = $2",
-    )
-    .text(merchant.as_str())
-    .text(key);
-    first(backend.fetch(q).await?, |row| {
+    first(backend.fetch(get_query(merchant, key)).await?, |row| {
         let response = match (row.opt_int("status")?, row.opt_text("body")?) {
             (Some(status), Some(body)) => Some(StoredResponse {
                 status: u16::try_from(status).map_err(|_| StoreError::Corrupt {

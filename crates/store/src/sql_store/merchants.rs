@@ -19,13 +19,18 @@ pub(super) fn insert(merchant: &Merchant) -> Query {
         .int(ms(merchant.created_at))
 }
 
+pub(super) fn get_query(id: &MerchantId) -> Query {
+    Query::new("SELECT id, name, policy, created_at FROM merchants WHERE id = $1").text(id.as_str())
+}
+
 pub(super) async fn get<B: Backend>(
     backend: &B,
     id: &MerchantId,
 ) -> Result<Option<Merchant>, StoreError> {
-    let q = Query::new("SELECT id, name, policy, created_at FROM merchants WHERE id = $1")
-        .text(id.as_str());
-    first(backend.fetch(q).await?, codec::merchant_from_row)
+    first(
+        backend.fetch(get_query(id)).await?,
+        codec::merchant_from_row,
+    )
 }
 
 pub(super) async fn list<B: Backend>(backend: &B) -> Result<Vec<Merchant>, StoreError> {
@@ -70,16 +75,22 @@ pub(super) async fn insert_credential<B: Backend>(
     B::commit(tx).await
 }
 
+pub(super) fn credential_query(id: &KeyId) -> Query {
+    Query::new(
+        "SELECT id, merchant_id, label, scopes, secret_hash, created_at, expires_at, revoked_at \
+         FROM api_credentials WHERE id = $1",
+    )
+    .text(id.as_str())
+}
+
 pub(super) async fn get_credential<B: Backend>(
     backend: &B,
     id: &KeyId,
 ) -> Result<Option<CredentialRecord>, StoreError> {
-    let q = Query::new(
-        "SELECT id, merchant_id, label, scopes, secret_hash, created_at, expires_at, revoked_at \
-         FROM api_credentials WHERE id = $1",
+    first(
+        backend.fetch(credential_query(id)).await?,
+        codec::credential_from_row,
     )
-    .text(id.as_str());
-    first(backend.fetch(q).await?, codec::credential_from_row)
 }
 
 pub(super) async fn list_credentials<B: Backend>(

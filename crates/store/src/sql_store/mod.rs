@@ -7,11 +7,13 @@
 //! [`idempotency`], [`payouts`], [`deposits`], and the web console's in [`console`]. Webhooks, dialect credentials and branding
 //! keep their modules at the crate root, beside their record types.
 
+mod bulk;
 mod commit;
 mod console;
 mod deposits;
 mod events;
 mod group_commit;
+mod hot;
 mod idempotency;
 mod merchants;
 mod orders;
@@ -41,6 +43,8 @@ use crate::{
 
 use group_commit::GroupCommit;
 pub use group_commit::MAX_GROUP;
+pub use hot::{HotPlan, Probe};
+pub use watch::WATCH_PAGE;
 
 /// Largest page any list query returns: the APIs' largest page (500) plus the one row that
 /// tells them whether another page follows.

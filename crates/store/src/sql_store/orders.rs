@@ -199,15 +199,27 @@ pub(super) fn transition(order_id: &OrderId, entry: &TimelineEntry) -> Query {
         .opt_text(entry.note.clone())
 }
 
+pub(super) fn get_query(merchant: &MerchantId, id: &OrderId) -> Query {
+    Query::new(SELECT_ORDER_BY_MERCHANT_AND_ID)
+        .text(merchant.as_str())
+        .text(id.as_str())
+}
+
 pub(super) async fn get<B: Backend>(
     backend: &B,
     merchant: &MerchantId,
     id: &OrderId,
 ) -> Result<Option<Order>, StoreError> {
-    let q = Query::new(SELECT_ORDER_BY_MERCHANT_AND_ID)
+    first(
+        backend.fetch(get_query(merchant, id)).await?,
+        codec::order_from_row,
+    )
+}
+
+pub(super) fn by_no_query(merchant: &MerchantId, order_no: &str) -> Query {
+    Query::new(SELECT_ORDER_BY_NO)
         .text(merchant.as_str())
-        .text(id.as_str());
-    first(backend.fetch(q).await?, codec::order_from_row)
+        .text(order_no)
 }
 
 pub(super) async fn get_by_no<B: Backend>(
@@ -215,10 +227,10 @@ pub(super) async fn get_by_no<B: Backend>(
     merchant: &MerchantId,
     order_no: &str,
 ) -> Result<Option<Order>, StoreError> {
-    let q = Query::new(SELECT_ORDER_BY_NO)
-        .text(merchant.as_str())
-        .text(order_no);
-    first(backend.fetch(q).await?, codec::order_from_row)
+    first(
+        backend.fetch(by_no_query(merchant, order_no)).await?,
+        codec::order_from_row,
+    )
 }
 
 pub(super) async fn find<B: Backend>(
@@ -229,12 +241,18 @@ pub(super) async fn find<B: Backend>(
     first(backend.fetch(q).await?, codec::order_from_row)
 }
 
+pub(super) fn by_token_query(token: &str) -> Query {
+    Query::new(SELECT_ORDER_BY_TOKEN).text(token)
+}
+
 pub(super) async fn find_by_token<B: Backend>(
     backend: &B,
     token: &str,
 ) -> Result<Option<Order>, StoreError> {
-    let q = Query::new(SELECT_ORDER_BY_TOKEN).text(token);
-    first(backend.fetch(q).await?, codec::order_from_row)
+    first(
+        backend.fetch(by_token_query(token)).await?,
+        codec::order_from_row,
+    )
 }
 
 pub(super) async fn list<B: Backend>(
@@ -287,15 +305,21 @@ pub(super) async fn changed_since<B: Backend>(
     })
 }
 
+pub(super) fn for_address_query(chain: &ChainId, address: &str) -> Query {
+    Query::new(SELECT_ORDERS_BY_ADDRESS)
+        .text(chain.as_str())
+        .text(address)
+}
+
 pub(super) async fn for_address<B: Backend>(
     backend: &B,
     chain: &ChainId,
     address: &str,
 ) -> Result<Vec<Order>, StoreError> {
-    let q = Query::new(SELECT_ORDERS_BY_ADDRESS)
-        .text(chain.as_str())
-        .text(address);
-    rows(backend.fetch(q).await?, codec::order_from_row)
+    rows(
+        backend.fetch(for_address_query(chain, address)).await?,
+        codec::order_from_row,
+    )
 }
 
 pub(super) async fn count<B: Backend>(

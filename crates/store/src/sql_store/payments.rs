@@ -36,10 +36,17 @@ const SELECT_MERCHANT_PAYMENTS: &str = select_payments!(
     "WHERE merchant_id = $1 ORDER BY detected_at DESC, id DESC LIMIT $2 OFFSET $3"
 );
 
-const SELECT_OPEN_PAYMENTS: &str = select_payments!(
-    "WHERE chain = $1 AND status <> 'reversed' \
-     AND (status = 'unconfirmed' OR block_height IS NULL OR block_height >= $2) \
-     ORDER BY detected_at, id"
+/// Payments whose confirmations can still change: unconfirmed, confirmed without a block
+/// (zero-conf), or confirmed at or above `$2`. Three branches, each a range of index
+/// `payments_open` (chain, status, block_height): the confirmed history below the height is
+/// never read, however long it is.
+const SELECT_OPEN_PAYMENTS: &str = concat!(
+    select_payments!("WHERE chain = $1 AND status = 'unconfirmed' "),
+    "UNION ALL ",
+    select_payments!("WHERE chain = $1 AND status = 'confirmed' AND block_height IS NULL "),
+    "UNION ALL ",
+    select_payments!("WHERE chain = $1 AND status = 'confirmed' AND block_height >= $2 "),
+    "ORDER BY detected_at, id"
 );
 
 pub(super) fn upsert(p: &Payment) -> Query {
@@ -66,12 +73,24 @@ pub(super) fn upsert(p: &Payment) -> Query {
         .text(to_json(&p.details))
 }
 
+pub(super) fn for_order_query(order: &OrderId) -> Query {
+    Query::new(SELECT_PAYMENTS).text(order.as_str())
+}
+
 pub(super) async fn for_order<B: Backend>(
     backend: &B,
     order: &OrderId,
 ) -> Result<Vec<Payment>, StoreError> {
-    let q = Query::new(SELECT_PAYMENTS).text(order.as_str());
-    rows(backend.fetch(q).await?, codec::payment_from_row)
+    rows(
+        backend.fetch(for_order_query(order)).await?,
+        codec::payment_from_row,
+    )
+}
+
+pub(super) fn open_query(chain: &ChainId, from_height: u64) -> Query {
+    Query::new(SELECT_OPEN_PAYMENTS)
+        .text(chain.as_str())
+        .int(i64::try_from(from_height).unwrap_or(i64::MAX))
 }
 
 pub(super) async fn open<B: Backend>(
@@ -79,10 +98,10 @@ pub(super) async fn open<B: Backend>(
     chain: &ChainId,
     from_height: u64,
 ) -> Result<Vec<Payment>, StoreError> {
-    let q = Query::new(SELECT_OPEN_PAYMENTS)
-        .text(chain.as_str())
-        .int(i64::try_from(from_height).unwrap_or(i64::MAX));
-    rows(backend.fetch(q).await?, codec::payment_from_row)
+    rows(
+        backend.fetch(open_query(chain, from_height)).await?,
+        codec::payment_from_row,
+    )
 }
 
 pub(super) async fn of_merchant<B: Backend>(

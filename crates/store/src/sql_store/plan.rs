@@ -35,7 +35,21 @@ pub(super) enum Kind {
 impl Kind {
     /// The kinds whose rows merge, in the order their statements run: every row that a later
     /// kind refers to is written before it.
-    pub(super) const MERGED: [Kind; 7] = [
+    pub(super) const MERGED: [Kind; 8] = [
+        Kind::Merchant,
+        Kind::IdempotencyReserve,
+        Kind::Order,
+        Kind::OrderAddress,
+        Kind::Payment,
+        Kind::Transition,
+        Kind::Event,
+        Kind::Outbox,
+    ];
+
+    /// The kinds a bulk load ([`super::bulk`]) writes as multi-row statements, in the order
+    /// they run: [`Kind::MERGED`] and the other plain inserts whose rows are checked by no
+    /// count (deposit accounts before what refers to them).
+    pub(super) const BULK_MERGED: [Kind; 9] = [
         Kind::Merchant,
         Kind::Order,
         Kind::OrderAddress,
@@ -43,6 +57,8 @@ impl Kind {
         Kind::Transition,
         Kind::Event,
         Kind::Outbox,
+        Kind::DepositAccount,
+        Kind::Deposit,
     ];
 
     /// Whether a changeset made of such writes can join the group's fast pass: the kinds in
@@ -125,6 +141,11 @@ pub(super) fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
             + 2,
     );
     let write = |kind, query| Write { kind, query };
+    // Keys first: a key another request holds fails the changeset as that, not as whatever
+    // the other request's writes (the same order number, say) would clash with.
+    for r in &changes.idempotency_reservations {
+        writes.push(write(Kind::IdempotencyReserve, idempotency::reserve(r)));
+    }
     for mark in &changes.wallet_marks {
         writes.push(write(Kind::WalletMark, wallets::mark(mark)));
     }
@@ -148,9 +169,6 @@ pub(super) fn plan(changes: &Changeset) -> Result<Vec<Write>, StoreError> {
     }
     for (order_id, entry) in &changes.timeline {
         writes.push(write(Kind::Transition, orders::transition(order_id, entry)));
-    }
-    for r in &changes.idempotency_reservations {
-        writes.push(write(Kind::IdempotencyReserve, idempotency::reserve(r)));
     }
     for r in &changes.idempotency_responses {
         writes.push(write(Kind::IdempotencyRespond, idempotency::respond(r)));

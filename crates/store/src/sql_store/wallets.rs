@@ -91,18 +91,24 @@ pub(super) async fn set<B: Backend>(
     Ok(record)
 }
 
+pub(super) fn get_query(merchant: &MerchantId, chain: &ChainId) -> Query {
+    Query::new(
+        "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
+         FROM wallets WHERE merchant_id = $1 AND chain = $2",
+    )
+    .text(merchant.as_str())
+    .text(chain.as_str())
+}
+
 pub(super) async fn get<B: Backend>(
     backend: &B,
     merchant: &MerchantId,
     chain: &ChainId,
 ) -> Result<Option<WalletRecord>, StoreError> {
-    let q = Query::new(
-        "SELECT merchant_id, chain, descriptor, next_index, created_at, updated_at \
-         FROM wallets WHERE merchant_id = $1 AND chain = $2",
+    first(
+        backend.fetch(get_query(merchant, chain)).await?,
+        codec::wallet_from_row,
     )
-    .text(merchant.as_str())
-    .text(chain.as_str());
-    first(backend.fetch(q).await?, codec::wallet_from_row)
 }
 
 pub(super) async fn list<B: Backend>(
