@@ -62,6 +62,7 @@ fn expected_indexes(kind: &str, name: &str) -> &'static [&'static str] {
         }
         ("watched_addresses_since: new deposit addresses", _) => &["deposit_addresses_new"],
         ("open_payments", _) => &["payments_open"],
+        ("orders_changed_since", _) => &["orders_updated"],
         ("open_deposits", _) => &["deposits_open"],
         ("orders_for_address", "sqlite") => &["sqlite_autoindex_order_addresses_1"],
         ("orders_for_address", _) => &["order_addresses_pkey"],
@@ -229,6 +230,7 @@ async fn plans_use_indexes<B: Backend>(db: &Seeded<B>) {
         "deposit_address_owner",
         "chain_cursor",
         "get_order_by_no",
+        "orders_changed_since",
         "write Order",
         "write OrderAddress",
         "write OrderUpdate",

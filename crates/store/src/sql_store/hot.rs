@@ -125,6 +125,10 @@ fn hot_reads(p: &Probe) -> Vec<(&'static str, Query)> {
             "get_order_by_no",
             orders::by_no_query(&o.merchant_id, o.order_no.as_deref().unwrap_or("")),
         ),
+        (
+            "orders_changed_since",
+            orders::changed_since_query(p.since, 5_000),
+        ),
         ("get_wallet", wallets::get_query(&o.merchant_id, &p.chain)),
         ("get_order", orders::get_query(&o.merchant_id, &o.id)),
         (

@@ -281,28 +281,34 @@ pub(super) async fn due_for_expiry<B: Backend>(
     rows(backend.fetch(q).await?, codec::order_from_row)
 }
 
+pub(super) fn changed_since_query(since: OffsetDateTime, limit: u32) -> Query {
+    Query::new(
+        "SELECT id, updated_at FROM orders WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2",
+    )
+    .int(ms(since))
+    .int(page_limit(limit))
+}
+
 /// Orders changed at or after `since` (`orders_updated` index), oldest change first.
 pub(super) async fn changed_since<B: Backend>(
     backend: &B,
     since: OffsetDateTime,
     limit: u32,
 ) -> Result<Vec<(OrderId, OffsetDateTime)>, StoreError> {
-    let q = Query::new(
-        "SELECT id, updated_at FROM orders WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2",
+    rows(
+        backend.fetch(changed_since_query(since, limit)).await?,
+        |row| {
+            let id = row.text("id")?;
+            let id = id.parse().map_err(|e| StoreError::Corrupt {
+                column: "orders.id".into(),
+                detail: format!("{e}"),
+            })?;
+            Ok((
+                id,
+                codec::from_ms("orders.updated_at", row.int("updated_at")?)?,
+            ))
+        },
     )
-    .int(ms(since))
-    .int(page_limit(limit));
-    rows(backend.fetch(q).await?, |row| {
-        let id = row.text("id")?;
-        let id = id.parse().map_err(|e| StoreError::Corrupt {
-            column: "orders.id".into(),
-            detail: format!("{e}"),
-        })?;
-        Ok((
-            id,
-            codec::from_ms("orders.updated_at", row.int("updated_at")?)?,
-        ))
-    })
 }
 
 pub(super) fn for_address_query(chain: &ChainId, address: &str) -> Query {
