@@ -179,9 +179,20 @@ async fn native_to_token_order_flagged(db: &TestDb) {
 /// Orders created while the watcher runs join its watched set (incremental reload), over
 /// many steps, without a full reload.
 async fn orders_join_the_running_watcher(db: &TestDb) {
+    orders_join(db, std::time::Duration::from_secs(3600)).await;
+}
+
+/// The same with a full reload of the watched set started beside every step (it runs as its
+/// own task and replaces the set when done): orders created while one runs are not lost
+/// when its older set replaces the one in use.
+async fn orders_join_while_full_reloads_run(db: &TestDb) {
+    orders_join(db, std::time::Duration::ZERO).await;
+}
+
+async fn orders_join(db: &TestDb, full_reload: std::time::Duration) {
     let env = env(db, 1).await;
     let mut cfg = watch_config(&env);
-    cfg.watch.full_reload = std::time::Duration::from_secs(3600);
+    cfg.watch.full_reload = full_reload;
     let mut w = coffer_chain_evm::EvmWatcher::new(env.engine.clone(), cfg).unwrap();
     sync(&mut w).await;
     for (i, symbol) in ["USDT", "ETH", "USDC"].into_iter().enumerate() {
@@ -446,6 +457,7 @@ both_backends! {
     wrong_token => wrong_token_flagged;
     native_to_token_order => native_to_token_order_flagged;
     joins_running_watcher => orders_join_the_running_watcher;
+    joins_while_full_reloads_run => orders_join_while_full_reloads_run;
     merchant_confirmations => merchant_confirmations_override;
     late => paid_late;
     reorg => reorg_reverses_then_settles_once;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use coffer_core::ChainId;
 use coffer_engine::{Applied, ChainBatch, Engine, EngineError};
-use coffer_store::ChainCursor;
+use coffer_store::{ChainCursor, WatchedAddress};
 use time::OffsetDateTime;
 
 use crate::health::WatchHealth;
@@ -126,6 +126,15 @@ impl Timings {
     }
 }
 
+/// A full load of the watched set running as its own task; aborted if the watcher goes.
+struct FullReload(tokio::task::JoinHandle<Result<Vec<WatchedAddress>, EngineError>>);
+
+impl Drop for FullReload {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The watcher of one chain.
 pub struct Watcher<S: ChainSource> {
     engine: Engine,
@@ -136,6 +145,8 @@ pub struct Watcher<S: ChainSource> {
     /// Engine time of the last load of the watched set, and when it was last loaded in full.
     loaded_at: Option<OffsetDateTime>,
     full_at: Option<Instant>,
+    /// A full reload running beside the steps: the engine time it started at, and its rows.
+    full_reload: Option<(OffsetDateTime, FullReload)>,
     health: Arc<Mutex<WatchHealth>>,
     /// The highest tip seen and when it was first seen: the tip advances when it exceeds it.
     highest_tip: Option<(u64, Instant)>,
@@ -166,6 +177,7 @@ impl<S: ChainSource> Watcher<S> {
             watch: WatchSet::new(),
             loaded_at: None,
             full_at: None,
+            full_reload: None,
             health: Arc::new(Mutex::new(health)),
             highest_tip: None,
             polls: 0,
@@ -480,29 +492,69 @@ impl<S: ChainSource> Watcher<S> {
         );
     }
 
-    /// Bring the watched set up to date: the first time (and every `full_reload`) from every
-    /// open address of the chain, otherwise only the addresses of orders and deposit accounts
-    /// changed since the last load; then drop the addresses whose monitoring window closed
-    /// (they do not come back unless their order is changed again).
+    /// Bring the watched set up to date: the first time from every open address of the
+    /// chain, otherwise from the addresses of orders and deposit accounts changed since the
+    /// last load; then drop the addresses whose monitoring window closed (they do not come
+    /// back unless their order is changed again).
+    ///
+    /// Every `full_reload` the whole set is read again, as a safety net, by a task beside the
+    /// steps: at a thousand orders a second a day's open addresses are millions of rows, and
+    /// reading them inside a step would hold the scan back for seconds (issue 25). When the
+    /// task is done its set replaces the one in use, and the incremental load that follows
+    /// looks back to when the task started, so nothing changed meanwhile is missed.
     async fn reload_watched(&mut self) -> Result<(), WatchError> {
         let now = self.engine.now();
-        let full = self.loaded_at.is_none()
-            || self
-                .full_at
-                .is_none_or(|t| t.elapsed() >= self.settings.full_reload);
-        let rows = match (full, self.loaded_at) {
-            (false, Some(loaded)) => {
-                self.engine
-                    .watched_addresses_since(&self.chain, now, loaded - WATCH_OVERLAP)
-                    .await?
-            }
-            _ => self.engine.watched_addresses(&self.chain, now).await?,
-        };
-        if full {
+        let Some(loaded) = self.loaded_at else {
+            let rows = self.engine.watched_addresses(&self.chain, now).await?;
             self.watch.clear();
+            self.insert_rows(rows);
+            self.loaded_at = Some(now);
+            self.full_at = Some(Instant::now());
+            self.watch.expire(now);
+            return Ok(());
+        };
+        let mut since = loaded;
+        if self
+            .full_reload
+            .as_ref()
+            .is_some_and(|(_, task)| task.0.is_finished())
+            && let Some((started_at, mut task)) = self.full_reload.take()
+        {
+            match (&mut task.0).await {
+                Ok(Ok(rows)) => {
+                    self.watch.clear();
+                    self.insert_rows(rows);
+                    since = since.min(started_at);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(chain = %self.chain, error = %e, "full reload of the watched set failed; the incremental loads go on");
+                }
+                Err(e) => {
+                    tracing::warn!(chain = %self.chain, error = %e, "full reload of the watched set ended abnormally");
+                }
+            }
             self.full_at = Some(Instant::now());
         }
+        if self.full_reload.is_none()
+            && self
+                .full_at
+                .is_none_or(|t| t.elapsed() >= self.settings.full_reload)
+        {
+            let (engine, chain) = (self.engine.clone(), self.chain.clone());
+            let task = tokio::spawn(async move { engine.watched_addresses(&chain, now).await });
+            self.full_reload = Some((now, FullReload(task)));
+        }
+        let rows = self
+            .engine
+            .watched_addresses_since(&self.chain, now, since - WATCH_OVERLAP)
+            .await?;
         self.loaded_at = Some(now);
+        self.insert_rows(rows);
+        self.watch.expire(now);
+        Ok(())
+    }
+
+    fn insert_rows(&mut self, rows: Vec<WatchedAddress>) {
         for row in rows {
             match self.source.parse_address(&row.address) {
                 Some(key) => self.watch.insert(key, row.address, row.monitor_until),
@@ -511,8 +563,6 @@ impl<S: ChainSource> Watcher<S> {
                 }
             }
         }
-        self.watch.expire(now);
-        Ok(())
     }
 
     /// The cursor, created at the start height (or the tip) the first time.
@@ -583,15 +633,21 @@ impl<S: ChainSource> Watcher<S> {
             if *stop.borrow() {
                 break;
             }
+            let started = Instant::now();
             let result = tokio::select! {
                 r = self.step() => r,
                 _ = stop.changed() => break,
             };
             let wait = match result {
                 Ok(Step::Scanned { to, tip }) if to < tip => Duration::ZERO,
+                // Polls start `poll_interval` apart, however long a step took: sleeping a
+                // whole interval after a slow step made the period interval + step, and a
+                // chain with blocks as frequent as the polls drifted behind (issue 25).
                 Ok(_) => {
                     backoff = self.settings.poll_interval;
-                    self.settings.poll_interval
+                    self.settings
+                        .poll_interval
+                        .saturating_sub(started.elapsed())
                 }
                 // Rescan soon (the next step's reorg check sees the new branch), without spinning.
                 Err(WatchError::ChangedDuringScan) => self.settings.poll_interval / 4,

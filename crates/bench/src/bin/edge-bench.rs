@@ -18,14 +18,17 @@
 #![allow(clippy::float_arithmetic)] // rates and cores for people to read, not money
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use coffer_bench::product::{
+    EVM_XPUB, Product, cpu_seconds, exchange, load_average, post_json, tempdir,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Parser)]
@@ -50,9 +53,12 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let dir = tempdir()?;
-    let key = admin_key(&args.coffer, &dir)?;
-    let (mut child, addr) = serve(&args.coffer, &dir)?;
+    let dir = tempdir("edge")?;
+    // A chain (BSC from the catalogue, no node) the merchant gets a wallet on: orders
+    // nobody could pay are refused.
+    let product = Product::new(&args.coffer, &dir, "[[chains]]\nid = \"bsc\"\n", None)?;
+    let (_, key) = product.merchant(&[("bsc", EVM_XPUB)])?;
+    let (mut child, addr) = product.serve(&[])?;
     let pid = child.id();
     let result = run(&args, pid, addr, &key).await;
     let _ = Command::new("kill")
@@ -70,11 +76,7 @@ async fn run(args: &Args, pid: u32, addr: std::net::SocketAddr, key: &str) -> Re
         args.concurrency,
         args.seconds,
         args.cpu_seconds,
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .next()
-            .unwrap_or("?")
+        load_average()
     );
     let cpu_window = Duration::from_secs(args.cpu_seconds);
     let rate_window = Duration::from_secs(args.seconds);
@@ -124,117 +126,6 @@ async fn run(args: &Args, pid: u32, addr: std::net::SocketAddr, key: &str) -> Re
     Ok(())
 }
 
-fn tempdir() -> Result<PathBuf> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let dir = PathBuf::from("target/bench-data").join(format!("edge-{}", hex::encode(bytes)));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn coffer(bin: &PathBuf, dir: &PathBuf) -> Command {
-    let mut cmd = Command::new(bin);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COFFER_") {
-            cmd.env_remove(key);
-        }
-    }
-    // A chain (BSC from the catalogue, no node) the merchant gets a wallet on: orders
-    // nobody could pay are refused.
-    let config = dir.join("coffer.toml");
-    if !config.exists() {
-        let _ = std::fs::write(&config, "[[chains]]\nid = \"bsc\"\n");
-    }
-    cmd.env("COFFER_DATA_DIR", dir).env("COFFER_CONFIG", config);
-    cmd
-}
-
-/// Account xpub (m/44'/60'/0') of the test mnemonic, for the merchant's BSC wallet.
-const XPUB: &str = "xpub6BemYiVNp19ZzUSZng6uUnx3dQm5eRwcjTjZh2wBRosHnSF4QNykc8MvSiJcUseh3sA1WL82iquWY2bRBv8Qqsn8ugJK63aLXKyPosCnGUv";
-
-fn admin_key(bin: &PathBuf, dir: &PathBuf) -> Result<String> {
-    let out = coffer(bin, dir)
-        .args(["merchant", "create", "--name", "bench", "--json"])
-        .output()
-        .context("run coffer")?;
-    if !out.status.success() {
-        bail!("merchant create: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let merchant = v["merchant_id"].as_str().context("no merchant_id")?;
-    let out = coffer(bin, dir)
-        .args([
-            "wallet",
-            "set",
-            "--merchant",
-            merchant,
-            "--chain",
-            "bsc",
-            "--xpub",
-            XPUB,
-        ])
-        .output()
-        .context("run coffer")?;
-    if !out.status.success() {
-        bail!("wallet set: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    v["api_key"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no api_key")
-}
-
-/// `coffer serve` with the limits raised out of the benchmark's way; its address.
-fn serve(bin: &PathBuf, dir: &PathBuf) -> Result<(Child, std::net::SocketAddr)> {
-    let mut child = coffer(bin, dir)
-        .arg("serve")
-        .env("COFFER_LISTEN", "127.0.0.1:0")
-        .env("COFFER_LOG_FORMAT", "json")
-        .env("COFFER_LOG_LEVEL", "warn,coffer=info")
-        .env("COFFER_API__RATE_LIMIT_PER_MINUTE", "0")
-        .env("COFFER_HTTP__PUBLIC_RATE_LIMIT_PER_MINUTE", "0")
-        .env("COFFER_HTTP__MAX_CONNECTIONS_PER_CLIENT", "100000")
-        .env("COFFER_HTTP__IDLE_TIMEOUT", "1h")
-        .env("COFFER_CHECKOUT__MAX_STREAMS_PER_ORDER", "100000")
-        .env("COFFER_CHECKOUT__MAX_STREAMS_PER_CLIENT", "100000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawn coffer serve")?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("\"listening\"") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .context("coffer serve did not start")?;
-    let log: serde_json::Value = serde_json::from_str(&line)?;
-    let addr = log["address"].as_str().context("no address")?.parse()?;
-    Ok((child, addr))
-}
-
-/// CPU seconds the process used (utime + stime).
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start after ") ".
-    let rest = stat.rsplit_once(") ").context("stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
-        .trim()
-        .parse()?;
-    Ok(ticks as f64 / hz)
-}
-
 /// Cores the server used over `window` (nothing else driven meanwhile).
 async fn cpu(pid: u32, window: Duration) -> Result<f64> {
     let before = cpu_seconds(pid)?;
@@ -243,41 +134,12 @@ async fn cpu(pid: u32, window: Duration) -> Result<f64> {
     Ok((cpu_seconds(pid)? - before) / started.elapsed().as_secs_f64())
 }
 
-/// Write one request, read one response; its status and body.
-async fn exchange(conn: &mut BufReader<TcpStream>, request: &[u8]) -> Result<(u16, Vec<u8>)> {
-    conn.get_mut().write_all(request).await?;
-    let mut line = String::new();
-    conn.read_line(&mut line).await?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .context("status line")?
-        .parse()?;
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        conn.read_line(&mut line).await?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse()?;
-        }
-    }
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).await?;
-    Ok((status, body))
-}
-
 fn order_request(key: &str) -> Vec<u8> {
-    let body = r#"{"amount":"25.00","currency":"USD"}"#;
-    format!(
-        "POST /api/v1/orders HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    post_json(
+        "/api/v1/orders",
+        key,
+        r#"{"amount":"25.00","currency":"USD"}"#,
     )
-    .into_bytes()
 }
 
 /// Orders per second created by `concurrency` kept-alive clients over `window`.

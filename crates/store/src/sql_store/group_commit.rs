@@ -28,6 +28,15 @@ struct Job {
 
 pub(super) struct GroupCommit {
     queue: mpsc::Sender<Job>,
+    /// Chain activity (a watcher's batch, payments, deposits): joins the next group ahead of
+    /// whatever else is queued, so that a burst of new orders filling the queue does not
+    /// delay the moment a payment is seen (issue 25).
+    chain: mpsc::Sender<Job>,
+}
+
+/// Whether a changeset records chain activity, which jumps the queue.
+fn is_chain_activity(changes: &Changeset) -> bool {
+    changes.cursor.is_some() || !changes.payments.is_empty() || !changes.deposits.is_empty()
 }
 
 impl GroupCommit {
@@ -35,8 +44,9 @@ impl GroupCommit {
     pub(super) fn start<B: Backend>(backend: Arc<B>, max_group: usize) -> Self {
         let max_group = max_group.max(1);
         let (queue, jobs) = mpsc::channel(max_group.saturating_mul(4));
-        tokio::spawn(group_writer(backend, jobs, max_group));
-        GroupCommit { queue }
+        let (chain, chain_jobs) = mpsc::channel(max_group);
+        tokio::spawn(group_writer(backend, chain_jobs, jobs, max_group));
+        GroupCommit { queue, chain }
     }
 
     pub(super) async fn commit(&self, changes: Changeset) -> Result<(), StoreError> {
@@ -44,7 +54,12 @@ impl GroupCommit {
         // A changeset refused up front never takes a place in the queue.
         let writes = plan(&changes)?;
         let (reply, outcome) = oneshot::channel();
-        self.queue
+        let queue = if is_chain_activity(&changes) {
+            &self.chain
+        } else {
+            &self.queue
+        };
+        queue
             .send(Job {
                 writes,
                 changes,
@@ -62,22 +77,23 @@ impl GroupCommit {
 /// on SQLite, truncating the WAL).
 const IDLE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The writer task: take everything queued, commit it as one group, answer, repeat; between
-/// groups, the backend's upkeep.
+/// The writer task: take everything queued (chain activity first), commit it as one group,
+/// answer, repeat; between groups, the backend's upkeep.
 async fn group_writer<B: Backend>(
     backend: Arc<B>,
+    mut chain: mpsc::Receiver<Job>,
     mut jobs: mpsc::Receiver<Job>,
     max_group: usize,
 ) {
     let mut group = Vec::with_capacity(max_group);
     loop {
-        match tokio::time::timeout(IDLE_AFTER, jobs.recv_many(&mut group, max_group)).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(_) => {
+        match next_group(&mut chain, &mut jobs, &mut group, max_group).await {
+            None => return,
+            Some(false) => {
                 backend.upkeep(true).await;
                 continue;
             }
+            Some(true) => {}
         }
         let mut changesets = Vec::with_capacity(group.len());
         let mut writes = Vec::with_capacity(group.len());
@@ -95,6 +111,41 @@ async fn group_writer<B: Backend>(
         }
         backend.upkeep(false).await;
     }
+}
+
+/// Wait up to [`IDLE_AFTER`] for work, then fill `group` with what is queued, chain activity
+/// first, up to `max_group`. `Some(false)`: nothing came (idle); `None`: the store is gone.
+async fn next_group(
+    chain: &mut mpsc::Receiver<Job>,
+    jobs: &mut mpsc::Receiver<Job>,
+    group: &mut Vec<Job>,
+    max_group: usize,
+) -> Option<bool> {
+    let first = tokio::time::timeout(IDLE_AFTER, async {
+        tokio::select! {
+            biased;
+            job = chain.recv() => job,
+            job = jobs.recv() => job,
+        }
+    })
+    .await;
+    match first {
+        Ok(Some(job)) => group.push(job),
+        // Both senders belong to the store, and go together.
+        Ok(None) => return None,
+        Err(_) => return Some(false),
+    }
+    while group.len() < max_group
+        && let Ok(job) = chain.try_recv()
+    {
+        group.push(job);
+    }
+    while group.len() < max_group
+        && let Ok(job) = jobs.try_recv()
+    {
+        group.push(job);
+    }
+    Some(true)
 }
 
 const SAVEPOINT: &str = "SAVEPOINT coffer_changeset";
@@ -483,6 +534,50 @@ mod tests {
 
     /// Group commit called directly, so the grouping is certain (the conformance suite
     /// checks the same through concurrent `Store::commit` calls).
+    /// A watcher's batch queued behind a full queue of new orders is in the next group, first.
+    #[tokio::test]
+    async fn chain_activity_jumps_the_queue() {
+        let (chain_tx, mut chain) = mpsc::channel(8);
+        let (jobs_tx, mut jobs) = mpsc::channel(8);
+        let job = |changes: Changeset| {
+            let (reply, _) = oneshot::channel();
+            Job {
+                writes: Vec::new(),
+                changes,
+                reply,
+            }
+        };
+        let order_like = || Changeset {
+            idempotency_releases: vec![(merchant(1).id, "k".into())],
+            ..Changeset::default()
+        };
+        let batch = Changeset {
+            cursor: Some(crate::ChainCursor {
+                chain: ChainId::parse("anvil").unwrap(),
+                height: 7,
+                hash: "0x07".into(),
+                recent: Vec::new(),
+                updated_at: OffsetDateTime::UNIX_EPOCH,
+            }),
+            ..Changeset::default()
+        };
+        assert!(is_chain_activity(&batch) && !is_chain_activity(&order_like()));
+        for _ in 0..5 {
+            jobs_tx.send(job(order_like())).await.unwrap();
+        }
+        chain_tx.send(job(batch)).await.unwrap();
+        let mut group = Vec::new();
+        assert_eq!(next_group(&mut chain, &mut jobs, &mut group, 3).await, Some(true));
+        let firsts: Vec<bool> = group.iter().map(|j| is_chain_activity(&j.changes)).collect();
+        assert_eq!(firsts, [true, false, false]);
+        group.clear();
+        assert_eq!(next_group(&mut chain, &mut jobs, &mut group, 3).await, Some(true));
+        assert_eq!(group.len(), 3, "the rest in turn");
+        group.clear();
+        drop((chain_tx, jobs_tx));
+        assert_eq!(next_group(&mut chain, &mut jobs, &mut group, 3).await, None);
+    }
+
     #[tokio::test]
     async fn a_group_commits_what_it_can_and_reports_each_failure_to_its_owner() {
         let dir = tempfile::tempdir().unwrap();
