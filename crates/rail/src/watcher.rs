@@ -252,7 +252,9 @@ impl<S: ChainSource> Watcher<S> {
     /// One poll: detect reorgs, scan the next blocks (and, once caught up, the mempool),
     /// apply them with the new cursor. Errors are recorded in the health before they return.
     pub async fn step(&mut self) -> Result<Step, WatchError> {
-        let result = self.step_inner().await;
+        // Its reads and commits go ahead of order creation's queue (connections kept for
+        // chain watchers): a payment is not seen later because orders pour in.
+        let result = coffer_store::chain_work(self.step_inner()).await;
         let stall_after = self.settings.stall_after;
         let since_advance = self.highest_tip.map(|(_, since)| since.elapsed());
         self.set_health(|h| {

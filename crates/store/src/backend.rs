@@ -405,6 +405,29 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+tokio::task_local! {
+    // Set while a chain watcher's step runs (see `chain_work`).
+    static CHAIN_WORK: ();
+}
+
+/// Run `work` as a chain watcher's step: its reads (and, on PostgreSQL, its transactions) use
+/// connections kept for chain watchers, and on SQLite its commits join the next group ahead
+/// of queued ones. Under a burst of orders the shared connections have a queue, and a
+/// payment must not wait in it to be seen (issue 25). Only the task running `work` is marked;
+/// tasks it spawns are not.
+pub async fn chain_work<F: std::future::Future>(work: F) -> F::Output {
+    CHAIN_WORK.scope((), work).await
+}
+
+/// Whether the running task is a chain watcher's step ([`chain_work`]).
+pub(crate) fn is_chain_work() -> bool {
+    CHAIN_WORK.try_with(|()| ()).is_ok()
+}
+
+/// Connections kept for chain watchers' reads (SQLite) or reads and transactions
+/// (PostgreSQL), beside the shared ones.
+const CHAIN_CONNECTIONS: u32 = 3;
+
 /// The embedded database. WAL journal and `synchronous = FULL`: a commit is on disk before it
 /// is acknowledged. Writes go through one connection (SQLite has one writer anyway, and this
 /// avoids busy-retry storms); reads use a pool.
@@ -419,6 +442,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 pub struct SqliteBackend {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Chain watchers' reads ([`chain_work`]).
+    chain_reader: SqlitePool,
     wal: std::path::PathBuf,
     wal_upkeep: std::sync::Mutex<WalUpkeep>,
 }
@@ -488,17 +513,24 @@ impl SqliteBackend {
                     .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
             )
             .await?;
+        // 16 MiB of page cache per reader (SQLite's default is 2 MiB): a watcher's page of
+        // 5,000 orders with their addresses is read from it instead of the OS.
+        let read_options = options.read_only(true).pragma("cache_size", "-16384");
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
-            // 16 MiB of page cache per reader (SQLite's default is 2 MiB): a watcher's page of
-            // 5,000 orders with their addresses is read from it instead of the OS.
-            .connect_with(options.read_only(true).pragma("cache_size", "-16384"))
+            .connect_with(read_options.clone())
+            .await?;
+        let chain_reader = SqlitePoolOptions::new()
+            .max_connections(CHAIN_CONNECTIONS)
+            .min_connections(0)
+            .connect_with(read_options)
             .await?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(Self {
             writer,
             reader,
+            chain_reader,
             wal: wal.into(),
             wal_upkeep: std::sync::Mutex::new(WalUpkeep::default()),
         })
@@ -576,7 +608,12 @@ impl Backend for SqliteBackend {
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.fetch_all(&self.reader).await?)
+        let pool = if is_chain_work() {
+            &self.chain_reader
+        } else {
+            &self.reader
+        };
+        Ok(query.fetch_all(pool).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -620,6 +657,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn close(&self) {
+        self.chain_reader.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -670,17 +708,34 @@ impl Backend for SqliteBackend {
 
 pub struct PostgresBackend {
     pool: PgPool,
+    /// Chain watchers' reads and transactions ([`chain_work`]).
+    chain_pool: PgPool,
 }
 
 impl PostgresBackend {
+    /// `max_connections` shared ones, and [`CHAIN_CONNECTIONS`] more kept for chain watchers
+    /// (opened when first needed).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        let chain_pool = PgPoolOptions::new()
+            .max_connections(CHAIN_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        Ok(Self { pool, chain_pool })
+    }
+
+    fn pool(&self) -> &PgPool {
+        if is_chain_work() {
+            &self.chain_pool
+        } else {
+            &self.pool
+        }
     }
 }
 
@@ -696,7 +751,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn begin(&self) -> Result<Self::Tx, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool().begin().await?)
     }
 
     async fn commit(tx: Self::Tx) -> Result<(), StoreError> {
@@ -725,7 +780,7 @@ impl Backend for PostgresBackend {
 
     async fn fetch(&self, q: Query) -> Result<Vec<Self::Row>, StoreError> {
         let query = bind_all!(sqlx::query(AssertSqlSafe(q.sql)), q.args);
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(query.fetch_all(self.pool()).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -755,6 +810,7 @@ impl Backend for PostgresBackend {
     }
 
     async fn close(&self) {
+        self.chain_pool.close().await;
         self.pool.close().await;
     }
 }
@@ -762,6 +818,21 @@ impl Backend for PostgresBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A watcher's step is marked, and only its own task: a task it spawns (the watched
+    /// set's full reload) reads through the shared connections.
+    #[tokio::test]
+    async fn chain_work_marks_its_own_task_only() {
+        assert!(!is_chain_work());
+        let (inside, spawned) = chain_work(async {
+            let spawned = tokio::spawn(async { is_chain_work() }).await;
+            (is_chain_work(), spawned)
+        })
+        .await;
+        assert!(inside);
+        assert!(!spawned.unwrap_or(true));
+        assert!(!is_chain_work());
+    }
 
     /// "Durable" means this: every commit waits for the WAL to be fsynced.
     #[tokio::test]

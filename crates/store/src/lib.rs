@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 #[doc(hidden)]
 pub use backend::Backend;
-pub use backend::{PostgresBackend, SqliteBackend};
+pub use backend::{PostgresBackend, SqliteBackend, chain_work};
 pub use branding::BrandingRecord;
 pub use console::{
     AuditRecord, ConsoleInviteRecord, ConsoleOrderQuery, ConsoleRole, ConsoleSessionRecord,

@@ -34,9 +34,13 @@ pub(super) struct GroupCommit {
     chain: mpsc::Sender<Job>,
 }
 
-/// Whether a changeset records chain activity, which jumps the queue.
+/// Whether a changeset records chain activity, which jumps the queue: a chain watcher's
+/// ([`crate::chain_work`]), or one that moves a cursor or records payments or deposits.
 fn is_chain_activity(changes: &Changeset) -> bool {
-    changes.cursor.is_some() || !changes.payments.is_empty() || !changes.deposits.is_empty()
+    crate::backend::is_chain_work()
+        || changes.cursor.is_some()
+        || !changes.payments.is_empty()
+        || !changes.deposits.is_empty()
 }
 
 impl GroupCommit {
