@@ -118,8 +118,15 @@ struct Chain {
     api_key: Option<String>,
     /// Varies block ids on a fork.
     fork: u64,
-    /// Milliseconds of block 0; each block is 3 s later.
-    genesis_ms: i64,
+    /// Added to the wall clock when a block is stamped (a block mined "later").
+    offset_ms: i64,
+    /// The newest block's timestamp: the next is later.
+    last_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// A scripted chain and the HTTP server serving it.
@@ -145,7 +152,7 @@ impl ScriptedChain {
     /// A chain holding its genesis block, whose id ends with `genesis_suffix` (8 hex digits:
     /// `2b6653dc` is mainnet's), solidified.
     pub fn new(genesis_suffix: &str) -> Self {
-        let genesis_ms = 1_777_445_121_000;
+        let genesis_ms = now_ms() - 3_600_000;
         let mut id = hex_id(0, b"genesis");
         id.replace_range(56.., genesis_suffix);
         let genesis = json!({
@@ -165,7 +172,8 @@ impl ScriptedChain {
                 down: false,
                 api_key: None,
                 fork: 0,
-                genesis_ms,
+                offset_ms: 0,
+                last_ms: genesis_ms,
             })),
             requests: Arc::new(AtomicU64::new(0)),
             nonce: Arc::new(AtomicU64::new(0)),
@@ -184,7 +192,10 @@ impl ScriptedChain {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let time_ms = c.genesis_ms + i64::try_from(height).unwrap_or(0) * 3000;
+        // The wall clock (a scripted chain is mined faster than one block per 3 s), strictly
+        // increasing.
+        let time_ms = (now_ms() + c.offset_ms).max(c.last_ms + 1);
+        c.last_ms = time_ms;
         let mut tx_json = Vec::new();
         let mut infos = Vec::new();
         let mut txids = Vec::new();
@@ -260,7 +271,15 @@ impl ScriptedChain {
         let keep = usize::try_from(height.max(1)).unwrap_or(usize::MAX);
         c.blocks.truncate(keep);
         c.fork += 1;
+        c.last_ms = c.blocks[c.blocks.len() - 1].json["block_header"]["raw_data"]["timestamp"]
+            .as_i64()
+            .unwrap_or(c.last_ms);
         c.solid = c.solid.min(c.blocks.len() as u64 - 1);
+    }
+
+    /// Stamp the next blocks `ms` later than the wall clock (a payment that arrives late).
+    pub fn advance_clock(&self, ms: i64) {
+        self.lock().offset_ms += ms;
     }
 
     /// Answer every request with HTTP 503 (a node that is down), or serve again.
