@@ -19,6 +19,7 @@ use coffer_chain_tron::{TronAddress, USDT_MAINNET};
 use coffer_core::{MerchantId, OrderId, OrderStatus};
 use coffer_testkit::{TestDb, both_backends};
 use coffer_webhooks::MasterKey;
+use common::dialects::{free_port, pp_request, zaepe_post};
 use common::{sigkill, wait_until};
 use serde_json::{Value, json};
 
@@ -53,36 +54,6 @@ fn run(cmd: &mut Command) -> Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-const B64: &str = "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())";
-const HEX: &str = "import hashlib,hmac,sys; print(hmac.new(sys.argv[1].encode(), (sys.argv[2]+chr(10)+sys.argv[3]+chr(10)+sys.argv[4]).encode(), hashlib.sha256).hexdigest())";
 
 fn is_tron_address(s: &str) -> bool {
     s.starts_with('T') && s.len() == 34 && s.parse::<TronAddress>().is_ok()
@@ -216,21 +187,7 @@ async fn usdt_trc20_through_every_api(db: &TestDb) {
 
     // Pay Protocol: the TRON chain from its chain list, a T… userWalletAddress.
     let pp_call = async |method: &str, path: &str, body: &str| -> Value {
-        let ts = unix_now().to_string();
-        let sign = python(B64, &[&pp.secret, &format!("{ts}{method}{path}{body}")]);
-        let mut req = http
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .header("X-PAY-KEY", &pp.key)
-            .header("X-PAY-TIMESTAMP", &ts)
-            .header("X-PAY-SIGN", sign);
-        if method == "POST" {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["code"], 200, "{path}: {v}");
-        v["data"].clone()
+        pp_request(&http, &base, &pp, method, path, body).await
     };
     let chains = pp_call("GET", "/api/mer/conf/list/chain", "").await;
     let tron = chains
@@ -260,23 +217,7 @@ async fn usdt_trc20_through_every_api(db: &TestDb) {
 
     // Zaepe: chain_type names the chain.
     let body = r#"{"order_no":"ZaepeTron0001","currency":"USDT","amount":"3.25","chain_type":"tron","notify_url":"https://example.com/z"}"#;
-    let ts = unix_now().to_string();
-    let nonce = coffer_testkit::random_suffix();
-    let sig = python(HEX, &[&z.secret, body, &ts, &nonce]);
-    let v: Value = http
-        .post(format!("{base}/v1/payment"))
-        .header("content-type", "application/json")
-        .header("X-API-Key", &z.key)
-        .header("X-Timestamp", &ts)
-        .header("X-Nonce", &nonce)
-        .header("X-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = zaepe_post(&http, &base, &z, "/v1/payment", body).await;
     assert_eq!(v["code"], 10000, "{v}");
     let z_order = db
         .store

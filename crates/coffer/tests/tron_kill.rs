@@ -13,13 +13,9 @@ mod common;
 
 use coffer_chain_tron::scripted::{ScriptedChain, ScriptedTx};
 use coffer_chain_tron::{TronAddress, TronMethod, TronRailChain, USDT_MAINNET};
-use coffer_core::{
-    AssetId, ChainId, ChainKind, EventType, FixedRates, MerchantId, Order, OrderStatus,
-    PaymentStatus, Price,
-};
+use coffer_core::{AssetId, ChainId, ChainKind, FixedRates, MerchantId, Order, OrderStatus, Price};
 use coffer_engine::{AssetRegistry, Engine, EngineParts, EngineSettings, Methods, NewOrder};
 use coffer_rail::RailChain;
-use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
 use common::{coffer, sigkill, status, wait_until};
 use rust_decimal::Decimal;
@@ -248,39 +244,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     sigkill(&mut serve);
 
-    let events = db
-        .store
-        .list_events(&EventQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    for o in &orders {
-        let payments = db.store.payments_for_order(&o.id).await.unwrap();
-        assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
-        assert_eq!(payments[0].status, PaymentStatus::Confirmed);
-        let stored = db.store.find_order(&o.id).await.unwrap().unwrap();
-        assert_eq!(
-            stored.totals.confirmed,
-            o.target.as_ref().unwrap().amount_due
-        );
-        let settled = events
-            .iter()
-            .filter(|e| {
-                e.event.subject == o.id.to_string() && e.event.kind == EventType::OrderSettled
-            })
-            .count();
-        assert_eq!(settled, 1, "settled exactly once: {}", o.id);
-        let detected = events
-            .iter()
-            .filter(|e| {
-                e.event.subject == payments[0].id.to_string()
-                    && e.event.kind == EventType::PaymentDetected
-            })
-            .count();
-        assert_eq!(detected, 1, "detected exactly once: {}", o.id);
-    }
+    common::assert_each_paid_once(db, &orders).await;
 }
 
 both_backends! {
