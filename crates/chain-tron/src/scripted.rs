@@ -122,6 +122,35 @@ struct Chain {
     offset_ms: i64,
     /// The newest block's timestamp: the next is later.
     last_ms: i64,
+    /// Blocks 1..=count rendered on request (then nothing is mined).
+    generated: Option<Generated>,
+}
+
+impl Chain {
+    fn head(&self) -> u64 {
+        match &self.generated {
+            Some(g) => g.count,
+            None => self.blocks.len() as u64 - 1,
+        }
+    }
+
+    /// Block `h`, or with `infos` its transaction infos.
+    fn block(&self, h: u64, infos: bool) -> Option<Value> {
+        match &self.generated {
+            Some(g) if h >= 1 && h <= g.count => {
+                let (block, list) = g.render(h, infos);
+                Some(if infos { list } else { block })
+            }
+            _ => {
+                let b = self.blocks.get(usize::try_from(h).ok()?)?;
+                Some(if infos {
+                    b.infos.clone()
+                } else {
+                    b.json.clone()
+                })
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -174,10 +203,43 @@ impl ScriptedChain {
                 fork: 0,
                 offset_ms: 0,
                 last_ms: genesis_ms,
+                generated: None,
             })),
             requests: Arc::new(AtomicU64::new(0)),
             nonce: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A chain of `count` solidified blocks after the genesis, each holding `per_block` TRC-20
+    /// transfers of `contract` to other people, except that block `h` of each `(h, to,
+    /// amount)` in `pays` pays `to` in its first transfer. Rendered on request; nothing more
+    /// can be mined on it.
+    pub fn generated(
+        genesis_suffix: &str,
+        count: u64,
+        per_block: u32,
+        contract: TronAddress,
+        pays: Vec<(u64, TronAddress, u128)>,
+    ) -> Self {
+        let chain = Self::new(genesis_suffix);
+        {
+            let mut c = chain.lock();
+            let genesis_ms = now_ms() - i64::try_from(count + 100).unwrap_or(0) * 3000;
+            c.blocks[0].json["block_header"]["raw_data"]["timestamp"] = json!(genesis_ms);
+            c.generated = Some(Generated {
+                count,
+                per_block,
+                contract,
+                pays,
+                genesis_id: c.blocks[0].json["blockID"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                genesis_ms,
+            });
+            c.solid = count;
+        }
+        chain
     }
 
     fn lock(&self) -> MutexGuard<'_, Chain> {
@@ -211,23 +273,7 @@ impl ScriptedChain {
             height,
             format!("{parent} {} {}", c.fork, txids.join(",")).as_bytes(),
         );
-        let mut block = json!({
-            "blockID": id,
-            "block_header": {
-                "raw_data": {
-                    "number": height,
-                    "txTrieRoot": "0".repeat(64),
-                    "witness_address": "41e7860196ad5b5718c1d6326babab039b70b8c1cd",
-                    "parentHash": parent,
-                    "version": 34,
-                    "timestamp": time_ms,
-                },
-                "witness_signature": "00"
-            }
-        });
-        if !tx_json.is_empty() {
-            block["transactions"] = Value::Array(tx_json);
-        }
+        let block = block_json(&id, height, &parent, time_ms, tx_json);
         c.blocks.push(StoredBlock {
             json: block,
             infos: Value::Array(infos),
@@ -244,7 +290,7 @@ impl ScriptedChain {
     }
 
     pub fn head(&self) -> u64 {
-        self.lock().blocks.len() as u64 - 1
+        self.lock().head()
     }
 
     pub fn solid(&self) -> u64 {
@@ -329,14 +375,9 @@ impl ScriptedChain {
     fn answer(&self, path: &str, body: &Value) -> Value {
         let c = self.lock();
         let num = |key: &str| body.get(key).and_then(Value::as_u64);
-        let block = |h: u64| {
-            usize::try_from(h)
-                .ok()
-                .and_then(|i| c.blocks.get(i))
-                .map(|b| b.json.clone())
-        };
+        let block = |h: u64| c.block(h, false);
         match path {
-            "/wallet/getnowblock" => block(c.blocks.len() as u64 - 1).unwrap_or(json!({})),
+            "/wallet/getnowblock" => block(c.head()).unwrap_or(json!({})),
             "/walletsolidity/getnowblock" => block(c.solid).unwrap_or(json!({})),
             "/wallet/getblockbynum" | "/walletsolidity/getblockbynum" => {
                 let limit = if path.starts_with("/walletsolidity") {
@@ -365,10 +406,7 @@ impl ScriptedChain {
             },
             "/wallet/gettransactioninfobyblocknum" => match num("num") {
                 Some(0) | None => json!({}),
-                Some(h) => usize::try_from(h)
-                    .ok()
-                    .and_then(|i| c.blocks.get(i))
-                    .map_or(json!([]), |b| b.infos.clone()),
+                Some(h) => c.block(h, true).unwrap_or(json!([])),
             },
             _ => Value::Null,
         }
@@ -421,6 +459,85 @@ async fn handle(
         )
             .into_response(),
         v => Json(v).into_response(),
+    }
+}
+
+/// A block as java-tron prints it (`transactions` left out when there are none).
+fn block_json(id: &str, height: u64, parent: &str, time_ms: i64, txs: Vec<Value>) -> Value {
+    let mut block = json!({
+        "blockID": id,
+        "block_header": {
+            "raw_data": {
+                "number": height,
+                "txTrieRoot": "0".repeat(64),
+                "witness_address": "41e7860196ad5b5718c1d6326babab039b70b8c1cd",
+                "parentHash": parent,
+                "version": 34,
+                "timestamp": time_ms,
+            },
+            "witness_signature": "00"
+        }
+    });
+    if !txs.is_empty() {
+        block["transactions"] = Value::Array(txs);
+    }
+    block
+}
+
+/// A long chain rendered on request instead of held in memory (the benchmark's 10,000
+/// blocks of 50 transfers would take about a gigabyte as JSON).
+#[derive(Debug, Clone)]
+struct Generated {
+    count: u64,
+    per_block: u32,
+    contract: TronAddress,
+    /// `(block, recipient, amount)`: the transfers to watched addresses.
+    pays: Vec<(u64, TronAddress, u128)>,
+    genesis_id: String,
+    genesis_ms: i64,
+}
+
+impl Generated {
+    fn id(&self, height: u64) -> String {
+        if height == 0 {
+            self.genesis_id.clone()
+        } else {
+            hex_id(height, format!("generated {height}").as_bytes())
+        }
+    }
+
+    /// Block `height` (1..=count), or with `infos` its transaction infos (the other is left
+    /// `Null`).
+    fn render(&self, height: u64, infos_wanted: bool) -> (Value, Value) {
+        let time_ms = self.genesis_ms + i64::try_from(height).unwrap_or(0) * 3000;
+        let mut txs = Vec::new();
+        let mut infos = Vec::new();
+        let pay = self.pays.iter().find(|(h, _, _)| *h == height);
+        for i in 0..self.per_block {
+            let seed = Sha256::digest(format!("generated {height} {i}"));
+            let account =
+                |offset: usize| -> [u8; 20] { std::array::from_fn(|j| seed[(j + offset) % 32]) };
+            let (to, amount) = match pay {
+                Some((_, to, amount)) if i == 0 => (*to, *amount),
+                _ => (
+                    TronAddress::from_account(account(0)),
+                    1_000_000 + u128::from(i),
+                ),
+            };
+            let from = TronAddress::from_account(account(12));
+            let tx = ScriptedTx::trc20(self.contract, from, to, amount);
+            let (t, info) = render(&tx, &hex::encode(seed), height, time_ms);
+            if infos_wanted {
+                infos.push(info);
+            } else {
+                txs.push(t);
+            }
+        }
+        if infos_wanted {
+            return (Value::Null, Value::Array(infos));
+        }
+        let block = block_json(&self.id(height), height, &self.id(height - 1), time_ms, txs);
+        (block, Value::Null)
     }
 }
 
