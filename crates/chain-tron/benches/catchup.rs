@@ -4,7 +4,11 @@
 //! same concurrency. Ten orders are paid somewhere in the range; each round uses a fresh SQLite
 //! database.
 //!
-//!   cargo bench -p coffer-chain-tron --bench catchup
+//! Also (`latency`): block solidified → order settled, the watcher polling every second.
+//!
+//!   cargo bench -p coffer-chain-tron --bench catchup                 # both
+//!   cargo bench -p coffer-chain-tron --bench catchup -- catchup
+//!   cargo bench -p coffer-chain-tron --bench catchup -- latency
 //!   COFFER_BENCH_BLOCKS=2000 COFFER_BENCH_ROUNDS=1 cargo bench -p coffer-chain-tron --bench catchup
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic)] // timings, not money
@@ -159,11 +163,100 @@ async fn catchup() {
     }
 }
 
+/// Block solidified → order settled, with the watcher running its loop at a 1 s poll (as
+/// configured by default it polls every 3 s; 1 s is the target setting).
+async fn latency() {
+    let rounds = env("COFFER_BENCH_LATENCY_ROUNDS", 20) as usize;
+    let chain = ScriptedChain::new("2b6653dc");
+    chain.mine_empty(3);
+    chain.solidify_behind(0);
+    let (url, _server) = chain.serve().await.unwrap();
+    let entry: toml::Value = toml::from_str(&format!(
+        "id = \"tron\"\nkind = \"tron\"\nrpc = [\"{url}\"]\npoll_interval = \"1s\"\n"
+    ))
+    .unwrap();
+    let rail = TronRailChain::parse(0, &entry).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, m) = setup(dir.path(), &rail).await;
+    let watcher = TronWatcher::new(engine.clone(), rail.watch_config().unwrap().unwrap()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(watcher.run(stop_rx));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let usdt: TronAddress = USDT_MAINNET.parse().unwrap();
+    let payer = TronAddress::from_account([9; 20]);
+    let mut lat = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let o = engine
+            .create_order(
+                &m,
+                NewOrder {
+                    amount: Decimal::from(1),
+                    currency: "USD".into(),
+                    asset: Some(AssetId::from_str("tron:USDT").unwrap()),
+                    fixed_stablecoin_rate: true,
+                    dialect: "native".into(),
+                    ..NewOrder::default()
+                },
+            )
+            .await
+            .unwrap()
+            .order;
+        let t = o.target.as_ref().unwrap();
+        let (height, _) = chain.mine(vec![coffer_chain_tron::scripted::ScriptedTx::trc20(
+            usdt,
+            payer,
+            t.address.parse().unwrap(),
+            t.amount_due.get(),
+        )]);
+        chain.mine_empty(18);
+        // Seen as processing first (from the blocks above the solidified head).
+        loop {
+            let now = engine.find_order(&o.id).await.unwrap().unwrap();
+            if now.state.status == OrderStatus::Processing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A phase that varies against the poll timer.
+        tokio::time::sleep(Duration::from_millis(137 * (round as u64 % 7))).await;
+        chain.solidify(height);
+        let solidified = Instant::now();
+        loop {
+            let now = engine.find_order(&o.id).await.unwrap().unwrap();
+            if now.state.status == OrderStatus::Settled {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lat.push(solidified.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    lat.sort_by(f64::total_cmp);
+    let p = |q: usize| lat[(lat.len() * q / 100).min(lat.len() - 1)];
+    println!(
+        "tron latency: block solidified → order settled at 1 s poll, {rounds} payments: p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        p(50),
+        p(90),
+        lat[lat.len() - 1]
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(catchup());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    if want("catchup") {
+        rt.block_on(catchup());
+    }
+    if want("latency") {
+        rt.block_on(latency());
+    }
 }
