@@ -378,6 +378,50 @@ impl TronSource {
             .collect()
     }
 
+    /// [`ChainSource::pending`]'s reads: the blocks between the solidified head and the full
+    /// node's head (each read once, by its id), their transfers to watched addresses, and the
+    /// followed txids that are in none of them any more.
+    async fn unsolidified(
+        &mut self,
+        watched: &WatchSet<TronAddress>,
+    ) -> Result<Pending, SourceError> {
+        let head = self.api.now_block().await.map_err(failed)?.number();
+        self.head = Some(head);
+        if head <= self.solid || head - self.solid > MAX_PROCESSING_BLOCKS {
+            self.unsolid.clear();
+            return Ok(Pending::default());
+        }
+        let blocks = self.fetch_blocks(self.solid + 1, head).await?;
+        let fresh: Vec<Block> = blocks
+            .iter()
+            .filter(|b| !self.unsolid.contains_key(&b.block_id))
+            .cloned()
+            .collect();
+        let found = self.transfers_of(&fresh).await?;
+        for (b, candidates) in fresh.iter().zip(found) {
+            self.unsolid.insert(b.block_id.clone(), candidates);
+        }
+        let ids: HashSet<&str> = blocks.iter().map(|b| b.block_id.as_str()).collect();
+        self.unsolid.retain(|id, _| ids.contains(id.as_str()));
+        let mut pending = Pending::default();
+        let mut present = HashSet::new();
+        for b in &blocks {
+            for c in self.unsolid.get(&b.block_id).into_iter().flatten() {
+                present.insert(c.txid.clone());
+                if let Some(original) = watched.get(&c.to) {
+                    pending.transfers.push(Self::observed(c, original, None));
+                }
+            }
+        }
+        pending.dropped_txids = self
+            .followed
+            .iter()
+            .filter(|t| !present.contains(*t) && !self.scanned_txids.contains(*t))
+            .cloned()
+            .collect();
+        Ok(pending)
+    }
+
     fn observed(c: &Candidate, to: &str, block: Option<&Block>) -> ObservedTransfer {
         ObservedTransfer {
             asset: c.asset.clone(),
@@ -490,46 +534,20 @@ impl ChainSource for TronSource {
     }
 
     /// Transfers in blocks above the solidified head (not final: reported without a block),
-    /// and the ones reported before that are in none of them any more (dropped).
+    /// and the ones reported before that are in none of them any more (dropped). Best
+    /// effort: when these reads fail, the step still applies the solidified blocks it scanned
+    /// (crediting never waits for "processing").
     async fn pending(&mut self, watched: &WatchSet<TronAddress>) -> Result<Pending, SourceError> {
         if !self.processing || (watched.is_empty() && self.followed.is_empty()) {
             return Ok(Pending::default());
         }
-        let head = self.api.now_block().await.map_err(failed)?.number();
-        self.head = Some(head);
-        if head <= self.solid || head - self.solid > MAX_PROCESSING_BLOCKS {
-            self.unsolid.clear();
-            return Ok(Pending::default());
-        }
-        let blocks = self.fetch_blocks(self.solid + 1, head).await?;
-        let fresh: Vec<Block> = blocks
-            .iter()
-            .filter(|b| !self.unsolid.contains_key(&b.block_id))
-            .cloned()
-            .collect();
-        let found = self.transfers_of(&fresh).await?;
-        for (b, candidates) in fresh.iter().zip(found) {
-            self.unsolid.insert(b.block_id.clone(), candidates);
-        }
-        let ids: HashSet<&str> = blocks.iter().map(|b| b.block_id.as_str()).collect();
-        self.unsolid.retain(|id, _| ids.contains(id.as_str()));
-        let mut pending = Pending::default();
-        let mut present = HashSet::new();
-        for b in &blocks {
-            for c in self.unsolid.get(&b.block_id).into_iter().flatten() {
-                present.insert(c.txid.clone());
-                if let Some(original) = watched.get(&c.to) {
-                    pending.transfers.push(Self::observed(c, original, None));
-                }
+        match self.unsolidified(watched).await {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                tracing::warn!(chain = %self.chain, error = %e, "reading the blocks above the solidified head failed; processing skipped this poll");
+                Ok(Pending::default())
             }
         }
-        pending.dropped_txids = self
-            .followed
-            .iter()
-            .filter(|t| !present.contains(*t) && !self.scanned_txids.contains(*t))
-            .cloned()
-            .collect();
-        Ok(pending)
     }
 
     fn committed(&mut self, scanned: &Scanned, pending: &Pending) {
