@@ -299,7 +299,8 @@ impl TronSource {
                         });
                     }
                 }
-                "TriggerSmartContract" => {
+                // Contract calls (and deployments, whose constructor may mint) emit events.
+                "TriggerSmartContract" | "CreateSmartContract" => {
                     calls.insert(tx.tx_id.as_str());
                 }
                 _ => {}
