@@ -1526,7 +1526,8 @@ mod tests {
             (format!("[[chains]]\nid = \"eth\"\n{btc}chain_id = 1\n"), "chains[1].chain_id"),
             (format!("{btc}[[chains.tokens]]\nsymbol = \"USDT\"\ncontract = \"x\"\ndecimals = 6\n"), "chains[0].tokens"),
             ("[[chains]]\nid = \"sol\"\nkind = \"solana\"\n".to_owned(), "chains[0].kind"),
-            ("[[chains]]\nid = \"t\"\nkind = \"tron\"\n".to_owned(), "chains[0].kind"),
+            ("[[chains]]\nid = \"t\"\nkind = \"tron\"\nchain_id = 1\n".to_owned(), "chains[0].chain_id"),
+            ("[[chains]]\nid = \"ln\"\nkind = \"lightning\"\n".to_owned(), "chains[0].kind"),
             ("[[chains]]\nid = \"mychain\"\nnative = { symbol = \"M\", decimals = 18 }\n".to_owned(), "chains[0].kind"),
             ("[[chains]]\nkind = \"evm\"\n".to_owned(), "chains[0].id"),
         ] {

@@ -244,7 +244,8 @@ enum PayoutCommand {
 #[derive(Subcommand)]
 enum WalletCommand {
     /// Set a merchant's receiving wallet on a chain: the account xpub (for EVM chains the key
-    /// at m/44'/60'/0'). Order addresses are derived as …/0/i; no private key is ever needed.
+    /// at m/44'/60'/0', for TRON m/44'/195'/0'). Order addresses are derived as …/0/i; no
+    /// private key is ever needed.
     Set {
         #[arg(long)]
         merchant: String,

@@ -12,6 +12,7 @@ pub fn rails() -> Vec<Arc<dyn Rail>> {
     vec![
         Arc::new(coffer_chain_evm::EvmRail),
         Arc::new(coffer_chain_bitcoin::BitcoinRail),
+        Arc::new(coffer_chain_tron::TronRail),
     ]
 }
 

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::dialects::{B64, HEX, free_port, pp_request, python, unix_now, zaepe_post};
 use common::{XPUB, sigkill as stop, wait_until};
 use std::path::Path;
 use std::process::{Child, Command};
@@ -83,66 +84,6 @@ async fn receiver() -> (String, Calls, Calls) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), pp, z)
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-const B64: &str = "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())";
-const HEX: &str = "import hashlib,hmac,sys; print(hmac.new(sys.argv[1].encode(), (sys.argv[2]+chr(10)+sys.argv[3]+chr(10)+sys.argv[4]).encode(), hashlib.sha256).hexdigest())";
-
-/// A Pay Protocol request signed like the vendor's plugin (signature by Python's `hmac`);
-/// answers `data` after checking the envelope's `code` is 200.
-async fn pp_request(
-    http: &reqwest::Client,
-    base: &str,
-    credential: &coffer_engine::NewDialectCredential,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> Value {
-    let ts = unix_now().to_string();
-    let sign = python(
-        B64,
-        &[&credential.secret, &format!("{ts}{method}{path}{body}")],
-    );
-    let mut req = http
-        .request(method.parse().unwrap(), format!("{base}{path}"))
-        .header("X-PAY-KEY", &credential.key)
-        .header("X-PAY-TIMESTAMP", &ts)
-        .header("X-PAY-SIGN", sign);
-    if method == "POST" {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-    }
-    let v: Value = req.send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["code"], 200, "{path}: {v}");
-    v["data"].clone()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 async fn pay_through_dialects(db: &TestDb) {
@@ -224,23 +165,7 @@ async fn pay_through_dialects(db: &TestDb) {
     let z_body = format!(
         r#"{{"order_no":"ZaepeE2E0001","currency":"USDT","amount":"3.25","chain_type":"bsc","notify_url":"{shop}/z/notify"}}"#
     );
-    let ts = unix_now().to_string();
-    let nonce = coffer_testkit::random_suffix();
-    let sig = python(HEX, &[&z.secret, &z_body, &ts, &nonce]);
-    let v: Value = http
-        .post(format!("{base}/v1/payment"))
-        .header("content-type", "application/json")
-        .header("X-API-Key", &z.key)
-        .header("X-Timestamp", &ts)
-        .header("X-Nonce", &nonce)
-        .header("X-Signature", sig)
-        .body(z_body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = zaepe_post(&http, &base, &z, "/v1/payment", &z_body).await;
     assert_eq!(v["code"], 10000, "{v}");
     assert_eq!(v["data"]["order_amount"], "3.25");
     // the buyer's page shows the address

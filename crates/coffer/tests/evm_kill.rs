@@ -14,9 +14,8 @@ mod common;
 
 use coffer_chain_evm::testtools::Anvil;
 use coffer_chain_evm::testtools::devchain::DevChain;
-use coffer_core::{AssetId, ChainId, EventType, MerchantId, Order, OrderStatus, PaymentStatus};
+use coffer_core::{AssetId, ChainId, MerchantId, Order, OrderStatus};
 use coffer_engine::NewOrder;
-use coffer_store::EventQuery;
 use coffer_testkit::{TestDb, both_backends};
 use common::{XPUB, coffer, sigkill, status, wait_until};
 use rust_decimal::Decimal;
@@ -198,39 +197,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     sigkill(&mut serve);
 
-    let events = db
-        .store
-        .list_events(&EventQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    for o in &orders {
-        let payments = db.store.payments_for_order(&o.id).await.unwrap();
-        assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
-        assert_eq!(payments[0].status, PaymentStatus::Confirmed);
-        let stored = db.store.find_order(&o.id).await.unwrap().unwrap();
-        assert_eq!(
-            stored.totals.confirmed,
-            o.target.as_ref().unwrap().amount_due
-        );
-        let settled = events
-            .iter()
-            .filter(|e| {
-                e.event.subject == o.id.to_string() && e.event.kind == EventType::OrderSettled
-            })
-            .count();
-        assert_eq!(settled, 1, "settled exactly once: {}", o.id);
-        let detected = events
-            .iter()
-            .filter(|e| {
-                e.event.subject == payments[0].id.to_string()
-                    && e.event.kind == EventType::PaymentDetected
-            })
-            .count();
-        assert_eq!(detected, 1, "detected exactly once: {}", o.id);
-    }
+    common::assert_each_paid_once(db, &orders).await;
 }
 
 fn alloy_u256(v: u128) -> coffer_chain_evm::testtools::devchain::U256 {

@@ -24,6 +24,8 @@ use coffer_testkit::TestDb;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+pub mod dialects;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer");
 
 /// Account xpub (m/44'/60'/0') of the test mnemonic; checked in chain-evm's derive tests.
@@ -287,4 +289,46 @@ pub fn order_load(
             })
         })
         .collect()
+}
+
+/// After a crash drill: every order has exactly one confirmed payment covering what it owed,
+/// was settled once and its payment detected once.
+pub async fn assert_each_paid_once(db: &TestDb, orders: &[Order]) {
+    use coffer_core::{EventType, PaymentStatus};
+    let events = db
+        .store
+        .list_events(&coffer_store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for o in orders {
+        let payments = db.store.payments_for_order(&o.id).await.unwrap();
+        assert_eq!(payments.len(), 1, "exactly one payment for {}", o.id);
+        assert_eq!(payments[0].status, PaymentStatus::Confirmed);
+        let stored = db.store.find_order(&o.id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.totals.confirmed,
+            o.target.as_ref().unwrap().amount_due
+        );
+        let count = |kind: EventType, subject: String| {
+            events
+                .iter()
+                .filter(|e| e.event.subject == subject && e.event.kind == kind)
+                .count()
+        };
+        assert_eq!(
+            count(EventType::OrderSettled, o.id.to_string()),
+            1,
+            "settled exactly once: {}",
+            o.id
+        );
+        assert_eq!(
+            count(EventType::PaymentDetected, payments[0].id.to_string()),
+            1,
+            "detected exactly once: {}",
+            o.id
+        );
+    }
 }
