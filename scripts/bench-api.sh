@@ -186,7 +186,7 @@ measure() { # <label> <pid> <url> <lua> [VAR=value…]
 }
 api="http://127.0.0.1:$port/api/v1/orders"
 lua=scripts/bench/orders.lua
-measure "floor: bare axum handler, one SQLite row" "$floor" "http://$floor_addr/floor" scripts/bench/post-floor.lua
+measure "floor: bare axum handler, one SQLite row" "$floor" "http://$floor_addr/floor" "$lua" BENCH_ASSET=anvil:ETH BENCH_ORDER_NO=1
 measure "EVM (anvil:ETH), unique order_no" "$server" "$api" "$lua" BENCH_ASSET=anvil:ETH BENCH_ORDER_NO=1
 measure "Bitcoin (bitcoin:BTC), unique order_no" "$server" "$api" "$lua" BENCH_ASSET=bitcoin:BTC BENCH_ORDER_NO=1
 measure "EVM, unique order_no + Idempotency-Key" "$server" "$api" "$lua" BENCH_ASSET=anvil:ETH BENCH_ORDER_NO=1 BENCH_IDEMPOTENCY=1

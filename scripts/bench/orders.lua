@@ -1,4 +1,5 @@
--- wrk script for scripts/bench-api.sh: POST /api/v1/orders, every request a new order.
+-- wrk script for scripts/bench-api.sh: POST /api/v1/orders, every request a new order (the
+-- floor gets the same requests, so the client does the same work on every line).
 --
 -- Environment: BENCH_KEY (the API key), BENCH_RUN (a run id unique across the warm-up
 -- and measured runs of one benchmark), BENCH_ASSET (e.g. "anvil:ETH"; empty: no asset, the

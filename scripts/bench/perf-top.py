@@ -23,6 +23,21 @@ for line in subprocess.run(["nm", "-C", "--defined-only", binary], capture_outpu
 symbols.sort()
 starts = [s for s, _ in symbols]
 
+# perf leaves unresolved addresses as file offsets: map them into the executable segments.
+segments = []
+for line in subprocess.run(["readelf", "-lW", binary], capture_output=True,
+                           text=True).stdout.splitlines():
+    fields = line.split()
+    if fields[:1] == ["LOAD"] and "E" in fields[6:-1]:
+        segments.append((int(fields[1], 16), int(fields[2], 16), int(fields[4], 16)))
+
+
+def virtual(offset):
+    for start, vaddr, size in segments:
+        if start <= offset < start + size:
+            return offset - start + vaddr
+    return offset
+
 
 def short(symbol):
     symbol = re.sub(r"::h[0-9a-f]{16}$", "", symbol)
@@ -39,7 +54,7 @@ for line in report.splitlines():
         continue
     percent, dso, _, symbol = float(m.group(1)), m.group(2), m.group(3), m.group(4)
     if dso == name and symbol.startswith("0x"):
-        address = int(symbol, 16)
+        address = virtual(int(symbol, 16))
         i = bisect.bisect_right(starts, address) - 1
         symbol = short(symbols[i][1]) if i >= 0 else symbol
     totals[(dso, symbol)] += percent
