@@ -5,8 +5,10 @@
 //! Descriptors are parsed by hand for exactly these shapes (no miniscript dependency); the
 //! BIP-380 checksum is verified when given and always present in the canonical form.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bitcoin::base58;
 use bitcoin::bip32::{ChildNumber, Xpub};
@@ -293,14 +295,10 @@ impl Wallet {
         secp: &Secp256k1<VerifyOnly>,
         index: u32,
     ) -> Result<CompressedPublicKey, WalletError> {
-        let mut steps = Vec::with_capacity(self.path.len() + 1);
-        for step in &self.path {
-            steps.push(ChildNumber::from_normal_idx(*step).map_err(|_| WalletError::Index(*step))?);
-        }
-        steps.push(ChildNumber::from_normal_idx(index).map_err(|_| WalletError::Index(index))?);
+        let step = ChildNumber::from_normal_idx(index).map_err(|_| WalletError::Index(index))?;
         let child = self
-            .xpub
-            .derive_pub(secp, &steps)
+            .branch(secp)?
+            .ckd_pub(secp, step)
             .map_err(|e| WalletError::BadKey(e.to_string()))?;
         Ok(child.to_pub())
     }
@@ -313,11 +311,27 @@ impl Wallet {
         index: u32,
     ) -> Result<Address, WalletError> {
         let pk = self.pubkey_at(secp, index)?;
-        Ok(match self.kind {
+        Ok(self.address_of(pk, network))
+    }
+
+    /// The address paying to `pk` in this wallet's script type.
+    fn address_of(&self, pk: CompressedPublicKey, network: Network) -> Address {
+        match self.kind {
             ScriptKind::P2wpkh => Address::p2wpkh(&pk, hrp(network)),
             ScriptKind::P2shP2wpkh => Address::p2shwpkh(&pk, network_kind(network)),
             ScriptKind::P2pkh => Address::p2pkh(pk, network_kind(network)),
-        })
+        }
+    }
+
+    /// The key at the wallet's path: its addresses are this key's unhardened children.
+    fn branch(&self, secp: &Secp256k1<VerifyOnly>) -> Result<Xpub, WalletError> {
+        let mut steps = Vec::with_capacity(self.path.len());
+        for step in &self.path {
+            steps.push(ChildNumber::from_normal_idx(*step).map_err(|_| WalletError::Index(*step))?);
+        }
+        self.xpub
+            .derive_pub(secp, &steps)
+            .map_err(|e| WalletError::BadKey(e.to_string()))
     }
 
     /// The scriptPubKey at `index`: what the block matcher watches.
@@ -418,6 +432,21 @@ pub fn descriptor_checksum(desc: &str) -> Result<String, WalletError> {
 /// [`BitcoinMethod`](crate::BitcoinMethod) hands out); the network comes from `Chain.network`.
 pub struct BitcoinDeriver {
     secp: Secp256k1<VerifyOnly>,
+    /// Wallets in use, parsed and derived down to their branch, by network and canonical
+    /// descriptor: an address then costs one public derivation instead of a parse (a point
+    /// decompression) and one derivation per path step. Keyed by the descriptor itself, so a
+    /// wallet that changes is a new entry and can never be served the old key; emptied when
+    /// it grows past [`PARSED_WALLETS`].
+    parsed: Mutex<HashMap<(Network, String), Arc<ParsedWallet>>>,
+}
+
+/// Wallets whose branch key stays parsed at most (one per merchant and Bitcoin chain in use).
+const PARSED_WALLETS: usize = 10_000;
+
+/// A wallet and the key at its path.
+struct ParsedWallet {
+    wallet: Wallet,
+    branch: Xpub,
 }
 
 impl Default for BitcoinDeriver {
@@ -430,6 +459,7 @@ impl BitcoinDeriver {
     pub fn new() -> Self {
         Self {
             secp: Secp256k1::verification_only(),
+            parsed: Mutex::default(),
         }
     }
 
@@ -452,10 +482,55 @@ impl BitcoinDeriver {
         descriptor: &str,
         index: u32,
     ) -> Result<ScriptBuf, EngineError> {
-        Self::wallet(chain, descriptor)?
-            .script_at(&self.secp, index)
-            .map_err(|e| EngineError::invalid("invalid_wallet", "xpub", e.to_string()))
+        let (_, address) = self.address(chain, descriptor, index)?;
+        Ok(address.script_pubkey())
     }
+
+    /// The wallet of a (normalised) descriptor on `chain`, parsed once and then remembered.
+    fn parsed(&self, chain: &Chain, descriptor: &str) -> Result<Arc<ParsedWallet>, EngineError> {
+        let key = (chain.network, descriptor.to_owned());
+        let cached = self
+            .parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(parsed) = cached {
+            return Ok(parsed);
+        }
+        let wallet = Self::wallet(chain, descriptor)?;
+        let branch = wallet.branch(&self.secp).map_err(invalid_wallet)?;
+        let parsed = Arc::new(ParsedWallet { wallet, branch });
+        let mut wallets = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        if wallets.len() >= PARSED_WALLETS {
+            wallets.clear();
+        }
+        wallets.insert(key, parsed.clone());
+        Ok(parsed)
+    }
+
+    /// The address at `index` of a (normalised) wallet: one public derivation below its
+    /// remembered branch key.
+    fn address(
+        &self,
+        chain: &Chain,
+        descriptor: &str,
+        index: u32,
+    ) -> Result<(Arc<ParsedWallet>, Address), EngineError> {
+        let parsed = self.parsed(chain, descriptor)?;
+        let step = ChildNumber::from_normal_idx(index)
+            .map_err(|_| invalid_wallet(WalletError::Index(index)))?;
+        let key = parsed
+            .branch
+            .ckd_pub(&self.secp, step)
+            .map_err(|e| invalid_wallet(WalletError::BadKey(e.to_string())))?;
+        let address = parsed.wallet.address_of(key.to_pub(), chain.network);
+        Ok((parsed, address))
+    }
+}
+
+fn invalid_wallet(e: WalletError) -> EngineError {
+    EngineError::invalid("invalid_wallet", "xpub", e.to_string())
 }
 
 impl BitcoinDeriver {
@@ -471,15 +546,12 @@ impl BitcoinDeriver {
         descriptor: &str,
         index: u32,
     ) -> Result<PreparedTarget, EngineError> {
-        let wallet = Self::wallet(chain, descriptor)?;
-        let address = wallet
-            .address_at(&self.secp, chain.network, index)
-            .map_err(|e| EngineError::invalid("invalid_wallet", "xpub", e.to_string()))?;
+        let (parsed, address) = self.address(chain, descriptor, index)?;
         Ok(PreparedTarget {
             address: address.to_string(),
             derivation: Some(Derivation {
                 index,
-                path: wallet.path_of(index),
+                path: parsed.wallet.path_of(index),
             }),
             details: Default::default(),
         })

@@ -268,3 +268,38 @@ fn agrees_with_bcoin_for_many_indexes() {
         assert_eq!(addresses(&wallet, Network::Regtest, 25), theirs, "{kind}");
     }
 }
+
+/// The deriver remembers each wallet's branch key: interleaving wallets and networks, every
+/// address is still the one a fresh parse gives.
+#[test]
+fn remembered_wallets_never_mix() {
+    let d = BitcoinDeriver::new();
+    let secp = bitcoin::secp256k1::Secp256k1::verification_only();
+    let regtest = chain(Network::Regtest);
+    let testnet = chain(Network::Testnet);
+    let wallets = [
+        d.normalize(&regtest, BIP84_TEST_TPUB).unwrap(),
+        d.normalize(&regtest, &format!("pkh({BIP84_TEST_TPUB}/1/7/*)"))
+            .unwrap(),
+    ];
+    for index in [0u32, 3, 0, 1000] {
+        for chain in [&regtest, &testnet, &regtest] {
+            for w in &wallets {
+                let fresh = Wallet::parse(w, chain.network)
+                    .unwrap()
+                    .address_at(&secp, chain.network, index)
+                    .unwrap()
+                    .to_string();
+                assert_eq!(d.derive(chain, w, index).unwrap().address, fresh);
+                let script = d.script(chain, w, index).unwrap();
+                assert_eq!(
+                    script,
+                    Wallet::parse(w, chain.network)
+                        .unwrap()
+                        .script_at(&secp, index)
+                        .unwrap()
+                );
+            }
+        }
+    }
+}

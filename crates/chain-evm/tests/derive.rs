@@ -173,3 +173,29 @@ fn bip44_ethereum_vector_and_cast_agree() {
         assert_eq!(ours.derivation.unwrap().path, path);
     }
 }
+
+/// The deriver keeps each account's external chain parsed: interleaving two wallets, every
+/// address is still the one a fresh parse and two public derivations give.
+#[test]
+fn remembered_external_chains_never_mix_wallets() {
+    let ours = account_xpub(&bip39_seed(MNEMONIC));
+    let other = "xpub6D4BDPcP2GT577Vvch3R8wDkScZWzQzMMUm3PWbmWvVJrZwQY4VUNgqFJPMM3No2dFDFGTsxxpG5uJh7n7epu4trkrX7x7DogT5Uv6fcLW5";
+    let d = EvmDeriver;
+    for index in [0u32, 1, 5, 0, 1000] {
+        for wallet in [ours.as_str(), other, ours.as_str()] {
+            let fresh = Xpub::parse(wallet)
+                .unwrap()
+                .child(0)
+                .unwrap()
+                .child(index)
+                .unwrap()
+                .address()
+                .to_checksum(None);
+            assert_eq!(d.derive(&chain(), wallet, index).unwrap().address, fresh);
+        }
+    }
+    assert_eq!(
+        d.derive(&chain(), &ours, 0).unwrap().address,
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    );
+}

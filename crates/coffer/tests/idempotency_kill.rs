@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 /// Clients sending at once.
 const CLIENTS: usize = 32;
 
+/// The per-key rate limit is off: the drill sends as fast as the server answers.
 fn config(dir: &Path, rpc: &str) -> std::path::PathBuf {
     let path = dir.join("coffer.toml");
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\n[rates]\nsources = [\"fixed\"]\n[rates.fixed]\n\"ETH/USD\" = \"2000\"\n\n[[chains]]\nid = \"anvil\"\nkind = \"evm\"\nnetwork = \"regtest\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = 1\npoll_interval = \"100ms\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n"
+            "listen = \"127.0.0.1:0\"\nlog_format = \"json\"\n\n[api]\nrate_limit_per_minute = 0\n\n[rates]\nsources = [\"fixed\"]\n[rates.fixed]\n\"ETH/USD\" = \"2000\"\n\n[[chains]]\nid = \"anvil\"\nkind = \"evm\"\nnetwork = \"regtest\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\nconfirmations = 1\npoll_interval = \"100ms\"\nnative = {{ symbol = \"ETH\", decimals = 18 }}\n"
         ),
     )
     .unwrap();

@@ -11,6 +11,7 @@ mod deposit_watch;
 pub mod deposits;
 pub mod dialect_keys;
 mod error;
+mod hot;
 pub mod idempotency;
 pub mod keys;
 pub mod live;
@@ -50,6 +51,7 @@ pub use dialect_keys::{
     SettingSpec,
 };
 pub use error::EngineError;
+pub use hot::HOT_TTL;
 pub use keys::IssuedKey;
 pub use method::{Methods, PaymentMethod, PreparedTarget, TargetRequest};
 pub use payments::{Applied, BlockRef, ChainBatch, ObservedTransfer};
@@ -143,6 +145,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     settings: Arc<EngineSettings>,
     live: Arc<live::LiveOrders>,
+    /// What every order reads, remembered (see `hot.rs` for how it stays coherent).
+    hot: Arc<hot::Hot>,
 }
 
 /// What an [`Engine`] is built from.
@@ -173,6 +177,7 @@ impl Engine {
             clock,
             settings,
             live: Arc::default(),
+            hot: Arc::default(),
         }
     }
 
@@ -291,6 +296,7 @@ impl Engine {
         if !self.store.set_merchant_policy(&m.id, &m.policy).await? {
             return Err(EngineError::NotFound("merchant"));
         }
+        self.hot.merchants.forget(&m.id);
         Ok(m)
     }
 
@@ -362,11 +368,19 @@ impl Engine {
     /// Verify a presented API key. Every failure looks the same to the caller.
     pub async fn authenticate(&self, token: &str) -> Result<ApiCredential, EngineError> {
         let (id, secret) = keys::parse_token(token).ok_or(EngineError::Unauthorized)?;
-        let record = self
-            .store
-            .get_credential(&id)
-            .await?
-            .ok_or(EngineError::Unauthorized)?;
+        let record = match self.hot.credentials.get(&id) {
+            Some(record) => record,
+            None => {
+                let epoch = self.hot.credentials.epoch();
+                let record = self
+                    .store
+                    .get_credential(&id)
+                    .await?
+                    .ok_or(EngineError::Unauthorized)?;
+                self.hot.credentials.put(epoch, id, record.clone());
+                record
+            }
+        };
         if !keys::secret_matches(secret, &record.secret_hash)
             || !record.credential.is_active(self.now())
         {
@@ -383,6 +397,7 @@ impl Engine {
             .revoke_credential(merchant, id, self.now())
             .await?
         {
+            self.hot.credentials.forget(id);
             Ok(())
         } else {
             Err(EngineError::NotFound("key"))
@@ -413,11 +428,7 @@ impl Engine {
         input: NewOrder,
         answer: Option<idempotency::Answer<'_>>,
     ) -> Result<(Created, bool), EngineError> {
-        let merchant = self
-            .store
-            .get_merchant(merchant_id)
-            .await?
-            .ok_or(EngineError::NotFound("merchant"))?;
+        let merchant = self.merchant_for_order(merchant_id).await?;
         let now = self.now();
         let checked = validate::new_order(&input, &self.assets, &self.settings)?;
 
@@ -524,6 +535,38 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The merchant whose settlement policy a new order snapshots (remembered).
+    async fn merchant_for_order(&self, id: &MerchantId) -> Result<Merchant, EngineError> {
+        if let Some(merchant) = self.hot.merchants.get(id) {
+            return Ok(merchant);
+        }
+        let epoch = self.hot.merchants.epoch();
+        let merchant = self
+            .store
+            .get_merchant(id)
+            .await?
+            .ok_or(EngineError::NotFound("merchant"))?;
+        self.hot.merchants.put(epoch, id.clone(), merchant.clone());
+        Ok(merchant)
+    }
+
+    /// A merchant's wallets (remembered: an order without an asset asks which chains it can
+    /// be paid on).
+    async fn wallets_of(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<Arc<Vec<WalletRecord>>, EngineError> {
+        if let Some(wallets) = self.hot.wallets.get(merchant) {
+            return Ok(wallets);
+        }
+        let epoch = self.hot.wallets.epoch();
+        let wallets = Arc::new(self.store.list_wallets(merchant).await?);
+        self.hot
+            .wallets
+            .put(epoch, merchant.clone(), wallets.clone());
+        Ok(wallets)
     }
 
     fn forget_marks(&self, marks: &[WalletMark]) {
@@ -720,6 +763,7 @@ impl Engine {
             other => other?,
         };
         self.methods.forget(merchant, &chain.id);
+        self.hot.wallets.forget(merchant);
         Ok(record)
     }
 

@@ -10,7 +10,7 @@ use crate::{Engine, EngineError};
 impl Engine {
     /// The chains `merchant` can be paid on now, in the registry's order.
     pub async fn payable_chains(&self, merchant: &MerchantId) -> Result<Vec<Chain>, EngineError> {
-        let wallets = self.store.list_wallets(merchant).await?;
+        let wallets = self.wallets_of(merchant).await?;
         Ok(self
             .assets
             .chains()

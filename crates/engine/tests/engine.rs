@@ -721,7 +721,62 @@ async fn orders_nobody_can_pay_are_refused(db: &TestDb) {
     assert!(e.create_order(&m.id, usd("10")).await.unwrap().created);
 }
 
+/// Two instances on one database: what one changes, the other's hot caches (which remember
+/// keys, suspensions and wallets) see within `HOT_TTL`; the instance that made the change sees
+/// it at once.
+async fn changes_by_another_instance_are_seen_within_the_hot_ttl(db: &TestDb) {
+    let a = engine(db, clock());
+    let b = engine(db, clock());
+    let (merchant, admin) = a.create_merchant("Two instances").await.unwrap();
+    let spare = a
+        .create_key(&merchant.id, "spare", vec![Scope::OrdersWrite], None)
+        .await
+        .unwrap();
+    // Remembered by both.
+    for e in [&a, &b] {
+        e.authenticate(&admin.token).await.unwrap();
+        e.authenticate(&spare.token).await.unwrap();
+        assert!(matches!(
+            e.create_order(&merchant.id, usd("10")).await,
+            Err(EngineError::Invalid { .. })
+        ));
+    }
+    b.revoke_key(&merchant.id, &spare.credential.id)
+        .await
+        .unwrap();
+    b.set_merchant_suspended(&merchant.id, true).await.unwrap();
+    b.set_wallet(&merchant.id, "bsc", "xpub-two-instances")
+        .await
+        .unwrap();
+    for token in [&admin.token, &spare.token] {
+        assert!(matches!(
+            b.authenticate(token).await,
+            Err(EngineError::Unauthorized)
+        ));
+    }
+    assert!(
+        b.create_order(&merchant.id, usd("10"))
+            .await
+            .unwrap()
+            .created
+    );
+    tokio::time::sleep(coffer_engine::HOT_TTL + std::time::Duration::from_millis(200)).await;
+    for token in [&admin.token, &spare.token] {
+        assert!(matches!(
+            a.authenticate(token).await,
+            Err(EngineError::Unauthorized)
+        ));
+    }
+    assert!(
+        a.create_order(&merchant.id, usd("10"))
+            .await
+            .unwrap()
+            .created
+    );
+}
+
 both_backends! {
+    changes_by_another_instance_are_seen_within_the_hot_ttl => changes_by_another_instance_are_seen_within_the_hot_ttl;
     keys_authenticate_and_revoke => keys_authenticate_and_revoke;
     orders_nobody_can_pay_are_refused => orders_nobody_can_pay_are_refused;
     fiat_order_is_created_with_event => fiat_order_is_created_with_event;

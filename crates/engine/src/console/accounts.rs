@@ -719,6 +719,7 @@ impl Engine {
         if !self.store.set_merchant_suspended(merchant, at).await? {
             return Err(EngineError::NotFound("merchant"));
         }
+        self.hot.suspended.forget(merchant);
         Ok(())
     }
 
@@ -738,8 +739,19 @@ impl Engine {
     }
 
     /// `Unauthorized` for a suspended merchant's credentials (API keys, dialect credentials).
+    /// Remembered for [`HOT_TTL`](crate::HOT_TTL): a suspension made by another process
+    /// (another instance, the CLI) refuses the merchant's credentials within that bound.
     pub(crate) async fn refuse_suspended(&self, merchant: &MerchantId) -> Result<(), EngineError> {
-        match self.store.merchant_suspended(merchant).await? {
+        let since = match self.hot.suspended.get(merchant) {
+            Some(since) => since,
+            None => {
+                let epoch = self.hot.suspended.epoch();
+                let since = self.store.merchant_suspended(merchant).await?;
+                self.hot.suspended.put(epoch, merchant.clone(), since);
+                since
+            }
+        };
+        match since {
             Some(_) => Err(EngineError::Unauthorized),
             None => Ok(()),
         }

@@ -304,6 +304,7 @@ impl Engine {
         if !self.store.set_merchant_policy(&m.id, &m.policy).await? {
             return Err(EngineError::NotFound("merchant"));
         }
+        self.hot.merchants.forget(&m.id);
         Ok(m)
     }
 
