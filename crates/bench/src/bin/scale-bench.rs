@@ -97,6 +97,7 @@ struct Args {
 const TPUB: &str = "tpubDC8msFGeGuwnKG9Upg7DM2b4DaRqg3CUZa5g8v2SRQ6K4NSkxUgd7HsL2XVWbVm39yBA4LAxysQAm397zwQSQoQgewGiYZqrA9DsP4zbQ1M";
 
 /// The node the server watches and the benchmark pays through; it makes a block a second.
+#[allow(clippy::large_enum_variant)] // one per run
 enum Node {
     /// USDT on anvil, on the seed's main chain (`bsc`).
     Evm {
@@ -519,9 +520,12 @@ async fn measure(
 
     // The sampler: the watcher's distance from the tip, the WAL, the RSS.
     let sampler = {
-        let (node, stop, label) = (node.clone(), stop.clone(), label.clone());
+        let (node, stop, label, seen) = (node.clone(), stop.clone(), label.clone(), seen.clone());
         let wal_path = dir.join("coffer.db-wal");
         tokio::spawn(async move {
+            // A line a minute: how the run goes, and whether memory levels off.
+            let mut next_report = began + Duration::from_secs(60);
+            let mut minute_lag = 0u64;
             let (mut lag_blocks, mut lag_seconds, mut wal, mut wal_metric, mut rss) =
                 (0u64, 0f64, 0u64, 0f64, 0u64);
             // The slowest part of a watcher step seen: reload, scan, apply (seconds).
@@ -532,7 +536,9 @@ async fn measure(
                     if let Some(cursor) =
                         metric(&text, "coffer_chain_cursor_height", Some(&label))
                     {
-                        lag_blocks = lag_blocks.max(tip.saturating_sub(cursor as u64));
+                        let lag = tip.saturating_sub(cursor as u64);
+                        lag_blocks = lag_blocks.max(lag);
+                        minute_lag = minute_lag.max(lag);
                         samples += 1;
                     }
                     if let Some(s) = metric(&text, "coffer_chain_lag_seconds", Some(&label)) {
@@ -551,8 +557,18 @@ async fn measure(
                 if let Ok(m) = std::fs::metadata(&wal_path) {
                     wal = wal.max(m.len());
                 }
-                if let Ok(r) = rss_bytes(pid) {
-                    rss = rss.max(r);
+                let now_rss = rss_bytes(pid).unwrap_or(0);
+                rss = rss.max(now_rss);
+                if Instant::now() >= next_report {
+                    println!(
+                        "  at {:>4.0} s: {} orders acknowledged; watcher at most {minute_lag} blocks behind this minute; RSS {}; WAL {}",
+                        began.elapsed().as_secs_f64(),
+                        seen.created.load(Ordering::Relaxed),
+                        mib(now_rss),
+                        mib(std::fs::metadata(&wal_path).map_or(0, |m| m.len())),
+                    );
+                    next_report += Duration::from_secs(60);
+                    minute_lag = 0;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
