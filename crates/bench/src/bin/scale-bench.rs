@@ -469,7 +469,9 @@ async fn measure(
             let mut i = k;
             loop {
                 let planned = began + Duration::from_nanos(i * 1_000_000_000 / rate);
-                if planned >= began + window {
+                // The load lasts the window: a server slower than the rate leaves the rest
+                // of the plan unsent (counted), not a queue that outlasts the run.
+                if planned >= began + window || began.elapsed() >= window {
                     break;
                 }
                 tokio::time::sleep_until(planned.into()).await;
@@ -628,8 +630,9 @@ async fn measure(
     seen_in.sort();
     let created = seen.created.load(Ordering::Relaxed);
     let failed = seen.failed.load(Ordering::Relaxed);
+    let unsent = (args.rate * args.seconds).saturating_sub(latencies.len() as u64);
     println!(
-        "orders: {created} acknowledged in {:.1} s = {:.0}/s (asked {}/s), {failed} failed; latency from planned send p50 {} p99 {} max {}",
+        "orders: {created} acknowledged in {:.1} s = {:.0}/s (asked {}/s; {unsent} planned requests never sent: the server was slower than the rate), {failed} failed; latency from planned send p50 {} p99 {} max {}",
         load_elapsed.as_secs_f64(),
         created as f64 / load_elapsed.as_secs_f64(),
         args.rate,
