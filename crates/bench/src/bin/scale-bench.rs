@@ -124,11 +124,7 @@ impl Node {
                 // From now on a block a second, whatever is sent.
                 chain.rpc("evm_setAutomine", json!([false])).await?;
                 chain.rpc("evm_setIntervalMining", json!([1])).await?;
-                Ok(Self::Evm {
-                    anvil,
-                    chain,
-                    usdt,
-                })
+                Ok(Self::Evm { anvil, chain, usdt })
             }
             RailKind::Bitcoin => {
                 let node = RegtestNode::start()?;
@@ -210,7 +206,9 @@ impl Node {
     /// Pay `amount` base units to `address`; the transaction's id.
     async fn pay(&self, address: &str, amount: u128) -> Result<String> {
         Ok(match self {
-            Self::Evm { chain, usdt, .. } => chain.pay_token(*usdt, address, amount).await?.to_string(),
+            Self::Evm { chain, usdt, .. } => {
+                chain.pay_token(*usdt, address, amount).await?.to_string()
+            }
             Self::Bitcoin { wallet, .. } => {
                 let btc = format!("{}.{:08}", amount / 100_000_000, amount % 100_000_000);
                 wallet.call("sendtoaddress", json!([address, btc])).await?
@@ -319,7 +317,11 @@ async fn seed_database(args: &Args, dir: &std::path::Path) -> Result<Option<Stri
 }
 
 async fn drop_database(admin: &str, url: &str) {
-    let Some(name) = url.rsplit('/').next().map(|n| n.split('?').next().unwrap_or(n)) else {
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .map(|n| n.split('?').next().unwrap_or(n))
+    else {
         return;
     };
     if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
@@ -365,11 +367,18 @@ async fn run(args: &Args, dir: &std::path::Path, database_url: Option<&str>) -> 
     let _ = server.wait();
     let stopped_in = stopping.elapsed();
     let created = outcome?;
-    println!("shutdown: SIGTERM -> exited in {:.2} s", stopped_in.as_secs_f64());
+    println!(
+        "shutdown: SIGTERM -> exited in {:.2} s",
+        stopped_in.as_secs_f64()
+    );
     let stored = count_orders(args.db, dir, database_url, &merchant).await?;
     println!(
         "database: {stored} orders of the benchmark's merchant stored, {created} acknowledged{}",
-        if stored == created { "" } else { "  <-- MISMATCH" }
+        if stored == created {
+            ""
+        } else {
+            "  <-- MISMATCH"
+        }
     );
     if stored != created {
         bail!("{created} orders acknowledged, {stored} stored");
@@ -535,8 +544,7 @@ async fn measure(
             let mut samples = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if let (Ok(tip), Ok(text)) = (node.tip().await, scrape(addr).await) {
-                    if let Some(cursor) =
-                        metric(&text, "coffer_chain_cursor_height", Some(&label))
+                    if let Some(cursor) = metric(&text, "coffer_chain_cursor_height", Some(&label))
                     {
                         let lag = tip.saturating_sub(cursor as u64);
                         lag_blocks = lag_blocks.max(lag);
@@ -574,7 +582,15 @@ async fn measure(
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            (lag_blocks, lag_seconds, wal, wal_metric as u64, rss, samples, slowest)
+            (
+                lag_blocks,
+                lag_seconds,
+                wal,
+                wal_metric as u64,
+                rss,
+                samples,
+                slowest,
+            )
         })
     };
 
@@ -622,8 +638,7 @@ async fn measure(
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let (lag_blocks, lag_seconds, wal, wal_metric, rss_max, samples, slowest) =
-        sampler.await?;
+    let (lag_blocks, lag_seconds, wal, wal_metric, rss_max, samples, slowest) = sampler.await?;
     let rss_end = rss_bytes(pid)?;
 
     latencies.sort();

@@ -571,11 +571,20 @@ mod tests {
         }
         chain_tx.send(job(batch)).await.unwrap();
         let mut group = Vec::new();
-        assert_eq!(next_group(&mut chain, &mut jobs, &mut group, 3).await, Some(true));
-        let firsts: Vec<bool> = group.iter().map(|j| is_chain_activity(&j.changes)).collect();
+        assert_eq!(
+            next_group(&mut chain, &mut jobs, &mut group, 3).await,
+            Some(true)
+        );
+        let firsts: Vec<bool> = group
+            .iter()
+            .map(|j| is_chain_activity(&j.changes))
+            .collect();
         assert_eq!(firsts, [true, false, false]);
         group.clear();
-        assert_eq!(next_group(&mut chain, &mut jobs, &mut group, 3).await, Some(true));
+        assert_eq!(
+            next_group(&mut chain, &mut jobs, &mut group, 3).await,
+            Some(true)
+        );
         assert_eq!(group.len(), 3, "the rest in turn");
         group.clear();
         drop((chain_tx, jobs_tx));
