@@ -167,6 +167,18 @@ fn external_chain(descriptor: &str) -> Result<Arc<ExternalChain>, EngineError> {
     Ok(external)
 }
 
+/// The 20-byte account (keccak of the public key, as on EVM chains and TRON) at `…/0/index`
+/// below the account xpub `descriptor`, derived from the cached external chain, and the
+/// account's child number (without the hardened bit). TRON's rail derives through it too.
+pub fn external_account(descriptor: &str, index: u32) -> Result<(Address, u32), EngineError> {
+    let external = external_chain(descriptor)?;
+    let key = external
+        .key
+        .child(index)
+        .map_err(|e| invalid(format!("derivation: {e}")))?;
+    Ok((key.address(), external.account))
+}
+
 /// EVM receiving addresses: account xpub in, `…/0/i` EIP-55 addresses out (what
 /// [`EvmMethod`](crate::EvmMethod) hands out).
 #[derive(Debug, Default, Clone, Copy)]
@@ -203,16 +215,12 @@ impl EvmDeriver {
         descriptor: &str,
         index: u32,
     ) -> Result<PreparedTarget, EngineError> {
-        let external = external_chain(descriptor)?;
-        let key = external
-            .key
-            .child(index)
-            .map_err(|e| invalid(format!("derivation: {e}")))?;
+        let (address, account) = external_account(descriptor, index)?;
         Ok(PreparedTarget {
-            address: key.address().to_checksum(None),
+            address: address.to_checksum(None),
             derivation: Some(Derivation {
                 index,
-                path: format!("m/44'/60'/{}'/0/{index}", external.account),
+                path: format!("m/44'/60'/{account}'/0/{index}"),
             }),
             details: Default::default(),
         })

@@ -51,13 +51,10 @@ pub fn normalize_xpub(descriptor: &str) -> Result<String, EngineError> {
 
 /// The address at `index` of the external chain below the account xpub.
 pub fn derive(descriptor: &str, index: u32) -> Result<PreparedTarget, EngineError> {
-    let account = Xpub::parse(descriptor).map_err(|e| invalid(format!("xpub: {e}")))?;
-    let key = account
-        .child(0)
-        .and_then(|external| external.child(index))
-        .map_err(|e| invalid(format!("derivation: {e}")))?;
-    let evm: [u8; 20] = key.address().into_array();
-    let account_no = depth_and_child(descriptor).map_or(0, |(_, c)| c & !HARDENED);
+    // The account's parsed external chain is cached by the EVM rail: one public derivation
+    // per order.
+    let (evm, account_no) = coffer_chain_evm::derive::external_account(descriptor, index)?;
+    let evm: [u8; 20] = evm.into_array();
     Ok(PreparedTarget {
         address: TronAddress::from_account(evm).to_base58(),
         derivation: Some(Derivation {
