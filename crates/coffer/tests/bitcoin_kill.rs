@@ -118,34 +118,9 @@ async fn killed_and_restarted(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &node);
 
-    let out = coffer(&cfg, db)
-        .args(["merchant", "create", "--name", "Kill shop", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = common::cli_merchant(&cfg, db, "Kill shop");
     let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
-    let out = coffer(&cfg, db)
-        .args([
-            "wallet",
-            "set",
-            "--merchant",
-            merchant.as_str(),
-            "--chain",
-            "bitcoin",
-        ])
-        .args(["--xpub", TPUB])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli_wallet(&cfg, db, merchant.as_str(), "bitcoin", TPUB);
     // Confirmation policy per merchant: 6 is fine, 3 is refused with a clear message; set 2.
     let out = coffer(&cfg, db)
         .args(["merchant", "set", "--merchant", merchant.as_str()])
@@ -284,11 +259,7 @@ async fn killed_and_restarted(db: &TestDb) {
     }
     sigkill(&mut serve);
 
-    // On PostgreSQL the event feed holds back events above a young gap in `seq` for 5 s; a
-    // killed server's rolled-back transaction leaves one (see common::assert_each_paid_once).
-    if db.url.is_some() {
-        tokio::time::sleep(Duration::from_millis(5_500)).await;
-    }
+    common::wait_out_event_gap(db).await;
     let events = db
         .store
         .list_events(&EventQuery {

@@ -47,16 +47,7 @@ async fn killed_and_restarted(db: &TestDb) {
     let cfg = config(dir.path(), &anvil.url(), &usdt_s);
 
     // merchant and wallet through the CLI
-    let out = coffer(&cfg, db)
-        .args(["merchant", "create", "--name", "Kill shop", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = common::cli_merchant(&cfg, db, "Kill shop");
     let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
     let out = coffer(&cfg, db)
         .args([
@@ -73,24 +64,7 @@ async fn killed_and_restarted(db: &TestDb) {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "a private key is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("PRIVATE"));
-    let out = coffer(&cfg, db)
-        .args([
-            "wallet",
-            "set",
-            "--merchant",
-            merchant.as_str(),
-            "--chain",
-            "anvil",
-            "--xpub",
-            XPUB,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli_wallet(&cfg, db, merchant.as_str(), "anvil", XPUB);
     let out = coffer(&cfg, db)
         .args(["wallet", "list", "--merchant", merchant.as_str(), "--json"])
         .output()
@@ -295,14 +269,21 @@ async fn serve_checks_chain_id_and_reports_the_chain() {
         serde_json::json!(tip)
     );
     assert_eq!(ready["checks"]["chain:anvil"]["stalled"], false);
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // `/readyz` shows the cursor at the tip while the first step is still running; its
+    // duration is recorded when it ends.
+    let mut metrics = String::new();
+    wait_until(
+        "the first step to end",
+        Duration::from_secs(20),
+        async || {
+            let Ok(resp) = http.get(format!("{base}/metrics")).send().await else {
+                return false;
+            };
+            metrics = resp.text().await.unwrap_or_default();
+            metrics.contains("coffer_chain_step_seconds")
+        },
+    )
+    .await;
     for m in [
         "coffer_evm_tip_height{chain=\"anvil\"}",
         "coffer_evm_cursor_height{chain=\"anvil\"}",

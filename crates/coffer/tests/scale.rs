@@ -21,7 +21,7 @@ use coffer_chain_evm::testtools::devchain::DevChain;
 use coffer_core::{ChainId, OrderId, OrderStatus};
 use coffer_testkit::{TestDb, both_backends};
 use common::{Server, XPUB, coffer, order_load, status};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Payments made, one a second, while the load runs.
 const PAYMENTS: usize = 10;
@@ -65,36 +65,10 @@ async fn payments_under_load(db: &TestDb) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &anvil.url(), &usdt_s);
-    let out = coffer(&cfg, db)
-        .args(["merchant", "create", "--name", "Sale day", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = common::cli_merchant(&cfg, db, "Sale day");
     let merchant = created["merchant_id"].as_str().unwrap().to_owned();
     let key = created["api_key"].as_str().unwrap().to_owned();
-    let out = coffer(&cfg, db)
-        .args([
-            "wallet",
-            "set",
-            "--merchant",
-            &merchant,
-            "--chain",
-            "anvil",
-            "--xpub",
-            XPUB,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli_wallet(&cfg, db, &merchant, "anvil", XPUB);
     let engine = common::anvil_engine(db, "anvil", &usdt_s);
     let chain_id = ChainId::parse("anvil").unwrap();
 

@@ -117,35 +117,9 @@ async fn killed_and_restarted(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &url);
 
-    let out = coffer(&cfg, db)
-        .args(["merchant", "create", "--name", "Tron shop", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = common::cli_merchant(&cfg, db, "Tron shop");
     let merchant: MerchantId = created["merchant_id"].as_str().unwrap().parse().unwrap();
-    let out = coffer(&cfg, db)
-        .args([
-            "wallet",
-            "set",
-            "--merchant",
-            merchant.as_str(),
-            "--chain",
-            "tron",
-            "--xpub",
-            TRON_XPUB,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli_wallet(&cfg, db, merchant.as_str(), "tron", TRON_XPUB);
 
     let engine = engine(db, &url);
     let mut orders = Vec::new();

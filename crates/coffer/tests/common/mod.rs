@@ -48,6 +48,35 @@ pub fn coffer(config: &Path, db: &TestDb) -> Command {
     cmd
 }
 
+/// `coffer merchant create --name NAME --json` on the test's database; the created merchant
+/// (`merchant_id`, `api_key`, …). Fails the test with the CLI's stderr if refused.
+pub fn cli_merchant(config: &Path, db: &TestDb, name: &str) -> Value {
+    let out = coffer(config, db)
+        .args(["merchant", "create", "--name", name, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `coffer wallet set` for `merchant` on `chain`; fails the test if refused.
+pub fn cli_wallet(config: &Path, db: &TestDb, merchant: &str, chain: &str, xpub: &str) {
+    let out = coffer(config, db)
+        .args(["wallet", "set", "--merchant", merchant, "--chain", chain])
+        .args(["--xpub", xpub])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `coffer … serve` from `cmd` with its log read and dropped (a full pipe would block it).
 pub fn spawn_serve(mut cmd: Command) -> Child {
     let mut child = cmd
@@ -291,16 +320,20 @@ pub fn order_load(
         .collect()
 }
 
+/// On PostgreSQL the event feed holds back events above a gap in `seq` for 5 s (a
+/// transaction that may still commit): a killed server's rolled-back transaction leaves such a
+/// gap, and the last run's events sit above it. A drill counts events once the gap has aged.
+pub async fn wait_out_event_gap(db: &TestDb) {
+    if db.url.is_some() {
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+    }
+}
+
 /// After a crash drill: every order has exactly one confirmed payment covering what it owed,
 /// was settled once and its payment detected once.
 pub async fn assert_each_paid_once(db: &TestDb, orders: &[Order]) {
     use coffer_core::{EventType, PaymentStatus};
-    // On PostgreSQL the event feed holds back events above a gap in `seq` for a few seconds
-    // (a transaction that may still commit): a killed server's rolled-back transaction leaves
-    // such a gap, and the last run's events sit above it. Read once the gap has aged.
-    if db.url.is_some() {
-        tokio::time::sleep(Duration::from_millis(5_500)).await;
-    }
+    wait_out_event_gap(db).await;
     let events = db
         .store
         .list_events(&coffer_store::EventQuery {
